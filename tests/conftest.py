@@ -1,0 +1,132 @@
+"""Shared fixtures: the app on SQLite (always) or PostgreSQL (TEST_DATABASE_URL), clients, login.
+
+The schema is built once per run by the Alembic migrations (so they are tested too); each
+test then starts from empty tables. On PostgreSQL every run uses a database of its own,
+dropped at the end, so runs can repeat and run side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.factories import PASSWORD
+from webapp import create_app
+from webapp.extensions import db
+
+
+
+def _postgres_database(base_url: str):
+    """Create a throw-away database next to TEST_DATABASE_URL's; returns (url, dropper)."""
+    url = make_url(base_url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"beacon_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    """One database for the whole run, built by the migrations."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        url, drop = _postgres_database(base)
+    else:
+        folder = tempfile.mkdtemp(prefix="beacon-test-")
+        url, drop = f"sqlite:///{Path(folder) / 'test.sqlite3'}", lambda: None
+    instance = tempfile.mkdtemp(prefix="beacon-instance-")
+    os.environ["BEACON_INSTANCE_PATH"] = instance
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+        db.engine.dispose()
+    yield url
+    drop()
+
+
+def _empty_tables() -> None:
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(
+            "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    else:
+        for t in tables:
+            db.session.execute(text(f'DELETE FROM "{t}"'))
+        db.session.execute(text("DELETE FROM sqlite_sequence")) if db.session.execute(text(
+            "SELECT name FROM sqlite_master WHERE name='sqlite_sequence'")).first() else None
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url):
+    """A fresh app over empty tables."""
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "TESTING": True,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "LOGIN_LOCK_SECONDS": 300,
+    })
+    with app.app_context():
+        _empty_tables()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A test client for the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner for the app's commands."""
+    return app.test_cli_runner()
+
+
+class Auth:
+    """Sign a test client in as a user of a given role."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, role: str = "admin", email: str | None = None):
+        """Create a user with this role (if needed) and sign in; returns the user."""
+        from tests.factories import make_user
+
+        user = make_user(role=role, email=email or f"{role}@example.test")
+        response = self._client.post("/login", data={"email": user.email, "password": PASSWORD})
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return user
+
+    def logout(self):
+        """Sign out."""
+        return self._client.post("/logout")
+
+
+@pytest.fixture
+def auth(client):
+    """Login helper bound to the test client."""
+    return Auth(client)

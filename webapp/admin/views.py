@@ -1,0 +1,103 @@
+"""Administration: users, API tokens and the audit log."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from webapp.access import access
+from webapp.admin import bp
+from webapp.admin.forms import EmptyForm, TokenCreateForm, UserCreateForm, UserUpdateForm
+from webapp.audit import diff, record
+from webapp.extensions import db
+from webapp.models import ApiToken, AuditEntry, User
+from webapp.timeutil import utcnow
+from webapp.tokens import create_token
+from webapp.users import UserError, create_user, update_user
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@access("admin")
+def users():
+    """List users and create a new one."""
+    form = UserCreateForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = create_user(form.email.data, form.password.data, form.role.data,
+                               name=form.name.data or "", actor=current_user.label)
+        except UserError as exc:
+            form.email.errors.append(str(exc))
+            status = 422
+        else:
+            flash(f"Created {user.email} as {user.role}.", "success")
+            return redirect(url_for("admin.users"), code=303)
+    elif request.method == "POST":
+        status = 422
+    rows = db.session.scalars(select(User).order_by(User.email)).all()
+    return render_template("admin/users.html", users=rows, form=form,
+                           update_form=UserUpdateForm()), status
+
+
+@bp.route("/users/<int:user_id>", methods=["POST"])
+@access("admin")
+def update(user_id: int):
+    """Change a user's role or active flag."""
+    user = db.session.get(User, user_id) or abort(404)
+    form = UserUpdateForm()
+    if form.validate_on_submit():
+        try:
+            update_user(user, role=form.role.data, active=form.active.data, actor=current_user)
+            flash(f"Updated {user.email}.", "success")
+        except UserError as exc:
+            flash(str(exc), "error")
+    else:
+        flash("The change could not be saved: the form was incomplete or expired.", "error")
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@access("admin")
+def tokens():
+    """List API tokens and create one (its value is shown once)."""
+    form = TokenCreateForm()
+    new_token = None
+    status = 200
+    if form.validate_on_submit():
+        token, new_token = create_token(form.name.data.strip(), form.role.data, current_user)
+        record(current_user.label, "token.create", "api_token", token.id,
+               f"Created API token {token.name} ({token.role})")
+        db.session.commit()
+        form = TokenCreateForm(formdata=None)
+    elif request.method == "POST":
+        status = 422
+    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())).all()
+    return render_template("admin/tokens.html", tokens=rows, form=form, new_token=new_token,
+                           revoke_form=EmptyForm()), status
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@access("admin")
+def revoke(token_id: int):
+    """Revoke an API token; requests with it are refused from now on."""
+    token = db.session.get(ApiToken, token_id) or abort(404)
+    if EmptyForm().validate_on_submit() and token.revoked_at is None:
+        token.revoked_at = utcnow()
+        record(current_user.label, "token.revoke", "api_token", token.id,
+               f"Revoked API token {token.name}")
+        db.session.commit()
+        flash(f"Revoked {token.name}.", "success")
+    return redirect(url_for("admin.tokens"), code=303)
+
+
+@bp.route("/audit")
+@access("admin")
+def audit():
+    """The audit log, newest first, paginated and filterable by entity."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc())
+    entity = request.args.get("entity", "")
+    if entity:
+        query = query.where(AuditEntry.entity_type == entity)
+    page = db.paginate(query, per_page=50, error_out=False)
+    return render_template("admin/audit.html", page=page, entity=entity, diff=diff)

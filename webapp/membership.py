@@ -1,0 +1,405 @@
+"""The one path for membership changes.
+
+Every change of who is in a segment (static list edit, upload, override, rule edit, member
+profile change, time-based refresh) goes through `apply_delta`, which writes the materialized
+rows, one ADD/REMOVE event per member and an audit entry in the caller's transaction. Callers
+commit once, so a change and its events land together or not at all.
+
+Higher-level helpers compute the delta: `refresh_segment` (whole segment, in SQL) and
+`refresh_member` (one member, in Python), both from the pure targeting core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    update,
+)
+
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import (
+    JSONType,
+    Member,
+    MembershipEvent,
+    Override,
+    Segment,
+    SegmentDependency,
+    SegmentMembership,
+    SegmentSizeSnapshot,
+)
+from webapp.timeutil import utcnow
+
+SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change")
+CHUNK = 500
+
+members_t = Member.__table__
+memberships_t = SegmentMembership.__table__
+events_t = MembershipEvent.__table__
+overrides_t = Override.__table__
+
+
+@dataclass
+class Delta:
+    """What one change did to one segment."""
+
+    segment_id: int
+    added: int = 0
+    removed: int = 0
+    added_ids: list[str] = field(default_factory=list)
+    removed_ids: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anyone joined or left."""
+        return bool(self.added or self.removed)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why a membership changed: carried by every event of the change."""
+
+    source: str
+    actor: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    upload_id: int | None = None
+    override_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown membership source {self.source!r}")
+
+
+def _chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def current_member_ids(segment_id: int, candidates: Sequence[str]) -> set[str]:
+    """Which of the candidate members are in the segment now (materialized)."""
+    found: set[str] = set()
+    for chunk in _chunks(list(candidates)):
+        found.update(db.session.scalars(
+            select(memberships_t.c.member_id).where(
+                memberships_t.c.segment_id == segment_id,
+                memberships_t.c.member_id.in_(chunk))))
+    return found
+
+
+def _event_rows(segment: Segment, action: str, member_ids: Iterable[str], cause: Cause,
+                now: datetime) -> list[dict]:
+    return [{
+        "action": action, "segment_id": segment.id, "segment_name": segment.name,
+        "customer_segment_id": segment.customer_segment_id, "member_id": member_id,
+        "source": cause.source, "cause": cause.detail, "actor_label": cause.actor,
+        "upload_id": cause.upload_id, "override_id": cause.override_id, "created_at": now,
+    } for member_id in member_ids]
+
+
+def _event_select(segment: Segment, action: str, ids: Select, cause: Cause,
+                  now: datetime) -> Select:
+    return select(
+        literal(action), literal(segment.id), literal(segment.name),
+        literal(segment.customer_segment_id), ids.c.member_id, literal(cause.source),
+        literal(cause.detail, JSONType), literal(cause.actor), literal(cause.upload_id),
+        literal(cause.override_id), literal(now),
+    ).select_from(ids)
+
+
+EVENT_COLUMNS = ("action", "segment_id", "segment_name", "customer_segment_id", "member_id",
+                 "source", "cause", "actor_label", "upload_id", "override_id", "created_at")
+
+
+def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
+                remove: Sequence[str] | Select = (), via: str, cause: Cause,
+                audit: bool = True, retag: bool = False) -> Delta:
+    """Add and remove members of a segment with their events and audit entry (no commit).
+
+    `add` and `remove` are member ids, or a SELECT yielding a `member_id` column for changes
+    too large for Python (uploads, rule refreshes). Members already in (for add) or not in
+    (for remove) are left alone and get no event. With `retag`, members already in get their
+    `via` updated (e.g. a rule member pinned by an override) without an event.
+    """
+    now = utcnow()
+    delta = Delta(segment.id)
+    if isinstance(add, Select):
+        delta.added += _apply_select(segment, add, "ADD", via, cause, now)
+    elif add:
+        wanted = list(dict.fromkeys(add))
+        present = current_member_ids(segment.id, wanted)
+        new = [m for m in wanted if m not in present]
+        if new:
+            db.session.execute(insert(memberships_t), [
+                {"segment_id": segment.id, "member_id": m, "via": via, "since": now} for m in new])
+            db.session.execute(insert(events_t), _event_rows(segment, "ADD", new, cause, now))
+        if retag and present:
+            for chunk in _chunks(sorted(present)):
+                db.session.execute(update(memberships_t).where(
+                    memberships_t.c.segment_id == segment.id,
+                    memberships_t.c.member_id.in_(chunk)).values(via=via))
+        delta.added += len(new)
+        delta.added_ids = new[:1000]
+    if isinstance(remove, Select):
+        delta.removed += _apply_select(segment, remove, "REMOVE", via, cause, now)
+    elif remove:
+        wanted = list(dict.fromkeys(remove))
+        present = current_member_ids(segment.id, wanted)
+        gone = [m for m in wanted if m in present]
+        if gone:
+            db.session.execute(insert(events_t), _event_rows(segment, "REMOVE", gone, cause, now))
+            for chunk in _chunks(gone):
+                db.session.execute(delete(memberships_t).where(
+                    memberships_t.c.segment_id == segment.id,
+                    memberships_t.c.member_id.in_(chunk)))
+        delta.removed += len(gone)
+        delta.removed_ids = gone[:1000]
+    if delta.changed:
+        _record_size(segment, delta, now)
+        if audit:
+            record(cause.actor, "membership.change", "segment", segment.id,
+                   f"+{delta.added:,} / −{delta.removed:,} members ({cause.source})",
+                   after={"added": delta.added, "removed": delta.removed,
+                          "source": cause.source, **cause.detail})
+    return delta
+
+
+def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: Cause,
+                  now: datetime) -> int:
+    """Set-based add or remove: the candidate ids come from a SELECT (member_id column)."""
+    candidates = ids.subquery("candidates")
+    in_segment = exists().where(memberships_t.c.segment_id == segment.id,
+                                memberships_t.c.member_id == candidates.c.member_id)
+    if action == "ADD":
+        chosen = select(candidates.c.member_id).where(~in_segment).distinct().subquery("chosen")
+    else:
+        chosen = select(candidates.c.member_id).where(in_segment).distinct().subquery("chosen")
+    count = db.session.scalar(select(func.count()).select_from(chosen)) or 0
+    if not count:
+        return 0
+    db.session.execute(insert(events_t).from_select(
+        list(EVENT_COLUMNS), _event_select(segment, action, chosen, cause, now)))
+    if action == "ADD":
+        db.session.execute(insert(memberships_t).from_select(
+            ["segment_id", "member_id", "via", "since"],
+            select(literal(segment.id), chosen.c.member_id, literal(via), literal(now))))
+    else:
+        db.session.execute(delete(memberships_t).where(
+            memberships_t.c.segment_id == segment.id,
+            memberships_t.c.member_id.in_(select(chosen.c.member_id))))
+    return count
+
+
+def _record_size(segment: Segment, delta: Delta, now: datetime) -> None:
+    """Keep the cached size and today's size snapshot current."""
+    segment.size = db.session.scalar(
+        select(func.count()).select_from(memberships_t).where(
+            memberships_t.c.segment_id == segment.id)) or 0
+    snapshot = db.session.scalar(select(SegmentSizeSnapshot).where(
+        SegmentSizeSnapshot.segment_id == segment.id, SegmentSizeSnapshot.day == now.date()))
+    if snapshot is None:
+        db.session.add(SegmentSizeSnapshot(segment_id=segment.id, day=now.date(),
+                                           size=segment.size))
+    else:
+        snapshot.size = segment.size
+
+
+# --- Effective membership from the rules -------------------------------------------------
+
+def active_override_condition(now: datetime):
+    """SQL: an override that is in force at `now`."""
+    return or_(overrides_t.c.expires_at.is_(None), overrides_t.c.expires_at > now)
+
+
+def rule_condition(segment: Segment, now: datetime | None = None):
+    """SQL boolean over `members` for the segment's include/exclude rules."""
+    from webapp.targeting.sql import compile_criteria
+
+    now = now or utcnow()
+    return compile_criteria(segment.definition(), members_t,
+                            dialect=db.session.get_bind().dialect.name, now=now,
+                            tz=_timezone(), memberships=memberships_t)
+
+
+def _timezone() -> str:
+    from flask import current_app
+
+    return current_app.config.get("TIMEZONE", "UTC")
+
+
+def desired_condition(segment_id: int, definition: dict, now: datetime | None = None):
+    """SQL boolean over `members`: who should be in a dynamic segment (rules + overrides)."""
+    from webapp.targeting.sql import compile_criteria
+
+    now = now or utcnow()
+    rule = compile_criteria(definition, members_t, dialect=db.session.get_bind().dialect.name,
+                            now=now, tz=_timezone(), memberships=memberships_t)
+    pinned = select(overrides_t.c.member_id).where(
+        overrides_t.c.segment_id == segment_id, active_override_condition(now))
+    blocked = pinned.where(overrides_t.c.status == "block")
+    added = pinned.where(overrides_t.c.status == "add")
+    return or_(members_t.c.id.in_(added), and_(rule, not_(members_t.c.id.in_(blocked))))
+
+
+def refresh_segment(segment: Segment, cause: Cause, now: datetime | None = None,
+                    cascade: bool = True) -> list[Delta]:
+    """Bring a dynamic segment's materialized membership in line with its rules (no commit).
+
+    Returns the deltas of this segment and of the segments whose `segment` criteria depend
+    on it, refreshed after it.
+    """
+    if segment.kind != "dynamic":
+        return []
+    now = now or utcnow()
+    desired = select(members_t.c.id.label("member_id")).where(
+        desired_condition(segment.id, segment.definition(), now))
+    current = select(memberships_t.c.member_id).where(memberships_t.c.segment_id == segment.id)
+    to_add = select(members_t.c.id.label("member_id")).where(
+        desired_condition(segment.id, segment.definition(), now),
+        members_t.c.id.not_in(current))
+    to_remove = select(memberships_t.c.member_id).where(
+        memberships_t.c.segment_id == segment.id, memberships_t.c.member_id.not_in(desired))
+    removed = _apply_select(segment, to_remove, "REMOVE", "rule", cause, now)
+    added = _apply_select(segment, to_add, "ADD", "rule", cause, now)
+    _retag_overrides(segment, now)
+    delta = Delta(segment.id, added=added, removed=removed)
+    deltas = [delta]
+    if delta.changed:
+        _record_size(segment, delta, now)
+        record(cause.actor, "membership.change", "segment", segment.id,
+               f"+{added:,} / −{removed:,} members ({cause.source})",
+               after={"added": added, "removed": removed, "source": cause.source,
+                      **cause.detail})
+        if cascade:
+            for dependent in dependents_of(segment.id):
+                deltas.extend(refresh_segment(dependent, cause, now))
+    return deltas
+
+
+def _retag_overrides(segment: Segment, now: datetime) -> None:
+    """Mark members who are in because of an add override as via='override'."""
+    added = select(overrides_t.c.member_id).where(
+        overrides_t.c.segment_id == segment.id, overrides_t.c.status == "add",
+        active_override_condition(now))
+    db.session.execute(update(memberships_t).where(
+        memberships_t.c.segment_id == segment.id, memberships_t.c.member_id.in_(added),
+        memberships_t.c.via != "override").values(via="override"))
+    db.session.execute(update(memberships_t).where(
+        memberships_t.c.segment_id == segment.id, memberships_t.c.member_id.not_in(added),
+        memberships_t.c.via == "override").values(via="rule"))
+
+
+def dependents_of(segment_id: int) -> list[Segment]:
+    """Segments whose `segment` criteria name this one."""
+    return list(db.session.scalars(select(Segment).join(
+        SegmentDependency, SegmentDependency.segment_id == Segment.id).where(
+        SegmentDependency.depends_on_id == segment_id)))
+
+
+def dynamic_segments_in_order() -> list[Segment]:
+    """All dynamic segments, each after the segments it depends on."""
+    segments = {s.id: s for s in db.session.scalars(
+        select(Segment).where(Segment.kind == "dynamic"))}
+    deps: dict[int, set[int]] = {sid: set() for sid in segments}
+    for row in db.session.execute(select(SegmentDependency)).scalars():
+        if row.segment_id in deps:
+            deps[row.segment_id].add(row.depends_on_id)
+    ordered: list[Segment] = []
+    seen: set[int] = set()
+
+    def visit(sid: int) -> None:
+        if sid in seen or sid not in segments:
+            return
+        seen.add(sid)
+        for dep in sorted(deps[sid]):
+            visit(dep)
+        ordered.append(segments[sid])
+
+    for sid in sorted(segments):
+        visit(sid)
+    return ordered
+
+
+def refresh_member(member: Member, cause: Cause, now: datetime | None = None) -> list[Delta]:
+    """Re-evaluate one member against every dynamic segment, in Python (no commit)."""
+    from webapp.targeting import evaluate_segment
+
+    now = now or utcnow()
+    attrs = member.attributes()
+    in_now = set(db.session.scalars(select(memberships_t.c.segment_id).where(
+        memberships_t.c.member_id == member.id)))
+    overrides = {o.segment_id: o for o in db.session.scalars(select(Override).where(
+        Override.member_id == member.id, or_(Override.expires_at.is_(None),
+                                             Override.expires_at > now)))}
+    deltas = []
+    for segment in dynamic_segments_in_order():
+        override = overrides.get(segment.id)
+        result = evaluate_segment(segment.definition(), attrs,
+                                  override=override.status if override else None,
+                                  now=now, memberships=in_now)
+        via = "override" if override and override.status == "add" else "rule"
+        if result.matched and segment.id not in in_now:
+            deltas.append(apply_delta(segment, add=[member.id], via=via, cause=cause))
+            in_now.add(segment.id)
+        elif not result.matched and segment.id in in_now:
+            deltas.append(apply_delta(segment, remove=[member.id], via=via, cause=cause))
+            in_now.discard(segment.id)
+    return [d for d in deltas if d.changed]
+
+
+def refresh_all(cause: Cause, now: datetime | None = None) -> list[Delta]:
+    """Re-evaluate every dynamic segment (time-dependent criteria, expiries) (no commit)."""
+    now = now or utcnow()
+    deltas: list[Delta] = []
+    for segment in dynamic_segments_in_order():
+        deltas.extend(d for d in refresh_segment(segment, cause, now, cascade=False)
+                      if d.changed)
+    return deltas
+
+
+def verify_all(now: datetime | None = None) -> list[dict]:
+    """Differences between materialized membership and live evaluation, per segment."""
+    now = now or utcnow()
+    problems = []
+    for segment in dynamic_segments_in_order():
+        desired = select(members_t.c.id).where(
+            desired_condition(segment.id, segment.definition(), now))
+        current = select(memberships_t.c.member_id).where(
+            memberships_t.c.segment_id == segment.id)
+        missing = list(db.session.scalars(desired.where(
+            members_t.c.id.not_in(current)).limit(20)))
+        extra = list(db.session.scalars(current.where(
+            memberships_t.c.member_id.not_in(desired)).limit(20)))
+        size = db.session.scalar(select(func.count()).select_from(current.subquery()))
+        if missing or extra or size != segment.size:
+            problems.append({"segment_id": segment.id, "name": segment.name,
+                             "missing": missing, "extra": extra,
+                             "cached_size": segment.size, "actual_size": size})
+    return problems
+
+
+def segment_ids_of(member_id: str) -> set[int]:
+    """The segments a member is in now (materialized)."""
+    return set(db.session.scalars(select(memberships_t.c.segment_id).where(
+        memberships_t.c.member_id == member_id)))
+
+
+__all__ = [
+    "Cause", "Delta", "apply_delta", "refresh_segment", "refresh_member", "refresh_all",
+    "verify_all", "desired_condition", "rule_condition", "dependents_of",
+    "dynamic_segments_in_order", "segment_ids_of", "current_member_ids", "true",
+]

@@ -1,0 +1,418 @@
+"""Typed SQLAlchemy 2.0 models for every entity of SPEC §2."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.timeutil import utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+ROLES = ("admin", "marketer", "support")
+
+
+def new_uuid() -> str:
+    """A new random member id."""
+    return str(uuid.uuid4())
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in to the dashboard."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def label(self) -> str:
+        """How the user is named in history and audit lines."""
+        return self.name or self.email
+
+
+class ApiToken(db.Model):
+    """A machine credential: shown once, stored as a SHA-256 hash, with a role."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    created_by: Mapped[User | None] = relationship()
+
+    @property
+    def label(self) -> str:
+        """How the token is named in history and audit lines."""
+        return f"token {self.name}"
+
+
+class Member(db.Model):
+    """A loyalty membership."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    birthday: Mapped[date | None] = mapped_column(Date, index=True)
+    tier: Mapped[str] = mapped_column(String(32), default="bronze", index=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    xp: Mapped[int] = mapped_column(BigInteger, default=0)
+    coins: Mapped[int] = mapped_column(BigInteger, default=0)
+    badges: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    def attributes(self) -> dict[str, Any]:
+        """The member as the targeting core and the API see it."""
+        return {
+            "id": self.id,
+            "external_id": self.external_id,
+            "email": self.email,
+            "birthday": self.birthday.isoformat() if self.birthday else None,
+            "tier": self.tier,
+            "points": self.points,
+            "xp": self.xp,
+            "coins": self.coins,
+            "badges": list(self.badges or []),
+            "custom_fields": dict(self.custom_fields or {}),
+            "created_at": self.created_at.isoformat() + "Z" if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() + "Z" if self.updated_at else None,
+        }
+
+
+class Segment(db.Model):
+    """A static list or a dynamic rule over member attributes."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    customer_segment_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    include: Mapped[list[dict]] = mapped_column(JSONType, default=list)
+    exclude: Mapped[list[dict]] = mapped_column(JSONType, default=list)
+    size: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_by_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
+
+    def definition(self) -> dict[str, Any]:
+        """The definition as the targeting core takes it."""
+        return {"kind": self.kind, "include": list(self.include or []),
+                "exclude": list(self.exclude or [])}
+
+
+class SegmentDependency(db.Model):
+    """Segment A has a `segment` criterion naming segment B (for where-used and cycles)."""
+
+    __tablename__ = "segment_dependencies"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class SegmentMembership(db.Model):
+    """Materialized effective membership: lists and overrides applied.
+
+    For a static segment these rows are its member list (via='list'); for a dynamic one they
+    are who the rules and overrides put in (via='rule' or 'override').
+    """
+
+    __tablename__ = "segment_memberships"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    via: Mapped[str] = mapped_column(String(16), default="rule")
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_segment_memberships_member", "member_id", "segment_id"),)
+
+
+class SegmentSizeSnapshot(db.Model):
+    """A segment's size at a point in time, for the size-over-time chart."""
+
+    __tablename__ = "segment_size_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (UniqueConstraint("segment_id", "day", name="uq_segment_size_day"),)
+
+
+class Override(db.Model):
+    """An admin's pin of a member into (add) or out of (block) a rule-managed segment."""
+
+    __tablename__ = "overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(Text, default="")
+    reference_id: Mapped[str | None] = mapped_column(String(255))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    status_change_timestamp: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    expired_applied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    segment: Mapped[Segment] = relationship()
+    member: Mapped[Member] = relationship()
+
+    __table_args__ = (UniqueConstraint("segment_id", "member_id", name="uq_override_pair"),)
+
+
+class OverrideHistory(db.Model):
+    """Every add, block, reset and expiry of an override; kept after reset."""
+
+    __tablename__ = "override_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(Integer, index=True)
+    segment_name: Mapped[str] = mapped_column(String(200), default="")
+    member_id: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str] = mapped_column(Text, default="")
+    reference_id: Mapped[str | None] = mapped_column(String(255))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    status_change_timestamp: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Offer(db.Model):
+    """Something a member may see; who sees it is decided by its audiences."""
+
+    __tablename__ = "offers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    category: Mapped[str] = mapped_column(String(100), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    publish_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expire_at: Mapped[datetime | None] = mapped_column(DateTime)
+    discontinued: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    audiences: Mapped[list[Audience]] = relationship(
+        back_populates="offer", cascade="all, delete-orphan", order_by="Audience.id")
+
+
+class Audience(db.Model):
+    """One condition on an offer: age_within, in_all_segments or in_any_segment."""
+
+    __tablename__ = "audiences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    audience_type: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    offer: Mapped[Offer] = relationship(back_populates="audiences")
+    segment_links: Mapped[list[AudienceSegment]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True)
+
+
+class AudienceSegment(db.Model):
+    """Index of the segments an audience names, so a used segment cannot be deleted."""
+
+    __tablename__ = "audience_segments"
+
+    audience_id: Mapped[int] = mapped_column(
+        ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class Reward(db.Model):
+    """Something a member may redeem for points, limited to required segments."""
+
+    __tablename__ = "rewards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    category: Mapped[str] = mapped_column(String(100), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    publish_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expire_at: Mapped[datetime | None] = mapped_column(DateTime)
+    discontinued: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    required_segments: Mapped[list[Segment]] = relationship(
+        secondary="reward_required_segments", order_by="Segment.name")
+
+
+class RewardRequiredSegment(db.Model):
+    """A reward requires membership in this segment."""
+
+    __tablename__ = "reward_required_segments"
+
+    reward_id: Mapped[int] = mapped_column(
+        ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class Upload(db.Model):
+    """One static-list upload: its dry-run report, its progress and its outcome."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    identifier_column: Mapped[str | None] = mapped_column(String(255))
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    progress: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    stored_path: Mapped[str | None] = mapped_column(String(1000))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    undone_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    segment: Mapped[Segment] = relationship()
+
+
+class MembershipEvent(db.Model):
+    """ADD or REMOVE of a member in a segment, with its cause. Append-only."""
+
+    __tablename__ = "membership_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(8))
+    segment_id: Mapped[int] = mapped_column(Integer)
+    segment_name: Mapped[str] = mapped_column(String(200))
+    customer_segment_id: Mapped[str | None] = mapped_column(String(255))
+    member_id: Mapped[str] = mapped_column(String(36), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    upload_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    override_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_membership_events_segment", "segment_id", "id"),)
+
+
+class AuditEntry(db.Model):
+    """Who changed what, with a readable before/after. Append-only."""
+
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id", "id"),)
+
+
+class Webhook(db.Model):
+    """A subscription to membership events, delivered signed to a URL."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    event_filter: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebhookDelivery(db.Model):
+    """One attempt series to deliver one event to one webhook."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime)

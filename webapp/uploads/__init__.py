@@ -1,0 +1,7 @@
+"""The uploads blueprint."""
+
+from flask import Blueprint
+
+bp = Blueprint("uploads", __name__, url_prefix="/segments")
+
+from webapp.uploads import views  # noqa: E402,F401

@@ -1,0 +1,5 @@
+"""Views of the uploads blueprint."""
+
+from __future__ import annotations
+
+from webapp.uploads import bp  # noqa: F401
