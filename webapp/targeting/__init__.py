@@ -1,0 +1,60 @@
+"""Beacon's targeting core: criteria, segment membership, audiences and visibility (SPEC §3-§4).
+
+Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models.
+The explanation tree format is documented in :mod:`webapp.targeting.engine`; the SQL compiler
+is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs SQLAlchemy).
+"""
+
+from __future__ import annotations
+
+from webapp.targeting.criteria import (
+    Criterion,
+    DateValue,
+    Definition,
+    canonical_field,
+    criterion_label,
+    describe_definition,
+    fields_used,
+    is_time_dependent,
+    parse_criterion,
+    parse_definition,
+    referenced_segments,
+)
+from webapp.targeting.engine import (
+    SegmentResult,
+    compile_definition,
+    compile_segment,
+    evaluate_segment,
+    matches,
+)
+from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
+from webapp.targeting.graph import cycle_path, dependency_order, dependents, find_cycle
+from webapp.targeting.schema import (
+    FIELD_ALIASES,
+    FIELDS,
+    OPERATORS,
+    OPERATORS_BY_TYPE,
+    VALUE_SHAPES,
+    field_type,
+)
+from webapp.targeting.values import age_on
+from webapp.targeting.visibility import (
+    AUDIENCE_TYPES,
+    Decision,
+    SegmentFacts,
+    evaluate_offer,
+    evaluate_reward,
+    segment_membership,
+    validate_audience,
+)
+
+__all__ = [
+    "AUDIENCE_TYPES", "AudienceDefinitionError", "Criterion", "DateValue", "Decision",
+    "Definition", "FIELDS", "FIELD_ALIASES", "OPERATORS", "OPERATORS_BY_TYPE",
+    "SegmentDefinitionError", "SegmentFacts", "SegmentResult", "VALUE_SHAPES", "age_on",
+    "canonical_field", "compile_definition", "compile_segment", "criterion_label",
+    "cycle_path", "dependency_order", "dependents", "describe_definition", "evaluate_offer",
+    "evaluate_reward", "evaluate_segment", "field_type", "fields_used", "find_cycle",
+    "is_time_dependent", "matches", "parse_criterion", "parse_definition",
+    "referenced_segments", "segment_membership", "validate_audience",
+]

@@ -1,0 +1,11 @@
+"""The exceptions the targeting core raises for definitions it refuses."""
+
+from __future__ import annotations
+
+
+class SegmentDefinitionError(ValueError):
+    """A segment definition or criterion that does not follow SPEC §3; the message names it."""
+
+
+class AudienceDefinitionError(ValueError):
+    """An audience configuration that does not follow SPEC §2; the message names the problem."""

@@ -1,0 +1,401 @@
+"""Offer and reward visibility for one member (SPEC §4), with the full tree of checks.
+
+Segment membership is evaluated live from :class:`SegmentFacts` (definition, whether the member
+is on the static list, the member's override), recursively for `segment` criteria. The tree is
+offer/reward -> audience or required segments -> segment -> override / list / criterion, with
+nodes as described in :mod:`webapp.targeting.engine`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from typing import Any
+
+from webapp.targeting.engine import (
+    CompiledDefinition,
+    Env,
+    SegmentResult,
+    compile_definition,
+    explain_membership,
+    make_env,
+    node,
+)
+from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
+from webapp.targeting.values import age_on, anniversary, member_date, member_datetime
+
+AGE_WITHIN = "age_within"
+IN_ALL_SEGMENTS = "in_all_segments"
+IN_ANY_SEGMENT = "in_any_segment"
+AUDIENCE_TYPES = (AGE_WITHIN, IN_ALL_SEGMENTS, IN_ANY_SEGMENT)
+
+# visible_status values, in precedence order.
+GLOBAL_LIMIT = "global_limit"
+MEMBER_LIMIT = "member_limit"
+AGE_RESTRICTED = "age_restricted"
+MISSING_REQUIRED_SEGMENTS = "missing_required_segments"
+VISIBLE = "visible"
+REWARD_DISCONTINUED = "reward_discontinued"
+REWARD_EXPIRED = "reward_expired"
+# reasons beyond the status
+ELIGIBLE = "eligible"
+INSUFFICIENT_POINTS = "insufficient_points"
+OFFER_DISCONTINUED = "offer_discontinued"
+OFFER_NOT_PUBLISHED = "offer_not_published"
+OFFER_EXPIRED = "offer_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFacts:
+    """What membership in one segment depends on, for one member.
+
+    `definition` holds `include`/`exclude`; `override` is None or a mapping with `status`
+    ("add"/"block") and optionally `description`, `actor`, `at`, `expires_at`.
+    """
+
+    id: int
+    name: str
+    kind: str
+    definition: Mapping[str, Any] = field(default_factory=dict)
+    on_list: bool = False
+    override: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A visibility decision: status, eligibility, the reason code and the tree of checks."""
+
+    visible_status: str
+    eligible: bool
+    reason: str
+    explanation: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as JSON-serializable data (`reasons` is the tree)."""
+        return {"visible_status": self.visible_status, "eligible": self.eligible,
+                "reason": self.reason, "reasons": self.explanation}
+
+
+# --- audiences --------------------------------------------------------------------------------
+
+
+def validate_audience(audience_type: Any, configuration: Any, *,
+                      segment_ids: Collection[int] | None = None) -> dict[str, Any]:
+    """Check an audience against SPEC §2 and return its normalized configuration."""
+    if audience_type not in AUDIENCE_TYPES:
+        raise AudienceDefinitionError(
+            f"audience_type must be one of {', '.join(AUDIENCE_TYPES)}, not {audience_type!r}")
+    if not isinstance(configuration, Mapping):
+        raise AudienceDefinitionError(f"{audience_type}: configuration must be an object")
+    if audience_type == AGE_WITHIN:
+        unknown = set(configuration) - {"minimum_age", "maximum_age"}
+        if unknown:
+            raise AudienceDefinitionError(
+                f"age_within: unknown key {', '.join(sorted(map(str, unknown)))} "
+                "(give minimum_age and/or maximum_age)")
+        out: dict[str, Any] = {}
+        for key in ("minimum_age", "maximum_age"):
+            v = configuration.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+                raise AudienceDefinitionError(
+                    f"age_within: {key} must be a whole number of years, 0 or more, or null")
+            out[key] = v
+        if out["minimum_age"] is None and out["maximum_age"] is None:
+            raise AudienceDefinitionError(
+                "age_within: give minimum_age, maximum_age or both (not both null)")
+        if (out["minimum_age"] is not None and out["maximum_age"] is not None
+                and out["minimum_age"] > out["maximum_age"]):
+            raise AudienceDefinitionError(
+                f"age_within: minimum_age ({out['minimum_age']}) is above maximum_age "
+                f"({out['maximum_age']})")
+        return out
+    unknown = set(configuration) - {"segments"}
+    if unknown:
+        raise AudienceDefinitionError(
+            f"{audience_type}: unknown key {', '.join(sorted(map(str, unknown)))} "
+            "(give segments)")
+    ids = configuration.get("segments")
+    if not isinstance(ids, list) or not ids:
+        raise AudienceDefinitionError(
+            f"{audience_type}: segments must list at least one segment id")
+    seen: set[int] = set()
+    for sid in ids:
+        if not isinstance(sid, int) or isinstance(sid, bool):
+            raise AudienceDefinitionError(
+                f"{audience_type}: segment ids are whole numbers, not {json.dumps(sid)}")
+        if sid in seen:
+            raise AudienceDefinitionError(f"{audience_type}: segment {sid} is listed twice")
+        seen.add(sid)
+        if segment_ids is not None and sid not in segment_ids:
+            raise AudienceDefinitionError(f"{audience_type}: segment {sid} does not exist")
+    return {"segments": list(ids)}
+
+
+# --- live membership ----------------------------------------------------------------------------
+
+_COMPILED: dict[str, CompiledDefinition] = {}
+
+
+def _compiled(facts: SegmentFacts, names: dict[int, str]) -> CompiledDefinition:
+    raw = {"kind": facts.kind, "include": list(facts.definition.get("include") or []),
+           "exclude": list(facts.definition.get("exclude") or [])}
+    key = json.dumps([raw, sorted(names.items())], sort_keys=True, default=str)
+    got = _COMPILED.get(key)
+    if got is None:
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        got = _COMPILED[key] = compile_definition(raw, names)
+    return got
+
+
+def _moment(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return member_datetime(value)
+
+
+def _override_active(override: Mapping[str, Any] | None, now: datetime) -> bool:
+    if not override or override.get("status") not in ("add", "block"):
+        return False
+    expires = _moment(override.get("expires_at"))
+    return expires is None or expires > now
+
+
+class _Membership:
+    """Evaluates segments for one member from their facts, memoized, refusing cycles."""
+
+    def __init__(self, member: Mapping[str, Any], segments: Mapping[int, SegmentFacts],
+                 env: Env) -> None:
+        self.member = member
+        self.segments = segments
+        self.base = env
+        self.memo: dict[int, tuple[bool, dict[str, Any]]] = {}
+        self.stack: list[int] = []
+        self.names = {sid: f.name for sid, f in segments.items()}
+
+    def evaluate(self, sid: int) -> tuple[bool, dict[str, Any]]:
+        got = self.memo.get(sid)
+        if got is not None:
+            return got
+        facts = self.segments.get(sid)
+        if facts is None:
+            result = (False, node("segment", f"segment #{sid} (unknown)", False))
+            self.memo[sid] = result
+            return result
+        if sid in self.stack:
+            cycle = self.stack[self.stack.index(sid):] + [sid]
+            raise SegmentDefinitionError("segment criteria form a cycle: " + " -> ".join(
+                f"{self.names.get(i, '?')} (#{i})" for i in cycle))
+        self.stack.append(sid)
+        try:
+            compiled = _compiled(facts, {i: self.names[i] for i in
+                                         compiled_refs(facts) if i in self.names})
+            env = Env(now=self.base.now, tz=self.base.tz, today=self.base.today,
+                      in_segment=lambda i: self.evaluate(i)[0],
+                      explain_segment=lambda i: self.evaluate(i)[1])
+            override = facts.override if _override_active(facts.override, env.now) else None
+            status = override.get("status") if override else None
+            override_node = None
+            if override:
+                who = override.get("actor")
+                why = override.get("description")
+                text = "blocked by override" if status == "block" else "added by override"
+                if why:
+                    text += f": {why}"
+                if who:
+                    text += f" (by {who})"
+                override_node = node("override", text, status == "add", actual=status,
+                                     expected=_jsonable_override(override))
+            result = explain_membership(
+                compiled, dict(self.member), env, on_list=facts.on_list, override=status,
+                label=f"segment {facts.name}", override_node=override_node)
+        finally:
+            self.stack.pop()
+        self.memo[sid] = result
+        return result
+
+
+def compiled_refs(facts: SegmentFacts) -> set[int]:
+    """Segment ids a facts' definition names in `segment` criteria (without validating)."""
+    out: set[int] = set()
+    for group in ("include", "exclude"):
+        for c in facts.definition.get(group) or []:
+            if isinstance(c, Mapping) and c.get("field") == "segment" and isinstance(
+                    c.get("value"), list):
+                out.update(v for v in c["value"] if isinstance(v, int))
+    return out
+
+
+def _jsonable_override(override: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in override.items():
+        out[str(k)] = v.isoformat() if isinstance(v, datetime | date) else v
+    return out
+
+
+def segment_membership(segment_id: int, member: Mapping[str, Any],
+                       segments: Mapping[int, SegmentFacts], *, now: datetime | None = None,
+                       tz: str | tzinfo = "UTC") -> SegmentResult:
+    """Live effective membership of a member in one segment, from the facts, with explanation."""
+    matched, tree = _Membership(member, segments, make_env(now, tz)).evaluate(segment_id)
+    return SegmentResult(matched=matched, explanation=tree)
+
+
+# --- offers and rewards ----------------------------------------------------------------------
+
+
+def _window_node(item: Mapping[str, Any], now: datetime, what: str) -> tuple[str | None, dict]:
+    publish = _moment(item.get("publish_at"))
+    expire = _moment(item.get("expire_at"))
+    problem = None
+    if publish is not None and now < publish:
+        problem, label = "not_published", f"{what} is published from {publish.isoformat()}"
+    elif expire is not None and now >= expire:
+        problem, label = "expired", f"{what} expired at {expire.isoformat()}"
+    else:
+        label = f"{what} is inside its publish window"
+    expected = {"publish_at": publish.isoformat() if publish else None,
+                "expire_at": expire.isoformat() if expire else None}
+    return problem, node("window", label, problem is None, actual=now.isoformat(),
+                         expected=expected)
+
+
+def _age_audience(config: Mapping[str, Any], member: Mapping[str, Any], env: Env
+                  ) -> tuple[bool, dict]:
+    lo, hi = config.get("minimum_age"), config.get("maximum_age")
+    if lo is not None and hi is not None:
+        label = f"age {lo} to {hi}"
+    elif lo is not None:
+        label = f"age at least {lo}"
+    else:
+        label = f"age at most {hi}"
+    raw = member.get("birthday")
+    birthday = member_date(raw) if raw is not None else None
+    if birthday is None:
+        return False, node("audience", label, False, None, dict(config), "has no birthday")
+    age = age_on(birthday, env.today)
+    gap = None
+    if lo is not None and age < lo:
+        when = anniversary(birthday, lo)
+        gap = (f"turns {lo} in {(when - env.today).days:,} days" if when
+               else f"must be {lo} or older")
+    elif hi is not None and age > hi:
+        years = age - hi
+        gap = f"is {years} year{'s' if years != 1 else ''} too old"
+    return gap is None, node("audience", label, gap is None, age, dict(config), gap)
+
+
+def _segments_audience(kind: str, ids: Sequence[int], ms: _Membership) -> tuple[bool, dict]:
+    results = [ms.evaluate(sid) for sid in ids]
+    names = [ms.names.get(sid, f"#{sid}") for sid in ids]
+    if kind == IN_ALL_SEGMENTS:
+        passed = all(r[0] for r in results)
+        label = "in all of the segments " + ", ".join(names)
+    else:
+        passed = any(r[0] for r in results)
+        label = "in any of the segments " + ", ".join(names)
+    missing = [n for n, r in zip(names, results, strict=True) if not r[0]]
+    gap = None if passed else "not in " + ", ".join(missing)
+    return passed, node("audience", label, passed, [sid for sid, r in zip(ids, results,
+                        strict=True) if r[0]], list(ids), gap, [r[1] for r in results])
+
+
+def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, Any]],
+                   member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
+                   now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
+    """Visibility and eligibility of one offer for one member (SPEC §4)."""
+    env = make_env(now, tz)
+    ms = _Membership(member, segments, env)
+    children: list[dict[str, Any]] = []
+    age_ok = segs_ok = True
+    for audience in audiences:
+        kind = audience.get("audience_type")
+        config = validate_audience(kind, audience.get("configuration"))
+        if kind == AGE_WITHIN:
+            ok, n = _age_audience(config, member, env)
+            age_ok = age_ok and ok
+        else:
+            ok, n = _segments_audience(kind, config["segments"], ms)
+            segs_ok = segs_ok and ok
+        children.append(n)
+    if not age_ok:
+        status = AGE_RESTRICTED
+    elif not segs_ok:
+        status = MISSING_REQUIRED_SEGMENTS
+    else:
+        status = VISIBLE
+    discontinued = bool(offer.get("discontinued"))
+    window_problem, window = _window_node(offer, env.now, "offer")
+    checks = [node("status", "offer is discontinued" if discontinued else "offer is active",
+                   not discontinued, discontinued, False), window]
+    if status != VISIBLE:
+        reason = status
+    elif discontinued:
+        reason = OFFER_DISCONTINUED
+    elif window_problem == "not_published":
+        reason = OFFER_NOT_PUBLISHED
+    elif window_problem == "expired":
+        reason = OFFER_EXPIRED
+    else:
+        reason = ELIGIBLE
+    eligible = reason == ELIGIBLE
+    if not audiences:
+        children.append(node("audience", "no audiences: visible to every member", True))
+    name = offer.get("name") or offer.get("external_id") or offer.get("id") or ""
+    tree = node("offer", f"offer {name}".strip(), eligible, status, VISIBLE,
+                None if eligible else reason.replace("_", " "), checks + children)
+    return Decision(visible_status=status, eligible=eligible, reason=reason, explanation=tree)
+
+
+def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[int],
+                    member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
+                    now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
+    """Visibility and eligibility of one reward for one member (SPEC §4)."""
+    env = make_env(now, tz)
+    ms = _Membership(member, segments, env)
+    discontinued = bool(reward.get("discontinued"))
+    window_problem, window = _window_node(reward, env.now, "reward")
+    children = [node("status", "reward is discontinued" if discontinued else "reward is active",
+                     not discontinued, discontinued, False), window]
+    ids = list(required_segment_ids)
+    if ids:
+        seg_ok, seg_node = _segments_audience(IN_ALL_SEGMENTS, ids, ms)
+        seg_node["kind"] = "required_segments"
+    else:
+        seg_ok = True
+        seg_node = node("required_segments", "no required segments", True)
+    children.append(seg_node)
+    cost = reward.get("points") or 0
+    balance = member.get("points")
+    balance = balance if isinstance(balance, int | float) and not isinstance(balance, bool) else 0
+    short = cost - balance
+    points_ok = short <= 0
+    children.append(node("points", f"points at least {cost:,} (the reward's cost)", points_ok,
+                         balance, cost, None if points_ok else f"needs {short:,} more points"))
+    if discontinued:
+        status = REWARD_DISCONTINUED
+    elif window_problem is not None:
+        status = REWARD_EXPIRED
+    elif not seg_ok:
+        status = MISSING_REQUIRED_SEGMENTS
+    else:
+        status = VISIBLE
+    if status != VISIBLE:
+        reason = status
+    elif not points_ok:
+        reason = INSUFFICIENT_POINTS
+    else:
+        reason = ELIGIBLE
+    eligible = reason == ELIGIBLE
+    name = reward.get("name") or reward.get("external_id") or reward.get("id") or ""
+    gap = None if eligible else (f"needs {short:,} more points" if reason == INSUFFICIENT_POINTS
+                                 else reason.replace("_", " "))
+    tree = node("reward", f"reward {name}".strip(), eligible, status, VISIBLE, gap, children)
+    return Decision(visible_status=status, eligible=eligible, reason=reason, explanation=tree)
+
+
+def now_utc() -> datetime:
+    """The current time as naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
