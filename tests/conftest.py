@@ -21,7 +21,6 @@ from webapp import create_app
 from webapp.extensions import db
 
 
-
 def _postgres_database(base_url: str):
     """Create a throw-away database next to TEST_DATABASE_URL's; returns (url, dropper)."""
     url = make_url(base_url)

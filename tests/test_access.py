@@ -11,8 +11,8 @@ import pytest
 from webapp.access import LEVELS, role_can
 
 ROLES = ("admin", "marketer", "support")
-SAMPLE_ARGS = {"int": "1", "string": "x", "path": "x", "uuid": "00000000-0000-0000-0000-000000000000",
-               "default": "x"}
+SAMPLE_ARGS = {"int": "1", "string": "x", "path": "x",
+               "uuid": "00000000-0000-0000-0000-000000000000", "default": "x"}
 
 
 def _url(rule) -> str:

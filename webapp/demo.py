@@ -257,7 +257,8 @@ def _seed_offers_and_rewards(segments: dict[str, Segment], now: datetime) -> Non
 
     def offer(name, category, description, audiences, **kw):
         o = Offer(name=name, category=category, description=description,
-                  external_id=f"OFF-{len(offers) + 101}", publish_at=kw.get("publish", now - 30 * day),
+                  external_id=f"OFF-{len(offers) + 101}",
+                  publish_at=kw.get("publish", now - 30 * day),
                   expire_at=kw.get("expire", now + 60 * day),
                   discontinued=kw.get("discontinued", False))
         for audience_type, configuration in audiences:

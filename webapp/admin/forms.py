@@ -17,7 +17,8 @@ class UserCreateForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
     name = StringField("Name", validators=[Length(max=120)])
     role = SelectField("Role", choices=ROLE_CHOICES)
-    password = PasswordField("Initial password", validators=[DataRequired(), Length(min=10, max=200)])
+    password = PasswordField("Initial password",
+                             validators=[DataRequired(), Length(min=10, max=200)])
 
 
 class UserUpdateForm(FlaskForm):
