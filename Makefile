@@ -28,7 +28,7 @@ static/vendor/htmx.min.js: node_modules/.package-lock.json
 install: $(VENV)/.installed static/vendor/htmx.min.js
 
 run: install
-	$(FLASK) db upgrade
+	$(FLASK) db upgrade heads
 	$(FLASK) demo seed --if-empty --members $(MEMBERS)
 	@echo ""
 	@echo "Beacon is starting on http://$(HOST):$(PORT) — demo logins:"

@@ -57,7 +57,7 @@ def database_url():
     with app.app_context():
         from flask_migrate import upgrade
 
-        upgrade()
+        upgrade(revision="heads")
         db.engine.dispose()
     yield url
     drop()
@@ -84,6 +84,7 @@ def app(database_url):
         "TESTING": True,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
+        "JOBS_SYNC": True,
         "LOGIN_LOCK_SECONDS": 300,
     })
     with app.app_context():
