@@ -1,0 +1,441 @@
+"""Criteria compiled to SQLAlchemy Core expressions: the same answers as the Python evaluator.
+
+`compile_criteria` turns a definition's include/exclude criteria into one boolean expression
+over the `members` table, so counting and listing a segment runs in the database. SQLite uses
+``json_type``/``json_extract``/``json_each``; PostgreSQL uses jsonb (``->``, ``jsonb_typeof``,
+``jsonb_array_elements``). The rules of SPEC §3 hold here exactly as in Python:
+
+* custom fields (and `badges`) compare by JSON type: a string never orders against a number,
+  ``true`` never equals ``1``, ``12`` equals ``12.0``; JSON null is missing;
+* a dotted path walks objects only (SQLite ``$."a"."b"``, PostgreSQL ``-> 'a' -> 'b'``, which
+  never index into arrays);
+* every leaf is two-valued (never SQL NULL), and negations go through ``coalesce(…, false)``,
+  so a missing field makes the negative operators true;
+* case-insensitive comparison folds ASCII letters (SQLite ``lower``, PostgreSQL ``translate``),
+  as the Python evaluator does; ``email`` is stored lower-cased and compared lower-cased.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import string
+from collections.abc import Callable
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from webapp.targeting import schema as s
+from webapp.targeting.criteria import Criterion, Definition, parse_definition
+from webapp.targeting.engine import Env, make_env
+from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.values import age_cutoff, fold, is_number
+
+Bool = ColumnElement[bool]
+_UPPER = string.ascii_uppercase
+_LOWER = string.ascii_lowercase
+
+
+def _false() -> Bool:
+    return sa.false()
+
+
+def _true() -> Bool:
+    return sa.true()
+
+
+def _not(expr: Bool) -> Bool:
+    return sa.not_(sa.func.coalesce(expr, sa.false(), type_=sa.Boolean))
+
+
+def _or(parts: list[Bool]) -> Bool:
+    return sa.or_(*parts) if parts else _false()
+
+
+def _and(parts: list[Bool]) -> Bool:
+    return sa.and_(*parts) if parts else _true()
+
+
+# --- JSON nodes, one class per dialect ---------------------------------------------------------
+
+
+class _SqliteNode:
+    """A JSON value inside a SQLite JSON column: json_type/json_extract at a path."""
+
+    names = {"string": ("text",), "number": ("integer", "real"), "true": ("true",),
+             "false": ("false",), "array": ("array",), "object": ("object",), "null": ("null",)}
+
+    def __init__(self, doc: Any, path: str, type_expr: Any = None, value_expr: Any = None):
+        self.doc = doc
+        self.path = path
+        self.type_expr = type_expr if type_expr is not None else sa.func.json_type(doc, path)
+        self.value_expr = (value_expr if value_expr is not None
+                           else sa.func.json_extract(doc, path))
+
+    def is_(self, *kinds: str) -> Bool:
+        names = [n for k in kinds for n in self.names[k]]
+        return sa.func.coalesce(self.type_expr, "").in_(names)
+
+    def present(self) -> Bool:
+        return sa.and_(self.type_expr.is_not(None), self.type_expr != "null")
+
+    def text(self) -> Any:
+        return self.value_expr
+
+    def fold(self, expr: Any) -> Any:
+        return sa.func.lower(expr)
+
+    def substring(self, haystack: Any, needle: str) -> Bool:
+        return sa.func.instr(haystack, needle) > 0
+
+    def num_cmp(self, op: str, value: float | int) -> Bool:
+        return sa.and_(self.is_("number"), _cmp(self.value_expr, op, value))
+
+    def nums_in(self, values: list[Any]) -> Bool:
+        return sa.and_(self.is_("number"), self.value_expr.in_(values))
+
+    def child(self, key: str) -> _SqliteNode:
+        return _SqliteNode(self.doc, f'{self.path}."{key}"')
+
+    def index(self, i: int) -> _SqliteNode:
+        return _SqliteNode(self.doc, f"{self.path}[{i}]")
+
+    def length_is(self, n: int) -> Bool:
+        return sa.and_(self.is_("array"), sa.func.json_array_length(self.doc, self.path) == n)
+
+    def keycount_is(self, n: int) -> Bool:
+        each = sa.func.json_each(self.doc, self.path).table_valued("key")
+        count = sa.select(sa.func.count()).select_from(each).scalar_subquery()
+        return sa.and_(self.is_("object"), count == n)
+
+    def any_element(self, pred: Callable[[Any], Bool]) -> Bool:
+        each = sa.func.json_each(self.doc, self.path).table_valued("type", "value")
+        elem = _SqliteNode(None, "", each.c.type, each.c.value)
+        return sa.and_(self.is_("array"),
+                       sa.exists(sa.select(sa.literal(1)).select_from(each).where(pred(elem))))
+
+    def json_equals(self, value: Any) -> Bool | None:
+        return None
+
+
+class _PgNode:
+    """A jsonb value reached with `->` (which never indexes an array with a text key)."""
+
+    def __init__(self, expr: Any):
+        self.expr = expr
+        self.type_expr = sa.func.jsonb_typeof(expr)
+
+    def is_(self, *kinds: str) -> Bool:
+        parts = []
+        names = [k for k in kinds if k not in ("true", "false")]
+        if names:
+            parts.append(sa.func.coalesce(self.type_expr, "").in_(names))
+        for k in ("true", "false"):
+            if k in kinds:
+                parts.append(sa.func.coalesce(self.expr == sa.cast(sa.literal(k), JSONB),
+                                              sa.false(), type_=sa.Boolean))
+        return parts[0] if len(parts) == 1 else sa.or_(*parts)
+
+    def present(self) -> Bool:
+        return sa.and_(self.expr.is_not(None), self.type_expr != "null")
+
+    def text(self) -> Any:
+        return self.expr.op("#>>")(sa.literal_column("'{}'::text[]"))
+
+    def fold(self, expr: Any) -> Any:
+        return sa.func.translate(expr, _UPPER, _LOWER)
+
+    def substring(self, haystack: Any, needle: str) -> Bool:
+        return sa.func.strpos(haystack, needle) > 0
+
+    def num_cmp(self, op: str, value: float | int) -> Bool:
+        return sa.and_(self.is_("number"), _cmp(self.expr, op, _jsonb(value)))
+
+    def nums_in(self, values: list[Any]) -> Bool:
+        return sa.and_(self.is_("number"), self.expr.in_([_jsonb(v) for v in values]))
+
+    def child(self, key: str) -> _PgNode:
+        return _PgNode(self.expr.op("->")(sa.literal(key, sa.Text)))
+
+    def index(self, i: int) -> _PgNode:
+        return _PgNode(self.expr.op("->")(sa.literal(i, sa.Integer)))
+
+    def length_is(self, n: int) -> Bool:
+        return sa.case((self.is_("array"), sa.func.jsonb_array_length(self.expr) == n),
+                       else_=sa.false())
+
+    def keycount_is(self, n: int) -> Bool:
+        keys = sa.func.jsonb_object_keys(self.expr).table_valued("jsonb_object_keys")
+        count = sa.select(sa.func.count()).select_from(keys).scalar_subquery()
+        return sa.case((self.is_("object"), count == n), else_=sa.false())
+
+    def any_element(self, pred: Callable[[Any], Bool]) -> Bool:
+        elems = sa.func.jsonb_array_elements(self.expr).table_valued(sa.column("value", JSONB))
+        elem = _PgNode(elems.c.value)
+        found = sa.exists(sa.select(sa.literal(1)).select_from(elems).where(pred(elem)))
+        return sa.case((self.is_("array"), found), else_=sa.false())
+
+    def json_equals(self, value: Any) -> Bool | None:
+        return sa.func.coalesce(self.expr == _jsonb(value), sa.false(), type_=sa.Boolean)
+
+
+def _jsonb(value: Any) -> Any:
+    return sa.cast(sa.literal(json.dumps(value), sa.Text), JSONB)
+
+
+def _cmp(left: Any, op: str, right: Any) -> Bool:
+    if op == s.GT:
+        return left > right
+    if op == s.GTE:
+        return left >= right
+    if op == s.LT:
+        return left < right
+    if op == s.LTE:
+        return left <= right
+    return left == right
+
+
+Node = _SqliteNode | _PgNode
+
+
+def _has_strings(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if isinstance(value, list):
+        return any(_has_strings(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_strings(v) for v in value.values())
+    return False
+
+
+def _json_eq(n: Node, value: Any, ci: bool) -> Bool:
+    """`n` equals `value` by JSON type, deeply (lists by order, objects by keys)."""
+    if not (ci and _has_strings(value)):
+        fast = n.json_equals(value)
+        if fast is not None:
+            return fast
+    if isinstance(value, str):
+        if ci:
+            return sa.and_(n.is_("string"), n.fold(n.text()) == fold(value))
+        return sa.and_(n.is_("string"), n.text() == value)
+    if isinstance(value, bool):
+        return n.is_("true" if value else "false")
+    if is_number(value):
+        return n.num_cmp(s.EQUALS, value)
+    if isinstance(value, list):
+        return sa.and_(n.length_is(len(value)),
+                       *[_json_eq(n.index(i), v, ci) for i, v in enumerate(value)])
+    if isinstance(value, dict):
+        return sa.and_(n.keycount_is(len(value)),
+                       *[_json_eq(n.child(k), v, ci) for k, v in value.items()])
+    return _false()
+
+
+def _scalar_in(n: Node, options: list[Any], ci: bool) -> Bool:
+    """`n` (a scalar) is one of `options`, by JSON type."""
+    strs = [o for o in options if isinstance(o, str)]
+    nums = [o for o in options if is_number(o)]
+    bools = {o for o in options if isinstance(o, bool)}
+    parts: list[Bool] = []
+    if strs:
+        if ci:
+            folded = sorted({fold(x) for x in strs})
+            parts.append(sa.and_(n.is_("string"), n.fold(n.text()).in_(folded)))
+        else:
+            parts.append(sa.and_(n.is_("string"), n.text().in_(sorted(set(strs)))))
+    if nums:
+        parts.append(n.nums_in(nums))
+    for b in sorted(bools):
+        parts.append(n.is_("true" if b else "false"))
+    return _or(parts)
+
+
+def _json_positive(n: Node, c: Criterion) -> Bool:
+    """The positive operator on a JSON value (badges or a custom field)."""
+    op, value, ci = c.operator, c.value, c.case_insensitive
+    if op == s.EXISTS:
+        return n.present()
+    if op == s.EQUALS:
+        return _json_eq(n, value, ci)
+    if op == s.IN:
+        if not value:
+            return _false()
+        return sa.or_(_scalar_in(n, value, ci),
+                      n.any_element(lambda e: _scalar_in(e, value, ci)))
+    if op == s.CONTAINS:
+        in_list = n.any_element(lambda e: _json_eq(e, value, ci) if not isinstance(value, str)
+                                else _scalar_in(e, [value], ci))
+        if isinstance(value, str):
+            hay = n.fold(n.text()) if ci else n.text()
+            needle = fold(value) if ci else value
+            return sa.or_(sa.and_(n.is_("string"), n.substring(hay, needle)), in_list)
+        return in_list
+    return n.num_cmp(op, value)
+
+
+# --- typed columns --------------------------------------------------------------------------
+
+
+def _guard(col: Any, expr: Bool) -> Bool:
+    return sa.and_(col.is_not(None), expr) if getattr(col, "nullable", True) else expr
+
+
+def _int_positive(col: Any, op: str, value: Any) -> Bool:
+    if op == s.EQUALS:
+        if value != math.floor(value):
+            return _false()
+        return _guard(col, col == int(value))
+    if op == s.IN:
+        ints = sorted({int(v) for v in value if v == math.floor(v)})
+        return _guard(col, col.in_(ints)) if ints else _false()
+    bound = {s.GT: math.floor(value), s.GTE: math.ceil(value), s.LT: math.ceil(value),
+             s.LTE: math.floor(value)}[op]
+    return _guard(col, _cmp(col, op, int(bound)))
+
+
+def _age_at_least(birthday: Any, years: int, today: date) -> Bool:
+    cutoff = age_cutoff(years, today)
+    if cutoff is True:
+        return birthday.is_not(None)
+    if cutoff is False:
+        return _false()
+    return sa.and_(birthday.is_not(None), birthday <= cutoff)
+
+
+def _age_below(birthday: Any, years: int, today: date) -> Bool:
+    cutoff = age_cutoff(years, today)
+    if cutoff is True:
+        return _false()
+    if cutoff is False:
+        return birthday.is_not(None)
+    return sa.and_(birthday.is_not(None), birthday > cutoff)
+
+
+def _age_positive(birthday: Any, op: str, value: Any, today: date) -> Bool:
+    if op == s.GTE:
+        return _age_at_least(birthday, math.ceil(value), today)
+    if op == s.GT:
+        return _age_at_least(birthday, math.floor(value) + 1, today)
+    if op == s.LT:
+        return _age_below(birthday, math.ceil(value), today)
+    if op == s.LTE:
+        return _age_below(birthday, math.floor(value) + 1, today)
+    values = [value] if op == s.EQUALS else value
+    ints = sorted({int(v) for v in values if v == math.floor(v)})
+    return _or([sa.and_(_age_at_least(birthday, n, today), _age_below(birthday, n + 1, today))
+                for n in ints])
+
+
+class _Compiler:
+    def __init__(self, members: sa.Table, dialect: str, env: Env,
+                 memberships: sa.Table | None) -> None:
+        if dialect not in ("sqlite", "postgresql"):
+            raise ValueError(f"dialect is sqlite or postgresql, not {dialect!r}")
+        self.members = members
+        self.dialect = dialect
+        self.env = env
+        self.memberships = memberships
+
+    def json_root(self, column: Any) -> Node:
+        if self.dialect == "sqlite":
+            return _SqliteNode(column, "$")
+        return _PgNode(sa.cast(column, JSONB) if not isinstance(column.type, JSONB)
+                       and self._needs_cast(column) else column)
+
+    def _needs_cast(self, column: Any) -> bool:
+        impl = column.type
+        variant = getattr(impl, "_variant_mapping", {}).get("postgresql")
+        return not isinstance(variant, JSONB)
+
+    def fold(self, expr: Any) -> Any:
+        if self.dialect == "sqlite":
+            return sa.func.lower(expr)
+        return sa.func.translate(expr, _UPPER, _LOWER)
+
+    def substring(self, haystack: Any, needle: str) -> Bool:
+        if self.dialect == "sqlite":
+            return sa.func.instr(haystack, needle) > 0
+        return sa.func.strpos(haystack, needle) > 0
+
+    def positive(self, c: Criterion) -> Bool:
+        cols = self.members.c
+        op, value = c.operator, c.value
+        if c.kind == s.SEGMENT:
+            if self.memberships is None:
+                raise SegmentDefinitionError(
+                    f"{c.where} (segment {op} {value}): segment criteria need the "
+                    "segment_memberships table")
+            if not value:
+                return _false()
+            sm = self.memberships.c
+            sub = sa.select(sm.member_id).where(sm.segment_id.in_(sorted(set(value))))
+            return cols.id.in_(sub)
+        if c.kind == s.ANY:
+            n = self.json_root(cols.custom_fields)
+            for key in c.path:
+                n = n.child(key)
+            return _json_positive(n, c)
+        if c.kind == s.LIST:
+            return _json_positive(self.json_root(cols[c.field]), c)
+        if c.field == "age":
+            birthday = cols.birthday
+            if op == s.EXISTS:
+                return birthday.is_not(None)
+            return _age_positive(birthday, op, value, self.env.today)
+        col = cols[c.field]
+        if op == s.EXISTS:
+            return col.is_not(None)
+        if c.kind in (s.DATE, s.DATETIME):
+            dv = c.date_value
+            assert dv is not None
+            thr: date | datetime = (dv.as_date(self.env.today) if c.kind == s.DATE
+                                    else dv.as_utc(self.env.now, self.env.tz))
+            return _guard(col, _cmp(col, op, thr))
+        if c.kind == s.INTEGER:
+            return _int_positive(col, op, value)
+        # text columns
+        email = c.field == "email"
+        ci = c.case_insensitive and not email
+        target = self.fold(col) if ci else col
+
+        def norm(v: str) -> str:
+            return v.lower() if email else fold(v) if ci else v
+
+        if op == s.EQUALS:
+            return _guard(col, target == norm(value))
+        if op == s.IN:
+            vals = sorted({norm(v) for v in value})
+            return _guard(col, target.in_(vals)) if vals else _false()
+        return _guard(col, self.substring(target, norm(value)))
+
+    def criterion(self, c: Criterion) -> Bool:
+        if c.operator in s.NEGATIVE:
+            positive = Criterion(field=c.field, operator=s.NEGATIVE[c.operator], value=c.value,
+                                 case_insensitive=c.case_insensitive, kind=c.kind, path=c.path,
+                                 where=c.where, date_value=c.date_value)
+            return _not(self.positive(positive))
+        return self.positive(c)
+
+
+def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,
+                     now: datetime | None = None, tz: str | tzinfo = "UTC",
+                     memberships: sa.Table | None = None) -> Bool:
+    """The rule part of a definition (includes and no excludes) as a boolean SQL expression."""
+    d = definition if isinstance(definition, Definition) else parse_definition(definition)
+    if d.kind == "static":
+        return _false()
+    comp = _Compiler(members, dialect, make_env(now, tz), memberships)
+    parts = [comp.criterion(c) for c in d.include]
+    if d.exclude:
+        parts.append(_not(_or([comp.criterion(c) for c in d.exclude])))
+    return _and(parts)
+
+
+def compile_criterion(criterion: Criterion, members: sa.Table, *, dialect: str,
+                      now: datetime | None = None, tz: str | tzinfo = "UTC",
+                      memberships: sa.Table | None = None) -> Bool:
+    """One validated criterion as a boolean SQL expression."""
+    return _Compiler(members, dialect, make_env(now, tz), memberships).criterion(criterion)
