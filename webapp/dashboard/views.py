@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from flask import render_template
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
 
 from webapp.access import access
 from webapp.dashboard import bp
 from webapp.extensions import db
-from webapp.models import Member, MembershipEvent, Offer, Override, Reward, Segment
+from webapp.models import AuditEntry, Member, MembershipEvent, Offer, Override, Reward, Segment
 
 
 @bp.route("/")
@@ -22,6 +22,11 @@ def index():
         "dynamic": db.session.scalar(select(func.count()).where(Segment.kind == "dynamic")),
     }
     largest = db.session.scalars(select(Segment).order_by(Segment.size.desc()).limit(6)).all()
-    events = db.session.scalars(
-        select(MembershipEvent).order_by(MembershipEvent.id.desc()).limit(12)).all()
-    return render_template("dashboard/index.html", stats=stats, largest=largest, events=events)
+    changes = db.session.execute(
+        select(AuditEntry, Segment.name)
+        .outerjoin(Segment, Segment.id == cast(AuditEntry.entity_id, Integer))
+        .where(AuditEntry.action == "membership.change")
+        .order_by(AuditEntry.id.desc()).limit(10)).all()
+    events = db.session.scalar(select(func.count()).select_from(MembershipEvent))
+    return render_template("dashboard/index.html", stats=stats, largest=largest,
+                           changes=changes, events=events)
