@@ -1,0 +1,332 @@
+"""Offers and their audiences: create, change, delete, and the exact reach in the database.
+
+The dashboard views and the JSON:API both call these functions; each one validates, writes its
+audit entry and commits, or raises :class:`OfferError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
+from webapp.targeting import AudienceDefinitionError, validate_audience
+from webapp.timeutil import parse_datetime, utcnow
+
+OFFER_FIELDS = ("name", "external_id", "category", "description", "publish_at", "expire_at",
+                "discontinued")
+LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
+
+
+class OfferError(ValueError):
+    """A refused offer or audience change; `.errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+# --- shared field parsing (rewards use the same rules) -----------------------------------------
+
+
+def parse_text(data: Mapping[str, Any], key: str, errors: dict[str, str], *,
+               required: bool = False, nullable: bool = False) -> Any:
+    """A trimmed string field (None/empty allowed when nullable); records an error when bad."""
+    value = data.get(key)
+    if value is None:
+        if required:
+            errors[key] = "is required"
+        return None if nullable else ""
+    if not isinstance(value, str):
+        errors[key] = "must be a string"
+        return None
+    value = value.strip()
+    if required and not value:
+        errors[key] = "must not be blank"
+    limit = LIMITS.get(key)
+    if limit and len(value) > limit:
+        errors[key] = f"is too long ({len(value):,} characters, at most {limit:,})"
+    if nullable and not value:
+        return None
+    return value
+
+
+def parse_moment(data: Mapping[str, Any], key: str, errors: dict[str, str]) -> datetime | None:
+    """An optional date/datetime field as naive UTC (ISO 8601 text or a datetime)."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            pass
+    errors[key] = "must be an ISO 8601 date or datetime, e.g. 2026-12-01T09:00:00Z"
+    return None
+
+
+def parse_flag(data: Mapping[str, Any], key: str, errors: dict[str, str]) -> bool:
+    """A boolean field (true/false only)."""
+    value = data.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        errors[key] = "must be true or false"
+        return False
+    return value
+
+
+def check_window(publish_at: datetime | None, expire_at: datetime | None,
+                 errors: dict[str, str]) -> None:
+    """Publish must come before expire when both are given."""
+    if publish_at and expire_at and publish_at >= expire_at and "expire_at" not in errors:
+        errors["expire_at"] = "must be after the publish time"
+
+
+def moment_text(value: datetime | None) -> str | None:
+    """A stored naive-UTC datetime as ISO text for audit entries."""
+    return value.isoformat() + "Z" if value else None
+
+
+# --- offers -------------------------------------------------------------------------------------
+
+
+def offer_snapshot(offer: Offer) -> dict[str, Any]:
+    """The offer's own fields as JSON, for audit before/after."""
+    return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
+            "description": offer.description, "publish_at": moment_text(offer.publish_at),
+            "expire_at": moment_text(offer.expire_at), "discontinued": offer.discontinued}
+
+
+def _unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, str]:
+    return {str(k): "is not an attribute of this resource" for k in data if k not in allowed}
+
+
+def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: str) -> Offer:
+    """Create an offer, or change the given fields of an existing one; audits and commits."""
+    errors = _unknown(data, OFFER_FIELDS)
+    creating = offer is None
+    values: dict[str, Any] = {}
+    if creating or "name" in data:
+        values["name"] = parse_text(data, "name", errors, required=True)
+    for key in ("category", "description"):
+        if creating or key in data:
+            values[key] = parse_text(data, key, errors) or ""
+    if creating or "external_id" in data:
+        values["external_id"] = parse_text(data, "external_id", errors, nullable=True)
+    for key in ("publish_at", "expire_at"):
+        if creating or key in data:
+            values[key] = parse_moment(data, key, errors)
+    if creating or "discontinued" in data:
+        values["discontinued"] = parse_flag(data, "discontinued", errors)
+    publish = values.get("publish_at", None if creating else offer.publish_at)
+    expire = values.get("expire_at", None if creating else offer.expire_at)
+    check_window(publish, expire, errors)
+    ext = values.get("external_id")
+    if ext and "external_id" not in errors:
+        clash = db.session.scalar(sa.select(Offer.id).where(Offer.external_id == ext))
+        if clash is not None and (creating or clash != offer.id):
+            errors["external_id"] = f"{ext!r} is already used by offer #{clash}"
+    if errors:
+        raise OfferError(errors)
+    before = None if creating else offer_snapshot(offer)
+    if creating:
+        offer = Offer()
+        db.session.add(offer)
+    for key, value in values.items():
+        setattr(offer, key, value)
+    offer.updated_at = utcnow()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise OfferError({"external_id": "is already used by another offer"}) from exc
+    after = offer_snapshot(offer)
+    if creating:
+        record(actor, "offer.create", "offer", offer.id, f"Created offer {offer.name}",
+               None, after)
+    elif before != after:
+        record(actor, "offer.update", "offer", offer.id, f"Changed offer {offer.name}",
+               before, after)
+    db.session.commit()
+    return offer
+
+
+def delete_offer(offer: Offer, *, actor: str) -> None:
+    """Delete an offer and its audiences; audits and commits."""
+    before = offer_snapshot(offer)
+    before["audiences"] = [audience_snapshot(a) for a in offer.audiences]
+    record(actor, "offer.delete", "offer", offer.id, f"Deleted offer {offer.name}", before, None)
+    db.session.delete(offer)
+    db.session.commit()
+
+
+# --- audiences ----------------------------------------------------------------------------------
+
+
+def audience_snapshot(audience: Audience) -> dict[str, Any]:
+    """An audience as JSON, for audit before/after."""
+    return {"id": audience.id, "audience_type": audience.audience_type,
+            "configuration": dict(audience.configuration or {})}
+
+
+def _error_key(message: str) -> str:
+    """Which field an audience validation message is about."""
+    if message.startswith("audience_type"):
+        return "audience_type"
+    body = message.split(":", 1)[-1].strip()
+    if body.startswith(("unknown key", "configuration")):
+        return "configuration"
+    for key in ("minimum_age", "maximum_age"):
+        if body.startswith(key):
+            return f"configuration.{key}"
+    if body.startswith("give minimum_age"):
+        return "configuration.minimum_age"
+    if "segment" in body:
+        return "configuration.segments"
+    return "configuration"
+
+
+def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]:
+    """SPEC §2 validation of one audience, segment ids checked against the database."""
+    candidates: list[int] = []
+    if isinstance(configuration, Mapping) and isinstance(configuration.get("segments"), list):
+        candidates = [v for v in configuration["segments"]
+                      if isinstance(v, int) and not isinstance(v, bool)]
+    existing = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(candidates)))
+                   ) if candidates else set()
+    try:
+        return validate_audience(audience_type, configuration, segment_ids=existing)
+    except AudienceDefinitionError as exc:
+        message = str(exc)
+        raise OfferError({_error_key(message): message}) from exc
+
+
+def describe_audience(audience_type: str, configuration: Mapping[str, Any],
+                      names: Mapping[int, str] | None = None) -> str:
+    """Plain words for an audience: 'age 18 to 25', 'in all of: VIPs, Londoners'."""
+    if audience_type == "age_within":
+        lo, hi = configuration.get("minimum_age"), configuration.get("maximum_age")
+        if lo is not None and hi is not None:
+            return f"age {lo} to {hi}"
+        return f"age at least {lo}" if lo is not None else f"age at most {hi}"
+    ids = configuration.get("segments") or []
+    listed = ", ".join((names or {}).get(i, f"segment #{i}") for i in ids)
+    return ("in all of: " if audience_type == "in_all_segments" else "in any of: ") + listed
+
+
+def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,
+                 actor: str) -> Audience:
+    """Validate and add an audience to an offer (with its where-used links); audits, commits."""
+    config = validated_audience(audience_type, configuration)
+    audience = Audience(offer_id=offer.id, audience_type=audience_type, configuration=config)
+    for sid in config.get("segments", []):
+        audience.segment_links.append(AudienceSegment(segment_id=sid))
+    db.session.add(audience)
+    offer.updated_at = utcnow()
+    db.session.flush()
+    names = _segment_names(config.get("segments", []))
+    record(actor, "audience.create", "offer", offer.id,
+           f"Added audience to offer {offer.name}: "
+           f"{describe_audience(audience_type, config, names)}",
+           None, audience_snapshot(audience))
+    db.session.commit()
+    db.session.refresh(offer)
+    return audience
+
+
+def remove_audience(audience: Audience, *, actor: str) -> None:
+    """Remove one audience from its offer; audits and commits."""
+    offer = audience.offer
+    names = _segment_names((audience.configuration or {}).get("segments", []))
+    record(actor, "audience.delete", "offer", audience.offer_id,
+           f"Removed audience from offer {offer.name}: "
+           f"{describe_audience(audience.audience_type, audience.configuration or {}, names)}",
+           audience_snapshot(audience), None)
+    db.session.delete(audience)
+    offer.updated_at = utcnow()
+    db.session.commit()
+    db.session.refresh(offer)
+
+
+def _segment_names(ids: Sequence[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(db.session.execute(sa.select(Segment.id, Segment.name).where(
+        Segment.id.in_(list(ids)))).tuples())
+
+
+# --- reach --------------------------------------------------------------------------------------
+
+
+def _timezone() -> str:
+    return current_app.config.get("TIMEZONE", "UTC")
+
+
+def age_condition(minimum_age: int | None, maximum_age: int | None,
+                  now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """SQL over `members`: age within [minimum, maximum] (SPEC §2; no birthday fails)."""
+    from webapp.targeting.sql import compile_criteria
+
+    include = []
+    if minimum_age is not None:
+        include.append({"field": "age", "operator": ">=", "value": minimum_age})
+    if maximum_age is not None:
+        include.append({"field": "age", "operator": "<=", "value": maximum_age})
+    return compile_criteria({"kind": "dynamic", "include": include, "exclude": []},
+                            Member.__table__, dialect=db.session.get_bind().dialect.name,
+                            now=now or utcnow(), tz=_timezone())
+
+
+def in_segments_condition(segment_ids: Sequence[int], *, every: bool
+                          ) -> sa.ColumnElement[bool]:
+    """SQL over `members`: in every (or any) of the segments, by materialized membership."""
+    sm = SegmentMembership.__table__
+    members = Member.__table__
+    if not segment_ids:
+        return sa.false()
+    if not every:
+        return members.c.id.in_(sa.select(sm.c.member_id).where(
+            sm.c.segment_id.in_(list(segment_ids))))
+    return sa.and_(*[members.c.id.in_(sa.select(sm.c.member_id).where(sm.c.segment_id == sid))
+                     for sid in dict.fromkeys(segment_ids)])
+
+
+def audiences_condition(audiences: Sequence[tuple[str, Mapping[str, Any]]],
+                        now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """SQL over `members`: passes every audience (validated first; raises OfferError)."""
+    parts: list[sa.ColumnElement[bool]] = []
+    for audience_type, configuration in audiences:
+        config = validated_audience(audience_type, configuration)
+        if audience_type == "age_within":
+            parts.append(age_condition(config["minimum_age"], config["maximum_age"], now))
+        else:
+            parts.append(in_segments_condition(config["segments"],
+                                               every=audience_type == "in_all_segments"))
+    return sa.and_(sa.true(), *parts)
+
+
+def offer_reach(audiences: Sequence[tuple[str, Mapping[str, Any]]], *,
+                now: datetime | None = None) -> int:
+    """How many members pass all these audiences (who would see the offer), counted in SQL."""
+    members = Member.__table__
+    query = sa.select(sa.func.count()).select_from(members)
+    if audiences:
+        query = query.where(audiences_condition(audiences, now))
+    return int(db.session.scalar(query) or 0)
+
+
+def member_count() -> int:
+    """How many members there are (the reach of an offer without audiences)."""
+    return int(db.session.scalar(sa.select(sa.func.count()).select_from(Member.__table__)) or 0)

@@ -1,0 +1,209 @@
+"""Rewards and their required segments: create, change, delete, and the exact reach in SQL.
+
+The dashboard views and the JSON:API both call these functions; each one validates, writes its
+audit entry and commits, or raises :class:`RewardError` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.models import Member, Reward, RewardRequiredSegment, Segment
+from webapp.offers.service import (
+    check_window,
+    in_segments_condition,
+    moment_text,
+    parse_flag,
+    parse_moment,
+    parse_text,
+)
+from webapp.timeutil import utcnow
+
+REWARD_FIELDS = ("name", "external_id", "category", "description", "points", "publish_at",
+                 "expire_at", "discontinued")
+MAX_POINTS = 2**63 - 1
+MODES = ("add", "remove", "replace")
+
+
+class RewardError(ValueError):
+    """A refused reward change; `.errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
+
+
+def reward_snapshot(reward: Reward) -> dict[str, Any]:
+    """The reward's fields and required segment ids as JSON, for audit before/after."""
+    return {"name": reward.name, "external_id": reward.external_id, "category": reward.category,
+            "description": reward.description, "points": reward.points,
+            "publish_at": moment_text(reward.publish_at),
+            "expire_at": moment_text(reward.expire_at), "discontinued": reward.discontinued,
+            "required_segments": sorted(s.id for s in reward.required_segments)}
+
+
+def _parse_points(data: Mapping[str, Any], errors: dict[str, str]) -> int:
+    value = data.get("points", 0)
+    if value is None:
+        value = 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        errors["points"] = "must be a whole number of points"
+        return 0
+    if value < 0:
+        errors["points"] = "must be 0 or more"
+    elif value > MAX_POINTS:
+        errors["points"] = f"must be at most {MAX_POINTS:,}"
+    return value
+
+
+def save_reward(data: Mapping[str, Any], *, reward: Reward | None = None, actor: str) -> Reward:
+    """Create a reward, or change the given fields of an existing one; audits and commits."""
+    errors = {str(k): "is not an attribute of this resource"
+              for k in data if k not in REWARD_FIELDS}
+    creating = reward is None
+    values: dict[str, Any] = {}
+    if creating or "name" in data:
+        values["name"] = parse_text(data, "name", errors, required=True)
+    for key in ("category", "description"):
+        if creating or key in data:
+            values[key] = parse_text(data, key, errors) or ""
+    if creating or "external_id" in data:
+        values["external_id"] = parse_text(data, "external_id", errors, nullable=True)
+    if creating or "points" in data:
+        values["points"] = _parse_points(data, errors)
+    for key in ("publish_at", "expire_at"):
+        if creating or key in data:
+            values[key] = parse_moment(data, key, errors)
+    if creating or "discontinued" in data:
+        values["discontinued"] = parse_flag(data, "discontinued", errors)
+    publish = values.get("publish_at", None if creating else reward.publish_at)
+    expire = values.get("expire_at", None if creating else reward.expire_at)
+    check_window(publish, expire, errors)
+    ext = values.get("external_id")
+    if ext and "external_id" not in errors:
+        clash = db.session.scalar(sa.select(Reward.id).where(Reward.external_id == ext))
+        if clash is not None and (creating or clash != reward.id):
+            errors["external_id"] = f"{ext!r} is already used by reward #{clash}"
+    if errors:
+        raise RewardError(errors)
+    before = None if creating else reward_snapshot(reward)
+    if creating:
+        reward = Reward()
+        reward.required_segments = []
+        db.session.add(reward)
+    for key, value in values.items():
+        setattr(reward, key, value)
+    reward.updated_at = utcnow()
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        raise RewardError({"external_id": "is already used by another reward"}) from exc
+    after = reward_snapshot(reward)
+    if creating:
+        record(actor, "reward.create", "reward", reward.id, f"Created reward {reward.name}",
+               None, after)
+    elif before != after:
+        record(actor, "reward.update", "reward", reward.id, f"Changed reward {reward.name}",
+               before, after)
+    db.session.commit()
+    return reward
+
+
+def delete_reward(reward: Reward, *, actor: str) -> None:
+    """Delete a reward (its required-segment links go with it); audits and commits."""
+    record(actor, "reward.delete", "reward", reward.id, f"Deleted reward {reward.name}",
+           reward_snapshot(reward), None)
+    db.session.delete(reward)
+    db.session.commit()
+
+
+def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode: str,
+                             actor: str) -> Reward:
+    """Add, remove or replace a reward's required segments (ids must exist); audits, commits.
+
+    Adding a segment already required, or removing one that is not, changes nothing for it.
+    """
+    if mode not in MODES:
+        raise RewardError({"mode": f"must be one of {', '.join(MODES)}"})
+    if not isinstance(segment_ids, list | tuple):
+        raise RewardError({"segment_ids": "must be a list of segment ids"})
+    ids: list[int] = []
+    for sid in segment_ids:
+        if not isinstance(sid, int) or isinstance(sid, bool):
+            raise RewardError({"segment_ids": f"segment ids are whole numbers, not {sid!r}"})
+        if sid not in ids:
+            ids.append(sid)
+    found = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(ids)))) \
+        if ids else set()
+    missing = [sid for sid in ids if sid not in found]
+    if missing and mode != "remove":
+        raise RewardError({"segment_ids": "segment " + ", ".join(f"#{m}" for m in missing)
+                           + (" does" if len(missing) == 1 else " do") + " not exist"})
+    before = reward_snapshot(reward)
+    current = set(before["required_segments"])
+    if mode == "add":
+        wanted = current | set(ids)
+    elif mode == "remove":
+        wanted = current - set(ids)
+    else:
+        wanted = set(ids)
+    table = RewardRequiredSegment.__table__
+    gone = current - wanted
+    new = wanted - current
+    if gone:
+        db.session.execute(sa.delete(table).where(table.c.reward_id == reward.id,
+                                                  table.c.segment_id.in_(sorted(gone))))
+    if new:
+        db.session.execute(sa.insert(table), [{"reward_id": reward.id, "segment_id": sid}
+                                              for sid in sorted(new)])
+    if gone or new:
+        reward.updated_at = utcnow()
+        db.session.flush()
+        db.session.expire(reward, ["required_segments"])
+        after = reward_snapshot(reward)
+        names = dict(db.session.execute(sa.select(Segment.id, Segment.name).where(
+            Segment.id.in_(sorted(gone | new)))).tuples())
+        parts = []
+        if new:
+            parts.append("required " + ", ".join(names.get(i, f"#{i}") for i in sorted(new)))
+        if gone:
+            parts.append("no longer requires " + ", ".join(names.get(i, f"#{i}")
+                                                          for i in sorted(gone)))
+        record(actor, "reward.segments", "reward", reward.id,
+               f"Reward {reward.name}: " + "; ".join(parts), before, after)
+    db.session.commit()
+    return reward
+
+
+def reward_reach(segment_ids: Sequence[int], *, cost: int | None = None) -> int:
+    """Members in ALL the segments (every member when none); with `cost`, only those who can
+    afford it (points >= cost). Counted in SQL over materialized membership."""
+    members = Member.__table__
+    query = sa.select(sa.func.count()).select_from(members)
+    if segment_ids:
+        query = query.where(in_segments_condition(list(segment_ids), every=True))
+    if cost is not None:
+        query = query.where(members.c.points >= cost)
+    return int(db.session.scalar(query) or 0)
+
+
+def reward_reach_detail(segment_ids: Sequence[int], cost: int) -> tuple[int, int]:
+    """(members in all the segments, how many of them have points >= cost), in one query."""
+    members = Member.__table__
+    query = sa.select(sa.func.count(),
+                      sa.func.coalesce(sa.func.sum(sa.case((members.c.points >= cost, 1),
+                                                           else_=0)), 0)
+                      ).select_from(members)
+    if segment_ids:
+        query = query.where(in_segments_condition(list(segment_ids), every=True))
+    total, affordable = db.session.execute(query).one()
+    return int(total or 0), int(affordable or 0)
