@@ -1,0 +1,326 @@
+"""Reading member-list files: CSV with or without a header, or one identifier per line.
+
+Pure Python, no database: `inspect` looks at the start of a file (encoding, delimiter, header,
+a sample of rows) and refuses what is not a readable text list; `read_identifiers` then streams
+the chosen column in batches of (line number, identifier), collecting invalid rows with their
+line number and a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SNIFF_BYTES = 64 * 1024
+SAMPLE_ROWS = 200
+MAX_IDENTIFIER = 320
+DELIMITERS = (",", ";", "\t", "|")
+BOM = b"\xef\xbb\xbf"
+
+# Header names (normalised: lower case, spaces and dashes as underscores) per identifier kind,
+# in the order SPEC §6 tries identifiers.
+HEADER_NAMES = {
+    "member_id": {"id", "member_id", "memberid", "member", "member_uuid", "uuid", "member_number"},
+    "external_id": {"external_id", "externalid", "ext_id", "external", "customer_id",
+                    "customerid", "user_id", "userid", "client_id", "loyalty_id", "account_id"},
+    "email": {"email", "e_mail", "email_address", "emailaddress", "mail", "member_email"},
+}
+GENERIC_NAMES = {"identifier", "identifiers", "member_identifier", "key"}
+
+MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive or an Excel workbook (.xlsx)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel or Word document (.xls/.doc)"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+
+
+class FileRejected(Exception):
+    """The file as a whole cannot be read as a member list; the message says why."""
+
+
+@dataclass
+class FileShape:
+    """What the start of a file looks like."""
+
+    size: int
+    bom: bool
+    delimiter: str
+    has_header: bool
+    header: list[str]
+    columns: int
+    sample: list[list[str]]
+    line_endings: str
+
+    def column_label(self, index: int) -> str:
+        """How to name column `index` (0-based) to a person."""
+        if self.has_header and index < len(self.header) and self.header[index].strip():
+            return self.header[index].strip()
+        return f"column {index + 1}"
+
+
+@dataclass
+class Problem:
+    """One row that is not used, with why."""
+
+    line: int
+    identifier: str
+    problem: str
+    detail: str
+
+    def as_dict(self) -> dict:
+        """Plain JSON for the stored report."""
+        return {"line": self.line, "identifier": self.identifier, "problem": self.problem,
+                "detail": self.detail}
+
+
+@dataclass
+class ParseStats:
+    """Counts gathered while streaming the rows."""
+
+    rows: int = 0
+    valid: int = 0
+    blank_lines: int = 0
+    invalid: list[Problem] = field(default_factory=list)
+
+
+def normalise_header(cell: str) -> str:
+    """'E-mail Address' -> 'e_mail_address'."""
+    return re.sub(r"[\s\-.]+", "_", cell.strip().strip('"').lower()).strip("_")
+
+
+def header_kind(cell: str) -> str | None:
+    """Which identifier a header cell names (member_id, external_id, email), if any."""
+    name = normalise_header(cell)
+    for kind, names in HEADER_NAMES.items():
+        if name in names:
+            return kind
+    if name in GENERIC_NAMES:
+        return "any"
+    return None
+
+
+def _refuse_binary(head: bytes) -> None:
+    for magic, what in MAGIC:
+        if head.startswith(magic):
+            raise FileRejected(f"This file is {what}, not a CSV or text file. Save it as CSV "
+                               "(UTF-8) and upload it again.")
+    if b"\x00" in head:
+        raise FileRejected("This file is not text (it contains binary data). Upload a CSV "
+                           "file or a text file with one identifier per line.")
+
+
+def _decode(raw: bytes, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        column = len(raw[:exc.start].decode("utf-8", errors="replace")) + 1
+        raise FileRejected(
+            f"Line {line}, column {column}: byte 0x{raw[exc.start]:02X} is not valid UTF-8. "
+            "Save the file as UTF-8 (Excel: 'CSV UTF-8') and upload it again.") from None
+
+
+def _lines(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[str]:
+    """Decoded lines (BOM removed, CRLF kept for csv), refusing bytes that are not UTF-8."""
+    done = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(BOM):
+                done += len(BOM)
+                raw = raw[len(BOM):]
+            done += len(raw)
+            if b"\x00" in raw:
+                raise FileRejected(f"Line {number} contains a NUL byte: this is not a text file.")
+            if progress is not None and number % 20_000 == 0:
+                progress(done)
+            yield _decode(raw, number)
+    if progress is not None:
+        progress(done)
+
+
+def _split_sample(lines: list[str]) -> str:
+    """The delimiter used consistently by the sample lines ('' for one value per line)."""
+    best, best_score = "", 0.0
+    for delimiter in DELIMITERS:
+        counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter) if any(row)]
+        if not counts:
+            continue
+        with_it = [c for c in counts if c > 0]
+        if len(with_it) < max(1, len(counts) * 0.8):
+            continue
+        most = max(set(with_it), key=with_it.count)
+        score = with_it.count(most) / len(counts)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def inspect(path: Path, *, max_bytes: int, header: bool | None = None) -> FileShape:
+    """Look at the start of the file; raise FileRejected when it is not a readable list."""
+    size = path.stat().st_size
+    if size == 0:
+        raise FileRejected("The file is empty.")
+    if size > max_bytes:
+        raise FileRejected(f"The file is {size / 1_048_576:,.1f} MB; the limit is "
+                           f"{max_bytes / 1_048_576:,.0f} MB.")
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    bom = head.startswith(BOM)
+    _refuse_binary(head[len(BOM):] if bom else head)
+    text_lines: list[str] = []
+    for line in _lines(path):
+        text_lines.append(line)
+        if len(text_lines) > SAMPLE_ROWS + 50 or sum(map(len, text_lines)) > SNIFF_BYTES:
+            break
+    stripped = "".join(text_lines).lstrip()
+    if not stripped:
+        raise FileRejected("The file has no identifiers: it holds only blank lines.")
+    if stripped[0] in "{[" and _looks_like_json(stripped):
+        raise FileRejected("This file looks like JSON, not CSV. Upload a CSV file or a text "
+                           "file with one identifier per line.")
+    if stripped[0] == "<":
+        raise FileRejected("This file looks like HTML or XML, not CSV. Upload a CSV file or a "
+                           "text file with one identifier per line.")
+    line_endings = "CRLF" if any(line.endswith("\r\n") for line in text_lines) else "LF"
+    delimiter = _split_sample(text_lines)
+    rows = [row for row in csv.reader(text_lines, delimiter=delimiter or ",")
+            if any(cell.strip() for cell in row)]
+    first = rows[0] if rows else []
+    has_header = header if header is not None else any(header_kind(c) for c in first)
+    data = rows[1:] if has_header else rows
+    if has_header and not data and size <= SNIFF_BYTES:
+        raise FileRejected("The file has no identifiers: it holds only a header row.")
+    return FileShape(size=size, bom=bom, delimiter=delimiter, has_header=bool(has_header),
+                     header=[c.strip() for c in first] if has_header else [],
+                     columns=max((len(r) for r in rows), default=1),
+                     sample=data[:SAMPLE_ROWS], line_endings=line_endings)
+
+
+def _looks_like_json(text: str) -> bool:
+    head = text[:200].lstrip("[{ \r\n\t")
+    return head.startswith('"') or head.startswith("{") or head == "" or text.rstrip()[-1] in "]}"
+
+
+def choose_column(shape: FileShape, choice: str | None,
+                  score: Callable[[list[str]], int] | None = None) -> tuple[int, str]:
+    """The 0-based identifier column and how it was chosen (choice, header or content).
+
+    `choice` is a header name or a 1-based column number; without it a recognised header
+    name wins (member id, then external id, then email), else the column whose sample
+    values `score` best (how many name known members), else the first.
+    """
+    if choice is not None and choice.strip():
+        wanted = choice.strip()
+        if wanted.isdigit():
+            index = int(wanted) - 1
+            if 0 <= index < shape.columns:
+                return index, "choice"
+            raise FileRejected(f"Column {wanted} does not exist: the file has "
+                               f"{shape.columns} column{'s' if shape.columns != 1 else ''}.")
+        for index, cell in enumerate(shape.header):
+            if normalise_header(cell) == normalise_header(wanted):
+                return index, "choice"
+        names = ", ".join(repr(c) for c in shape.header) or "none (no header row)"
+        raise FileRejected(f"There is no column named {wanted!r}. Columns: {names}.")
+    if shape.has_header:
+        kinds = [header_kind(c) for c in shape.header]
+        for kind in ("member_id", "external_id", "email", "any"):
+            if kind in kinds:
+                return kinds.index(kind), "header"
+    if shape.columns == 1:
+        return 0, "content"
+    best, best_score = 0, -1
+    for index in range(shape.columns):
+        values = [row[index].strip() for row in shape.sample if len(row) > index]
+        points = score(values) if score else sum(bool(v) for v in values)
+        if points > best_score:
+            best, best_score = index, points
+    return best, "content"
+
+
+def _check(value: str) -> str | None:
+    """Why an identifier cannot be used, or None."""
+    if not value:
+        return "no identifier"
+    if "\n" in value or "\r" in value:
+        return "a quoted field opened on this line is never closed"
+    if len(value) > MAX_IDENTIFIER:
+        return f"identifier is {len(value):,} characters long; at most {MAX_IDENTIFIER}"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "identifier contains a control character"
+    return None
+
+
+def read_identifiers(path: Path, shape: FileShape, column: int, stats: ParseStats, *,
+                     batch_size: int = 50_000,
+                     progress: Callable[[int], None] | None = None,
+                     ) -> Iterator[list[tuple[int, str]]]:
+    """Stream the chosen column as batches of (line, identifier); invalid rows go to stats."""
+    reader = csv.reader(_lines(path, progress), delimiter=shape.delimiter or ",")
+    label = shape.column_label(column)
+    batch: list[tuple[int, str]] = []
+    previous = 0
+    skip_header = shape.has_header
+    invalid = stats.invalid
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = previous + 1
+            previous = reader.line_num
+            stats.rows += 1
+            invalid.append(Problem(line, "", "invalid", f"not readable as CSV: {exc}"))
+            continue
+        line = previous + 1
+        previous = reader.line_num
+        if len(row) == 1:
+            value = row[0].strip()
+            if not value:
+                stats.blank_lines += 1
+                continue
+            if skip_header:
+                skip_header = False
+                continue
+            cell = value if column == 0 else None
+        else:
+            if not any(c.strip() for c in row):
+                stats.blank_lines += 1
+                continue
+            if skip_header:
+                skip_header = False
+                continue
+            cell = row[column].strip() if column < len(row) else None
+        stats.rows += 1
+        if cell is None:
+            invalid.append(Problem(line, _raw(row, shape), "invalid",
+                                   f"row has {len(row)} field{'s' if len(row) != 1 else ''}; "
+                                   f"the identifier column ({label}) is missing"))
+            continue
+        reason = _check(cell)
+        if reason is not None:
+            invalid.append(Problem(line, cell[:80] if cell else _raw(row, shape), "invalid",
+                                   reason if reason != "no identifier"
+                                   else f"no identifier in {label}"))
+            continue
+        batch.append((line, cell))
+        if len(batch) >= batch_size:
+            stats.valid += len(batch)
+            yield batch
+            batch = []
+    if batch:
+        stats.valid += len(batch)
+        yield batch
+
+
+def _raw(row: list[str], shape: FileShape) -> str:
+    return (shape.delimiter or ",").join(row)[:80]

@@ -1,0 +1,737 @@
+"""Static-list uploads: dry run, apply, undo; one transaction per upload.
+
+The pipeline (`process`) reads the file with `webapp.uploads.parser`, stages the identifiers
+in temporary tables (executemany on SQLite, COPY on PostgreSQL), resolves them to members in
+SQL (member id, then external id, then email, as SPEC §6 says), counts what the file holds
+and what applying would do, writes the problems report, and, when applying, hands the set of
+member ids to `webapp.membership.apply_delta` as SELECTs. Nothing is committed here except by
+the job functions at the bottom, once per upload, so a crash or a kill changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import OperationalError
+
+from webapp.extensions import db
+from webapp.membership import Cause, apply_delta
+from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
+from webapp.timeutil import utcnow
+from webapp.uploads.parser import (
+    FileRejected,
+    FileShape,
+    ParseStats,
+    Problem,
+    choose_column,
+    inspect,
+    read_identifiers,
+)
+
+MODES = ("add", "remove", "replace")
+MODE_LABELS = {"add": "Add to the list", "remove": "Remove from the list",
+               "replace": "Replace the list", "undo": "Undo"}
+SAMPLE_PROBLEMS = 100
+# Files up to this size get their dry run during the request; larger ones in the background.
+SYNC_BYTES = 2 * 1024 * 1024
+TERMINAL = ("ready", "rejected", "applied", "failed", "discarded")
+
+members_t = Member.__table__
+memberships_t = SegmentMembership.__table__
+events_t = MembershipEvent.__table__
+segments_t = Segment.__table__
+
+# Progress of jobs running in this process, per upload id, in thousandths; fresher than the
+# database row, which SQLite cannot update while the upload's own transaction holds the lock.
+_LIVE: dict[int, int] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+class UploadError(Exception):
+    """An upload request that is refused; the message says why and nothing changed."""
+
+
+# --- Progress ------------------------------------------------------------------------------
+
+PHASES = ((0, "Reading the file"), (600, "Finding the members"), (700, "Counting"),
+          (800, "Applying"), (1000, "Done"))
+
+
+def phase_label(progress: int) -> str:
+    """What a progress value (thousandths) means, for the progress bar's caption."""
+    label = PHASES[0][1]
+    for start, name in PHASES:
+        if progress >= start:
+            label = name
+    return label
+
+
+class Progress:
+    """Reports an upload's progress: in memory at once, in the database at most twice a second."""
+
+    def __init__(self, upload_id: int | None, callback: Callable[[int], None] | None = None):
+        self.upload_id = upload_id
+        self.callback = callback
+        self.value = 0
+        self.database = upload_id is not None
+        self._written = 0.0
+
+    def set(self, value: int) -> None:
+        """Move to `value` thousandths (never backwards)."""
+        value = max(self.value, min(1000, int(value)))
+        if value == self.value:
+            return
+        self.value = value
+        if self.callback is not None:
+            self.callback(value)
+        if self.upload_id is None:
+            return
+        with _LIVE_LOCK:
+            _LIVE[self.upload_id] = value
+        now = time.monotonic()
+        if self.database and now - self._written > 0.5:
+            self._written = now
+            self._write(value)
+
+    def _write(self, value: int) -> None:
+        """Commit the progress on a separate connection, giving up at once if it would wait."""
+        sqlite = db.engine.dialect.name == "sqlite"
+        try:
+            with db.engine.connect() as conn:
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 50")
+                try:
+                    if not sqlite:
+                        conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
+                    conn.execute(update(Upload.__table__).where(
+                        Upload.__table__.c.id == self.upload_id).values(progress=value))
+                    conn.commit()
+                finally:
+                    if sqlite:
+                        conn.rollback()
+                        conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
+        except OperationalError:
+            if sqlite:
+                self.database = False  # the upload holds the write lock: memory only
+
+    def finish(self) -> None:
+        """Forget the in-memory value (the job stores the final state itself)."""
+        if self.upload_id is not None:
+            with _LIVE_LOCK:
+                _LIVE.pop(self.upload_id, None)
+
+
+def live_progress(upload: Upload) -> int:
+    """The freshest known progress of an upload, in thousandths."""
+    with _LIVE_LOCK:
+        live = _LIVE.get(upload.id)
+    return max(live or 0, upload.progress or 0)
+
+
+# --- Configuration and files ---------------------------------------------------------------
+
+def max_bytes() -> int:
+    """The largest file accepted, in bytes (UPLOAD_MAX_BYTES, else MAX_CONTENT_LENGTH)."""
+    config = current_app.config
+    return int(config.get("UPLOAD_MAX_BYTES") or config.get("MAX_CONTENT_LENGTH")
+               or 200 * 1024 * 1024)
+
+
+def upload_folder() -> Path:
+    """Where uploaded files and problem reports are kept (UPLOAD_FOLDER or instance/uploads)."""
+    folder = Path(current_app.config.get("UPLOAD_FOLDER")
+                  or Path(current_app.instance_path) / "uploads")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def new_file_path(segment_id: int) -> Path:
+    """A fresh path to store an uploaded file for a segment."""
+    return upload_folder() / f"segment-{segment_id}-{secrets.token_hex(8)}.csv"
+
+
+def problems_path(upload: Upload) -> Path | None:
+    """The problems CSV of an upload, when it has one."""
+    path = upload.report.get("problems_file") if upload.report else None
+    return Path(path) if path and Path(path).exists() else None
+
+
+# --- Staging and resolution ----------------------------------------------------------------
+
+class Staging:
+    """Temporary tables of one upload run: file rows, their members, the distinct members."""
+
+    def __init__(self) -> None:
+        self.conn = db.session.connection()
+        self.dialect = self.conn.dialect.name
+        suffix = secrets.token_hex(6)
+        metadata = MetaData()
+        options: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
+        if self.dialect == "postgresql":
+            options["postgresql_on_commit"] = "DROP"
+        self.rows = Table(f"upload_rows_{suffix}", metadata,
+                          Column("line", Integer, primary_key=True, autoincrement=False),
+                          Column("ident", Text, nullable=False), **options)
+        self.resolved = Table(f"upload_resolved_{suffix}", metadata,
+                              Column("line", Integer, primary_key=True, autoincrement=False),
+                              Column("member_id", String(36)), **options)
+        self.members = Table(f"upload_members_{suffix}", metadata,
+                             Column("member_id", String(36), primary_key=True),
+                             Column("line", Integer, nullable=False), **options)
+        self.tables = (self.rows, self.resolved, self.members)
+        for table in self.tables:
+            table.create(self.conn)
+
+    def stage(self, batch: list[tuple[int, str]]) -> None:
+        """Append (line, identifier) rows: COPY on PostgreSQL, executemany elsewhere."""
+        if self.dialect == "postgresql":
+            raw = self.conn.connection.driver_connection
+            with raw.cursor() as cursor, cursor.copy(
+                    f"COPY {self.rows.name} (line, ident) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(row)
+        else:
+            self.conn.exec_driver_sql(
+                f"INSERT INTO {self.rows.name} (line, ident) VALUES (?, ?)", batch)
+
+    def resolve(self) -> None:
+        """Each row's member (id, else external id, else email), then the distinct members."""
+        if self.dialect == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
+        rows = self.rows
+        by_id, by_ext, by_email = (members_t.alias(n) for n in ("m_id", "m_ext", "m_email"))
+        joined = (rows.outerjoin(by_id, by_id.c.id == rows.c.ident)
+                  .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
+                  .outerjoin(by_email, by_email.c.email == func.lower(rows.c.ident)))
+        self.conn.execute(insert(self.resolved).from_select(
+            ["line", "member_id"],
+            select(rows.c.line, func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id))
+            .select_from(joined)))
+        resolved = self.resolved
+        self.conn.execute(insert(self.members).from_select(
+            ["member_id", "line"],
+            select(resolved.c.member_id, func.min(resolved.c.line))
+            .where(resolved.c.member_id.is_not(None)).group_by(resolved.c.member_id)))
+        if self.dialect == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {self.members.name}")
+
+    def count(self, query) -> int:
+        """A count query's value."""
+        return int(self.conn.scalar(query) or 0)
+
+    def on_list(self, segment_id: int):
+        """SQL condition: the staged member is on the segment's list now."""
+        return exists().where(memberships_t.c.segment_id == segment_id,
+                              memberships_t.c.member_id == self.members.c.member_id)
+
+    def member_ids(self):
+        """SELECT of the distinct members the file names (a `member_id` column)."""
+        return select(self.members.c.member_id)
+
+    def not_in_file(self, segment_id: int):
+        """SELECT of the list's members the file does not name (for replace)."""
+        return select(memberships_t.c.member_id).where(
+            memberships_t.c.segment_id == segment_id,
+            ~exists().where(self.members.c.member_id == memberships_t.c.member_id))
+
+    def problems(self, segment_id: int, mode: str) -> Iterator[Problem]:
+        """Unknown, duplicate and (for remove) not-on-list rows, each sorted by line."""
+        rows, resolved, members = self.rows, self.resolved, self.members
+        unknown = self.conn.execute(
+            select(rows.c.line, rows.c.ident).join(resolved, resolved.c.line == rows.c.line)
+            .where(resolved.c.member_id.is_(None)).order_by(rows.c.line))
+        streams: list[Iterable[Problem]] = [
+            (Problem(line, ident, "unknown_member",
+                     "no member has this member id, external id or email")
+             for line, ident in unknown)]
+        duplicate = self.conn.execute(
+            select(resolved.c.line, rows.c.ident, members.c.line)
+            .join(members, members.c.member_id == resolved.c.member_id)
+            .join(rows, rows.c.line == resolved.c.line)
+            .where(resolved.c.line != members.c.line).order_by(resolved.c.line))
+        streams.append(Problem(line, ident, "duplicate", f"same member as line {first}")
+                       for line, ident, first in duplicate)
+        if mode == "remove":
+            absent = self.conn.execute(
+                select(members.c.line, rows.c.ident).join(rows, rows.c.line == members.c.line)
+                .where(~self.on_list(segment_id)).order_by(members.c.line))
+            streams.append(Problem(line, ident, "not_on_list",
+                                   "not on the list, so there is nothing to remove")
+                           for line, ident in absent)
+        return heapq.merge(*streams, key=lambda p: p.line)
+
+    def drop(self) -> None:
+        """Drop the tables (PostgreSQL drops them at the end of the transaction anyway)."""
+        if self.dialect == "postgresql":
+            return
+        for table in self.tables:
+            self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table.name}")
+
+
+def score_column(values: list[str]) -> int:
+    """How many of these sample values name a known member (to detect the id column)."""
+    values = [v for v in values if v][:200]
+    if not values:
+        return 0
+    lowered = [v.lower() for v in values]
+    found = db.session.scalar(select(func.count()).select_from(members_t).where(or_(
+        members_t.c.id.in_(values), members_t.c.external_id.in_(values),
+        members_t.c.email.in_(lowered))))
+    return int(found or 0)
+
+
+# --- Locking -------------------------------------------------------------------------------
+
+def lock_segment(segment_id: int) -> Segment:
+    """Take the segment's write lock for this transaction (uploads to it are serialized).
+
+    PostgreSQL: SELECT ... FOR UPDATE on the segment row. SQLite has one writer at a time;
+    a no-op write takes that lock now, before anything is read, so the transaction cannot
+    be overtaken between reading the list and writing it.
+    """
+    try:
+        if db.session.get_bind().dialect.name == "postgresql":
+            db.session.execute(text("SET LOCAL lock_timeout = '120s'"))
+            segment = db.session.scalars(
+                select(Segment).where(Segment.id == segment_id).with_for_update()
+                .execution_options(populate_existing=True)).one()
+        else:
+            db.session.execute(update(segments_t).where(segments_t.c.id == segment_id)
+                               .values(version=segments_t.c.version))
+            segment = db.session.get(Segment, segment_id, populate_existing=True)
+    except OperationalError as exc:
+        db.session.rollback()
+        raise UploadError("Another change to this segment is being saved and did not finish "
+                          "in time. Nothing was changed; try again in a moment.") from exc
+    if segment is None:
+        raise UploadError("The segment no longer exists.")
+    return segment
+
+
+# --- The pipeline --------------------------------------------------------------------------
+
+def effect(mode: str, current: int, distinct: int, on_list: int) -> dict[str, int]:
+    """What applying would do to a list of `current` members."""
+    if mode == "add":
+        added, removed = distinct - on_list, 0
+    elif mode == "remove":
+        added, removed = 0, on_list
+    else:
+        added, removed = distinct - on_list, current - on_list
+    new_size = current + added - removed
+    return {"added": added, "removed": removed, "unchanged": new_size - added,
+            "new_size": new_size}
+
+
+def over_limit_message(new_size: int, limit: int) -> str | None:
+    """The refusal when a list would exceed the per-segment member limit."""
+    if new_size <= limit:
+        return None
+    return (f"The list would have {new_size:,} members; the limit per static segment is "
+            f"{limit:,}, so this upload is {new_size - limit:,} over.")
+
+
+def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
+            problems_file: Path | None = None) -> dict[str, Any]:
+    """Read, resolve and count an upload's file; with `apply`, change the list (no commit).
+
+    Raises FileRejected when the file cannot be read as a list and UploadError when the
+    change is refused (dynamic segment, member limit, nothing to apply); either way nothing
+    has been written.
+    """
+    progress = progress or Progress(None)
+    options = dict(upload.report.get("options") or {})
+    mode = upload.mode
+    path = Path(upload.stored_path or "")
+    if not path.is_file():
+        raise FileRejected("The uploaded file is no longer stored; upload it again.")
+    shape = inspect(path, max_bytes=max_bytes(), header=options.get("header"))
+    column, detected_by = choose_column(shape, options.get("column"), score=score_column)
+    segment = lock_segment(upload.segment_id) if apply else db.session.get(
+        Segment, upload.segment_id)
+    if segment is None:
+        raise UploadError("The segment no longer exists.")
+    if segment.kind != "static":
+        raise UploadError(f"{segment.name!r} is a dynamic segment: its members come from its "
+                          "rules. Only static segments take uploaded lists.")
+    staging = Staging()
+    try:
+        stats = ParseStats()
+        size = max(shape.size, 1)
+        for batch in read_identifiers(path, shape, column, stats,
+                                      progress=lambda done: progress.set(600 * done / size)):
+            staging.stage(batch)
+        progress.set(600)
+        staging.resolve()
+        progress.set(700)
+        report = _report(upload, segment, shape, column, detected_by, stats, staging)
+        problems = _write_problems(staging.problems(segment.id, mode), stats.invalid,
+                                   problems_file)
+        report.update(problems)
+        progress.set(800)
+        refusal = report["refusal"]
+        if apply:
+            if refusal:
+                raise UploadError(refusal)
+            cause = Cause("upload", upload.actor_label or "unknown",
+                          {"upload_id": upload.id, "filename": upload.filename, "mode": mode},
+                          upload_id=upload.id)
+            if mode == "add":
+                delta = apply_delta(segment, add=staging.member_ids(), via="list", cause=cause)
+            elif mode == "remove":
+                delta = apply_delta(segment, remove=staging.member_ids(), via="list",
+                                    cause=cause)
+            else:
+                delta = apply_delta(segment, add=staging.member_ids(),
+                                    remove=staging.not_in_file(segment.id), via="list",
+                                    cause=cause)
+            report["applied"] = {"added": delta.added, "removed": delta.removed,
+                                 "size": segment.size}
+            progress.set(980)
+        return report
+    finally:
+        staging.drop()
+
+
+def _report(upload: Upload, segment: Segment, shape: FileShape, column: int,
+            detected_by: str, stats: ParseStats, staging: Staging) -> dict[str, Any]:
+    """The dry-run counts and effect."""
+    unknown = staging.count(select(func.count()).select_from(staging.resolved).where(
+        staging.resolved.c.member_id.is_(None)))
+    distinct = staging.count(select(func.count()).select_from(staging.members))
+    on_list = staging.count(select(func.count()).select_from(staging.members).where(
+        staging.on_list(segment.id)))
+    current = staging.count(select(func.count()).select_from(memberships_t).where(
+        memberships_t.c.segment_id == segment.id))
+    outcome = effect(upload.mode, current, distinct, on_list)
+    limit = int(current_app.config.get("LIMIT_STATIC_MEMBERS", 5_000_000))
+    refusal = over_limit_message(outcome["new_size"], limit)
+    if distinct == 0 and refusal is None:
+        refusal = ("No row names a known member, so there is nothing to apply."
+                   if stats.valid else "The file has no usable identifiers.")
+    return {
+        "options": upload.report.get("options") or {},
+        "file": {"size": shape.size, "bom": shape.bom, "delimiter": shape.delimiter,
+                 "header": shape.has_header, "columns": shape.columns,
+                 "column_names": shape.header, "line_endings": shape.line_endings},
+        "column": {"index": column, "label": shape.column_label(column),
+                   "detected_by": detected_by},
+        "rows": stats.rows, "blank_lines": stats.blank_lines, "valid": stats.valid,
+        "invalid": len(stats.invalid), "unknown": unknown,
+        "duplicates": stats.valid - unknown - distinct, "distinct": distinct,
+        "on_list": on_list, "not_on_list": distinct - on_list, "current_size": current,
+        "effect": outcome, "limit": limit, "refusal": refusal,
+    }
+
+
+def _write_problems(found: Iterator[Problem], invalid: list[Problem],
+                    path: Path | None) -> dict[str, Any]:
+    """Write every problem, in line order, to a CSV file; keep the first ones for the page."""
+    sample: list[dict] = []
+    counts: dict[str, int] = {}
+    handle = path.open("w", newline="", encoding="utf-8") if path else None
+    try:
+        writer = csv.writer(handle) if handle else None
+        if writer:
+            writer.writerow(["line", "identifier", "problem", "detail"])
+        for problem in heapq.merge(invalid, found, key=lambda p: p.line):
+            counts[problem.problem] = counts.get(problem.problem, 0) + 1
+            if len(sample) < SAMPLE_PROBLEMS:
+                sample.append(problem.as_dict())
+            if writer:
+                writer.writerow([problem.line, problem.identifier, problem.problem,
+                                 problem.detail])
+    finally:
+        if handle:
+            handle.close()
+    total = sum(counts.values())
+    return {"problems": sample, "problem_count": total, "problem_counts": counts,
+            "problems_file": str(path) if path and total else None}
+
+
+# --- Uploads from the dashboard and the command line ---------------------------------------
+
+def create_upload(segment: Segment, *, stored_path: Path, filename: str, mode: str,
+                  actor_label: str, actor_id: int | None = None, column: str | None = None,
+                  header: bool | None = None) -> Upload:
+    """Record a new upload of a stored file to a static segment (commits)."""
+    if segment.kind != "static":
+        raise UploadError(f"{segment.name!r} is a dynamic segment: its members come from its "
+                          "rules. Only static segments take uploaded lists.")
+    if mode not in MODES:
+        raise UploadError(f"Unknown mode {mode!r}: choose add, remove or replace.")
+    upload = Upload(segment_id=segment.id, filename=(filename or "upload.csv")[:255],
+                    mode=mode, status="analyzing", stored_path=str(stored_path),
+                    identifier_column=None, actor_id=actor_id, actor_label=actor_label,
+                    report={"options": {"column": column or None, "header": header}},
+                    progress=0, total=1000)
+    db.session.add(upload)
+    db.session.commit()
+    return upload
+
+
+def start_dry_run(upload: Upload) -> str:
+    """Run the dry run now for small files, in the background for large ones."""
+    size = Path(upload.stored_path or "").stat().st_size if upload.stored_path else 0
+    if size <= SYNC_BYTES:
+        run_dry_run(upload.id)
+        return "now"
+    from webapp.jobs import enqueue
+
+    return enqueue("webapp.uploads.service.run_dry_run", upload.id)
+
+
+def run_dry_run(upload_id: int) -> None:
+    """Job: compute an upload's dry-run report and store it (the list is not touched)."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        return
+    progress = Progress(upload.id)
+    problems_file = Path(str(upload.stored_path) + ".problems.csv")
+    try:
+        report = process(upload, apply=False, progress=progress, problems_file=problems_file)
+    except (FileRejected, UploadError) as exc:
+        db.session.rollback()
+        _finish(upload_id, "rejected", error=str(exc))
+        return
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("dry run of upload %s failed", upload_id)
+        _finish(upload_id, "failed", error="The file could not be checked because of an "
+                "unexpected error. Nothing was changed.")
+        return
+    finally:
+        progress.finish()
+    db.session.rollback()
+    _finish(upload_id, "ready", report=report, finished=False)
+
+
+def _finish(upload_id: int, status: str, *, report: dict | None = None,
+            error: str | None = None, finished: bool = True) -> None:
+    """Store an upload's outcome and commit."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        return
+    upload.status = status
+    upload.error = error
+    upload.progress = 1000
+    if report is not None:
+        upload.report = report
+        upload.identifier_column = report["column"]["label"][:255]
+        upload.total = report["rows"]
+    if finished:
+        upload.finished_at = utcnow()
+    db.session.commit()
+
+
+def applying_upload(segment_id: int, exclude: int | None = None) -> Upload | None:
+    """An upload (or undo) to this segment that is being applied now, if any."""
+    query = select(Upload).where(Upload.segment_id == segment_id, Upload.status == "applying")
+    if exclude is not None:
+        query = query.where(Upload.id != exclude)
+    return db.session.scalars(query.order_by(Upload.id)).first()
+
+
+def request_apply(upload: Upload) -> str:
+    """Confirm a dry-run upload: mark it applying and start the job (commits)."""
+    if upload.status != "ready":
+        raise UploadError(_not_ready(upload))
+    refusal = (upload.report or {}).get("refusal")
+    if refusal:
+        raise UploadError(refusal)
+    busy = applying_upload(upload.segment_id, exclude=upload.id)
+    if busy is not None:
+        raise UploadError(f"Upload #{busy.id} to this segment is being applied; wait until it "
+                          "finishes, then apply this one.")
+    upload.status = "applying"
+    upload.progress = 0
+    db.session.commit()
+    from webapp.jobs import enqueue
+
+    return enqueue("webapp.uploads.service.run_apply", upload.id)
+
+
+def _not_ready(upload: Upload) -> str:
+    return {
+        "analyzing": "The file is still being checked; apply it when the report is ready.",
+        "applying": "This upload is already being applied.",
+        "applied": "This upload has already been applied.",
+        "rejected": "This file was refused; upload a corrected file.",
+        "failed": "This upload failed; upload the file again.",
+        "discarded": "This upload was discarded; upload the file again.",
+    }.get(upload.status, f"This upload cannot be applied ({upload.status}).")
+
+
+def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = None) -> bool:
+    """Job: apply a confirmed upload in one transaction; returns whether it was applied."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        return False
+    progress = Progress(upload.id, progress_callback)
+    problems_file = Path(str(upload.stored_path) + ".problems.csv") if upload.stored_path \
+        else None
+    try:
+        report = process(upload, apply=True, progress=progress, problems_file=problems_file)
+        upload.report = report
+        upload.identifier_column = report["column"]["label"][:255]
+        upload.total = report["rows"]
+        upload.status = "applied"
+        upload.error = None
+        upload.progress = 1000
+        upload.finished_at = utcnow()
+        db.session.commit()
+    except (FileRejected, UploadError) as exc:
+        db.session.rollback()
+        _finish(upload_id, "failed", error=f"{exc} Nothing was changed.")
+        return False
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("applying upload %s failed", upload_id)
+        _finish(upload_id, "failed", error="The upload failed because of an unexpected error. "
+                "Nothing was changed.")
+        return False
+    finally:
+        progress.finish()
+    return True
+
+
+def discard(upload: Upload) -> None:
+    """Drop a dry-run upload that will not be applied, with its stored files (commits)."""
+    if upload.status not in ("ready", "rejected", "failed"):
+        raise UploadError(_not_ready(upload))
+    _remove_files(upload)
+    upload.status = "discarded"
+    upload.finished_at = utcnow()
+    db.session.commit()
+
+
+def _remove_files(upload: Upload) -> None:
+    for path in (upload.stored_path, (upload.report or {}).get("problems_file")):
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+
+# --- History and undo ----------------------------------------------------------------------
+
+def latest_undoable(segment_id: int) -> Upload | None:
+    """The segment's most recent applied upload that has not been undone."""
+    return db.session.scalars(
+        select(Upload).where(Upload.segment_id == segment_id, Upload.status == "applied",
+                             Upload.mode.in_(MODES), Upload.undone_at.is_(None))
+        .order_by(Upload.finished_at.desc(), Upload.id.desc())).first()
+
+
+def request_undo(upload: Upload, *, actor_label: str, actor_id: int | None = None) -> Upload:
+    """Start undoing the segment's latest upload; returns the undo's own upload row (commits)."""
+    latest = latest_undoable(upload.segment_id)
+    if latest is None or latest.id != upload.id:
+        raise UploadError("Only the latest applied upload of a segment can be undone.")
+    busy = applying_upload(upload.segment_id)
+    if busy is not None:
+        raise UploadError(f"Upload #{busy.id} to this segment is being applied; wait until it "
+                          "finishes.")
+    undo = Upload(segment_id=upload.segment_id, filename=upload.filename, mode="undo",
+                  status="applying", actor_id=actor_id, actor_label=actor_label,
+                  report={"undo_of": upload.id}, progress=0, total=1000)
+    db.session.add(undo)
+    db.session.commit()
+    from webapp.jobs import enqueue
+
+    enqueue("webapp.uploads.service.run_undo", undo.id)
+    return undo
+
+
+def undo_upload(undo: Upload, progress: Progress | None = None) -> dict[str, Any]:
+    """Reverse the upload named by `undo.report['undo_of']`: re-add whom it removed and remove
+    whom it added, with events carrying the undo's own upload id (no commit)."""
+    progress = progress or Progress(None)
+    segment = lock_segment(undo.segment_id)
+    target = db.session.get(Upload, int(undo.report["undo_of"]))
+    if target is None or target.undone_at is not None or target.status != "applied":
+        raise UploadError("That upload has already been undone or was never applied.")
+    latest = latest_undoable(undo.segment_id)
+    if latest is None or latest.id != target.id:
+        raise UploadError("A later upload was applied since; only the latest can be undone.")
+    added = select(events_t.c.member_id).where(events_t.c.upload_id == target.id,
+                                               events_t.c.segment_id == segment.id,
+                                               events_t.c.action == "ADD")
+    removed = select(events_t.c.member_id).where(events_t.c.upload_id == target.id,
+                                                 events_t.c.segment_id == segment.id,
+                                                 events_t.c.action == "REMOVE")
+    back = select(func.count()).select_from(removed.subquery()).scalar_subquery()
+    new_size = db.session.scalar(select(
+        literal(segment.size) + back - select(func.count()).select_from(memberships_t).where(
+            memberships_t.c.segment_id == segment.id,
+            memberships_t.c.member_id.in_(added)).scalar_subquery())) or 0
+    limit = int(current_app.config.get("LIMIT_STATIC_MEMBERS", 5_000_000))
+    refusal = over_limit_message(int(new_size), limit)
+    if refusal:
+        raise UploadError(refusal)
+    progress.set(500)
+    cause = Cause("upload", undo.actor_label or "unknown",
+                  {"upload_id": undo.id, "undo_of": target.id, "mode": "undo"},
+                  upload_id=undo.id)
+    delta = apply_delta(segment, add=removed, remove=added, via="list", cause=cause)
+    target.undone_at = utcnow()
+    progress.set(980)
+    return {"undo_of": target.id, "applied": {"added": delta.added, "removed": delta.removed,
+                                              "size": segment.size}}
+
+
+def run_undo(undo_id: int) -> bool:
+    """Job: apply an undo in one transaction; returns whether it was applied."""
+    undo = db.session.get(Upload, undo_id)
+    if undo is None:
+        return False
+    progress = Progress(undo.id)
+    try:
+        report = undo_upload(undo, progress)
+        undo.report = report
+        undo.status = "applied"
+        undo.progress = 1000
+        undo.finished_at = utcnow()
+        db.session.commit()
+    except UploadError as exc:
+        db.session.rollback()
+        _finish(undo_id, "failed", error=f"{exc} Nothing was changed.")
+        return False
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("undo %s failed", undo_id)
+        _finish(undo_id, "failed", error="The undo failed because of an unexpected error. "
+                "Nothing was changed.")
+        return False
+    finally:
+        progress.finish()
+    return True
+
+
+def history(segment_id: int, page: int = 1, per_page: int = 20):
+    """The segment's uploads, newest first, paginated."""
+    return db.paginate(select(Upload).where(Upload.segment_id == segment_id)
+                       .order_by(Upload.id.desc()), page=page, per_page=per_page,
+                       error_out=False)
