@@ -1,0 +1,35 @@
+"""`flask events deliver`: the webhook delivery worker for setups without (or beside) RQ."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from webapp.cli import events_cli
+
+
+@events_cli.command("deliver")
+@click.option("--loop", is_flag=True, help="Keep delivering until interrupted.")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds to sleep between passes with --loop.")
+@click.option("--webhook", "webhook_id", type=int, default=None,
+              help="Only this webhook (by id).")
+def deliver_command(loop: bool, interval: float, webhook_id: int | None) -> None:
+    """Create deliveries for new membership events and send those due (one pass, or --loop)."""
+    from webapp.extensions import db
+    from webapp.webhooks.delivery import deliver
+
+    while True:
+        result = deliver(webhook_id=webhook_id)
+        if not loop or result.created or result.posts:
+            click.echo(f"{result.created:,} new deliveries; {result.posts:,} POSTs: "
+                       f"{result.delivered:,} delivered, {result.retrying:,} to retry, "
+                       f"{result.failed:,} failed.")
+        if not loop:
+            return
+        db.session.remove()  # a fresh session per pass: no stale reads between passes
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return

@@ -1,0 +1,497 @@
+"""Webhook delivery: signed POSTs of membership events, retried with backoff, by a worker.
+
+Nothing here runs inside a web request. A worker does it: `flask events deliver` (one pass;
+`--loop` keeps going), or with `REDIS_URL` set an RQ job that a commit writing membership
+events schedules (at most one queued job at a time), so a slow receiver never slows a request.
+
+One pass (`deliver`):
+
+1. **Collect.** For each active webhook, every event after its `last_event_id` that matches its
+   filter (actions, segments) becomes a `pending` delivery row, in one INSERT … SELECT; then
+   `last_event_id` moves to the newest event. A 1,000,000-member upload is one statement here,
+   not a million of anything.
+2. **Send.** Each webhook's due deliveries go out in order of event id, up to
+   `WEBHOOK_BATCH_SIZE` (default 100) events per POST. The body is a JSON **array** of events:
+
+       [{"event_id": 41, "action": "ADD", "segment_id": 7, "segment_name": "VIP",
+         "customer_segment_id": "vip-2026", "member_id": "…uuid…",
+         "member_external_id": "CRM-0042", "source": "upload",
+         "cause": {"actor": "Ada Admin", "upload_id": 3}, "time": "2026-11-22T10:15:02.117Z"}]
+
+   A 2xx answer marks every delivery of the batch delivered. Anything else (another status, a
+   redirect, a timeout after `WEBHOOK_TIMEOUT` seconds (default 5), a refused connection) marks
+   them for a retry after 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, then 6 h; after
+   `WEBHOOK_MAX_ATTEMPTS` (default 8) attempts a delivery is `failed` and stays in the log,
+   where an admin can retry it. While a webhook's oldest undelivered event waits for its retry,
+   its newer events wait behind it: a failing receiver is backed off as a whole and events stay
+   in order. Delivery is at least once: receivers should ignore an `event_id` they have seen.
+
+Signature. Every POST carries
+
+    Beacon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
+    Beacon-Webhook-Id: <webhook id>
+    Beacon-Event-Count: <events in the body>
+
+where `v1 = HMAC-SHA256(key = the webhook secret (UTF-8), message = "<t>.<raw body>")`.
+To verify: take the raw request body bytes before any JSON parsing; split the header on `,`
+and `=`; compute the HMAC over `t + "." + body`; compare it with `v1` in constant time
+(`hmac.compare_digest`); refuse the request when `t` is more than 5 minutes from your clock
+(replays). `verify_signature` below is that recipe in Python.
+
+A test event (the dashboard's "Send test event") is a delivery with `event_id` 0 whose body is
+one event with `"action": "TEST"`; it is sent on its own, never batched with real events.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import DateTime, Integer, String, event, func, insert, literal, select, update
+from sqlalchemy.orm import Session, aliased
+
+from webapp.extensions import db
+from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
+from webapp.timeutil import utcnow
+from webapp.webhooks.service import event_payload
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Beacon-Signature"
+TOLERANCE_SECONDS = 300
+BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
+DEFAULT_BATCH_SIZE = 100
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_TIMEOUT = 5.0
+DUE = ("pending", "retrying")
+TEST_EVENT_ID = 0
+USER_AGENT = "Beacon-Webhooks/1.0"
+SCHEDULE_KEY = "beacon:webhooks:delivery-scheduled"
+EVENTS_WRITTEN = "beacon_membership_events_written"
+JOB_SECONDS = 60
+
+deliveries_t = WebhookDelivery.__table__
+events_t = MembershipEvent.__table__
+
+
+@dataclass
+class PassResult:
+    """What one delivery pass did."""
+
+    created: int = 0
+    posts: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    def add(self, other: PassResult) -> None:
+        """Accumulate another pass's counts."""
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+
+# --- signing ----------------------------------------------------------------------------
+
+def unix_time(now: datetime) -> int:
+    """A naive UTC datetime as Unix seconds."""
+    return calendar.timegm(now.utctimetuple())
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The hex HMAC-SHA256 of "<timestamp>.<body>" with the secret."""
+    message = str(timestamp).encode() + b"." + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signature_header(secret: str, body: bytes, timestamp: int) -> str:
+    """The Beacon-Signature header value: t=<unix>,v1=<hex>."""
+    return f"t={timestamp},v1={sign(secret, timestamp, body)}"
+
+
+def verify_signature(secret: str, body: bytes, header: str, *, now: float | None = None,
+                     tolerance: int = TOLERANCE_SECONDS) -> bool:
+    """The receiver's check: a v1 signature matches and the timestamp is recent enough."""
+    timestamp, candidates = None, []
+    for part in (header or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body)
+    return any(hmac.compare_digest(expected, c) for c in candidates)
+
+
+# --- configuration ----------------------------------------------------------------------
+
+def _setting(name: str, default: Any) -> Any:
+    value = current_app.config.get(name) if has_app_context() else None
+    return default if value is None else value
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the given number of failed attempts."""
+    index = min(max(attempts, 1), len(BACKOFF_SECONDS)) - 1
+    return timedelta(seconds=BACKOFF_SECONDS[index])
+
+
+# --- collect ----------------------------------------------------------------------------
+
+def collect(now: datetime | None = None, webhook_id: int | None = None) -> int:
+    """Create pending deliveries for new matching events of each active webhook; commits."""
+    now = now or utcnow()
+    latest = db.session.scalar(select(func.max(events_t.c.id))) or 0
+    query = select(Webhook.id, Webhook.last_event_id, Webhook.event_filter).where(
+        Webhook.active.is_(True), Webhook.last_event_id < latest)
+    if webhook_id is not None:
+        query = query.where(Webhook.id == webhook_id)
+    rows = db.session.execute(query.order_by(Webhook.id)).all()
+    db.session.commit()
+    created = 0
+    for wid, last, event_filter in rows:
+        # Claim the range first: a second worker doing the same finds last_event_id moved
+        # and skips, so no event is collected twice.
+        claimed = db.session.execute(
+            update(Webhook).where(Webhook.id == wid, Webhook.last_event_id == last,
+                                  Webhook.active.is_(True))
+            .values(last_event_id=latest).execution_options(synchronize_session=False))
+        if claimed.rowcount != 1:
+            db.session.rollback()
+            continue
+        conditions = [events_t.c.id > last, events_t.c.id <= latest]
+        event_filter = event_filter or {}
+        if event_filter.get("actions"):
+            conditions.append(events_t.c.action.in_(event_filter["actions"]))
+        if event_filter.get("segments"):
+            conditions.append(events_t.c.segment_id.in_(event_filter["segments"]))
+        matching = select(
+            literal(wid, Integer), events_t.c.id, literal("pending", String),
+            literal(0, Integer), literal(now, DateTime), literal(now, DateTime),
+        ).where(*conditions).order_by(events_t.c.id)
+        result = db.session.execute(insert(deliveries_t).from_select(
+            ["webhook_id", "event_id", "status", "attempts", "next_attempt_at", "created_at"],
+            matching))
+        db.session.commit()
+        created += max(result.rowcount or 0, 0)
+    return created
+
+
+# --- send -------------------------------------------------------------------------------
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer we do not follow: it counts as a failed attempt."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def post(url: str, body: bytes, headers: dict[str, str],
+         timeout: float) -> tuple[int | None, str | None]:
+    """POST the body; returns (status code or None, error message or None for a 2xx)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            response.read(65536)
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        detail = ""
+        try:
+            detail = exc.read(300).decode("utf-8", "replace").strip()
+        except Exception:  # the error body is only a courtesy for the log
+            detail = ""
+        message = f"HTTP {exc.code} {exc.reason}".strip()
+        return exc.code, f"{message}: {detail[:200]}" if detail else message
+    except TimeoutError:
+        return None, f"Timed out after {timeout:g} s"
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            return None, f"Timed out after {timeout:g} s"
+        return None, f"Connection failed: {reason}"
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return None, f"Connection failed: {exc.__class__.__name__}: {exc}"
+    if 200 <= status < 300:
+        return status, None
+    return status, f"HTTP {status}"
+
+
+def sample_event(webhook: Webhook, now: datetime) -> dict[str, Any]:
+    """The body item of a test delivery."""
+    return {
+        "event_id": TEST_EVENT_ID, "action": "TEST", "segment_id": None,
+        "segment_name": "Test event", "customer_segment_id": None, "member_id": None,
+        "member_external_id": None, "source": "test",
+        "cause": {"actor": "Beacon", "detail": f"Test event for webhook {webhook.id}"},
+        "time": now.isoformat(timespec="milliseconds") + "Z",
+    }
+
+
+def _payloads(event_ids: list[int]) -> dict[int, dict[str, Any]]:
+    member = aliased(Member)
+    rows = db.session.execute(
+        select(MembershipEvent, member.external_id)
+        .outerjoin(member, member.id == MembershipEvent.member_id)
+        .where(MembershipEvent.id.in_(event_ids)))
+    return {ev.id: event_payload(ev, external_id) for ev, external_id in rows}
+
+
+def _claim(ids: list[int], now: datetime, lease: timedelta) -> list[int]:
+    """Reserve due deliveries for this worker; returns the ids it got."""
+    until = now + lease
+    db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_(ids), WebhookDelivery.status.in_(DUE),
+               WebhookDelivery.next_attempt_at <= now)
+        .values(next_attempt_at=until).execution_options(synchronize_session=False))
+    db.session.commit()
+    return list(db.session.scalars(select(WebhookDelivery.id).where(
+        WebhookDelivery.id.in_(ids), WebhookDelivery.next_attempt_at == until)))
+
+
+def _send_batch(webhook: Webhook, ids: list[int], now: datetime,
+                result: PassResult) -> bool:
+    """POST one batch and record the outcome on its deliveries; True when delivered."""
+    timeout = float(_setting("WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT))
+    max_attempts = int(_setting("WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS))
+    claimed = _claim(ids, now, timedelta(seconds=timeout * 2 + 60))
+    if not claimed:
+        return False
+    rows = list(db.session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.id.in_(claimed)).order_by(WebhookDelivery.id)))
+    payloads = _payloads([r.event_id for r in rows if r.event_id != TEST_EVENT_ID])
+    items, sendable = [], []
+    for row in rows:
+        payload = (sample_event(webhook, now) if row.event_id == TEST_EVENT_ID
+                   else payloads.get(row.event_id))
+        if payload is None:
+            row.status, row.next_attempt_at = "failed", None
+            row.last_error = f"Event {row.event_id} no longer exists."
+            result.failed += 1
+            continue
+        items.append(payload)
+        sendable.append(row)
+    if not sendable:
+        db.session.commit()
+        return True
+    body = json.dumps(items, separators=(",", ":")).encode()
+    timestamp = unix_time(now)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        SIGNATURE_HEADER: signature_header(webhook.secret, body, timestamp),
+        "Beacon-Webhook-Id": str(webhook.id),
+        "Beacon-Event-Count": str(len(items)),
+    }
+    url = webhook.url
+    db.session.commit()  # no transaction stays open while we wait for the receiver
+    status, error = post(url, body, headers, timeout)
+    result.posts += 1
+    for row in sendable:
+        row.attempts += 1
+        row.last_status_code = status
+        if error is None:
+            row.status, row.last_error = "delivered", None
+            row.delivered_at, row.next_attempt_at = now, None
+            result.delivered += 1
+        elif row.attempts >= max_attempts:
+            row.status, row.last_error, row.next_attempt_at = "failed", error, None
+            result.failed += 1
+        else:
+            row.status, row.last_error = "retrying", error
+            row.next_attempt_at = now + backoff(row.attempts)
+            result.retrying += 1
+    db.session.commit()
+    return error is None
+
+
+def _send_webhook(webhook: Webhook, now: datetime, deadline: float | None,
+                  result: PassResult) -> None:
+    batch_size = max(1, int(_setting("WEBHOOK_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
+    tests = list(db.session.scalars(select(WebhookDelivery.id).where(
+        WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.event_id == TEST_EVENT_ID,
+        WebhookDelivery.status.in_(DUE), WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.id)))
+    for test_id in tests:
+        _send_batch(webhook, [test_id], now, result)
+    queue = (WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.status.in_(DUE),
+             WebhookDelivery.event_id != TEST_EVENT_ID)
+    head = db.session.execute(select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
+                              .where(*queue).order_by(WebhookDelivery.id).limit(1)).first()
+    # The oldest undelivered event decides: while it waits for its retry, so does the rest.
+    if head is None or head.next_attempt_at is None or head.next_attempt_at > now:
+        return
+    cursor = head.id - 1
+    while deadline is None or time.monotonic() < deadline:
+        ids = list(db.session.scalars(
+            select(WebhookDelivery.id)
+            .where(*queue, WebhookDelivery.id > cursor, WebhookDelivery.next_attempt_at <= now)
+            .order_by(WebhookDelivery.id).limit(batch_size)))
+        if not ids:
+            return
+        cursor = ids[-1]
+        if not _send_batch(webhook, ids, now, result):
+            return
+
+
+def send_due(now: datetime | None = None, webhook_id: int | None = None,
+             deadline: float | None = None) -> PassResult:
+    """Send every due delivery of the active webhooks, batched; records each outcome."""
+    now = now or utcnow()
+    result = PassResult()
+    query = select(Webhook).where(Webhook.active.is_(True)).order_by(Webhook.id)
+    if webhook_id is not None:
+        query = query.where(Webhook.id == webhook_id)
+    for webhook in db.session.scalars(query).all():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        _send_webhook(webhook, now, deadline, result)
+    return result
+
+
+def deliver(now: datetime | None = None, webhook_id: int | None = None,
+            max_seconds: float | None = None) -> PassResult:
+    """One pass: collect new events into deliveries, then send what is due."""
+    deadline = time.monotonic() + max_seconds if max_seconds else None
+    created = collect(now, webhook_id)
+    result = send_due(now, webhook_id, deadline)
+    result.created = created
+    return result
+
+
+# --- triggering -------------------------------------------------------------------------
+
+def deliver_job(webhook_id: int | None = None) -> dict[str, int]:
+    """Background job: one delivery pass (at most a minute); frees the schedule slot first."""
+    url = _setting("REDIS_URL", None)
+    if url:
+        try:
+            _redis(url).delete(SCHEDULE_KEY)
+        except Exception:  # Redis gone: the job still delivers, the next commit reschedules
+            log.warning("could not clear the webhook schedule key", exc_info=True)
+    started = time.monotonic()
+    result = deliver(webhook_id=webhook_id, max_seconds=JOB_SECONDS)
+    if url and time.monotonic() - started >= JOB_SECONDS:
+        # Out of time with work left (a big upload): queue the next pass instead of
+        # holding a worker for longer.
+        try:
+            schedule_after_commit()
+        except Exception:
+            log.warning("could not schedule the next webhook delivery pass", exc_info=True)
+    return asdict(result)
+
+
+def retry_delivery(delivery: WebhookDelivery, *, actor: str,
+                   now: datetime | None = None) -> None:
+    """Make a delivery (and the queue waiting behind it) due now; audited and committed."""
+    from webapp.audit import record
+
+    now = now or utcnow()
+    if delivery.status == "delivered":
+        return
+    if delivery.status == "failed":
+        delivery.status = "retrying"
+    delivery.next_attempt_at = now
+    db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.webhook_id == delivery.webhook_id,
+               WebhookDelivery.status == "retrying", WebhookDelivery.next_attempt_at > now)
+        .values(next_attempt_at=now).execution_options(synchronize_session=False))
+    record(actor, "webhook.retry", "webhook", delivery.webhook_id,
+           f"Retried delivery {delivery.id} (event {delivery.event_id}) now")
+    db.session.commit()
+
+
+def queue_test_event(webhook: Webhook, *, actor: str,
+                     now: datetime | None = None) -> WebhookDelivery:
+    """Queue a test delivery for the webhook (sent by the worker); audited and committed."""
+    from webapp.audit import record
+
+    now = now or utcnow()
+    delivery = WebhookDelivery(webhook_id=webhook.id, event_id=TEST_EVENT_ID, status="pending",
+                               attempts=0, next_attempt_at=now, created_at=now)
+    db.session.add(delivery)
+    record(actor, "webhook.test", "webhook", webhook.id,
+           f"Sent a test event to webhook {webhook.id}")
+    db.session.commit()
+    return delivery
+
+
+def start(webhook_id: int | None = None) -> str:
+    """Hand a delivery pass to the background (RQ, a thread, or at once in tests)."""
+    from webapp.jobs import enqueue
+
+    return enqueue("webapp.webhooks.delivery.deliver_job", webhook_id)
+
+
+_redis_clients: dict[str, Any] = {}
+
+
+def _redis(url: str):
+    client = _redis_clients.get(url)
+    if client is None:
+        from redis import Redis
+
+        client = _redis_clients[url] = Redis.from_url(url, socket_timeout=2,
+                                                      socket_connect_timeout=2)
+    return client
+
+
+def schedule_after_commit() -> bool:
+    """Enqueue one delivery job unless one is already waiting; True when enqueued."""
+    url = _setting("REDIS_URL", None)
+    if not url:
+        return False
+    if not _redis(url).set(SCHEDULE_KEY, "1", nx=True, ex=30):
+        return False
+    start()
+    return True
+
+
+def _note_event_insert(state) -> None:
+    if state.is_insert and getattr(state.statement, "table", None) is events_t:
+        state.session.info[EVENTS_WRITTEN] = True
+
+
+def _after_commit(session: Session) -> None:
+    if not session.info.pop(EVENTS_WRITTEN, False) or not has_app_context():
+        return
+    config = current_app.config
+    # Tests (JOBS_SYNC) and setups without Redis deliver with `flask events deliver` instead.
+    if not config.get("REDIS_URL") or config.get("JOBS_SYNC") \
+            or not config.get("WEBHOOKS_AUTO_DELIVER", True):
+        return
+    try:
+        schedule_after_commit()
+    except Exception:  # never fail the request that committed: the worker catches up
+        current_app.logger.warning("could not schedule webhook delivery", exc_info=True)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(EVENTS_WRITTEN, None)
+
+
+def install_commit_hook() -> None:
+    """Schedule a delivery job after each commit that wrote membership events (idempotent)."""
+    if not event.contains(Session, "do_orm_execute", _note_event_insert):
+        event.listen(Session, "do_orm_execute", _note_event_insert)
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
