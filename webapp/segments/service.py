@@ -1,0 +1,602 @@
+"""Segment services: save, delete, where-used, reach/impact preview and rule-check warnings.
+
+The dashboard views and the JSON:API both call these; the rules themselves live in
+`webapp.targeting` and membership changes go through `webapp.membership`.
+
+Decisions worth knowing:
+
+* `save_segment` with `segment` given is a partial update: keys missing from `data` keep their
+  current values (so an API PATCH can send only what changes).
+* A segment's kind can change only while nothing is in it: no materialized members, no list
+  entries and no overrides. Otherwise the change is refused (create a new segment instead).
+* `url` is informational but is shown as a link, so only http(s) URLs are accepted.
+* Error keys are attribute names (`name`, `kind`, `customer_segment_id`, `url`, `include`,
+  `exclude`, `version`), a criterion path (`include[2]`), or `segment` for a refusal that is
+  about the segment as a whole (the segment-count limit).
+* Deleting a segment writes a REMOVE event for each of its members (so event consumers do not
+  keep members of a segment that no longer exists); the events stay after the delete.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, has_request_context, url_for
+from sqlalchemy import delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from webapp.audit import record
+from webapp.extensions import db
+from webapp.membership import Cause, apply_delta, desired_condition, refresh_segment
+from webapp.models import (
+    Audience,
+    AudienceSegment,
+    Member,
+    Offer,
+    Override,
+    Reward,
+    RewardRequiredSegment,
+    Segment,
+    SegmentDependency,
+    SegmentMembership,
+)
+from webapp.targeting import (
+    Criterion,
+    Definition,
+    SegmentDefinitionError,
+    describe_definition,
+    find_cycle,
+    parse_criterion,
+)
+from webapp.targeting import schema as ts
+from webapp.timeutil import utcnow
+
+members_t = Member.__table__
+memberships_t = SegmentMembership.__table__
+
+KINDS = ("dynamic", "static")
+NAME_MAX = 200
+DESCRIPTION_MAX = 10_000
+CUSTOMER_ID_MAX = 255
+URL_MAX = 2000
+EDITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude")
+_URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+
+
+class SegmentError(ValueError):
+    """A refused segment operation; `.errors` maps a field or criterion path to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{k}: {v}" if not v.startswith(k) else v
+                                   for k, v in self.errors.items()))
+
+
+class SegmentInUse(SegmentError):
+    """The segment cannot be deleted: `.uses` lists every offer, reward and segment using it."""
+
+    def __init__(self, segment: Segment, uses: list[dict]):
+        self.uses = uses
+        names = ", ".join(f"{_KIND_WORDS[u['kind']]} {u['name']}" for u in uses)
+        super().__init__({"segment": f"{segment.name} is still used by {names}; "
+                                     "remove those uses before deleting it"})
+
+
+_KIND_WORDS = {"offer_audience": "offer", "reward": "reward", "segment": "segment"}
+
+
+# --- input --------------------------------------------------------------------------------
+
+def _limit(name: str, default: int) -> int:
+    return int(current_app.config.get(name, default))
+
+
+def _text(value: Any, key: str, errors: dict[str, str], *, max_len: int,
+          required: bool = False) -> str | None:
+    """A stripped string attribute (None when empty), recording problems in `errors`."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        errors[key] = f"{key} must be text"
+        return None
+    value = value.strip()
+    if required and not value:
+        errors[key] = f"{key} is required"
+        return None
+    if len(value) > max_len:
+        errors[key] = f"{key} is at most {max_len:,} characters ({len(value):,} given)"
+        return None
+    return value or None
+
+
+def parse_criteria(items: Any, group: str, errors: dict[str, str]) -> list[Criterion]:
+    """Validate a list of criteria; each refusal is recorded under its path, e.g. include[2]."""
+    if items is None:
+        return []
+    if not isinstance(items, list | tuple):
+        errors[group] = f"{group} is a list of criteria"
+        return []
+    parsed = []
+    for i, raw in enumerate(items):
+        try:
+            parsed.append(parse_criterion(raw, f"{group}[{i}]"))
+        except SegmentDefinitionError as exc:
+            errors[f"{group}[{i}]"] = str(exc)
+    return parsed
+
+
+def parse_definition_input(definition: dict, errors: dict[str, str], *,
+                           segment_id: int | None = None) -> Definition | None:
+    """Validate {kind, include, exclude}: criteria, limits, referenced segments and cycles."""
+    kind = definition.get("kind") or "dynamic"
+    if kind not in KINDS:
+        errors["kind"] = f"kind is static or dynamic, not {kind!r}"
+        return None
+    include = parse_criteria(definition.get("include"), "include", errors)
+    exclude = parse_criteria(definition.get("exclude"), "exclude", errors)
+    limit = _limit("LIMIT_CRITERIA", ts.MAX_INCLUDE)
+    for group in ("include", "exclude"):
+        items = definition.get(group) or []
+        if isinstance(items, list | tuple) and len(items) > limit:
+            errors[group] = (f"at most {limit:,} {group} criteria per segment "
+                             f"(limit LIMIT_CRITERIA); {len(items):,} given")
+    if kind == "static":
+        for group in ("include", "exclude"):
+            if definition.get(group):
+                errors[group] = (f"a static segment has no {group} criteria; its members are "
+                                 "its list (choose dynamic to use criteria)")
+    if any(k.startswith(("include", "exclude")) for k in errors):
+        return None
+    parsed = Definition(kind=kind, include=tuple(include), exclude=tuple(exclude),
+                        references=frozenset(v for c in include + exclude
+                                             if c.kind == ts.SEGMENT for v in c.value))
+    _check_references(parsed, segment_id, errors)
+    return parsed
+
+
+def _check_references(d: Definition, segment_id: int | None, errors: dict[str, str]) -> None:
+    """Referenced segments must exist, and no reference may lead back to this segment."""
+    if not d.references:
+        return
+    known = set(db.session.scalars(select(Segment.id).where(Segment.id.in_(d.references))))
+    for c in d.include + d.exclude:
+        if c.kind != ts.SEGMENT:
+            continue
+        missing = [v for v in c.value if v not in known]
+        if missing:
+            errors[c.where] = (f"{c.where} (segment {c.operator} {list(c.value)}): no segment "
+                               f"with id {', '.join(f'#{m}' for m in missing)}")
+        elif segment_id is not None and segment_id in c.value:
+            errors[c.where] = (f"{c.where} (segment {c.operator} {list(c.value)}): a segment "
+                               "cannot refer to itself")
+    if segment_id is None or any(k.startswith(("include", "exclude")) for k in errors):
+        return
+    # Cycles: the graph is the stored dependencies with this segment's edges replaced.
+    graph: dict[int, set[int]] = defaultdict(set)
+    for sid, dep in db.session.execute(select(SegmentDependency.segment_id,
+                                              SegmentDependency.depends_on_id)):
+        if sid != segment_id:
+            graph[sid].add(dep)
+    graph[segment_id] = set(d.references)
+    definitions = {sid: Definition(kind="dynamic", references=frozenset(refs))
+                   for sid, refs in graph.items()}
+    try:
+        find_cycle(definitions, _names(set(graph) | {r for v in graph.values() for r in v}))
+    except SegmentDefinitionError as exc:
+        first = next(c for c in d.include + d.exclude if c.kind == ts.SEGMENT)
+        errors[first.where] = f"{first.where}: {exc}"
+
+
+def _names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    rows = db.session.execute(select(Segment.id, Segment.name).where(Segment.id.in_(ids)))
+    return {sid: name for sid, name in rows}
+
+
+def _stored(segment: Segment) -> dict[str, Any]:
+    """The editable attributes of a segment, as the audit trail records them."""
+    return {"name": segment.name, "description": segment.description or "",
+            "kind": segment.kind, "customer_segment_id": segment.customer_segment_id,
+            "url": segment.url, "include": list(segment.include or []),
+            "exclude": list(segment.exclude or [])}
+
+
+def _has_content(segment: Segment) -> bool:
+    """Whether anything is in the segment: members, list entries or overrides."""
+    return bool(db.session.scalar(select(exists().where(
+        memberships_t.c.segment_id == segment.id)))) or bool(db.session.scalar(select(exists(
+            ).where(Override.segment_id == segment.id))))
+
+
+def _who_changed(segment: Segment) -> str:
+    who = segment.updated_by_label or "someone"
+    when = segment.updated_at.strftime("%Y-%m-%d %H:%M UTC") if segment.updated_at else "earlier"
+    return f"{who} changed this segment at {when} (now version {segment.version})"
+
+
+# --- save -----------------------------------------------------------------------------------
+
+def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
+    """The canonical attributes `data` would give the segment; raises SegmentError."""
+    if not isinstance(data, dict):
+        raise SegmentError({"segment": "a segment is an object of attributes"})
+    current = _stored(segment) if segment is not None else {
+        "name": None, "description": "", "kind": None, "customer_segment_id": None,
+        "url": None, "include": [], "exclude": []}
+    merged = {**current, **{k: v for k, v in _canonical_keys(data).items() if k in EDITABLE}}
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
+    out["name"] = _text(merged["name"], "name", errors, max_len=NAME_MAX, required=True)
+    out["description"] = _text(merged["description"], "description", errors,
+                               max_len=DESCRIPTION_MAX) or ""
+    out["customer_segment_id"] = _text(merged["customer_segment_id"], "customer_segment_id",
+                                       errors, max_len=CUSTOMER_ID_MAX)
+    url = _text(merged["url"], "url", errors, max_len=URL_MAX)
+    if url and not _URL_RE.match(url):
+        errors["url"] = "url must be a web address starting with http:// or https://"
+    out["url"] = url
+    kind = merged["kind"]
+    if kind not in KINDS:
+        errors["kind"] = ("kind is required: static or dynamic" if kind in (None, "")
+                          else f"kind is static or dynamic, not {kind!r}")
+        kind = None
+    out["kind"] = kind
+    if kind is not None:
+        parsed = parse_definition_input(
+            {"kind": kind, "include": merged["include"], "exclude": merged["exclude"]},
+            errors, segment_id=segment.id if segment is not None else None)
+        if parsed is not None:
+            out["include"] = [c.to_dict() for c in parsed.include]
+            out["exclude"] = [c.to_dict() for c in parsed.exclude]
+            out["references"] = sorted(parsed.references)
+    csid = out["customer_segment_id"]
+    if csid and "customer_segment_id" not in errors:
+        taken = db.session.scalar(select(Segment.id).where(
+            Segment.customer_segment_id == csid))
+        if taken is not None and (segment is None or taken != segment.id):
+            errors["customer_segment_id"] = (f"customer segment id {csid!r} is already used by "
+                                             f"segment #{taken}")
+    if segment is None:
+        limit = _limit("LIMIT_SEGMENTS", 10_000)
+        count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
+        if count >= limit:
+            errors["segment"] = (f"the limit of {limit:,} segments (LIMIT_SEGMENTS) is "
+                                 "reached; delete a segment you no longer need first")
+    elif kind is not None and kind != segment.kind and _has_content(segment):
+        errors["kind"] = (f"the kind cannot change from {segment.kind} to {kind} once the "
+                          "segment has members, list entries or overrides; create a new "
+                          "segment instead")
+    if errors:
+        raise SegmentError(errors)
+    return out
+
+
+def _canonical_keys(data: dict) -> dict[str, Any]:
+    aliases = {"customerSegmentId": "customer_segment_id"}
+    return {aliases.get(k, k): v for k, v in data.items()}
+
+
+def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
+                 actor_id: int | None = None, expected_version: int | None = None) -> Segment:
+    """Create (segment None) or update a segment, re-materialize it, audit, commit once."""
+    if segment is not None and expected_version is not None \
+            and expected_version != segment.version:
+        raise SegmentError({"version": f"{_who_changed(segment)}; your edit was based on "
+                                       f"version {expected_version}. Review the current "
+                                       "definition and apply your change again."})
+    values = validate(data, segment=segment)
+    references = values.pop("references", [])
+    now = utcnow()
+    creating = segment is None
+    before = None if creating else _stored(segment)
+    try:
+        if creating:
+            segment = Segment(created_by_id=actor_id, created_at=now, version=1, size=0)
+            db.session.add(segment)
+        else:
+            # Optimistic lock: the version moves only if nobody saved since we read it.
+            moved = db.session.execute(
+                update(Segment).where(Segment.id == segment.id,
+                                      Segment.version == segment.version)
+                .values(version=segment.version + 1)
+                .execution_options(synchronize_session=False))
+            if moved.rowcount != 1:
+                db.session.rollback()
+                db.session.refresh(segment)
+                raise SegmentError({"version": f"{_who_changed(segment)} while you were "
+                                               "editing. Review the current definition and "
+                                               "apply your change again."})
+            set_committed_value(segment, "version", segment.version + 1)
+        for key in EDITABLE:
+            setattr(segment, key, values[key])
+        segment.updated_by_id = actor_id
+        segment.updated_by_label = actor
+        segment.updated_at = now
+        db.session.flush()
+        db.session.execute(delete(SegmentDependency).where(
+            SegmentDependency.segment_id == segment.id))
+        if references:
+            db.session.execute(insert(SegmentDependency), [
+                {"segment_id": segment.id, "depends_on_id": ref} for ref in references])
+        after = _stored(segment)
+        if creating:
+            record(actor, "segment.create", "segment", segment.id,
+                   f"Created {segment.kind} segment {segment.name}", after=after)
+        else:
+            changed = [k for k in EDITABLE if before[k] != after[k]]
+            record(actor, "segment.update", "segment", segment.id,
+                   f"Changed {', '.join(changed) or 'nothing'} of segment {segment.name} "
+                   f"(version {segment.version})", before=before, after=after)
+        rules_changed = creating or any(before[k] != after[k]
+                                        for k in ("kind", "include", "exclude"))
+        if segment.kind == "dynamic" and rules_changed:
+            refresh_segment(segment, Cause("rule", actor, {
+                "reason": "segment created" if creating else "criteria changed",
+                "segment_version": segment.version}))
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise SegmentError({"customer_segment_id": "customer segment id is already used by "
+                                                   "another segment"}) from None
+    return segment
+
+
+# --- where used and delete ---------------------------------------------------------------
+
+def _url(endpoint: str, **values: Any) -> str | None:
+    if not has_request_context() or endpoint not in current_app.view_functions:
+        return None
+    return url_for(endpoint, **values)
+
+
+def where_used(segment: Segment) -> list[dict]:
+    """Every offer audience, reward and other segment that uses this segment."""
+    uses: list[dict] = []
+    rows = db.session.execute(
+        select(Audience.id, Audience.audience_type, Offer.id, Offer.name)
+        .join(AudienceSegment, AudienceSegment.audience_id == Audience.id)
+        .join(Offer, Offer.id == Audience.offer_id)
+        .where(AudienceSegment.segment_id == segment.id).order_by(Offer.name, Audience.id))
+    for audience_id, audience_type, offer_id, offer_name in rows:
+        uses.append({"kind": "offer_audience", "id": audience_id, "name": offer_name,
+                     "offer_id": offer_id, "audience_type": audience_type,
+                     "url": _url("offers.show", offer_id=offer_id)})
+    rows = db.session.execute(
+        select(Reward.id, Reward.name)
+        .join(RewardRequiredSegment, RewardRequiredSegment.reward_id == Reward.id)
+        .where(RewardRequiredSegment.segment_id == segment.id).order_by(Reward.name))
+    for reward_id, name in rows:
+        uses.append({"kind": "reward", "id": reward_id, "name": name,
+                     "url": _url("rewards.show", reward_id=reward_id)})
+    rows = db.session.execute(
+        select(Segment.id, Segment.name)
+        .join(SegmentDependency, SegmentDependency.segment_id == Segment.id)
+        .where(SegmentDependency.depends_on_id == segment.id).order_by(Segment.name))
+    for segment_id, name in rows:
+        uses.append({"kind": "segment", "id": segment_id, "name": name,
+                     "url": _url("segments.show", segment_id=segment_id)})
+    return uses
+
+
+def delete_segment(segment: Segment, *, actor: str) -> None:
+    """Delete an unused segment (REMOVE events for its members are written and kept)."""
+    uses = where_used(segment)
+    if uses:
+        raise SegmentInUse(segment, uses)
+    before = _stored(segment)
+    members = select(memberships_t.c.member_id).where(memberships_t.c.segment_id == segment.id)
+    source = "static_list" if segment.kind == "static" else "rule"
+    delta = apply_delta(segment, remove=members, via="list" if segment.kind == "static" else "rule",
+                        cause=Cause(source, actor, {"reason": "segment deleted"}), audit=False)
+    record(actor, "segment.delete", "segment", segment.id,
+           f"Deleted {segment.kind} segment {segment.name} ({delta.removed:,} members)",
+           before={**before, "size": delta.removed}, after=None)
+    db.session.delete(segment)
+    db.session.commit()
+
+
+# --- preview and warnings ---------------------------------------------------------------
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _timezone() -> str:
+    return current_app.config.get("TIMEZONE", "UTC")
+
+
+def rule_expression(d: Definition, now=None):
+    """SQL boolean over `members` for a validated definition's rules (no overrides)."""
+    from webapp.targeting.sql import compile_criteria
+
+    return compile_criteria(d, members_t, dialect=_dialect(), now=now or utcnow(),
+                            tz=_timezone(), memberships=memberships_t)
+
+
+def _sample_columns():
+    c = members_t.c
+    return (c.id, c.external_id, c.email, c.tier, c.points)
+
+
+def _samples(query) -> list[dict]:
+    return [{"id": r.id, "external_id": r.external_id, "email": r.email, "tier": r.tier,
+             "points": r.points} for r in db.session.execute(query)]
+
+
+def total_members() -> int:
+    """How many members there are."""
+    return db.session.scalar(select(func.count()).select_from(members_t)) or 0
+
+
+def preview(definition: dict, *, segment: Segment | None = None, sample: int = 10) -> dict:
+    """Exact reach of a definition, samples, and for an existing segment the join/leave impact.
+
+    Everything is computed in the database; at most `sample` rows of each list are loaded.
+    Raises SegmentError when the definition is refused.
+    """
+    errors: dict[str, str] = {}
+    d = parse_definition_input(definition, errors,
+                               segment_id=segment.id if segment is not None else None)
+    if d is None or errors:
+        raise SegmentError(errors)
+    now = utcnow()
+    result: dict[str, Any] = {"kind": d.kind, "total_members": total_members(),
+                              "describe": describe_definition(d, _names(set(d.references)))}
+    in_segment = None
+    if segment is not None:
+        in_segment = exists().where(memberships_t.c.segment_id == segment.id,
+                                    memberships_t.c.member_id == members_t.c.id)
+    if d.kind == "static":
+        if segment is None:
+            cond = sa.false()
+        else:
+            cond = in_segment
+    elif segment is not None:
+        cond = desired_condition(segment.id, d.to_dict(), now)
+    else:
+        cond = rule_expression(d, now)
+    result["count"] = db.session.scalar(
+        select(func.count()).select_from(members_t).where(cond)) or 0
+    result["samples"] = _samples(select(*_sample_columns()).where(cond).limit(sample))
+    if segment is None:
+        return result
+    current = db.session.scalar(select(func.count()).select_from(memberships_t).where(
+        memberships_t.c.segment_id == segment.id)) or 0
+    staying = db.session.scalar(select(func.count()).select_from(members_t).where(
+        cond, in_segment)) or 0 if result["count"] else 0
+    result["current"] = current
+    result["joining"] = result["count"] - staying
+    result["leaving"] = current - staying
+    result["joining_samples"] = _samples(select(*_sample_columns()).where(
+        cond, ~in_segment).limit(sample)) if result["joining"] else []
+    result["leaving_samples"] = _samples(
+        select(*_sample_columns()).join(memberships_t, sa.and_(
+            memberships_t.c.member_id == members_t.c.id,
+            memberships_t.c.segment_id == segment.id))
+        .where(sa.not_(sa.func.coalesce(cond, sa.false()))).limit(sample)
+    ) if result["leaving"] else []
+    changed = bool(result["joining"] or result["leaving"])
+    uses = where_used(segment) if changed else []
+    result["affected"] = {
+        "offers": list({u["offer_id"]: {"id": u["offer_id"], "name": u["name"], "url": u["url"]}
+                        for u in uses if u["kind"] == "offer_audience"}.values()),
+        "rewards": [{"id": u["id"], "name": u["name"], "url": u["url"]}
+                    for u in uses if u["kind"] == "reward"],
+        "segments": [{"id": u["id"], "name": u["name"], "url": u["url"]}
+                     for u in uses if u["kind"] == "segment"],
+    }
+    return result
+
+
+def _bounds(criteria: tuple[Criterion, ...]) -> dict[str, list[Criterion]]:
+    by_field: dict[str, list[Criterion]] = defaultdict(list)
+    for c in criteria:
+        numeric = c.kind == ts.INTEGER or (c.kind == ts.ANY and c.operator in ts.ORDERING)
+        if numeric and c.operator in (ts.GTE, ts.GT, ts.LTE, ts.LT, ts.EQUALS):
+            by_field[c.field].append(c)
+    return by_field
+
+
+def _contradiction(criteria: list[Criterion]) -> tuple[Criterion, Criterion] | None:
+    """Two numeric criteria on one field that no value can meet together, or None."""
+    for i, a in enumerate(criteria):
+        for b in criteria[i + 1:]:
+            if not _compatible(a, b):
+                return a, b
+    return None
+
+
+def _interval(c: Criterion) -> tuple[float, bool, float, bool]:
+    """(low, low_inclusive, high, high_inclusive) of the values a criterion admits."""
+    inf = float("inf")
+    v = float(c.value)
+    return {ts.GTE: (v, True, inf, False), ts.GT: (v, False, inf, False),
+            ts.LTE: (-inf, False, v, True), ts.LT: (-inf, False, v, False),
+            ts.EQUALS: (v, True, v, True)}[c.operator]
+
+
+def _integer_range(c: Criterion) -> tuple[float, float]:
+    """The whole numbers a criterion on an integer field admits, as (lowest, highest)."""
+    low, low_inc, high, high_inc = _interval(c)
+    if low != float("-inf"):
+        low = math.ceil(low) if low_inc else math.floor(low) + 1
+    if high != float("inf"):
+        high = math.floor(high) if high_inc else math.ceil(high) - 1
+    return low, high
+
+
+def _compatible(a: Criterion, b: Criterion) -> bool:
+    """Whether some value meets both numeric criteria."""
+    if any(isinstance(x.value, bool) or not isinstance(x.value, int | float) for x in (a, b)):
+        return True
+    if a.kind == ts.INTEGER and b.kind == ts.INTEGER:
+        (lo1, hi1), (lo2, hi2) = _integer_range(a), _integer_range(b)
+        return max(lo1, lo2) <= min(hi1, hi2)
+    lo1, li1, hi1, hi1i = _interval(a)
+    lo2, li2, hi2, hi2i = _interval(b)
+    lo, lo_inc = max((lo1, li1), (lo2, li2), key=lambda t: (t[0], not t[1]))
+    hi, hi_inc = min((hi1, hi1i), (hi2, hi2i), key=lambda t: (t[0], t[1]))
+    return lo < hi or (lo == hi and lo_inc and hi_inc)
+
+
+def _label(c: Criterion, names: dict[int, str]) -> str:
+    from webapp.targeting import criterion_label
+
+    return criterion_label(c, names)
+
+
+def warnings(definition: dict, count: int | None, total_members: int) -> list[str]:
+    """Rule checks to show before saving: everyone/no one, contradictions, duplicates, excludes."""
+    errors: dict[str, str] = {}
+    try:
+        d = parse_definition_input(definition, errors)
+    except SegmentDefinitionError:
+        return []
+    if d is None or d.kind != "dynamic":
+        return []
+    names = _names(set(d.references))
+    out: list[str] = []
+    if not d.include and not d.exclude:
+        out.append("There are no criteria: this segment matches every member.")
+    elif count is not None and total_members and count == total_members:
+        out.append(f"These criteria match every member ({total_members:,}): "
+                   "check that is what you want.")
+    for group in _bounds(d.include).values():
+        pair = _contradiction(group)
+        if pair:
+            out.append(f"{_label(pair[0], names)} and {_label(pair[1], names)} contradict "
+                       "each other: no member can meet both, so the segment matches no one.")
+    seen: dict[tuple, str] = {}
+    for c in d.include + d.exclude:
+        key = (c.field, c.operator, repr(c.value), c.case_insensitive)
+        if key in seen:
+            first = seen[key]
+            if first.split("[")[0] == c.where.split("[")[0]:
+                out.append(f"{c.where} repeats {first} ({_label(c, names)}); remove one.")
+            else:
+                out.append(f"{c.where} excludes what {first} includes ({_label(c, names)}): "
+                           "the segment matches no one.")
+        else:
+            seen[key] = c.where
+    if count == 0 and d.exclude:
+        admitted = db.session.scalar(select(func.count()).select_from(members_t).where(
+            rule_expression(Definition(kind="dynamic", include=d.include)))) or 0
+        if admitted:
+            out.append(f"The exclude criteria remove everyone the include criteria admit "
+                       f"({admitted:,} members): the segment matches no one.")
+    elif count == 0 and total_members:
+        out.append("These criteria match no one right now.")
+    return out
+
+
+__all__ = [
+    "SegmentError", "SegmentInUse", "delete_segment", "parse_criteria",
+    "parse_definition_input", "preview", "rule_expression", "save_segment", "total_members",
+    "validate", "warnings", "where_used",
+]
