@@ -456,29 +456,23 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
                               description=describe_definition(d, segment_names), match=match)
 
 
-_CACHE_BY_ID: dict[int, tuple[Any, CompiledDefinition]] = {}
-_CACHE_BY_TEXT: dict[str, CompiledDefinition] = {}
+_CACHE: dict[str, CompiledDefinition] = {}
 _CACHE_LIMIT = 4096
 
 
 def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
-    """The compiled form of a definition dict, cached (a changed dict is recompiled)."""
-    hit = _CACHE_BY_ID.get(id(segment))
-    if hit is not None and hit[0] == segment:
-        return hit[1]
+    """The compiled form of a definition dict, cached by its exact JSON text."""
     try:
-        text = json.dumps(segment, sort_keys=True)
+        # JSON text, not ==: True == 1 and 1 == 1.0 in Python, but not as criteria values.
+        key = json.dumps(segment, sort_keys=True)
     except (TypeError, ValueError):
         return compile_definition(segment)
-    compiled = _CACHE_BY_TEXT.get(text)
+    compiled = _CACHE.get(key)
     if compiled is None:
         compiled = compile_definition(segment)
-        if len(_CACHE_BY_TEXT) >= _CACHE_LIMIT:
-            _CACHE_BY_TEXT.clear()
-        _CACHE_BY_TEXT[text] = compiled
-    if len(_CACHE_BY_ID) >= _CACHE_LIMIT:
-        _CACHE_BY_ID.clear()
-    _CACHE_BY_ID[id(segment)] = (json.loads(text), compiled)
+        if len(_CACHE) >= _CACHE_LIMIT:
+            _CACHE.clear()
+        _CACHE[key] = compiled
     return compiled
 
 
