@@ -34,6 +34,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.update(test_config)
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS",
+                          config.engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
     # The access check runs before anything else, CSRF included: refuse first, then validate.
     app.before_request(access.enforce)

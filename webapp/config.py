@@ -34,13 +34,9 @@ def _database_url(instance_path: str) -> str:
 def load(instance_path: str) -> dict:
     """The configuration mapping for a new app."""
     url = _database_url(instance_path)
-    engine_options: dict = {"pool_pre_ping": True}
-    if url.startswith("sqlite"):
-        engine_options = {"connect_args": {"timeout": 30}}
     return {
         "SECRET_KEY": _secret_key(instance_path),
         "SQLALCHEMY_DATABASE_URI": url,
-        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "0") == "1",
@@ -61,3 +57,10 @@ def load(instance_path: str) -> dict:
         "LIMIT_BATCH": 10_000,
         "TIERS": ["bronze", "silver", "gold", "platinum"],
     }
+
+
+def engine_options(url: str) -> dict:
+    """Engine options for the final database URL: SQLite waits on locks, PostgreSQL pings."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}

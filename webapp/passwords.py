@@ -8,6 +8,12 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 
 
+def use_parameters(**parameters: int) -> None:
+    """Change the hashing cost (tests use cheap parameters; old hashes still verify)."""
+    global _hasher
+    _hasher = PasswordHasher(**parameters)
+
+
 def hash_password(password: str) -> str:
     """An Argon2id hash of the password."""
     return _hasher.hash(password)

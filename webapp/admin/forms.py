@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Length, Regexp
 
 from webapp.models import ROLES
 
@@ -14,7 +14,9 @@ ROLE_CHOICES = [(r, r.capitalize()) for r in ROLES]
 class UserCreateForm(FlaskForm):
     """A new dashboard user."""
 
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField("Email", validators=[
+        DataRequired(), Length(max=320),
+        Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Invalid email address.")])
     name = StringField("Name", validators=[Length(max=120)])
     role = SelectField("Role", choices=ROLE_CHOICES)
     password = PasswordField("Initial password",

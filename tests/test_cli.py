@@ -1,0 +1,68 @@
+"""Command-line tools: users, tokens, demo data, refresh and verify."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from webapp.extensions import db
+from webapp.models import ApiToken, Member, Offer, Override, Reward, Segment, User
+from webapp.tokens import hash_token
+
+
+def test_users_create_reads_password_from_stdin(runner):
+    result = runner.invoke(args=["users", "create", "New@Example.test", "--role", "marketer"],
+                           input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.email == "new@example.test"))
+    assert user.role == "marketer"
+    again = runner.invoke(args=["users", "create", "new@example.test", "--role", "admin"],
+                          input="a long enough password\n")
+    assert again.exit_code != 0 and "already exists" in again.output
+
+
+def test_users_create_refuses_short_password(runner):
+    result = runner.invoke(args=["users", "create", "x@example.test", "--role", "support"],
+                           input="short\n")
+    assert result.exit_code != 0 and "at least 10 characters" in result.output
+
+
+def test_tokens_create_prints_a_token_stored_hashed(runner):
+    result = runner.invoke(args=["tokens", "create", "CRM sync", "--role", "support"])
+    assert result.exit_code == 0
+    raw = result.output.strip()
+    token = db.session.scalar(select(ApiToken))
+    assert token.token_hash == hash_token(raw) and raw not in token.token_hash
+
+
+def test_demo_seed_is_deterministic_and_complete(runner):
+    result = runner.invoke(args=["demo", "seed", "--members", "600"])
+    assert result.exit_code == 0, result.output
+    count = lambda model: db.session.scalar(select(func.count()).select_from(model))  # noqa: E731
+    assert count(Member) == 600
+    assert count(Segment) >= 12 and count(Offer) >= 10 and count(Reward) >= 8
+    assert count(Override) >= 3
+    kinds = set(db.session.scalars(select(Segment.kind)))
+    assert kinds == {"static", "dynamic"}
+    assert db.session.scalar(select(func.count()).where(
+        func.extract("month", Member.birthday) == 2, func.extract("day", Member.birthday) == 29))
+    first = db.session.scalar(select(Member).where(Member.external_id == "M0000001"))
+    snapshot = (first.id, first.tier, first.points, first.birthday)
+    assert runner.invoke(args=["demo", "seed", "--if-empty"]).output.startswith(
+        "The database already has data")
+    verify = runner.invoke(args=["segments", "verify"])
+    assert verify.exit_code == 0, verify.output
+    for table in ("membership_events", "segment_memberships", "audience_segments",
+                  "reward_required_segments", "override_history", "overrides", "audiences",
+                  "segment_size_snapshots", "segment_dependencies", "offers", "rewards",
+                  "segments", "audit_entries", "members"):
+        db.session.execute(db.metadata.tables[table].delete())
+    db.session.commit()
+    runner.invoke(args=["demo", "seed", "--members", "600"])
+    again = db.session.scalar(select(Member).where(Member.external_id == "M0000001"))
+    assert (again.id, again.tier, again.points, again.birthday) == snapshot
+
+
+def test_demo_users_prints_logins(runner):
+    result = runner.invoke(args=["demo", "users"])
+    assert result.exit_code == 0
+    assert "admin@beacon.test" in result.output and "support@beacon.test" in result.output

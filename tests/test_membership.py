@@ -1,0 +1,119 @@
+"""The one membership path: rows, events and audit together; rule refreshes; verification."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tests.factories import add_to_list, make_member, make_segment
+from webapp.extensions import db
+from webapp.membership import (
+    Cause,
+    apply_delta,
+    refresh_member,
+    refresh_segment,
+    segment_ids_of,
+    verify_all,
+)
+from webapp.models import (
+    AuditEntry,
+    Member,
+    MembershipEvent,
+    SegmentDependency,
+    SegmentMembership,
+)
+
+
+def _events(segment_id):
+    return db.session.scalars(select(MembershipEvent).where(
+        MembershipEvent.segment_id == segment_id).order_by(MembershipEvent.id)).all()
+
+
+def test_list_add_writes_rows_events_and_audit_once(app):
+    segment = make_segment("Beta", kind="static", customer_segment_id="crm-beta")
+    a, b = make_member(), make_member()
+    delta = apply_delta(segment, add=[a.id, b.id, a.id], via="list",
+                        cause=Cause("static_list", "tester", {"note": "x"}))
+    db.session.commit()
+    assert (delta.added, delta.removed) == (2, 0)
+    assert segment.size == 2
+    events = _events(segment.id)
+    assert [(e.action, e.member_id, e.source, e.customer_segment_id) for e in events] == [
+        ("ADD", a.id, "static_list", "crm-beta"), ("ADD", b.id, "static_list", "crm-beta")]
+    again = apply_delta(segment, add=[a.id], via="list", cause=Cause("static_list", "tester"))
+    db.session.commit()
+    assert again.added == 0 and len(_events(segment.id)) == 2
+    audits = db.session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "membership.change")).all()
+    assert len(audits) == 1 and audits[0].after["added"] == 2
+
+
+def test_remove_only_members_present(app):
+    segment = make_segment(kind="static")
+    a, b = make_member(), make_member()
+    add_to_list(segment, a)
+    delta = apply_delta(segment, remove=[a.id, b.id], via="list",
+                        cause=Cause("api", "token crm"))
+    db.session.commit()
+    assert delta.removed == 1 and segment.size == 0
+    assert [e.action for e in _events(segment.id)] == ["ADD", "REMOVE"]
+
+
+def test_select_based_add_is_set_based_and_skips_present(app):
+    segment = make_segment(kind="static")
+    members = [make_member(tier="gold") for _ in range(3)] + [make_member(tier="bronze")]
+    add_to_list(segment, members[0])
+    ids = select(Member.id.label("member_id")).where(Member.tier == "gold")
+    delta = apply_delta(segment, add=ids, via="list", cause=Cause("upload", "u", upload_id=7))
+    db.session.commit()
+    assert delta.added == 2 and segment.size == 3
+    uploads = [e for e in _events(segment.id) if e.upload_id == 7]
+    assert len(uploads) == 2
+
+
+def test_refresh_segment_follows_rules_and_records_events(app):
+    gold = make_member(tier="gold", points=50)
+    make_member(tier="bronze", points=5000)
+    segment = make_segment("Gold", include=[{"field": "tier", "operator": "equals",
+                                             "value": "gold"}])
+    assert segment.size == 1
+    assert segment_ids_of(gold.id) == {segment.id}
+    gold.tier = "bronze"
+    db.session.commit()
+    deltas = refresh_member(gold, Cause("profile_change", "api", {"fields": ["tier"]}))
+    db.session.commit()
+    assert [(d.added, d.removed) for d in deltas] == [(0, 1)]
+    last = _events(segment.id)[-1]
+    assert (last.action, last.source, last.cause) == ("REMOVE", "profile_change",
+                                                      {"fields": ["tier"]})
+    assert verify_all() == []
+
+
+def test_dependent_segments_cascade(app):
+    vip = make_member(custom_fields={"vip": True}, tier="gold")
+    base = make_segment("VIP", include=[{"field": "custom_fields.vip", "operator": "equals",
+                                         "value": True}])
+    derived = make_segment("Gold VIP", include=[
+        {"field": "segment", "operator": "in", "value": [base.id]},
+        {"field": "tier", "operator": "equals", "value": "gold"}])
+    db.session.add(SegmentDependency(segment_id=derived.id, depends_on_id=base.id))
+    db.session.commit()
+    assert derived.size == 1
+    vip.custom_fields = {"vip": False}
+    db.session.commit()
+    base.include = [{"field": "custom_fields.vip", "operator": "equals", "value": True}]
+    deltas = refresh_segment(base, Cause("rule", "tester"))
+    db.session.commit()
+    assert {(d.segment_id, d.removed) for d in deltas} == {(base.id, 1), (derived.id, 1)}
+    assert derived.size == 0
+
+
+def test_verify_reports_tampering(app):
+    make_member(points=10)
+    segment = make_segment("Rich", include=[{"field": "points", "operator": ">=",
+                                             "value": 5}])
+    db.session.execute(SegmentMembership.__table__.delete())
+    db.session.commit()
+    problems = verify_all()
+    assert len(problems) == 1
+    assert problems[0]["segment_id"] == segment.id and len(problems[0]["missing"]) == 1
+    assert db.session.scalar(select(func.count()).select_from(SegmentMembership)) == 0
