@@ -1,5 +1,291 @@
-"""Views of the members blueprint."""
+"""The visibility explainer: find a member, see every offer and reward for them and why."""
 
 from __future__ import annotations
 
-from webapp.members import bp  # noqa: F401
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, request
+from sqlalchemy import or_, select
+
+from webapp import visibility
+from webapp.access import access
+from webapp.extensions import db
+from webapp.htmx import is_htmx, render
+from webapp.lookup import find_member
+from webapp.members import bp
+from webapp.members.forms import WhatIfForm
+from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
+from webapp.targeting import age_on
+from webapp.timeutil import utcnow
+
+SEARCH_LIMIT = 20
+FILTERS = {
+    "all": "All",
+    "hidden": "Not visible",
+    "not_eligible": "Not eligible",
+    "eligible": "Eligible",
+}
+VIA = {"list": "on the list", "rule": "by rule", "override": "by override"}
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+def _prefix(column: Any, text: str) -> Any:
+    """column starts with text, as a range so the column's index is used on both databases."""
+    return (column >= text) & (column < text + "\U0010ffff")
+
+
+def search(text: str) -> tuple[Member | None, list[Member]]:
+    """The exact match (member id, external id or email) and members whose external id or
+    email starts with the text."""
+    text = text.strip()
+    if not text:
+        return None, []
+    exact = find_member(text)
+    matches = list(db.session.scalars(
+        select(Member).where(or_(_prefix(Member.external_id, text),
+                                 _prefix(Member.email, text.lower())))
+        .order_by(Member.external_id).limit(SEARCH_LIMIT + 1)))
+    if exact is not None:
+        matches = [m for m in matches if m.id != exact.id]
+    return exact, matches
+
+
+@bp.route("/")
+@access("read")
+def index():
+    """Find a member by member id, external id or email (search as you type)."""
+    q = request.args.get("q", "").strip()[:320]
+    exact, matches = search(q)
+    more = len(matches) > SEARCH_LIMIT
+    return render("members/index.html", "results", q=q, exact=exact,
+                  matches=matches[:SEARCH_LIMIT], more=more)
+
+
+# --- the member page ----------------------------------------------------------------------------
+
+
+def _member_or_404(member_id: str) -> Member:
+    member = find_member(member_id)
+    if member is None:
+        abort(404)
+    return member
+
+
+def value_text(value: Any) -> str:
+    """A JSON value as a support agent reads it."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return "[" + ", ".join(value_text(v) for v in value) + "]" if value else "none"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _when(text: Any) -> str:
+    return str(text)[:16].replace("T", " ") if text else "—"
+
+
+def node_values(n: dict[str, Any]) -> str | None:
+    """The actual and expected values of an explanation node, in words (None: nothing to say)."""
+    kind, actual, expected = n.get("kind"), n.get("actual"), n.get("expected")
+    if kind in ("offer", "reward"):
+        return f"status {actual}"
+    if kind == "window":
+        exp = expected or {}
+        return (f"now {_when(actual)} · window {_when(exp.get('publish_at'))} → "
+                f"{_when(exp.get('expire_at'))}")
+    if kind == "points":
+        return f"has {value_text(actual)} · costs {value_text(expected)}"
+    if kind == "audience" and isinstance(expected, dict) and "minimum_age" in expected:
+        lo, hi = expected.get("minimum_age"), expected.get("maximum_age")
+        allowed = f"{'any' if lo is None else lo} to {'any' if hi is None else hi}"
+        return f"age {value_text(actual)} · allowed {allowed}"
+    if kind == "override" and isinstance(expected, dict):
+        parts = [f"{actual} override"]
+        if expected.get("description"):
+            parts.append(f"reason: {expected['description']}")
+        if expected.get("actor"):
+            parts.append(f"by {expected['actor']}")
+        if expected.get("at"):
+            parts.append(f"on {_when(expected['at'])}")
+        if expected.get("reference_id"):
+            parts.append(f"ref {expected['reference_id']}")
+        if expected.get("expires_at"):
+            parts.append(f"expires {_when(expected['expires_at'])}")
+        return " · ".join(parts)
+    if kind == "criterion":
+        if isinstance(expected, list) and n.get("children"):
+            return None
+        return f"has {value_text(actual)} · expected {value_text(expected)}"
+    return None
+
+
+def _rank(decision: visibility.Decision) -> tuple[int, int]:
+    return (decision.visible_status == "visible", decision.eligible)
+
+
+def _keep(decision: visibility.Decision, show: str) -> bool:
+    if show == "hidden":
+        return decision.visible_status != "visible"
+    if show == "not_eligible":
+        return not decision.eligible
+    if show == "eligible":
+        return decision.eligible
+    return True
+
+
+def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str) -> list[dict[str, Any]]:
+    rows = [{"item": item, "decision": d, "misses": visibility.near_misses(d.explanation)}
+            for item, d in pairs if _keep(d, show)]
+    rows.sort(key=lambda r: _rank(r["decision"]))
+    return rows
+
+
+def _counts(pairs: list[tuple[Any, visibility.Decision]]) -> dict[str, int]:
+    return {"total": len(pairs),
+            "visible": sum(d.visible_status == "visible" for _, d in pairs),
+            "eligible": sum(d.eligible for _, d in pairs)}
+
+
+def member_segments(member: Member) -> list[dict[str, Any]]:
+    """The segments the member is in now (materialized), each with how: list, rule, override."""
+    rows = db.session.execute(
+        select(Segment.id, Segment.name, Segment.kind, SegmentMembership.via,
+               SegmentMembership.since)
+        .join(SegmentMembership, SegmentMembership.segment_id == Segment.id)
+        .where(SegmentMembership.member_id == member.id).order_by(Segment.name))
+    return [{"id": sid, "name": name, "kind": kind, "via": via, "how": VIA.get(via, via),
+             "since": since} for sid, name, kind, via, since in rows]
+
+
+def member_age(member: Member) -> int | None:
+    """The member's age today in the program's time zone (None without a birthday)."""
+    if member.birthday is None:
+        return None
+    try:
+        zone = ZoneInfo(current_app.config.get("TIMEZONE", "UTC"))
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return age_on(member.birthday, datetime.now(UTC).astimezone(zone).date())
+
+
+def _tiers(member: Member) -> list[str]:
+    tiers = list(current_app.config.get("TIERS") or [])
+    if member.tier not in tiers:
+        tiers.append(member.tier)
+    return tiers
+
+
+def what_if_form(member: Member, formdata: Any = None) -> WhatIfForm:
+    """The what-if form, prefilled with the member's profile."""
+    form = WhatIfForm(formdata=formdata, tiers=_tiers(member), data={
+        "tier": member.tier, "points": member.points, "birthday": member.birthday,
+        "badges": ", ".join(member.badges or []),
+        "custom_fields": json.dumps(member.custom_fields or {}, ensure_ascii=False)})
+    return form
+
+
+def page_context(member: Member, explainer: visibility.Explainer, *, show: str = "all",
+                 form: WhatIfForm | None = None,
+                 what_if: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Everything the member page shows (the benchmark renders it too)."""
+    offers = explainer.offers()
+    rewards = explainer.rewards()
+    return {
+        "member": member, "segments": member_segments(member), "show": show,
+        "filters": FILTERS, "offer_rows": _rows(offers, show), "reward_rows": _rows(rewards, show),
+        "offer_counts": _counts(offers), "reward_counts": _counts(rewards),
+        "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
+        "value_text": value_text, "age": member_age(member),
+    }
+
+
+@bp.route("/<member_id>")
+@access("read")
+def show(member_id: str):
+    """A member's profile, segments and every offer and reward with visibility and reasons."""
+    member = _member_or_404(member_id)
+    show_filter = request.args.get("show", "all")
+    if show_filter not in FILTERS:
+        show_filter = "all"
+    catalog = visibility.load_catalog()
+    ctx = page_context(member, visibility.explainer(member, catalog), show=show_filter)
+    return render("members/show.html", "decisions", **ctx)
+
+
+def compare(member: Member, attributes: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every offer and reward whose decision changes under the what-if profile."""
+    catalog = visibility.load_catalog()
+    now = utcnow()
+    actual = visibility.explainer(member, catalog, now=now)
+    trial = visibility.explainer(member, catalog, now=now, attributes=attributes)
+    changes = []
+    for kind, before, after in (("offer", actual.offers(), trial.offers()),
+                                ("reward", actual.rewards(), trial.rewards())):
+        for (item, was), (_, now_d) in zip(before, after, strict=True):
+            if (was.visible_status, was.eligible, was.reason) != (
+                    now_d.visible_status, now_d.eligible, now_d.reason):
+                changes.append({"kind": kind, "item": item, "before": was, "after": now_d,
+                                "misses": visibility.near_misses(now_d.explanation)})
+    changes.sort(key=lambda c: (c["kind"] != "offer", c["item"].name))
+    return changes
+
+
+@bp.route("/<member_id>/what-if", methods=["GET", "POST"])
+@access("read")
+def what_if(member_id: str):
+    """Try other profile values on a member and see which decisions would change (saves
+    nothing)."""
+    member = _member_or_404(member_id)
+    form = what_if_form(member, request.form if request.method == "POST" else None)
+    status = 200
+    changes = None
+    if request.method == "POST":
+        if form.validate():
+            changes = compare(member, form.attributes())
+        else:
+            status = 422
+    if is_htmx():
+        return render("members/show.html", "what_if", member=member, form=form,
+                      what_if=changes), status
+    catalog = visibility.load_catalog()
+    ctx = page_context(member, visibility.explainer(member, catalog), form=form,
+                       what_if=changes)
+    return render("members/show.html", None, **ctx), status
+
+
+# --- permalinks ---------------------------------------------------------------------------------
+
+
+@bp.route("/<member_id>/offers/<int:offer_id>")
+@access("read")
+def offer(member_id: str, offer_id: int):
+    """One offer for one member: decision, near misses and the full tree (a permalink)."""
+    member = _member_or_404(member_id)
+    item = db.session.get(Offer, offer_id) or abort(404)
+    decision = visibility.offer_decision(member, item)
+    return render("members/explain.html", "explanation", member=member, item=item,
+                  kind="offer", decision=decision,
+                  misses=visibility.near_misses(decision.explanation), node_values=node_values)
+
+
+@bp.route("/<member_id>/rewards/<int:reward_id>")
+@access("read")
+def reward(member_id: str, reward_id: int):
+    """One reward for one member: decision, near misses and the full tree (a permalink)."""
+    member = _member_or_404(member_id)
+    item = db.session.get(Reward, reward_id) or abort(404)
+    decision = visibility.reward_decision(member, item)
+    return render("members/explain.html", "explanation", member=member, item=item,
+                  kind="reward", decision=decision,
+                  misses=visibility.near_misses(decision.explanation), node_values=node_values)
