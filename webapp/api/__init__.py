@@ -1,7 +1,60 @@
-"""The api blueprint."""
+"""The JSON:API blueprint (SPEC §6): /api/v1, bearer tokens, JSON:API documents and errors.
 
-from flask import Blueprint
+Every route is rate limited per principal (the API token, else the signed-in user) with one
+shared budget, `API_RATE_LIMIT` (default "1200 per minute"), kept in Redis when REDIS_URL is
+set; a request over it gets 429 with Retry-After and a JSON:API error.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, request
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+
+from webapp.extensions import limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from webapp.api import views  # noqa: E402,F401
+
+def rate_limit_key() -> str:
+    """Whose budget a request spends: its token, else its user, else its address."""
+    token = getattr(g, "api_token", None)
+    if token is not None:
+        return f"token:{token.id}"
+    if current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"ip:{get_remote_address()}"
+
+
+def rate_limit() -> str:
+    """The per-principal limit from the configuration."""
+    return current_app.config.get("API_RATE_LIMIT", "1200 per minute")
+
+
+limiter.shared_limit(rate_limit, scope="api", key_func=rate_limit_key)(bp)
+
+
+@bp.before_request
+def refuse_large_bodies():
+    """413 for a body over API_MAX_BODY_BYTES before anything reads it."""
+    from webapp.api.errors import ApiError
+    from webapp.api.jsonapi import MAX_BODY_BYTES
+
+    limit = int(current_app.config.get("API_MAX_BODY_BYTES", MAX_BODY_BYTES))
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "body_too_large", f"The request body is larger than "
+                       f"{limit // (1024 * 1024)} MB; split it into smaller requests.",
+                       title="Too large", pointer="")
+
+
+from webapp.api import (  # noqa: E402,F401
+    docs,
+    errors,
+    events,
+    members,
+    offers,
+    openapi,
+    rewards,
+    segments,
+    webhooks,
+)

@@ -1,0 +1,255 @@
+"""Members over the API: list, get, create, update, delete, batch upsert, search, visibility."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from webapp.access import access
+from webapp.api import bp
+from webapp.api.errors import ApiError, error_object, validation_error
+from webapp.api.jsonapi import (
+    actor_label,
+    attributes_of,
+    batch_limit,
+    check_query,
+    check_resource,
+    link,
+    no_content,
+    query_value,
+    read_document,
+    resource_object,
+    respond,
+    self_link,
+)
+from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.serializers import (
+    decision_attributes,
+    member_resource,
+    offer_attributes,
+    reward_attributes,
+)
+from webapp.extensions import db
+from webapp.lookup import find_member
+from webapp.members.service import (
+    FIELDS,
+    READ_ONLY,
+    MemberError,
+    create_member,
+    delete_member,
+    search_members,
+    update_member,
+    upsert_members,
+)
+from webapp.models import Member
+from webapp.targeting import SegmentDefinitionError
+
+_CRITERION_PATH = re.compile(r"^(include|exclude)(?:\[(\d+)\])?")
+
+
+def member_or_404(member_ref: str) -> Member:
+    """The member named by id, external id or email; 404 otherwise."""
+    member = find_member(member_ref) if "\x00" not in member_ref else None
+    if member is None:
+        raise ApiError(404, "member_not_found", f"No member has the id, external id or email "
+                       f"{member_ref!r}.", title="Not found")
+    return member
+
+
+def _member_error(exc: MemberError, base: str = "/data/attributes") -> ApiError:
+    return validation_error(exc.errors, base, status=exc.status,
+                            code="conflict" if exc.status == 409 else "invalid_attribute")
+
+
+@bp.route("/members", methods=["GET"])
+@access("read")
+def member_list():
+    """List members by id with cursor pagination; filter[email], filter[external_id]."""
+    check_query(("filter[email]", "filter[external_id]", *PAGE_PARAMS))
+    size = page_size()
+    after = decode_cursor(str)
+    query = select(Member).order_by(Member.id)
+    email = query_value("filter[email]", max_length=320)
+    if email is not None:
+        query = query.where(Member.email == email.strip().lower())
+    external_id = query_value("filter[external_id]", max_length=255)
+    if external_id is not None:
+        query = query.where(Member.external_id == external_id)
+    if after is not None:
+        query = query.where(Member.id > after)
+    rows = list(db.session.scalars(query.limit(size + 1)))
+    links = {"self": self_link()}
+    if len(rows) > size:
+        rows = rows[:size]
+        links["next"] = next_link(encode_cursor(rows[-1].id))
+    return respond({"data": [member_resource(m) for m in rows], "links": links})
+
+
+@bp.route("/members", methods=["POST"])
+@access("write")
+def member_create():
+    """Create a member; its dynamic segments are evaluated at once."""
+    data = resource_object(read_document(), "members")
+    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY)
+    try:
+        member = create_member(attributes, actor=actor_label())
+    except MemberError as exc:
+        raise _member_error(exc) from None
+    url = link("api.member_get", member_ref=member.id)
+    return respond({"data": member_resource(member)}, 201, {"Location": url})
+
+
+@bp.route("/members/<member_ref>", methods=["GET"])
+@access("read")
+def member_get(member_ref: str):
+    """One member by member id, external id or email."""
+    check_query(())
+    return respond({"data": member_resource(member_or_404(member_ref)),
+                    "links": {"self": self_link()}})
+
+
+@bp.route("/members/<member_ref>", methods=["PATCH"])
+@access("write")
+def member_update(member_ref: str):
+    """Change a member's profile; dynamic segments are re-evaluated (ADD/REMOVE events)."""
+    member = member_or_404(member_ref)
+    data = resource_object(read_document(), "members", resource_id=None)
+    if "id" in data and str(data["id"]) not in (member.id, member_ref):
+        raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
+                       pointer="/data/id")
+    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY)
+    try:
+        changed = update_member(member, attributes, actor=actor_label())
+    except MemberError as exc:
+        raise _member_error(exc) from None
+    return respond({"data": member_resource(member), "meta": {"changed": changed}})
+
+
+@bp.route("/members/<member_ref>", methods=["DELETE"])
+@access("write")
+def member_delete(member_ref: str):
+    """Delete a member; a REMOVE event is recorded for every segment it was in."""
+    member = member_or_404(member_ref)
+    delete_member(member, actor=actor_label())
+    return no_content()
+
+
+@bp.route("/members/batch", methods=["POST"])
+@access("write")
+def member_batch():
+    """Create or update up to LIMIT_BATCH members by external_id, with a result per item."""
+    document = read_document()
+    items = document["data"]
+    if not isinstance(items, list):
+        raise ApiError(400, "invalid_data", "`data` must be an array of member resource "
+                       "objects.", pointer="/data")
+    limit = batch_limit()
+    if len(items) > limit:
+        raise ApiError(413, "too_many_items", f"At most {limit:,} members per batch "
+                       f"({len(items):,} given); split the request.", pointer="/data",
+                       title="Too large")
+    attributes: list[dict] = []
+    refused: dict[int, list[dict]] = {}
+    for index, item in enumerate(items):
+        pointer = f"/data/{index}"
+        try:
+            if not isinstance(item, dict):
+                raise ApiError(400, "invalid_data", "Each item is a resource object.",
+                               pointer=pointer)
+            check_resource(item, "members", pointer)
+            attributes.append(dict(item.get("attributes") or {}))
+        except ApiError as exc:
+            refused[index] = exc.errors
+            attributes.append({"__refused__": True})
+    valid = [(i, a) for i, a in enumerate(attributes) if i not in refused]
+    outcomes = upsert_members([a for _, a in valid], actor=actor_label()) if valid else []
+    results: list[dict] = []
+    by_index = {valid[n][0]: outcome for n, outcome in enumerate(outcomes)}
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "invalid": 0}
+    for index in range(len(items)):
+        if index in refused:
+            results.append({"index": index, "status": "invalid", "errors": refused[index]})
+            counts["invalid"] += 1
+            continue
+        outcome = by_index[index]
+        entry: dict = {"index": index, "status": outcome.status,
+                       "external_id": outcome.external_id}
+        if outcome.member_id:
+            entry["id"] = outcome.member_id
+        if outcome.changed and outcome.status == "updated":
+            entry["changed"] = outcome.changed
+        if outcome.errors:
+            entry["errors"] = [error_object(422, "invalid_attribute", message,
+                                            title="Invalid attribute",
+                                            pointer=f"/data/{index}/attributes/{key}")
+                               for key, message in outcome.errors.items()]
+        counts[outcome.status] += 1
+        results.append(entry)
+    return respond({"meta": {"results": results, "counts": counts}})
+
+
+@bp.route("/members/search", methods=["POST"])
+@access("read")
+def member_search():
+    """Members matching criteria: the exact count and the first page, computed in SQL."""
+    check_query(PAGE_PARAMS)
+    size = page_size()
+    after = decode_cursor(str)
+    data = resource_object(read_document(), "member-searches")
+    attributes = attributes_of(data, ("include", "exclude"))
+    for group in ("include", "exclude"):
+        if group in attributes and not isinstance(attributes[group], list | type(None)):
+            raise ApiError(422, "invalid_criteria", f"{group} is a list of criteria "
+                           "{field, operator, value}.", pointer=f"/data/attributes/{group}")
+    try:
+        count, rows = search_members(attributes, limit=size + 1, after=after)
+    except SegmentDefinitionError as exc:
+        message = str(exc)
+        match = _CRITERION_PATH.match(message)
+        pointer = "/data/attributes"
+        if match:
+            pointer += f"/{match.group(1)}" + (f"/{match.group(2)}" if match.group(2) else "")
+        raise ApiError(422, "invalid_criterion", message, title="Invalid criterion",
+                       pointer=pointer) from None
+    meta: dict = {"count": count}
+    if len(rows) > size:
+        rows = rows[:size]
+        meta["next_cursor"] = encode_cursor(rows[-1].id)
+    return respond({"data": [member_resource(m) for m in rows], "meta": meta,
+                    "links": {"self": self_link()}})
+
+
+@bp.route("/members/<member_ref>/offers", methods=["GET"])
+@access("read")
+def member_offers(member_ref: str):
+    """Every offer decorated for this member: visible_status, eligible and the reasons tree."""
+    from webapp.visibility import member_offers as decide
+
+    check_query(())
+    member = member_or_404(member_ref)
+    data = []
+    for offer, decision in decide(member):
+        attributes = offer_attributes(offer)
+        attributes.update(decision_attributes(decision))
+        data.append({"type": "offers", "id": str(offer.id), "attributes": attributes})
+    return respond({"data": data, "meta": {"member_id": member.id, "count": len(data)},
+                    "links": {"self": self_link()}})
+
+
+@bp.route("/members/<member_ref>/rewards", methods=["GET"])
+@access("read")
+def member_rewards(member_ref: str):
+    """Every reward decorated for this member: visible_status, eligible and the reasons tree."""
+    from webapp.visibility import member_rewards as decide
+
+    check_query(())
+    member = member_or_404(member_ref)
+    data = []
+    for reward, decision in decide(member):
+        attributes = reward_attributes(reward)
+        attributes.update(decision_attributes(decision))
+        data.append({"type": "rewards", "id": str(reward.id), "attributes": attributes})
+    return respond({"data": data, "meta": {"member_id": member.id, "count": len(data)},
+                    "links": {"self": self_link()}})
+

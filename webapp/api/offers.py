@@ -1,0 +1,192 @@
+"""Offers and their audiences over the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from webapp.access import access
+from webapp.api import bp
+from webapp.api.errors import ApiError, validation_error
+from webapp.api.jsonapi import (
+    actor_label,
+    attributes_of,
+    check_query,
+    link,
+    no_content,
+    read_document,
+    relationship_linkage,
+    resource_object,
+    respond,
+    self_link,
+)
+from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.serializers import audience_resource, offer_resource
+from webapp.extensions import db
+from webapp.lookup import find_segment
+from webapp.models import Audience, Offer
+
+OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_at",
+                    "expire_at", "discontinued")
+READ_ONLY = ("created_at", "updated_at")
+
+
+def int_id(value: str) -> int | None:
+    """A path segment as a database id, or None when it cannot be one."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+
+
+def offer_or_404(offer_id: str) -> Offer:
+    """The offer with this id (or external id); 404 otherwise."""
+    offer = None
+    number = int_id(offer_id)
+    if number is not None:
+        offer = db.session.get(Offer, number)
+    if offer is None and "\x00" not in offer_id:
+        offer = db.session.scalar(select(Offer).where(Offer.external_id == offer_id))
+    if offer is None:
+        raise ApiError(404, "offer_not_found", f"No offer has the id {offer_id!r}.",
+                       title="Not found")
+    return offer
+
+
+def _included(offers: list[Offer]) -> list[dict[str, Any]]:
+    return [audience_resource(a) for offer in offers for a in offer.audiences]
+
+
+@bp.route("/offers", methods=["GET"])
+@access("read")
+def offer_list():
+    """List offers by id (cursor pagination), their audiences included."""
+    check_query(PAGE_PARAMS)
+    size = page_size()
+    after = decode_cursor(int)
+    query = select(Offer).options(selectinload(Offer.audiences)).order_by(Offer.id)
+    if after is not None:
+        query = query.where(Offer.id > after)
+    rows = list(db.session.scalars(query.limit(size + 1)))
+    links = {"self": self_link()}
+    if len(rows) > size:
+        rows = rows[:size]
+        links["next"] = next_link(encode_cursor(rows[-1].id))
+    return respond({"data": [offer_resource(o) for o in rows], "included": _included(rows),
+                    "links": links})
+
+
+@bp.route("/offers", methods=["POST"])
+@access("write")
+def offer_create():
+    """Create an offer (add audiences with POST /audiences)."""
+    from webapp.offers.service import OfferError, save_offer
+
+    data = resource_object(read_document(), "offers")
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    try:
+        offer = save_offer(attributes, actor=actor_label())
+    except OfferError as exc:
+        raise validation_error(exc.errors) from None
+    return respond({"data": offer_resource(offer), "included": _included([offer])}, 201,
+                   {"Location": link("api.offer_get", offer_id=offer.id)})
+
+
+@bp.route("/offers/<offer_id>", methods=["GET"])
+@access("read")
+def offer_get(offer_id: str):
+    """One offer by id or external id, its audiences included."""
+    check_query(())
+    offer = offer_or_404(offer_id)
+    return respond({"data": offer_resource(offer), "included": _included([offer]),
+                    "links": {"self": self_link()}})
+
+
+@bp.route("/offers/<offer_id>", methods=["PATCH"])
+@access("write")
+def offer_update(offer_id: str):
+    """Change the given attributes of an offer."""
+    from webapp.offers.service import OfferError, save_offer
+
+    offer = offer_or_404(offer_id)
+    data = resource_object(read_document(), "offers")
+    if "id" in data and str(data["id"]) not in (str(offer.id), offer_id):
+        raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
+                       pointer="/data/id")
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    try:
+        offer = save_offer(attributes, offer=offer, actor=actor_label())
+    except OfferError as exc:
+        raise validation_error(exc.errors) from None
+    return respond({"data": offer_resource(offer), "included": _included([offer])})
+
+
+@bp.route("/offers/<offer_id>", methods=["DELETE"])
+@access("admin")
+def offer_delete(offer_id: str):
+    """Delete an offer and its audiences."""
+    from webapp.offers.service import delete_offer
+
+    delete_offer(offer_or_404(offer_id), actor=actor_label())
+    return no_content()
+
+
+def _segment_ids(configuration: Any) -> Any:
+    """Segment references in an audience configuration as ids (customer segment ids accepted)."""
+    if not isinstance(configuration, dict) or not isinstance(configuration.get("segments"),
+                                                              list):
+        return configuration
+    ids: list[Any] = []
+    for index, ref in enumerate(configuration["segments"]):
+        if isinstance(ref, str):
+            segment = find_segment(ref) if ref.strip() and "\x00" not in ref else None
+            if segment is None:
+                raise ApiError(422, "unknown_segment", f"No segment has the id or customer "
+                               f"segment id {ref!r}.", title="Invalid attribute",
+                               pointer=f"/data/attributes/configuration/segments/{index}")
+            ids.append(segment.id)
+        else:
+            ids.append(ref)
+    return {**configuration, "segments": ids}
+
+
+@bp.route("/audiences", methods=["POST"])
+@access("write")
+def audience_create():
+    """Add an audience (age_within, in_all_segments, in_any_segment) to the offer it names."""
+    from webapp.offers.service import OfferError, add_audience
+
+    data = resource_object(read_document(), "audiences")
+    attributes = attributes_of(data, ("audience_type", "configuration"),
+                               read_only=("created_at",))
+    offer_ref = relationship_linkage(data, "offer", "offers") or ""
+    try:
+        offer = offer_or_404(offer_ref)
+    except ApiError as exc:
+        exc.errors[0]["source"] = {"pointer": "/data/relationships/offer/data/id"}
+        raise
+    for key in ("audience_type", "configuration"):
+        if key not in attributes:
+            raise ApiError(422, "missing_attribute", f"{key} is required.",
+                           pointer=f"/data/attributes/{key}")
+    configuration = _segment_ids(attributes["configuration"])
+    try:
+        audience = add_audience(offer, attributes["audience_type"], configuration,
+                                actor=actor_label())
+    except OfferError as exc:
+        raise validation_error(exc.errors) from None
+    return respond({"data": audience_resource(audience)}, 201)
+
+
+@bp.route("/audiences/<audience_id>", methods=["DELETE"])
+@access("write")
+def audience_delete(audience_id: str):
+    """Remove an audience from its offer."""
+    from webapp.offers.service import remove_audience
+
+    number = int_id(audience_id)
+    audience = db.session.get(Audience, number) if number is not None else None
+    if audience is None:
+        raise ApiError(404, "audience_not_found", f"No audience has the id {audience_id!r}.",
+                       title="Not found")
+    remove_audience(audience, actor=actor_label())
+    return no_content()

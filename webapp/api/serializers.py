@@ -1,0 +1,115 @@
+"""Resource objects: how each entity looks in a JSON:API document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from webapp.api.jsonapi import link
+from webapp.models import Audience, Member, MembershipEvent, Offer, Reward, Segment
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored naive-UTC datetime as RFC 3339 with a Z."""
+    return value.isoformat() + "Z" if value else None
+
+
+def member_resource(member: Member) -> dict[str, Any]:
+    """A member resource (the id is the member id; attributes as SPEC §2)."""
+    attributes = member.attributes()
+    attributes.pop("id", None)
+    return {"type": "members", "id": member.id, "attributes": attributes,
+            "links": {"self": link("api.member_get", member_ref=member.id)}}
+
+
+def member_identifier(member_id: str) -> dict[str, str]:
+    """A member resource identifier."""
+    return {"type": "members", "id": member_id}
+
+
+def segment_resource(segment: Segment) -> dict[str, Any]:
+    """A segment resource with its exact size and the link to its members."""
+    return {
+        "type": "segments", "id": str(segment.id),
+        "attributes": {
+            "name": segment.name, "description": segment.description or "",
+            "kind": segment.kind, "customer_segment_id": segment.customer_segment_id,
+            "url": segment.url, "include": list(segment.include or []),
+            "exclude": list(segment.exclude or []), "size": segment.size or 0,
+            "version": segment.version, "created_at": iso(segment.created_at),
+            "updated_at": iso(segment.updated_at),
+            "updated_by": segment.updated_by_label or None,
+        },
+        "relationships": {"members": {"links": {
+            "self": link("api.segment_members", segment_ref=segment.id)},
+            "meta": {"count": segment.size or 0}}},
+        "links": {"self": link("api.segment_get", segment_ref=segment.id)},
+    }
+
+
+def offer_attributes(offer: Offer) -> dict[str, Any]:
+    """An offer's own attributes."""
+    return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
+            "description": offer.description, "publish_at": iso(offer.publish_at),
+            "expire_at": iso(offer.expire_at), "discontinued": bool(offer.discontinued),
+            "created_at": iso(offer.created_at), "updated_at": iso(offer.updated_at)}
+
+
+def offer_resource(offer: Offer) -> dict[str, Any]:
+    """An offer resource with its audiences as a to-many relationship."""
+    return {"type": "offers", "id": str(offer.id), "attributes": offer_attributes(offer),
+            "relationships": {"audiences": {"data": [
+                {"type": "audiences", "id": str(a.id)} for a in offer.audiences]}},
+            "links": {"self": link("api.offer_get", offer_id=offer.id)}}
+
+
+def audience_resource(audience: Audience) -> dict[str, Any]:
+    """An audience resource with its offer as a to-one relationship."""
+    return {"type": "audiences", "id": str(audience.id),
+            "attributes": {"audience_type": audience.audience_type,
+                           "configuration": dict(audience.configuration or {}),
+                           "created_at": iso(audience.created_at)},
+            "relationships": {"offer": {
+                "data": {"type": "offers", "id": str(audience.offer_id)},
+                "links": {"related": link("api.offer_get", offer_id=audience.offer_id)}}}}
+
+
+def reward_attributes(reward: Reward) -> dict[str, Any]:
+    """A reward's own attributes."""
+    return {"name": reward.name, "external_id": reward.external_id, "category": reward.category,
+            "description": reward.description, "points": reward.points,
+            "publish_at": iso(reward.publish_at), "expire_at": iso(reward.expire_at),
+            "discontinued": bool(reward.discontinued), "created_at": iso(reward.created_at),
+            "updated_at": iso(reward.updated_at)}
+
+
+def reward_resource(reward: Reward) -> dict[str, Any]:
+    """A reward resource with its required segments as a to-many relationship."""
+    return {"type": "rewards", "id": str(reward.id), "attributes": reward_attributes(reward),
+            "relationships": {"required_segments": {
+                "data": [segment_identifier(s.id) for s in reward.required_segments],
+                "links": {"self": link("api.reward_required_segments", reward_id=reward.id)}}},
+            "links": {"self": link("api.reward_get", reward_id=reward.id)}}
+
+
+def segment_identifier(segment_id: int) -> dict[str, str]:
+    """A segment resource identifier."""
+    return {"type": "segments", "id": str(segment_id)}
+
+
+def decision_attributes(decision: Any) -> dict[str, Any]:
+    """A visibility decision's attributes: visible_status, eligible, reason and reasons."""
+    return {"visible_status": decision.visible_status, "eligible": bool(decision.eligible),
+            "reason": decision.reason, "reasons": decision.explanation}
+
+
+def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str, Any]:
+    """A membership event resource (the same fields as a webhook delivery's body)."""
+    from webapp.webhooks.service import event_payload
+
+    attributes = event_payload(event, external_id)
+    attributes.pop("event_id", None)
+    return {"type": "membership-events", "id": str(event.id), "attributes": attributes,
+            "relationships": {
+                "segment": {"data": segment_identifier(event.segment_id)},
+                "member": {"data": member_identifier(event.member_id)}}}
