@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from tests.targeting.tables import make_tables
-
-CONFORMANCE_COUNTS: dict[str, dict[str, Any]] = {}
-
-
-class MemberDB:
-    """A database with private `members`/`segment_memberships` tables for one test session."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
-        self.dialect = self.engine.dialect.name
-        prefix = f"t{uuid.uuid4().hex[:8]}_"
-        self.metadata, self.members, self.memberships = make_tables(prefix)
-        self.metadata.create_all(self.engine)
-
-    def reset(self, conn: sa.Connection) -> None:
-        """Delete every row."""
-        conn.execute(self.memberships.delete())
-        conn.execute(self.members.delete())
-
-    def close(self) -> None:
-        """Drop the tables and dispose of the engine."""
-        self.metadata.drop_all(self.engine)
-        self.engine.dispose()
+from tests.targeting.conformance import CONFORMANCE_COUNTS
+from tests.targeting.tables import MemberDB
 
 
 def _databases() -> list[Any]:

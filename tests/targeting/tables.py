@@ -73,3 +73,24 @@ def member_row(member: dict[str, Any], index: int) -> dict[str, Any]:
         "created_at": _dt(member.get("created_at")),
         "updated_at": _dt(member.get("updated_at")),
     }
+
+
+class MemberDB:
+    """A database with private `members`/`segment_memberships` tables for one test session."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        self.dialect = self.engine.dialect.name
+        prefix = f"t{uuid.uuid4().hex[:8]}_"
+        self.metadata, self.members, self.memberships = make_tables(prefix)
+        self.metadata.create_all(self.engine)
+
+    def reset(self, conn: sa.Connection) -> None:
+        """Delete every row."""
+        conn.execute(self.memberships.delete())
+        conn.execute(self.members.delete())
+
+    def close(self) -> None:
+        """Drop the tables and dispose of the engine."""
+        self.metadata.drop_all(self.engine)
+        self.engine.dispose()

@@ -9,8 +9,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.targeting.conftest import MemberDB
-from tests.targeting.tables import member_row
+from tests.targeting.tables import MemberDB, member_row
 from webapp.targeting import SegmentDefinitionError, matches, parse_criterion
 from webapp.targeting.sql import compile_criteria
 
