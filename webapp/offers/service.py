@@ -264,7 +264,7 @@ def _segment_names(ids: Sequence[int]) -> dict[int, str]:
     if not ids:
         return {}
     return dict(db.session.execute(sa.select(Segment.id, Segment.name).where(
-        Segment.id.in_(list(ids)))).tuples())
+        Segment.id.in_(list(ids)))).all())
 
 
 # --- reach --------------------------------------------------------------------------------------
@@ -330,3 +330,63 @@ def offer_reach(audiences: Sequence[tuple[str, Mapping[str, Any]]], *,
 def member_count() -> int:
     """How many members there are (the reach of an offer without audiences)."""
     return int(db.session.scalar(sa.select(sa.func.count()).select_from(Member.__table__)) or 0)
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+STATES = ("active", "scheduled", "expired", "discontinued")
+
+
+def state_of(item: Any, now: datetime | None = None) -> str:
+    """An offer's or reward's state: discontinued, scheduled, expired or active."""
+    now = now or utcnow()
+    if item.discontinued:
+        return "discontinued"
+    if item.publish_at is not None and now < item.publish_at:
+        return "scheduled"
+    if item.expire_at is not None and now >= item.expire_at:
+        return "expired"
+    return "active"
+
+
+def state_condition(model: Any, state: str, now: datetime | None = None
+                    ) -> sa.ColumnElement[bool]:
+    """SQL filter for one state (the same rules as `state_of`) on Offer or Reward."""
+    now = now or utcnow()
+    live = model.discontinued.is_(False)
+    if state == "discontinued":
+        return model.discontinued.is_(True)
+    if state == "scheduled":
+        return sa.and_(live, model.publish_at.is_not(None), model.publish_at > now)
+    started = sa.or_(model.publish_at.is_(None), model.publish_at <= now)
+    if state == "expired":
+        return sa.and_(live, started, model.expire_at.is_not(None), model.expire_at <= now)
+    return sa.and_(live, started, sa.or_(model.expire_at.is_(None), model.expire_at > now))
+
+
+def search_condition(model: Any, text: str) -> sa.ColumnElement[bool]:
+    """Name, external id or category contains the text (case-insensitive)."""
+    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return sa.or_(*[sa.func.lower(col).like(pattern, escape="\\")
+                    for col in (model.name, model.external_id, model.category)])
+
+
+def segment_options(text: str, selected: Sequence[int] = (), limit: int = 50
+                    ) -> tuple[list[Segment], list[Segment]]:
+    """For a segment picker: the selected segments, and up to `limit` others matching the text
+    (name or customer segment id contains it, or the id is it)."""
+    chosen = list(db.session.scalars(sa.select(Segment).where(
+        Segment.id.in_(list(selected))).order_by(Segment.name))) if selected else []
+    query = sa.select(Segment).order_by(Segment.name).limit(limit)
+    text = text.strip()
+    if text:
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+            "_", "\\_") + "%"
+        conditions = [sa.func.lower(Segment.name).like(pattern, escape="\\"),
+                      sa.func.lower(Segment.customer_segment_id).like(pattern, escape="\\")]
+        if text.isdigit() and len(text) < 10:
+            conditions.append(Segment.id == int(text))
+        query = query.where(sa.or_(*conditions))
+    if selected:
+        query = query.where(Segment.id.not_in(list(selected)))
+    return chosen, list(db.session.scalars(query))

@@ -1,5 +1,239 @@
-"""Views of the offers blueprint."""
+"""Offers: list, create, edit, delete, and audiences built with htmx with the exact reach."""
 
 from __future__ import annotations
 
-from webapp.offers import bp  # noqa: F401
+import json
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from webapp.access import access
+from webapp.admin.forms import EmptyForm
+from webapp.extensions import db
+from webapp.htmx import is_htmx, render
+from webapp.lookup import find_member
+from webapp.models import Audience, Offer, Segment
+from webapp.offers import bp
+from webapp.offers.forms import AgeAudienceForm, OfferForm, SegmentAudienceForm
+from webapp.offers.service import (
+    STATES,
+    OfferError,
+    add_audience,
+    delete_offer,
+    describe_audience,
+    offer_reach,
+    remove_audience,
+    save_offer,
+    search_condition,
+    segment_options,
+    state_condition,
+    state_of,
+)
+from webapp.timeutil import utcnow
+
+PER_PAGE = 25
+
+
+def _offer_or_404(offer_id: int) -> Offer:
+    return db.session.get(Offer, offer_id) or abort(404)
+
+
+@bp.route("/")
+@access("read")
+def index():
+    """Offers, searchable and filtered by state (active, scheduled, expired, discontinued)."""
+    q = request.args.get("q", "").strip()[:200]
+    state = request.args.get("state", "")
+    state = state if state in STATES else ""
+    now = utcnow()
+    query = select(Offer).order_by(Offer.name, Offer.id)
+    if q:
+        query = query.where(search_condition(Offer, q))
+    if state:
+        query = query.where(state_condition(Offer, state, now))
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    counts = dict(db.session.execute(
+        select(Audience.offer_id, func.count()).where(
+            Audience.offer_id.in_([o.id for o in page.items])).group_by(Audience.offer_id)
+    ).all()) if page.items else {}
+    return render("offers/index.html", "offer_list", page=page, q=q, state=state,
+                  states=STATES, audience_counts=counts, state_of=state_of, now=now)
+
+
+def _form_page(form: OfferForm, offer: Offer | None, status: int = 200):
+    return render("offers/form.html", None, form=form, offer=offer), status
+
+
+def _save(form: OfferForm, offer: Offer | None):
+    if not form.validate_on_submit():
+        return _form_page(form, offer, 422 if request.method == "POST" else 200)
+    try:
+        saved = save_offer(form.values(), offer=offer, actor=current_user.label)
+    except OfferError as exc:
+        form.add_service_errors(exc.errors)
+        return _form_page(form, offer, 422)
+    flash(f"Saved offer {saved.name}.", "success")
+    return redirect(url_for("offers.show", offer_id=saved.id), code=303)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access("write")
+def new():
+    """Create an offer."""
+    return _save(OfferForm(), None)
+
+
+@bp.route("/<int:offer_id>/edit", methods=["GET", "POST"])
+@access("write")
+def edit(offer_id: int):
+    """Change an offer's details, window or discontinued flag."""
+    offer = _offer_or_404(offer_id)
+    return _save(OfferForm(obj=offer), offer)
+
+
+@bp.route("/<int:offer_id>/delete", methods=["POST"])
+@access("admin")
+def delete(offer_id: int):
+    """Delete an offer and its audiences."""
+    offer = _offer_or_404(offer_id)
+    if not EmptyForm().validate_on_submit():
+        flash("The offer was not deleted: the form expired. Try again.", "error")
+        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
+    name = offer.name
+    delete_offer(offer, actor=current_user.label)
+    flash(f"Deleted offer {name}.", "success")
+    return redirect(url_for("offers.index"), code=303)
+
+
+# --- the offer page and its audiences -----------------------------------------------------------
+
+
+def _selected_ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values if v.isdigit() and len(v) < 10]
+
+
+def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
+                      segment_form: SegmentAudienceForm | None = None,
+                      preview: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the audiences block shows: the audiences in words, the reach and the add forms."""
+    audiences = list(offer.audiences)
+    ids = {sid for a in audiences for sid in (a.configuration or {}).get("segments", [])}
+    names = dict(db.session.execute(select(Segment.id, Segment.name).where(
+        Segment.id.in_(sorted(ids)))).all()) if ids else {}
+    rows = [{"audience": a, "text": describe_audience(a.audience_type, a.configuration or {},
+                                                      names)} for a in audiences]
+    reach = offer_reach([(a.audience_type, a.configuration or {}) for a in audiences])
+    total = offer_reach([])
+    segment_q = request.args.get("segment_q", "").strip()[:200]
+    selected = (segment_form.segments.data if segment_form and segment_form.segments.data
+                else _selected_ids(request.args.getlist("segments")))
+    chosen, options = segment_options(segment_q, selected or [])
+    return {"offer": offer, "audience_rows": rows, "reach": reach, "total_members": total,
+            "age_form": age_form or AgeAudienceForm(formdata=None),
+            "segment_form": segment_form or SegmentAudienceForm(formdata=None),
+            "segment_q": segment_q, "chosen": chosen, "options": options,
+            "selected": set(selected or []), "preview": preview, "remove_form": EmptyForm()}
+
+
+@bp.route("/<int:offer_id>")
+@access("read")
+def show(offer_id: int):
+    """An offer's details, its audiences (built with htmx) and its exact reach."""
+    offer = _offer_or_404(offer_id)
+    ctx = audiences_context(offer)
+    block = "segment_options" if request.args.get("picker") == "1" else "audiences"
+    return render("offers/show.html", block, state=state_of(offer), delete_form=EmptyForm(),
+                  **ctx)
+
+
+def _audiences_response(offer: Offer, status: int = 200, message: str | None = None,
+                        **forms: Any):
+    ctx = audiences_context(offer, **forms)
+    if is_htmx():
+        body = render("offers/show.html", "audiences", **ctx)
+        headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
+        return body, status, headers
+    if status == 200 and message:
+        flash(message, "success")
+        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
+    return render("offers/show.html", None, state=state_of(offer), delete_form=EmptyForm(),
+                  **ctx), status
+
+
+@bp.route("/<int:offer_id>/audiences/age", methods=["POST"])
+@access("write")
+def add_age(offer_id: int):
+    """Add an age_within audience (or, with preview, show the reach it would give)."""
+    offer = _offer_or_404(offer_id)
+    form = AgeAudienceForm()
+    if not form.validate_on_submit():
+        return _audiences_response(offer, 422, age_form=form)
+    return _add(offer, "age_within", form.configuration(), age_form=form)
+
+
+@bp.route("/<int:offer_id>/audiences/segments", methods=["POST"])
+@access("write")
+def add_segments(offer_id: int):
+    """Add an in_all_segments / in_any_segment audience (or preview its reach)."""
+    offer = _offer_or_404(offer_id)
+    form = SegmentAudienceForm()
+    if not form.validate_on_submit():
+        return _audiences_response(offer, 422, segment_form=form)
+    return _add(offer, form.audience_type.data, form.configuration(), segment_form=form)
+
+
+def _add(offer: Offer, audience_type: str, config: dict[str, Any], **forms: Any):
+    form = next(iter(forms.values()))
+    current = [(a.audience_type, a.configuration or {}) for a in offer.audiences]
+    try:
+        if request.form.get("preview"):
+            reach = offer_reach(current + [(audience_type, config)])
+            names = dict(db.session.execute(select(Segment.id, Segment.name).where(
+                Segment.id.in_(config.get("segments", [])))).all())
+            preview = {"text": describe_audience(audience_type, config, names), "reach": reach}
+            return _audiences_response(offer, 200, preview=preview, **forms)
+        audience = add_audience(offer, audience_type, config, actor=current_user.label)
+    except OfferError as exc:
+        for key, message in exc.errors.items():
+            name = key.split(".")[-1]
+            field = getattr(form, name if hasattr(form, name) else "", None)
+            if field is not None and hasattr(field, "errors"):
+                field.errors = [*field.errors, message]
+            else:
+                form.form_errors.append(message)
+        return _audiences_response(offer, 422, **forms)
+    names = dict(db.session.execute(select(Segment.id, Segment.name).where(
+        Segment.id.in_((audience.configuration or {}).get("segments", [])))).all())
+    return _audiences_response(
+        offer, 200, message="Added audience: " + describe_audience(
+            audience.audience_type, audience.configuration, names))
+
+
+@bp.route("/<int:offer_id>/audiences/<int:audience_id>/delete", methods=["POST"])
+@access("write")
+def remove(offer_id: int, audience_id: int):
+    """Remove one audience from the offer."""
+    offer = _offer_or_404(offer_id)
+    audience = db.session.get(Audience, audience_id)
+    if audience is None or audience.offer_id != offer.id:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        return _audiences_response(offer, 422)
+    remove_audience(audience, actor=current_user.label)
+    return _audiences_response(offer, 200, message="Removed the audience.")
+
+
+@bp.route("/<int:offer_id>/check")
+@access("read")
+def check_member(offer_id: int):
+    """Open this offer's explanation for a member named by id, external id or email."""
+    offer = _offer_or_404(offer_id)
+    identifier = request.args.get("member", "").strip()
+    member = find_member(identifier) if identifier else None
+    if member is None:
+        flash(f"No member matches “{identifier}”." if identifier
+              else "Give a member id, external id or email.", "error")
+        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
+    return redirect(url_for("members.offer", member_id=member.id, offer_id=offer.id), code=303)

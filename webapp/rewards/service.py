@@ -171,7 +171,7 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
         db.session.expire(reward, ["required_segments"])
         after = reward_snapshot(reward)
         names = dict(db.session.execute(sa.select(Segment.id, Segment.name).where(
-            Segment.id.in_(sorted(gone | new)))).tuples())
+            Segment.id.in_(sorted(gone | new)))).all())
         parts = []
         if new:
             parts.append("required " + ", ".join(names.get(i, f"#{i}") for i in sorted(new)))

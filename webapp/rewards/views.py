@@ -1,5 +1,207 @@
-"""Views of the rewards blueprint."""
+"""Rewards: list, create, edit, delete, and required segments built with htmx with the reach."""
 
 from __future__ import annotations
 
-from webapp.rewards import bp  # noqa: F401
+import json
+from typing import Any
+
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from webapp.access import access
+from webapp.admin.forms import EmptyForm
+from webapp.extensions import db
+from webapp.htmx import is_htmx, render
+from webapp.lookup import find_member
+from webapp.models import Reward, RewardRequiredSegment
+from webapp.offers.service import (
+    STATES,
+    search_condition,
+    segment_options,
+    state_condition,
+    state_of,
+)
+from webapp.rewards import bp
+from webapp.rewards.forms import RequiredSegmentsForm, RewardForm
+from webapp.rewards.service import (
+    RewardError,
+    change_required_segments,
+    delete_reward,
+    reward_reach_detail,
+    save_reward,
+)
+from webapp.timeutil import utcnow
+
+PER_PAGE = 25
+
+
+def _reward_or_404(reward_id: int) -> Reward:
+    return db.session.get(Reward, reward_id) or abort(404)
+
+
+@bp.route("/")
+@access("read")
+def index():
+    """Rewards, searchable and filtered by state (active, scheduled, expired, discontinued)."""
+    q = request.args.get("q", "").strip()[:200]
+    state = request.args.get("state", "")
+    state = state if state in STATES else ""
+    now = utcnow()
+    query = select(Reward).order_by(Reward.name, Reward.id)
+    if q:
+        query = query.where(search_condition(Reward, q))
+    if state:
+        query = query.where(state_condition(Reward, state, now))
+    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    counts = dict(db.session.execute(
+        select(RewardRequiredSegment.reward_id, func.count()).where(
+            RewardRequiredSegment.reward_id.in_([r.id for r in page.items]))
+        .group_by(RewardRequiredSegment.reward_id)).all()) if page.items else {}
+    return render("rewards/index.html", "reward_list", page=page, q=q, state=state,
+                  states=STATES, state_of=state_of, now=now, required_counts=counts)
+
+
+def _form_page(form: RewardForm, reward: Reward | None, status: int = 200):
+    return render("rewards/form.html", None, form=form, reward=reward), status
+
+
+def _save(form: RewardForm, reward: Reward | None):
+    if not form.validate_on_submit():
+        return _form_page(form, reward, 422 if request.method == "POST" else 200)
+    try:
+        saved = save_reward(form.values(), reward=reward, actor=current_user.label)
+    except RewardError as exc:
+        form.add_service_errors(exc.errors)
+        return _form_page(form, reward, 422)
+    flash(f"Saved reward {saved.name}.", "success")
+    return redirect(url_for("rewards.show", reward_id=saved.id), code=303)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access("write")
+def new():
+    """Create a reward."""
+    return _save(RewardForm(), None)
+
+
+@bp.route("/<int:reward_id>/edit", methods=["GET", "POST"])
+@access("write")
+def edit(reward_id: int):
+    """Change a reward's details, cost, window or discontinued flag."""
+    reward = _reward_or_404(reward_id)
+    return _save(RewardForm(obj=reward), reward)
+
+
+@bp.route("/<int:reward_id>/delete", methods=["POST"])
+@access("admin")
+def delete(reward_id: int):
+    """Delete a reward."""
+    reward = _reward_or_404(reward_id)
+    if not EmptyForm().validate_on_submit():
+        flash("The reward was not deleted: the form expired. Try again.", "error")
+        return redirect(url_for("rewards.show", reward_id=reward.id), code=303)
+    name = reward.name
+    delete_reward(reward, actor=current_user.label)
+    flash(f"Deleted reward {name}.", "success")
+    return redirect(url_for("rewards.index"), code=303)
+
+
+# --- the reward page and its required segments --------------------------------------------------
+
+
+def _selected_ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values if v.isdigit() and len(v) < 10]
+
+
+def segments_context(reward: Reward, form: RequiredSegmentsForm | None = None) -> dict[str, Any]:
+    """What the required-segments block shows: the segments, the reach and the add form."""
+    required = list(reward.required_segments)
+    ids = [s.id for s in required]
+    reach, affordable = reward_reach_detail(ids, reward.points)
+    segment_q = request.args.get("segment_q", "").strip()[:200]
+    selected = (form.segments.data if form and form.segments.data
+                else _selected_ids(request.args.getlist("segments")))
+    selected = [s for s in selected or [] if s not in ids]
+    chosen, options = segment_options(segment_q, selected)
+    options = [s for s in options if s.id not in ids]
+    return {"reward": reward, "required": required, "reach": reach, "affordable": affordable,
+            "total_members": reward_reach_detail([], 0)[0],
+            "form": form or RequiredSegmentsForm(formdata=None), "segment_q": segment_q,
+            "chosen": chosen, "options": options, "remove_form": EmptyForm()}
+
+
+@bp.route("/<int:reward_id>")
+@access("read")
+def show(reward_id: int):
+    """A reward's details, its required segments (built with htmx) and its exact reach."""
+    reward = _reward_or_404(reward_id)
+    block = "segment_options" if request.args.get("picker") == "1" else "required_segments"
+    return render("rewards/show.html", block, state=state_of(reward), delete_form=EmptyForm(),
+                  **segments_context(reward))
+
+
+def _segments_response(reward: Reward, status: int = 200, message: str | None = None,
+                       form: RequiredSegmentsForm | None = None):
+    ctx = segments_context(reward, form)
+    if is_htmx():
+        headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
+        return render("rewards/show.html", "required_segments", **ctx), status, headers
+    if status == 200 and message:
+        flash(message, "success")
+        return redirect(url_for("rewards.show", reward_id=reward.id), code=303)
+    return render("rewards/show.html", None, state=state_of(reward), delete_form=EmptyForm(),
+                  **ctx), status
+
+
+@bp.route("/<int:reward_id>/segments", methods=["POST"])
+@access("write")
+def add_segments(reward_id: int):
+    """Require the chosen segments too."""
+    reward = _reward_or_404(reward_id)
+    form = RequiredSegmentsForm()
+    if not form.validate_on_submit():
+        return _segments_response(reward, 422, form=form)
+    if not form.segments.data:
+        form.segments.errors = [*form.segments.errors, "Choose at least one segment."]
+        return _segments_response(reward, 422, form=form)
+    try:
+        change_required_segments(reward, list(form.segments.data), mode="add",
+                                 actor=current_user.label)
+    except RewardError as exc:
+        form.segments.errors = [*form.segments.errors, *exc.errors.values()]
+        return _segments_response(reward, 422, form=form)
+    count = len(form.segments.data)
+    return _segments_response(reward, 200, message=f"Added {count} required segment"
+                              f"{'' if count == 1 else 's'}.")
+
+
+@bp.route("/<int:reward_id>/segments/<int:segment_id>/delete", methods=["POST"])
+@access("write")
+def remove_segment(reward_id: int, segment_id: int):
+    """Stop requiring one segment."""
+    reward = _reward_or_404(reward_id)
+    link = db.session.scalar(select(RewardRequiredSegment).where(
+        RewardRequiredSegment.reward_id == reward.id,
+        RewardRequiredSegment.segment_id == segment_id))
+    if link is None:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        return _segments_response(reward, 422)
+    change_required_segments(reward, [segment_id], mode="remove", actor=current_user.label)
+    return _segments_response(reward, 200, message="Removed the required segment.")
+
+
+@bp.route("/<int:reward_id>/check")
+@access("read")
+def check_member(reward_id: int):
+    """Open this reward's explanation for a member named by id, external id or email."""
+    reward = _reward_or_404(reward_id)
+    identifier = request.args.get("member", "").strip()
+    member = find_member(identifier) if identifier else None
+    if member is None:
+        flash(f"No member matches “{identifier}”." if identifier
+              else "Give a member id, external id or email.", "error")
+        return redirect(url_for("rewards.show", reward_id=reward.id), code=303)
+    return redirect(url_for("members.reward", member_id=member.id, reward_id=reward.id),
+                    code=303)

@@ -1,0 +1,78 @@
+"""Forms of the offers blueprint: the offer itself and its audiences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    IntegerField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+WINDOW_HINT = "UTC. Leave empty for no limit."
+
+
+class OfferForm(FlaskForm):
+    """Create or edit an offer."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    external_id = StringField("External id", validators=[Length(max=255)],
+                              description="Your system's id for the offer (unique, optional).")
+    category = StringField("Category", validators=[Length(max=100)])
+    description = TextAreaField("Description", validators=[Length(max=20_000)])
+    publish_at = DateTimeLocalField("Publish at", format="%Y-%m-%dT%H:%M",
+                                    validators=[Optional()], description=WINDOW_HINT)
+    expire_at = DateTimeLocalField("Expire at", format="%Y-%m-%dT%H:%M",
+                                   validators=[Optional()], description=WINDOW_HINT)
+    discontinued = BooleanField("Discontinued (nobody is eligible, whatever the audiences)")
+
+    def values(self) -> dict[str, Any]:
+        """The form as the service's data mapping."""
+        return {"name": self.name.data or "", "external_id": self.external_id.data or None,
+                "category": self.category.data or "", "description": self.description.data or "",
+                "publish_at": self.publish_at.data, "expire_at": self.expire_at.data,
+                "discontinued": bool(self.discontinued.data)}
+
+    def add_service_errors(self, errors: dict[str, str]) -> None:
+        """Show a service's field errors next to the fields (others at the top)."""
+        for key, message in errors.items():
+            field = getattr(self, key, None)
+            if field is not None and hasattr(field, "errors"):
+                field.errors = [*field.errors, message]
+            else:
+                self.form_errors.append(f"{key}: {message}")
+
+
+AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
+                    ("in_any_segment", "in ANY of the chosen segments")]
+
+
+class AgeAudienceForm(FlaskForm):
+    """An age_within audience: minimum and/or maximum age (inclusive)."""
+
+    minimum_age = IntegerField("Minimum age", validators=[Optional(), NumberRange(min=0,
+                                                                                  max=200)])
+    maximum_age = IntegerField("Maximum age", validators=[Optional(), NumberRange(min=0,
+                                                                                  max=200)])
+
+    def configuration(self) -> dict[str, Any]:
+        """The audience configuration."""
+        return {"minimum_age": self.minimum_age.data, "maximum_age": self.maximum_age.data}
+
+
+class SegmentAudienceForm(FlaskForm):
+    """An in_all_segments / in_any_segment audience."""
+
+    audience_type = SelectField("Members must be", choices=AUDIENCE_CHOICES)
+    segments = SelectMultipleField("Segments", coerce=int, validate_choice=False)
+
+    def configuration(self) -> dict[str, Any]:
+        """The audience configuration."""
+        return {"segments": list(dict.fromkeys(self.segments.data or []))}
