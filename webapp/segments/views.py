@@ -1,5 +1,160 @@
-"""Views of the segments blueprint."""
+"""Views of the segments blueprint: list, builder (create/edit), preview, segment page, delete."""
 
 from __future__ import annotations
 
-from webapp.segments import bp  # noqa: F401
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
+
+from webapp.access import access
+from webapp.extensions import db
+from webapp.htmx import is_htmx, render
+from webapp.models import Segment
+from webapp.segments import bp, pages
+from webapp.segments.builder import Builder
+from webapp.segments.forms import DeleteForm, SegmentForm
+from webapp.segments.service import SegmentError, SegmentInUse, delete_segment, save_segment
+
+PER_PAGE = 50
+SORTS = {"name": Segment.name, "size": Segment.size, "updated": Segment.updated_at}
+KIND_FILTERS = ("static", "dynamic")
+
+
+@bp.route("/")
+@access("read")
+def index():
+    """The segment list: search, kind filter, sort and pages (sizes are materialized)."""
+    q = request.args.get("q", "").strip()[:200]
+    kind = request.args.get("kind", "")
+    sort = request.args.get("sort", "name")
+    sort = sort if sort in SORTS else "name"
+    direction = request.args.get("dir", "desc" if sort in ("size", "updated") else "asc")
+    direction = direction if direction in ("asc", "desc") else "asc"
+    query = select(Segment)
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        matches = [Segment.name.ilike(like, escape="\\"), Segment.customer_segment_id == q]
+        if q.lstrip("#").isdigit() and len(q) < 10:
+            matches.append(Segment.id == int(q.lstrip("#")))
+        query = query.where(or_(*matches))
+    if kind in KIND_FILTERS:
+        query = query.where(Segment.kind == kind)
+    column = SORTS[sort]
+    query = query.order_by(column.desc() if direction == "desc" else column.asc(),
+                           Segment.id.desc() if direction == "desc" else Segment.id)
+    page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+    total = db.session.scalar(select(func.count()).select_from(Segment)) if q or kind else None
+    return render("segments/index.html", "segment_list", page=page, q=q, kind=kind, sort=sort,
+                  direction=direction, total=total)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access("write")
+def new():
+    """Create a segment with the criteria builder and live preview."""
+    return _editor(None)
+
+
+@bp.route("/<int:segment_id>/edit", methods=["GET", "POST"])
+@access("write")
+def edit(segment_id: int):
+    """Edit a segment: builder, impact preview, refused if someone saved in between."""
+    return _editor(db.session.get(Segment, segment_id) or abort(404))
+
+
+def _editor(segment: Segment | None):
+    """GET: the form; POST: a builder button (re-render) or save (303, or 422 with messages)."""
+    form = SegmentForm(obj=segment) if request.method == "GET" else SegmentForm()
+    if request.method == "GET":
+        builder = (Builder.from_segment(segment.include, segment.exclude) if segment
+                   else Builder())
+        if not builder.include:
+            builder.add("include")
+        if segment is not None:
+            form.version.data = str(segment.version)
+        return render_template("segments/form.html",
+                               **pages.editor_context(segment, form, builder, lazy=True))
+    builder = Builder.from_form(request.form)
+    if builder.action != "save":
+        touched = builder.apply()
+        context = pages.editor_context(segment, form, builder, touched=touched)
+        return render_template("segments/form.html", **context), 422 if context["invalid"] else 200
+    data, problems = pages.segment_data(form, builder)
+    if not problems:
+        try:
+            saved = save_segment(data, segment=segment, actor=current_user.label,
+                                 actor_id=current_user.id,
+                                 expected_version=pages.version_of(form))
+        except SegmentError as exc:
+            problems = exc.errors
+        else:
+            flash(f"Saved {saved.name}: {saved.size:,} members.", "success")
+            return redirect(url_for("segments.show", segment_id=saved.id), code=303)
+    context = pages.editor_context(segment, form, builder, errors=problems)
+    return render_template("segments/form.html", **context), 422
+
+
+@bp.route("/builder/row", methods=["POST"])
+@access("write")
+def row():
+    """One builder row: add, remove, pick a segment, or re-render and validate after a change."""
+    form = SegmentForm()
+    builder = Builder.from_form(request.form)
+    segment = pages.segment_from_form()
+    touched = builder.apply()
+    if not is_htmx():
+        context = pages.editor_context(segment, form, builder, touched=touched)
+        return render_template("segments/form.html", **context), 422 if context["invalid"] else 200
+    if builder.action == "remove_row":
+        response = make_response("")
+        response.headers["HX-Trigger"] = "criteria-changed"
+        return response
+    target = touched or builder.find(request.form.get("row", ""))
+    if target is None:
+        abort(400, "That criterion row is not in the form any more; reload the page.")
+    pages.validate_row(target, segment)
+    response = make_response(render_template(
+        "segments/_criterion_row.html", row=target, **pages.row_context()),
+        422 if target.error else 200)
+    if builder.action != "save":
+        response.headers["HX-Trigger"] = "criteria-changed"
+    return response
+
+
+@bp.route("/builder/preview", methods=["POST"])
+@access("write")
+def preview():
+    """The live preview: exact count, samples, impact of an edit and rule-check warnings."""
+    form = SegmentForm()
+    builder = Builder.from_form(request.form)
+    segment = pages.segment_from_form()
+    context = pages.editor_context(segment, form, builder)
+    status = 422 if context["preview_errors"] else 200
+    return render("segments/form.html", "preview_panel", **context), status
+
+
+@bp.route("/<int:segment_id>")
+@access("read")
+def show(segment_id: int):
+    """The segment page: definition, size over time, members, uses, events and history."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    return render("segments/show.html", "segment_members",
+                  **pages.show_context(segment, request.args))
+
+
+@bp.route("/<int:segment_id>/delete", methods=["POST"])
+@access("admin")
+def delete(segment_id: int):
+    """Delete a segment nothing uses (refused with the list of uses otherwise)."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    if not DeleteForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    name = segment.name
+    try:
+        delete_segment(segment, actor=current_user.label)
+    except SegmentInUse as exc:
+        context = pages.show_context(segment, request.args)
+        context["delete_refused"] = exc
+        return render_template("segments/show.html", **context), 409
+    flash(f"Deleted segment {name}. Its membership events are kept.", "success")
+    return redirect(url_for("segments.index"), code=303)

@@ -1,0 +1,393 @@
+"""The criteria builder: form rows <-> criteria, with the field and operator tables of the core.
+
+Each row of the builder posts flat fields named ``<group>-<n>-<name>`` (group is include or
+exclude, n a row number that only has to be unique). A row becomes a criterion dict that the
+targeting core validates; the core's message is shown next to the row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+from webapp.targeting import schema as ts
+
+GROUPS = ("include", "exclude")
+
+#: Fields offered by the builder, in order, with their labels.
+FIELD_CHOICES: tuple[tuple[str, str], ...] = (
+    ("tier", "Tier"), ("points", "Points"), ("xp", "XP"), ("coins", "Coins"),
+    ("badges", "Badges"), ("age", "Age"), ("birthday", "Birthday"),
+    ("created_at", "Joined (created at)"), ("updated_at", "Last updated"),
+    ("email", "Email"), ("external_id", "External id"),
+    ("custom_fields", "Custom field…"), ("segment", "In another segment"),
+)
+FIELD_LABELS = dict(FIELD_CHOICES)
+
+JSON_TYPES: tuple[tuple[str, str], ...] = (
+    ("string", "text"), ("number", "number"), ("boolean", "true / false"),
+    ("list", "list of text"),
+)
+
+_OPERATOR_WORDS = {
+    ts.EQUALS: "is", ts.NOT_EQUALS: "is not", ts.IN: "is one of", ts.NOT_IN: "is none of",
+    ts.CONTAINS: "contains", ts.NOT_CONTAINS: "does not contain", ts.GTE: "is at least",
+    ts.GT: "is more than", ts.LTE: "is at most", ts.LT: "is less than", ts.EXISTS: "is set",
+    ts.NOT_EXISTS: "is not set",
+}
+_DATE_WORDS = {ts.EQUALS: "is on", ts.NOT_EQUALS: "is not on", ts.GTE: "is on or after",
+               ts.GT: "is after", ts.LTE: "is on or before", ts.LT: "is before"}
+_BADGE_WORDS = {ts.CONTAINS: "has badge", ts.NOT_CONTAINS: "does not have badge",
+                ts.IN: "has any of", ts.NOT_IN: "has none of", ts.EQUALS: "are exactly",
+                ts.NOT_EQUALS: "are not exactly", ts.EXISTS: "are set",
+                ts.NOT_EXISTS: "are not set"}
+_SEGMENT_WORDS = {ts.IN: "is in", ts.NOT_IN: "is not in"}
+
+_NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_PREFIX_RE = re.compile(r"^(include|exclude)\[\d+\] \(.*?\): ", re.DOTALL)
+
+
+def field_kind(name: str) -> str | None:
+    """The core's type for a builder field ('custom_fields' stands for any custom key)."""
+    if name == "custom_fields":
+        return ts.ANY
+    return ts.field_type(name) if name else None
+
+
+def operator_choices(kind: str | None) -> list[tuple[str, str]]:
+    """(operator, words) that fit a field type, from the core's table."""
+    if kind is None:
+        return []
+    words = (_DATE_WORDS if kind in (ts.DATE, ts.DATETIME) else _BADGE_WORDS if kind == ts.LIST
+             else _SEGMENT_WORDS if kind == ts.SEGMENT else {})
+    return [(op, words.get(op, _OPERATOR_WORDS[op])) for op in ts.OPERATORS_BY_TYPE[kind]]
+
+
+def short_message(message: str) -> str:
+    """A core message without its 'include[2] (points > 5): ' prefix, for display by the row."""
+    return _PREFIX_RE.sub("", message, count=1)
+
+
+def _number(text: str) -> int | float | None:
+    text = text.strip().replace(",", "").replace("_", "")
+    if _INT_RE.match(text):
+        return int(text)
+    if _NUM_RE.match(text):
+        return float(text)
+    return None
+
+
+def split_list(text: str) -> list[str]:
+    """Comma-separated values, trimmed, empties dropped, order kept."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+class RowProblem(ValueError):
+    """A row that cannot become a criterion yet (the message says what is missing)."""
+
+    def __init__(self, message: str, *, incomplete: bool = False):
+        super().__init__(message)
+        self.incomplete = incomplete
+
+
+@dataclass
+class Row:
+    """One builder row, as posted or as loaded from a stored criterion."""
+
+    group: str
+    index: int
+    field: str = ""
+    key: str = ""
+    json_type: str = "string"
+    operator: str = ""
+    value: str = ""
+    ci: bool = False
+    date_mode: str = "date"
+    days: str = ""
+    segment_query: str = ""
+    previous_field: str = ""
+    error: str | None = None
+    picks: list[dict] = dataclasses.field(default_factory=list)
+    names: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """The row's DOM id and form prefix, e.g. include-2."""
+        return f"{self.group}-{self.index}"
+
+    def name(self, part: str) -> str:
+        """The form field name of one of the row's inputs."""
+        return f"{self.id}-{part}"
+
+    @property
+    def kind(self) -> str | None:
+        """The field's type in the core's vocabulary."""
+        return field_kind(self.field)
+
+    @property
+    def operators(self) -> list[tuple[str, str]]:
+        """The operators this row's field takes."""
+        return operator_choices(self.kind)
+
+    @property
+    def needs_value(self) -> bool:
+        """Whether the chosen operator takes a value."""
+        return self.operator not in (ts.EXISTS, ts.NOT_EXISTS)
+
+    @property
+    def takes_list(self) -> bool:
+        """Whether the value is a list of values (shown as tags)."""
+        return self.kind == ts.SEGMENT or self.operator in (ts.IN, ts.NOT_IN) or (
+            self.kind == ts.LIST and self.operator in (ts.EQUALS, ts.NOT_EQUALS)) or (
+            self.kind == ts.ANY and self.json_type == "list"
+            and self.operator in (ts.EQUALS, ts.NOT_EQUALS))
+
+    @property
+    def tags(self) -> list[str]:
+        """The list values as typed, for display as tags."""
+        return split_list(self.value) if self.takes_list else []
+
+    @property
+    def text_like(self) -> bool:
+        """Whether the case-insensitive switch applies."""
+        return self.kind in (ts.STRING, ts.LIST) and self.field != "email" or (
+            self.kind == ts.ANY and self.json_type in ("string", "list"))
+
+    @property
+    def blank(self) -> bool:
+        """A row nobody has filled in yet."""
+        return not self.field
+
+    @classmethod
+    def from_form(cls, form: MultiDict, group: str, index: int) -> Row:
+        """Read a row from posted form data."""
+        def get(part: str, default: str = "") -> str:
+            return (form.get(f"{group}-{index}-{part}") or default).strip()
+
+        row = cls(group=group, index=index, field=get("field"), key=get("key"),
+                  json_type=get("json_type", "string"), operator=get("operator"),
+                  value=form.get(f"{group}-{index}-value") or "",
+                  ci=bool(form.get(f"{group}-{index}-ci")), date_mode=get("date_mode", "date"),
+                  days=get("days"), segment_query=get("segment_q"),
+                  previous_field=get("previous_field"))
+        if row.previous_field and row.previous_field != row.field:
+            # A new field: the old operator and value belong to the old field's type.
+            row.operator, row.value, row.days, row.ci = "", "", "", False
+        if row.field and row.field not in FIELD_LABELS:
+            row.error = f"unknown field {row.field!r}"
+        if row.json_type not in dict(JSON_TYPES):
+            row.json_type = "string"
+        if row.date_mode not in ("date", "days_ago"):
+            row.date_mode = "date"
+        valid_ops = [op for op, _ in row.operators]
+        if valid_ops and row.operator not in valid_ops:
+            row.operator = valid_ops[0]
+        return row
+
+    @classmethod
+    def from_criterion(cls, criterion: dict, group: str, index: int) -> Row:
+        """A row showing a stored (canonical) criterion."""
+        fld = criterion.get("field", "")
+        op = criterion.get("operator", "")
+        value = criterion.get("value")
+        row = cls(group=group, index=index, field=fld, operator=op,
+                  ci=bool(criterion.get("case_insensitive")))
+        if fld.startswith(ts.CUSTOM_PREFIX):
+            row.field = "custom_fields"
+            row.key = fld[len(ts.CUSTOM_PREFIX):]
+            sample = value[0] if isinstance(value, list) and value else value
+            if isinstance(value, list) and op in (ts.EQUALS, ts.NOT_EQUALS):
+                row.json_type = "list"
+            elif isinstance(sample, bool):
+                row.json_type = "boolean"
+            elif isinstance(sample, int | float):
+                row.json_type = "number"
+            else:
+                row.json_type = "string"
+        if isinstance(value, dict) and "days_ago" in value:
+            row.date_mode = "days_ago"
+            row.days = str(value["days_ago"])
+        elif isinstance(value, list):
+            row.value = ", ".join(_plain(v) for v in value)
+        elif value is not None:
+            row.value = _plain(value)
+        return row
+
+    def criterion(self) -> dict[str, Any]:
+        """The criterion this row stands for; raises RowProblem when it cannot be built."""
+        if self.error:
+            raise RowProblem(self.error)
+        if not self.field:
+            raise RowProblem("choose a field", incomplete=True)
+        kind = self.kind
+        fld = self.field
+        if kind == ts.ANY:
+            if not self.key:
+                raise RowProblem("name the custom field (e.g. vip or address.city)",
+                                 incomplete=True)
+            fld = ts.CUSTOM_PREFIX + self.key
+        out: dict[str, Any] = {"field": fld, "operator": self.operator}
+        if self.ci and self.text_like:
+            out["case_insensitive"] = True
+        if not self.needs_value:
+            return out
+        if kind in (ts.DATE, ts.DATETIME) and self.date_mode == "days_ago":
+            if not self.days:
+                raise RowProblem("enter a number of days", incomplete=True)
+            days = _number(self.days)
+            out["value"] = {"days_ago": days if isinstance(days, int) else self.days}
+            return out
+        text = self.value.strip()
+        if not text:
+            raise RowProblem("enter a value", incomplete=True)
+        if self.takes_list:
+            out["value"] = [self._one(item, kind) for item in split_list(text)]
+        else:
+            out["value"] = self._one(text, kind)
+        return out
+
+    def _one(self, text: str, kind: str | None) -> Any:
+        """One typed value from text; a value of the wrong type is passed on for the core to
+        refuse with its own message."""
+        if kind == ts.SEGMENT:
+            number = _number(text.lstrip("#"))
+            if not isinstance(number, int):
+                raise RowProblem(f"segment ids are whole numbers, not {text!r}")
+            return number
+        if kind == ts.INTEGER:
+            number = _number(text)
+            return text if number is None else number
+        if kind == ts.ANY:
+            if self.json_type == "number" and self.operator not in (ts.CONTAINS,
+                                                                    ts.NOT_CONTAINS) or (
+                    self.operator in ts.ORDERING):
+                number = _number(text)
+                if number is None:
+                    raise RowProblem(f"{text!r} is not a number (the custom field's type is "
+                                     "number)")
+                return number
+            if self.json_type == "boolean":
+                if text.lower() not in ("true", "false"):
+                    raise RowProblem(f"{text!r} is not true or false")
+                return text.lower() == "true"
+            return text
+        return text
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value)
+
+
+@dataclass
+class Builder:
+    """The builder's rows and the button that was pressed."""
+
+    include: list[Row] = dataclasses.field(default_factory=list)
+    exclude: list[Row] = dataclasses.field(default_factory=list)
+    action: str = "save"
+    target: str = ""
+
+    def rows(self, group: str) -> list[Row]:
+        """The rows of a group."""
+        return self.include if group == "include" else self.exclude
+
+    def all_rows(self) -> list[Row]:
+        """Every row, includes first."""
+        return self.include + self.exclude
+
+    def find(self, row_id: str) -> Row | None:
+        """The row with this DOM id."""
+        return next((r for r in self.all_rows() if r.id == row_id), None)
+
+    def add(self, group: str) -> Row:
+        """Append a blank row to a group."""
+        taken = [r.index for r in self.all_rows()]
+        row = Row(group=group, index=max(taken, default=-1) + 1)
+        self.rows(group).append(row)
+        return row
+
+    def remove(self, row_id: str) -> None:
+        """Drop a row."""
+        self.include = [r for r in self.include if r.id != row_id]
+        self.exclude = [r for r in self.exclude if r.id != row_id]
+
+    def criteria(self, *, skip_incomplete: bool) -> tuple[dict[str, list[dict]], dict[str, str],
+                                                          dict[str, Row]]:
+        """(criteria by group, row errors by row id, row by criterion path like include[2])."""
+        out: dict[str, list[dict]] = {"include": [], "exclude": []}
+        errors: dict[str, str] = {}
+        paths: dict[str, Row] = {}
+        for group in GROUPS:
+            for row in self.rows(group):
+                try:
+                    criterion = row.criterion()
+                except RowProblem as exc:
+                    if exc.incomplete and (skip_incomplete or row.blank):
+                        continue
+                    errors[row.id] = str(exc)
+                    continue
+                paths[f"{group}[{len(out[group])}]"] = row
+                out[group].append(criterion)
+        return out, errors, paths
+
+    @classmethod
+    def from_form(cls, form: MultiDict) -> Builder:
+        """Rows and pressed button from posted form data."""
+        builder = cls()
+        found = sorted((m.group(1), int(m.group(2))) for name in form
+                       if (m := _NAME_RE.match(name)))
+        for group, index in found:
+            builder.rows(group).append(Row.from_form(form, group, index))
+        for action in ("add_include", "add_exclude", "remove_row", "pick_segment",
+                       "unpick_segment", "find_segments", "preview"):
+            if action in form:
+                builder.action, builder.target = action, form.get(action, "")
+                break
+        return builder
+
+    @classmethod
+    def from_segment(cls, include: list[dict], exclude: list[dict]) -> Builder:
+        """Rows showing a stored definition."""
+        builder = cls()
+        index = 0
+        for group, items in (("include", include), ("exclude", exclude)):
+            for criterion in items or []:
+                builder.rows(group).append(Row.from_criterion(criterion, group, index))
+                index += 1
+        return builder
+
+    def apply(self) -> Row | None:
+        """Carry out a builder button (add, remove, pick); returns the row it touched."""
+        if self.action == "add_include":
+            return self.add("include")
+        if self.action == "add_exclude":
+            return self.add("exclude")
+        if self.action == "remove_row":
+            self.remove(self.target)
+            return None
+        if self.action in ("pick_segment", "unpick_segment", "find_segments"):
+            row_id, _, sid = self.target.partition(":")
+            row = self.find(row_id)
+            if row is None:
+                return None
+            ids = split_list(row.value)
+            if self.action == "pick_segment" and sid.isdigit() and sid not in ids:
+                ids.append(sid)
+            elif self.action == "unpick_segment":
+                ids = [i for i in ids if i != sid]
+            row.value = ", ".join(ids)
+            return row
+        return None

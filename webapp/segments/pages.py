@@ -1,0 +1,379 @@
+"""What the segment pages show: editor state with preview, and the segment page's sections.
+
+Views stay thin by asking this module for their template context.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import abort, request
+from sqlalchemy import func, or_, select
+
+from webapp.extensions import db
+from webapp.models import (
+    AuditEntry,
+    Member,
+    MembershipEvent,
+    Segment,
+    SegmentMembership,
+    SegmentSizeSnapshot,
+)
+from webapp.segments import service
+from webapp.segments.builder import (
+    FIELD_CHOICES,
+    FIELD_LABELS,
+    JSON_TYPES,
+    Builder,
+    Row,
+    RowProblem,
+    short_message,
+    split_list,
+)
+from webapp.segments.forms import DeleteForm, SegmentForm
+from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
+from webapp.targeting import criterion_label as _criterion_label
+from webapp.targeting import schema as ts
+from webapp.timeutil import utcnow
+
+FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind")
+MEMBERS_PER_PAGE = 25
+
+
+# --- editor ---------------------------------------------------------------------------------
+
+def segment_from_form() -> Segment | None:
+    """The segment being edited, from the builder form's hidden segment_id (None when new)."""
+    raw = (request.form.get("segment_id") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        abort(400, "segment_id must be a segment number")
+    return db.session.get(Segment, int(raw)) or abort(404)
+
+
+def version_of(form: SegmentForm) -> int | None:
+    """The version the editor was opened on, if the form carries one."""
+    raw = (form.version.data or "").strip()
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
+def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> list[dict]:
+    """Segments whose name contains q, or whose id or customer segment id is q."""
+    q = (q or "").strip()
+    if not q:
+        return []
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    matches = [Segment.name.ilike(like, escape="\\"), Segment.customer_segment_id == q]
+    if q.lstrip("#").isdigit() and len(q) < 10:
+        matches.append(Segment.id == int(q.lstrip("#")))
+    query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(or_(*matches))
+    if exclude_id is not None:
+        query = query.where(Segment.id != exclude_id)
+    rows = db.session.execute(query.order_by(Segment.name).limit(limit))
+    return [{"id": r.id, "name": r.name, "kind": r.kind, "size": r.size} for r in rows]
+
+
+def decorate_rows(rows: list[Row], segment: Segment | None) -> None:
+    """Segment names for segment-criterion tags, and picker results for rows being searched."""
+    ids = {int(v.lstrip("#")) for r in rows if r.kind == ts.SEGMENT
+           for v in split_list(r.value) if v.lstrip("#").isdigit() and len(v) < 10}
+    names = service._names(ids)
+    for r in rows:
+        if r.kind != ts.SEGMENT:
+            continue
+        r.names = names
+        if r.segment_query:
+            r.picks = find_segments(r.segment_query,
+                                    exclude_id=segment.id if segment is not None else None)
+
+
+def row_context() -> dict[str, Any]:
+    """The tables the criterion row template needs."""
+    return {"field_choices": FIELD_CHOICES, "json_types": JSON_TYPES}
+
+
+def validate_row(row: Row, segment: Segment | None) -> None:
+    """Validate one row as the core would (unfinished rows are not errors yet)."""
+    decorate_rows([row], segment)
+    try:
+        criterion = row.criterion()
+    except RowProblem as exc:
+        row.error = None if exc.incomplete else str(exc)
+        return
+    errors: dict[str, str] = {}
+    service.parse_definition_input({"kind": "dynamic", row.group: [criterion]}, errors,
+                                   segment_id=segment.id if segment is not None else None)
+    row.error = short_message(next(iter(errors.values()))) if errors else None
+
+
+def segment_data(form: SegmentForm, builder: Builder) -> tuple[dict, dict[str, str]]:
+    """The data to save from the form and the builder, and the row problems found first."""
+    kind = form.kind.data
+    criteria, row_errors, _ = builder.criteria(skip_incomplete=False)
+    if kind == "static":
+        criteria, row_errors = {"include": [], "exclude": []}, {}
+    data = {"name": form.name.data, "description": form.description.data,
+            "customer_segment_id": form.customer_segment_id.data, "url": form.url.data,
+            "kind": kind, **criteria}
+    problems = {f"row:{row_id}": message for row_id, message in row_errors.items()}
+    if problems:
+        # Show the other fields' problems at the same time.
+        try:
+            service.validate({**data, "include": [], "exclude": []})
+        except service.SegmentError as exc:
+            problems.update({k: v for k, v in exc.errors.items() if k in FORM_FIELDS})
+    return data, problems
+
+
+def _apply_errors(errors: Mapping[str, str], form: SegmentForm, builder: Builder,
+                  paths: Mapping[str, Row], context: dict[str, Any]) -> None:
+    for key, message in errors.items():
+        if key.startswith("row:"):
+            row = builder.find(key[4:])
+            if row is not None:
+                row.error = message
+        elif key in paths:
+            paths[key].error = short_message(message)
+        elif key in FORM_FIELDS:
+            getattr(form, key).errors = [message]
+        elif key in ("include", "exclude"):
+            context["group_errors"][key] = message
+        elif key == "version":
+            context["conflict"] = message
+        else:
+            context["general_errors"].append(message)
+
+
+def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder, *,
+                   touched: Row | None = None, errors: Mapping[str, str] | None = None,
+                   lazy: bool = False) -> dict[str, Any]:
+    """Everything the builder page shows, with the preview computed unless `lazy`."""
+    context: dict[str, Any] = {
+        "segment": segment, "form": form, "builder": builder, "touched": touched,
+        "group_errors": {}, "general_errors": [], "conflict": None, "preview": None,
+        "preview_errors": [], "warnings": [], "incomplete": 0, "lazy": lazy,
+        "delete_form": DeleteForm(), "field_labels": FIELD_LABELS, **row_context(),
+    }
+    if segment is not None and not form.version.data:
+        form.version.data = str(segment.version)
+    if errors:
+        _, _, paths = builder.criteria(skip_incomplete=False)
+        _apply_errors(errors, form, builder, paths, context)
+    if context["conflict"] and segment is not None:
+        db.session.refresh(segment)
+        context["current"] = {
+            "version": segment.version, "by": segment.updated_by_label,
+            "at": segment.updated_at, "describe": describe(segment)}
+        # Saving again after seeing the current version is a deliberate overwrite.
+        form.version.data = str(segment.version)
+    decorate_rows(builder.all_rows(), segment)
+    kind = form.kind.data or (segment.kind if segment else "dynamic")
+    context["kind"] = kind
+    if not lazy and kind == "dynamic":
+        _fill_preview(context, builder, segment)
+    context["invalid"] = any(r.error for r in builder.all_rows())
+    return context
+
+
+def _fill_preview(context: dict[str, Any], builder: Builder, segment: Segment | None) -> None:
+    """Compute the preview for the builder's finished rows; problems go next to their rows."""
+    criteria, row_errors, paths = builder.criteria(skip_incomplete=True)
+    for row in builder.all_rows():
+        if row.id in row_errors:
+            row.error = row_errors[row.id]
+    counted = {id(r) for r in paths.values()}
+    context["incomplete"] = sum(1 for r in builder.all_rows() if not r.blank
+                                and r.id not in row_errors and id(r) not in counted)
+    if row_errors:
+        context["preview_errors"] = list(row_errors.values())
+        return
+    definition = {"kind": "dynamic", **criteria}
+    try:
+        result = service.preview(definition, segment=segment if segment is not None
+                                 and segment.kind == "dynamic" else None)
+    except service.SegmentError as exc:
+        for key, message in exc.errors.items():
+            if key in paths:
+                paths[key].error = short_message(message)
+        context["preview_errors"] = [short_message(m) for m in exc.errors.values()]
+        return
+    context["preview"] = result
+    context["warnings"] = service.warnings(definition, result["count"],
+                                           result["total_members"])
+
+
+# --- segment page ---------------------------------------------------------------------------
+
+@dataclass
+class Page:
+    """A page of rows with what the pagination macro needs."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        """Whether there is a previous page."""
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        """Whether there is a next page."""
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        """The previous page's number."""
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        """The next page's number."""
+        return self.page + 1
+
+
+def _page_number(args: Mapping[str, str]) -> int:
+    raw = str(args.get("page", "1"))
+    return max(1, min(int(raw), 1_000_000)) if raw.isdigit() and len(raw) < 8 else 1
+
+
+def segment_names(segment: Segment) -> dict[int, str]:
+    """Names of the segments a definition refers to."""
+    ids = {v for c in (segment.include or []) + (segment.exclude or [])
+           if c.get("field") == "segment" for v in c.get("value") or []
+           if isinstance(v, int)}
+    return service._names(ids)
+
+
+def describe(segment: Segment) -> str:
+    """The definition in readable words."""
+    try:
+        return describe_definition(segment.definition(), segment_names(segment))
+    except SegmentDefinitionError as exc:
+        return f"(definition cannot be read: {exc})"
+
+
+def criterion_words(criterion: Any, names: Mapping[int, str]) -> str:
+    """Readable words for one stored criterion."""
+    try:
+        return _criterion_label(parse_criterion(criterion), dict(names))
+    except SegmentDefinitionError:
+        return str(criterion)
+
+
+def members_page(segment: Segment, args: Mapping[str, str]) -> tuple[Page, str]:
+    """A page of the segment's members with why each is in (list, rule, override)."""
+    q = (args.get("q") or "").strip()[:320]
+    page = _page_number(args)
+    sm = SegmentMembership
+    query = (select(Member.id, Member.external_id, Member.email, Member.tier, Member.points,
+                    sm.via, sm.since)
+             .join(sm, sm.member_id == Member.id).where(sm.segment_id == segment.id))
+    if q:
+        query = query.where(or_(Member.id == q, Member.external_id == q,
+                                Member.email == q.lower()))
+        total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    else:
+        total = segment.size or 0
+    rows = db.session.execute(query.order_by(sm.member_id).limit(MEMBERS_PER_PAGE)
+                              .offset((page - 1) * MEMBERS_PER_PAGE)).all()
+    return Page(rows, page, MEMBERS_PER_PAGE, total), q
+
+
+def size_chart(segment: Segment, days: int = 90) -> dict[str, Any] | None:
+    """An inline SVG line of the segment's size per day (the last `days` snapshots)."""
+    since = utcnow().date() - timedelta(days=days)
+    snapshots = db.session.execute(
+        select(SegmentSizeSnapshot.day, SegmentSizeSnapshot.size)
+        .where(SegmentSizeSnapshot.segment_id == segment.id, SegmentSizeSnapshot.day >= since)
+        .order_by(SegmentSizeSnapshot.day)).all()
+    if not snapshots:
+        return None
+    width, height, pad = 600, 120, 6
+    first, last = snapshots[0].day, snapshots[-1].day
+    span = max((last - first).days, 1)
+    top = max(s.size for s in snapshots)
+    low = min(s.size for s in snapshots)
+    scale_low = 0 if low > top * 0.5 or top == 0 else low
+    rng = max(top - scale_low, 1)
+
+    def xy(day, size) -> tuple[float, float]:
+        x = pad + (width - 2 * pad) * ((day - first).days / span if len(snapshots) > 1 else 1)
+        y = height - pad - (height - 2 * pad) * ((size - scale_low) / rng)
+        return round(x, 1), round(y, 1)
+
+    points = [xy(s.day, s.size) for s in snapshots]
+    if len(points) == 1:
+        points = [(pad, points[0][1]), points[0]]
+    line = " ".join(f"{x},{y}" for x, y in points)
+    area = f"{points[0][0]},{height - pad} {line} {points[-1][0]},{height - pad}"
+    return {"width": width, "height": height, "line": line, "area": area,
+            "first": first, "last": last, "top": top, "low": low,
+            "points": [{"x": x, "y": y, "day": s.day, "size": s.size}
+                       for (x, y), s in zip(points[-len(snapshots):], snapshots, strict=True)]}
+
+
+def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list[dict]:
+    """The segment's audit entries, newest first, with a readable diff of edits."""
+    entries = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.entity_type == "segment",
+                                 AuditEntry.entity_id == str(segment.id))
+        .order_by(AuditEntry.id.desc()).limit(limit)).all()
+    all_names = dict(names)
+    for entry in entries:
+        for side in (entry.before or {}, entry.after or {}):
+            for c in (side.get("include") or []) + (side.get("exclude") or []):
+                if isinstance(c, dict) and c.get("field") == "segment":
+                    all_names.update({v: f"#{v}" for v in c.get("value") or []
+                                      if isinstance(v, int) and v not in all_names})
+    return [{"entry": e, "changes": _changes(e, all_names)} for e in entries]
+
+
+def _changes(entry: AuditEntry, names: Mapping[int, str]) -> list[dict]:
+    """Before/after of each changed attribute; criteria as readable words per criterion."""
+    if entry.action not in ("segment.update", "segment.create", "segment.delete"):
+        return []
+    before, after = entry.before or {}, entry.after or {}
+    out = []
+    for key in ("name", "kind", "customer_segment_id", "url", "description"):
+        if before.get(key) != after.get(key) and (key in before or key in after):
+            out.append({"key": key.replace("_", " "), "before": before.get(key),
+                        "after": after.get(key), "criteria": False})
+    for key in ("include", "exclude"):
+        old = [criterion_words(c, names) for c in before.get(key) or []]
+        new = [criterion_words(c, names) for c in after.get(key) or []]
+        if old != new:
+            out.append({"key": key, "criteria": True,
+                        "removed": [w for w in old if w not in new],
+                        "added": [w for w in new if w not in old],
+                        "kept": [w for w in new if w in old]})
+    return out
+
+
+def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the segment page shows."""
+    names = segment_names(segment)
+    members, q = members_page(segment, args)
+    events = db.session.scalars(
+        select(MembershipEvent).where(MembershipEvent.segment_id == segment.id)
+        .order_by(MembershipEvent.id.desc()).limit(20)).all()
+    return {
+        "s": segment, "segment": segment, "describe": describe(segment), "names": names,
+        "include_words": [criterion_words(c, names) for c in segment.include or []],
+        "exclude_words": [criterion_words(c, names) for c in segment.exclude or []],
+        "members": members, "q": q, "uses": service.where_used(segment),
+        "events": events, "history": history(segment, names), "chart": size_chart(segment),
+        "delete_form": DeleteForm(), "delete_refused": None,
+    }
