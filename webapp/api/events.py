@@ -76,7 +76,7 @@ def event_list():
     rows = rows[:size]
     member_ids = sorted({e.member_id for e in rows})
     external = dict(db.session.execute(select(Member.id, Member.external_id).where(
-        Member.id.in_(member_ids))).tuples()) if member_ids else {}
+        Member.id.in_(member_ids))).all()) if member_ids else {}
     cursor = encode_cursor(rows[-1].id) if rows else (
         request_cursor() or encode_cursor(int(start) if start else 0))
     links = {"self": self_link()}
