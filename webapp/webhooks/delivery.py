@@ -145,6 +145,14 @@ def _setting(name: str, default: Any) -> Any:
     return default if value is None else value
 
 
+def settings() -> dict[str, Any]:
+    """The delivery settings in force (batch size, attempts, timeout, backoff in seconds)."""
+    return {"batch_size": int(_setting("WEBHOOK_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+            "max_attempts": int(_setting("WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)),
+            "timeout": float(_setting("WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT)),
+            "backoff": BACKOFF_SECONDS}
+
+
 def backoff(attempts: int) -> timedelta:
     """How long to wait after the given number of failed attempts."""
     index = min(max(attempts, 1), len(BACKOFF_SECONDS)) - 1
