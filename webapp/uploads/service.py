@@ -74,6 +74,10 @@ _LIVE_LOCK = threading.Lock()
 class UploadError(Exception):
     """An upload request that is refused; the message says why and nothing changed."""
 
+    def __init__(self, message: str, report: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.report = report
+
 
 # --- Progress ------------------------------------------------------------------------------
 
@@ -396,7 +400,7 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
         refusal = report["refusal"]
         if apply:
             if refusal:
-                raise UploadError(refusal)
+                raise UploadError(refusal, report)
             cause = Cause("upload", upload.actor_label or "unknown",
                           {"upload_id": upload.id, "filename": upload.filename, "mode": mode},
                           upload_id=upload.id)
