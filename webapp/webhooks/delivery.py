@@ -195,8 +195,12 @@ def collect(now: datetime | None = None, webhook_id: int | None = None) -> int:
         result = db.session.execute(insert(deliveries_t).from_select(
             ["webhook_id", "event_id", "status", "attempts", "next_attempt_at", "created_at"],
             matching))
+        count = result.rowcount
+        if count is None or count < 0:  # psycopg reports -1 for INSERT ... SELECT
+            count = db.session.scalar(
+                select(func.count()).select_from(events_t).where(*conditions)) or 0
         db.session.commit()
-        created += max(result.rowcount or 0, 0)
+        created += count
     return created
 
 
