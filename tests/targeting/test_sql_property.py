@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.targeting.tables import MemberDB, member_row
-from webapp.targeting import SegmentDefinitionError, matches, parse_criterion
+from webapp.targeting import SegmentDefinitionError, evaluate_segment, matches, parse_criterion
 from webapp.targeting.sql import compile_criteria
 
 TEXT = st.sampled_from(["gold", "Gold", "GOLD", "silver", "go", "", "É", "é", "ß", "x y", "8"])
@@ -187,6 +187,9 @@ def _same_answers(db: MemberDB, definition: dict[str, Any], people: list[dict[st
         conn.rollback()
     in_python = {row["id"] for m, row, sids in zip(people, rows, memberships, strict=True)
                  if matches(definition, m, now=now, tz=tz, memberships=sids)}
+    explained = {row["id"] for m, row, sids in zip(people, rows, memberships, strict=True)
+                 if evaluate_segment(definition, m, now=now, tz=tz, memberships=sids).matched}
+    assert explained == in_python
     assert in_sql == in_python, {
         "sql_only": [people[rows.index(r)] for r in rows if r["id"] in in_sql - in_python],
         "python_only": [people[rows.index(r)] for r in rows if r["id"] in in_python - in_sql],

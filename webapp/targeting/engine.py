@@ -24,11 +24,12 @@ Explanation nodes all have the same keys:
 
 from __future__ import annotations
 
-import json
+import copy
 import math
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from webapp.targeting import schema as s
@@ -64,31 +65,39 @@ def node(kind: str, label: str, passed: bool, actual: Any = None, expected: Any 
             "expected": expected, "gap": gap, "children": children or []}
 
 
-@dataclass(slots=True)
 class Env:
     """What an evaluation needs besides the member: the clock, the zone and other memberships."""
 
-    now: datetime                      # naive UTC
-    tz: tzinfo
-    today: date
-    in_segment: Callable[[int], bool] | None = None
-    explain_segment: Callable[[int], dict[str, Any] | None] | None = None
-    memo: dict[int, Any] = field(default_factory=dict)
+    __slots__ = ("now", "tz", "today", "in_segment", "explain_segment", "memo")
+
+    def __init__(self, now: datetime, tz: tzinfo, today: date,
+                 in_segment: Callable[[int], bool] | None = None,
+                 explain_segment: Callable[[int], dict[str, Any] | None] | None = None) -> None:
+        self.now = now                      # naive UTC
+        self.tz = tz
+        self.today = today
+        self.in_segment = in_segment
+        self.explain_segment = explain_segment
+        self.memo: dict[Any, Any] = {}
 
 
 def make_env(now: datetime | None = None, tz: str | tzinfo | None = "UTC",
              memberships: Collection[int] | Callable[[int], bool] | None = None) -> Env:
     """An evaluation environment (`now` naive = UTC; `memberships` answers `segment` criteria)."""
-    zi = zone(tz)
+    zi = UTC if tz is None or tz == "UTC" or tz is UTC else zone(tz)
     if now is None:
         now = datetime.now(UTC)
-    if now.tzinfo is None:
+    tzi = now.tzinfo
+    if tzi is None:
         now_utc = now
         aware = now.replace(tzinfo=UTC)
+    elif tzi is UTC:
+        aware = now
+        now_utc = now.replace(tzinfo=None)
     else:
         aware = now.astimezone(UTC)
         now_utc = aware.replace(tzinfo=None)
-    today = aware.astimezone(zi).date()
+    today = aware.date() if zi is UTC else aware.astimezone(zi).date()
     in_segment: Callable[[int], bool] | None
     if memberships is None:
         in_segment = None
@@ -98,6 +107,19 @@ def make_env(now: datetime | None = None, tz: str | tzinfo | None = "UTC",
         ids = frozenset(memberships)
         in_segment = ids.__contains__
     return Env(now=now_utc, tz=zi, today=today, in_segment=in_segment)
+
+
+_LAST_ENV: list[Any] = [None, None, None]
+
+
+def _shared_env(now: datetime | None, tz: str | tzinfo) -> Env:
+    """An environment without memberships, reused while `now` and `tz` stay the same."""
+    if now is not None and _LAST_ENV[0] is now and _LAST_ENV[1] == tz:
+        return _LAST_ENV[2]
+    env = make_env(now, tz)
+    if now is not None:
+        _LAST_ENV[:] = [now, tz, env]
+    return env
 
 
 # --- compiling criteria -----------------------------------------------------------------------
@@ -113,6 +135,11 @@ class CompiledCriterion:
     test: Test
     get: Callable[[Member, Env], Any]
     label: str
+    pred: Callable[[Any, Env], bool]
+    negative: bool
+    exclude_label: str
+    explain_include: Callable[[Member, Env], dict[str, Any]]
+    explain_exclude: Callable[[Member, Env], dict[str, Any]]
 
 
 def _getter(c: Criterion) -> Callable[[Member, Env], Any]:
@@ -190,12 +217,10 @@ def _threshold(c: Criterion) -> Callable[[Env], Any]:
     if dv.days_ago is None and dv.moment is not None and dv.moment.tzinfo is not None:
         fixed_dt = dv.as_utc(datetime.min, UTC)
         return lambda env: fixed_dt
-    key = id(c)
-
     def resolve(env: Env) -> Any:
-        got = env.memo.get(key)
+        got = env.memo.get(dv)
         if got is None:
-            got = env.memo[key] = dv.as_utc(env.now, env.tz)
+            got = env.memo[dv] = dv.as_utc(env.now, env.tz)
         return got
     return resolve
 
@@ -310,8 +335,15 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
 
         def test(m: Member, env: Env) -> bool:  # noqa: F811 - wraps the positive test
             return not inner(m, env)
-    return CompiledCriterion(criterion=c, test=test, get=get,
-                             label=criterion_label(c, segment_names))
+    label = criterion_label(c, segment_names)
+    exclude_label = f"excluded when {label}"
+    return CompiledCriterion(
+        criterion=c, test=test, get=get, label=label, pred=pred, negative=negative,
+        exclude_label=exclude_label,
+        explain_include=_make_explainer(c, get, test, pred, negative, label,
+                                        make_gap(c, c.operator), False),
+        explain_exclude=_make_explainer(c, get, test, pred, negative, exclude_label,
+                                        make_gap(c, _FLIP.get(c.operator, "")), True))
 
 
 # --- gaps -----------------------------------------------------------------------------------
@@ -366,8 +398,7 @@ def gap_for(c: Criterion, op: str, actual: Any, env: Env, birthday: date | None 
         return None
     if c.kind == s.INTEGER:
         unit = _UNITS.get(c.field, c.field)
-        low = {s.GTE: math.ceil(value), s.GT: math.floor(value) + 1, s.EQUALS: value}.get(op)
-        high = {s.LTE: math.floor(value), s.LT: math.ceil(value) - 1, s.EQUALS: value}.get(op)
+        low, high = _int_bounds(op, value)
         if low is not None and actual < low:
             return f"needs {format_number(low - actual)} more {unit}"
         if high is not None and actual > high:
@@ -381,6 +412,55 @@ def gap_for(c: Criterion, op: str, actual: Any, env: Env, birthday: date | None 
     if op == s.LT and actual == value:
         return f"must be under {format_number(value)}"
     return f"is {format_number(actual - value)} over"
+
+
+def make_gap(c: Criterion, op: str) -> Callable[[Any, Env, Member], str | None]:
+    """The gap text function of a criterion failing `op` (the flipped op for an exclude)."""
+    missing = None
+    if op not in (s.NOT_EXISTS, "") and c.kind != s.SEGMENT:
+        missing = f"has no {c.field if c.kind != s.ANY else 'value for ' + c.field}"
+    if c.kind == s.SEGMENT:
+        return lambda actual, env, m: None
+    if c.kind == s.INTEGER and c.field != "age" and is_number(c.value):
+        low, high = _int_bounds(op, c.value)
+        unit = _UNITS.get(c.field, c.field)
+
+        def int_gap(actual: Any, env: Env, m: Member) -> str | None:
+            if actual is None:
+                return missing
+            if not is_number(actual):
+                return None
+            if low is not None and actual < low:
+                return f"needs {format_number(low - actual)} more {unit}"
+            if high is not None and actual > high:
+                return f"has {format_number(actual - high)} {unit} too many"
+            return None
+        return int_gap
+    if c.kind == s.STRING or (c.kind in (s.LIST, s.ANY) and op not in s.ORDERING):
+        return lambda actual, env, m: missing if actual is None else None
+
+    def generic_gap(actual: Any, env: Env, m: Member) -> str | None:
+        if actual is None:
+            return missing
+        birthday = member_date(m.get("birthday")) if c.field == "age" else None
+        return gap_for(c, op, actual, env, birthday)
+    return generic_gap
+
+
+@lru_cache(maxsize=4096)
+def _int_bounds(op: str, value: float) -> tuple[float | None, float | None]:
+    """The lowest and highest whole number passing `op value` (None: unbounded)."""
+    if op == s.GTE:
+        return math.ceil(value), None
+    if op == s.GT:
+        return math.floor(value) + 1, None
+    if op == s.LTE:
+        return None, math.floor(value)
+    if op == s.LT:
+        return None, math.ceil(value) - 1
+    if op == s.EQUALS:
+        return value, value
+    return None, None
 
 
 def _json_type(v: Any) -> str:
@@ -428,6 +508,8 @@ class CompiledDefinition:
     exclude: tuple[CompiledCriterion, ...]
     description: str
     match: Test
+    include_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
+    exclude_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
 
 
 def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
@@ -453,26 +535,52 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
                     return False
             return True
     return CompiledDefinition(definition=d, include=inc, exclude=exc,
-                              description=describe_definition(d, segment_names), match=match)
+                              description=describe_definition(d, segment_names), match=match,
+                              include_explainers=tuple(c.explain_include for c in inc),
+                              exclude_explainers=tuple(c.explain_exclude for c in exc))
 
 
-_CACHE: dict[str, CompiledDefinition] = {}
+_BY_TEXT: dict[str, CompiledDefinition] = {}
+_BY_ID: dict[int, tuple[Any, Any, tuple[type, ...], CompiledDefinition]] = {}
 _CACHE_LIMIT = 4096
 
 
+def _value_types(segment: Any) -> tuple[type, ...]:
+    """The types of the criteria values: `==` cannot tell True from 1, so they are compared too."""
+    out: list[type] = []
+    for group in ("include", "exclude"):
+        for c in segment.get(group) or ():
+            v = c.get("value") if c.__class__ is dict else None
+            out.append(v.__class__)
+            if v.__class__ is list:
+                out.extend(x.__class__ for x in v)
+    return tuple(out)
+
+
 def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
-    """The compiled form of a definition dict, cached by its exact JSON text."""
-    try:
-        # JSON text, not ==: True == 1 and 1 == 1.0 in Python, but not as criteria values.
-        key = json.dumps(segment, sort_keys=True)
-    except (TypeError, ValueError):
-        return compile_definition(segment)
-    compiled = _CACHE.get(key)
+    """The compiled form of a definition dict, cached (changed contents are recompiled).
+
+    The fast path keeps a reference to the dict (so its id cannot be reused) and a deep copy
+    to notice in-place edits; otherwise the definition's repr (which tells True, 1 and 1.0
+    apart, unlike ==) is the key.
+    """
+    hit = _BY_ID.get(id(segment))
+    if (hit is not None and hit[0] is segment and hit[1] == segment
+            and hit[2] == _value_types(segment)):
+        return hit[3]
+    key = repr(segment)
+    compiled = _BY_TEXT.get(key)
     if compiled is None:
         compiled = compile_definition(segment)
-        if len(_CACHE) >= _CACHE_LIMIT:
-            _CACHE.clear()
-        _CACHE[key] = compiled
+        if len(_BY_TEXT) >= _CACHE_LIMIT:
+            _BY_TEXT.clear()
+        _BY_TEXT[key] = compiled
+    if len(_BY_ID) >= _CACHE_LIMIT:
+        _BY_ID.clear()
+    try:
+        _BY_ID[id(segment)] = (segment, copy.deepcopy(segment), _value_types(segment), compiled)
+    except (AttributeError, TypeError):
+        pass
     return compiled
 
 
@@ -495,42 +603,62 @@ def compile_segment(definition: Any, *, now: datetime | None = None, tz: str | t
     return matcher
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def criterion_node(cc: CompiledCriterion, m: Member, env: Env, *, excluding: bool = False
                    ) -> dict[str, Any]:
     """The explanation node of one criterion for one member."""
-    c = cc.criterion
-    holds = cc.test(m, env)
-    passed = not holds if excluding else holds
-    actual = cc.get(m, env)
-    children: list[dict[str, Any]] = []
-    if c.kind == s.SEGMENT and env.explain_segment is not None:
-        for sid in c.value:
-            child = env.explain_segment(sid)
-            if child is not None:
-                children.append(child)
-    gap = None
-    if not passed and c.kind != s.SEGMENT:
-        op = c.operator
-        if excluding:
-            op = _FLIP.get(op, "")
-        birthday = member_date(m.get("birthday")) if c.field == "age" else None
-        gap = gap_for(c, op, actual, env, birthday)
-        if gap is None and actual is None and op not in (s.NOT_EXISTS, ""):
-            gap = f"has no {c.field if c.kind != s.ANY else 'value for ' + c.field}"
-    label = cc.label if not excluding else f"excluded when {cc.label}"
-    return node("criterion", label, passed, jsonable(actual), c.value, gap, children)
+    return (cc.explain_exclude if excluding else cc.explain_include)(m, env)
+
+
+def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
+                    pred: Callable[[Any, Env], bool], negative: bool, label: str,
+                    gap_fn: Callable[[Any, Env, Member], str | None], excluding: bool
+                    ) -> Callable[[Member, Env], dict[str, Any]]:
+    """A closure building one criterion's explanation node (kept lean: it runs per member)."""
+    expected = c.value
+    plain = _PLAIN
+    if c.kind == s.SEGMENT:
+        ids = tuple(c.value)
+
+        def explain_segment(m: Member, env: Env) -> dict[str, Any]:
+            actual = get(m, env)
+            holds = test(m, env)
+            children = []
+            if env.explain_segment is not None:
+                for sid in ids:
+                    child = env.explain_segment(sid)
+                    if child is not None:
+                        children.append(child)
+            return {"kind": "criterion", "label": label, "passed": holds is not excluding,
+                    "actual": actual, "expected": expected, "gap": None, "children": children}
+        return explain_segment
+
+    def explain(m: Member, env: Env) -> dict[str, Any]:
+        actual = get(m, env)
+        holds = negative if actual is None else (pred(actual, env) is not negative)
+        passed = holds is not excluding
+        return {"kind": "criterion", "label": label, "passed": passed,
+                "actual": actual if actual.__class__ in plain else jsonable(actual),
+                "expected": expected, "gap": None if passed else gap_fn(actual, env, m),
+                "children": []}
+    return explain
 
 
 def explain_rules(compiled: CompiledDefinition, m: Member, env: Env) -> tuple[bool, list[dict]]:
     """Whether the rules match, and the include/exclude nodes that say why."""
-    inc_nodes = [criterion_node(cc, m, env) for cc in compiled.include]
-    exc_nodes = [criterion_node(cc, m, env, excluding=True) for cc in compiled.exclude]
+    inc_nodes = [f(m, env) for f in compiled.include_explainers]
     inc_ok = all(n["passed"] for n in inc_nodes)
+    nodes = [{"kind": "include", "label": "matches every include criterion" if inc_nodes
+              else "no include criteria: everyone matches", "passed": inc_ok, "actual": None,
+              "expected": None, "gap": None, "children": inc_nodes}]
+    if not compiled.exclude:
+        return inc_ok, nodes
+    exc_nodes = [f(m, env) for f in compiled.exclude_explainers]
     exc_ok = all(n["passed"] for n in exc_nodes)
-    nodes = [node("include", "matches every include criterion" if inc_nodes
-                  else "no include criteria: everyone matches", inc_ok, children=inc_nodes)]
-    if exc_nodes:
-        nodes.append(node("exclude", "matches no exclude criterion", exc_ok, children=exc_nodes))
+    nodes.append({"kind": "exclude", "label": "matches no exclude criterion", "passed": exc_ok,
+                  "actual": None, "expected": None, "gap": None, "children": exc_nodes})
     return inc_ok and exc_ok, nodes
 
 
@@ -538,25 +666,26 @@ def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_
                        override: str | None, label: str | None = None,
                        override_node: dict[str, Any] | None = None) -> tuple[bool, dict]:
     """Effective membership (SPEC §3 precedence) and its explanation node."""
-    children: list[dict[str, Any]] = []
-    if override is not None:
-        if override not in ("add", "block"):
-            raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
-        children.append(override_node or node(
-            "override", "blocked by override" if override == "block" else "added by override",
-            override == "add", actual=override))
+    children: list[dict[str, Any]]
     if compiled.definition.kind == "static":
         matched = on_list
-        children.append(node("list", "on the segment's list" if on_list
-                             else "not on the segment's list", on_list, on_list, True))
+        children = [node("list", "on the segment's list" if on_list
+                         else "not on the segment's list", on_list, on_list, True)]
     else:
-        matched, rule_nodes = explain_rules(compiled, m, env)
-        children.extend(rule_nodes)
-    if override == "block":
-        matched = False
-    elif override == "add":
-        matched = True
-    return matched, node("segment", label or compiled.description, matched, children=children)
+        matched, children = explain_rules(compiled, m, env)
+    if override is not None:
+        if override == "block":
+            matched = False
+        elif override == "add":
+            matched = True
+        else:
+            raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
+        children.insert(0, override_node or node(
+            "override", "blocked by override" if override == "block" else "added by override",
+            override == "add", actual=override))
+    return matched, {"kind": "segment", "label": label or compiled.description,
+                     "passed": matched, "actual": None, "expected": None, "gap": None,
+                     "children": children}
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,7 +702,7 @@ def evaluate_segment(segment: dict[str, Any], member: dict[str, Any], *, on_list
                      tz: str | tzinfo = "UTC") -> SegmentResult:
     """Effective membership of one member in one segment (SPEC §3), with its explanation."""
     compiled = cached_definition(segment)
-    env = make_env(now, tz, memberships)
+    env = _shared_env(now, tz) if memberships is None else make_env(now, tz, memberships)
     matched, tree = explain_membership(compiled, member, env, on_list=on_list, override=override)
     return SegmentResult(matched=matched, explanation=tree)
 
@@ -592,4 +721,5 @@ def matches(segment: dict[str, Any], member: dict[str, Any], *, on_list: bool = 
     compiled = cached_definition(segment)
     if compiled.definition.kind == "static":
         return on_list
-    return compiled.match(member, make_env(now, tz, memberships))
+    env = _shared_env(now, tz) if memberships is None else make_env(now, tz, memberships)
+    return compiled.match(member, env)

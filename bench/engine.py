@@ -1,0 +1,161 @@
+"""Benchmark the segment evaluator against flagsmith-flag-engine on the same segments and members.
+
+Side by side in one run (interleaved rounds, medians): single-segment evaluations per second
+(ours three ways: `evaluate_segment` building its full explanation tree, `matches` giving the
+same answer without it, and a `compile_segment` matcher; flagsmith: `is_context_in_segment`,
+which answers a bare boolean), and members per second evaluated against 200 segments (ours:
+the compiled matchers; flagsmith: `get_evaluation_result` with 200 segments in the context).
+Both engines are first checked to give the same answers on these segments and members.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+from datetime import UTC, datetime
+from typing import Any
+
+from bench._util import measure, median_seconds, result
+from webapp.targeting import compile_segment, evaluate_segment, matches
+
+TIERS = ["bronze", "silver", "gold", "platinum"]
+PLANS = ["free", "pro", "team"]
+TARGET = 3.0
+
+
+def make_members(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """Members with the attributes both engines can target."""
+    return [{"external_id": f"m{i}", "tier": rng.choice(TIERS), "points": rng.randint(0, 5000),
+             "xp": rng.randint(0, 1000), "coins": rng.randint(0, 100),
+             "custom_fields": {"plan": rng.choice(PLANS)}} for i in range(n)]
+
+
+def make_segments(n: int, rng: random.Random) -> list[tuple[dict[str, Any], list[dict]]]:
+    """Pairs of (Beacon definition, flagsmith conditions) meaning the same thing."""
+    out = []
+    for _ in range(n):
+        ours: list[dict[str, Any]] = []
+        theirs: list[dict[str, Any]] = []
+        for _ in range(rng.randint(2, 5)):
+            kind = rng.randrange(7)
+            if kind == 0:
+                t = rng.choice(TIERS)
+                ours.append({"field": "tier", "operator": "equals", "value": t})
+                theirs.append({"property": "tier", "operator": "EQUAL", "value": t})
+            elif kind == 1:
+                ts = rng.sample(TIERS, 2)
+                ours.append({"field": "tier", "operator": "in", "value": ts})
+                theirs.append({"property": "tier", "operator": "IN", "value": ts})
+            elif kind == 2:
+                t = rng.choice(TIERS)
+                ours.append({"field": "tier", "operator": "not_equals", "value": t})
+                theirs.append({"property": "tier", "operator": "NOT_EQUAL", "value": t})
+            elif kind == 3:
+                v = rng.randint(0, 4000)
+                ours.append({"field": "points", "operator": ">=", "value": v})
+                theirs.append({"property": "points", "operator": "GREATER_THAN_INCLUSIVE",
+                               "value": str(v)})
+            elif kind == 4:
+                v = rng.randint(100, 1000)
+                ours.append({"field": "xp", "operator": "<", "value": v})
+                theirs.append({"property": "xp", "operator": "LESS_THAN", "value": str(v)})
+            elif kind == 5:
+                v = rng.randint(0, 100)
+                ours.append({"field": "coins", "operator": "<=", "value": v})
+                theirs.append({"property": "coins", "operator": "LESS_THAN_INCLUSIVE",
+                               "value": str(v)})
+            else:
+                p = rng.choice(PLANS)
+                ours.append({"field": "customFields.plan", "operator": "equals", "value": p})
+                theirs.append({"property": "plan", "operator": "EQUAL", "value": p})
+        out.append(({"kind": "dynamic", "include": ours, "exclude": []}, theirs))
+    return out
+
+
+def flagsmith_context(member: dict[str, Any]) -> dict[str, Any]:
+    """The member as a flagsmith evaluation context (custom fields flattened into traits)."""
+    traits = {k: v for k, v in member.items() if k not in ("custom_fields", "external_id")}
+    traits.update(member["custom_fields"])
+    return {"environment": {"key": "env", "name": "bench"},
+            "identity": {"identifier": member["external_id"], "traits": traits}}
+
+
+def flagsmith_segment(i: int, conditions: list[dict]) -> dict[str, Any]:
+    """A flagsmith segment context with one ALL rule."""
+    return {"key": str(i), "name": f"s{i}", "rules": [{"type": "ALL", "conditions": conditions}]}
+
+
+def run(argv: list[str]) -> dict:
+    """Run both measures and return the benchmark JSON."""
+    from flag_engine.engine import get_evaluation_result
+    from flag_engine.segments.evaluator import is_context_in_segment
+
+    parser = argparse.ArgumentParser(prog="python -m bench engine")
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--segments", type=int, default=200)
+    parser.add_argument("--evaluations", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    rng = random.Random(20240615)
+    now = datetime.now(UTC)
+    members = make_members(args.members, rng)
+    pairs = make_segments(args.segments, rng)
+    ours_defs = [p[0] for p in pairs]
+    their_segs = [flagsmith_segment(i, p[1]) for i, p in enumerate(pairs)]
+    contexts = [flagsmith_context(m) for m in members]
+
+    # Same answers first: a benchmark of two engines that disagree measures nothing.
+    for m, ctx in zip(members[:200], contexts[:200], strict=True):
+        for d, seg in zip(ours_defs, their_segs, strict=True):
+            assert evaluate_segment(d, m, now=now).matched == is_context_in_segment(ctx, seg)
+
+    n = args.evaluations
+    work = [(i % len(pairs), (i * 7) % len(members)) for i in range(n)]
+
+    def ours_single() -> None:
+        for s, m in work:
+            evaluate_segment(ours_defs[s], members[m], now=now)
+
+    def ours_single_matches() -> None:
+        for s, m in work:
+            matches(ours_defs[s], members[m], now=now)
+
+    matchers = [compile_segment(d, now=now) for d in ours_defs]
+
+    def ours_single_compiled() -> None:
+        for s, m in work:
+            matchers[s](members[m])
+
+    def theirs_single() -> None:
+        for s, m in work:
+            is_context_in_segment(contexts[m], their_segs[s])
+
+    full_context_segments = {seg["key"]: seg for seg in their_segs}
+
+    def ours_bulk() -> None:
+        for m in members:
+            [f(m) for f in matchers]
+
+    def theirs_bulk() -> None:
+        for ctx in contexts:
+            get_evaluation_result({**ctx, "segments": full_context_segments})
+
+    # Interleaved rounds, so a busy machine slows both sides alike; medians per side.
+    fns = (ours_single, ours_single_matches, ours_single_compiled, theirs_single, ours_bulk,
+           theirs_bulk)
+    rounds = [[median_seconds(fn, 1) for fn in fns] for _ in range(args.repeat)]
+    t_ours, t_ours_m, t_ours_c, t_theirs, t_bulk, t_bulk_theirs = (
+        statistics.median(r[i] for r in rounds) for i in range(len(fns)))
+    ref = "flagsmith-flag-engine"
+    return result("engine", [
+        measure("single-segment evaluations, evaluate_segment with explanation", "evals/s",
+                n / t_ours, n / t_theirs, ref + " is_context_in_segment", TARGET, True),
+        measure("single-segment evaluations, matches() (no explanation)", "evals/s",
+                n / t_ours_m, n / t_theirs, ref + " is_context_in_segment", TARGET, True),
+        measure("single-segment evaluations, compiled matcher", "evals/s", n / t_ours_c,
+                n / t_theirs, ref + " is_context_in_segment", TARGET, True),
+        measure(f"members evaluated against {len(pairs)} segments", "members/s",
+                len(members) / t_bulk, len(members) / t_bulk_theirs,
+                ref + " get_evaluation_result", TARGET, True),
+    ])
