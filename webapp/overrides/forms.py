@@ -60,7 +60,7 @@ class OverrideForm(FlaskForm):
                              choices=[], description="Rule-managed (dynamic) segments only.")
     member = StringField("Member", validators=[DataRequired(
         message="Name the member: member id, external id or email."), Length(max=320)],
-        description="Member id, external id or email.")
+        description="Member id, external id or email.", id="override-member")
     status = RadioField("Override", choices=STATUS_CHOICES, default="block",
                         validators=[DataRequired(message="Choose add or block.")])
     description = TextAreaField("Reason", validators=[

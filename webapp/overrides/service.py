@@ -79,14 +79,14 @@ def in_words(value: bool) -> str:
     return "in" if value else "out"
 
 
-def effect_sentence(rules_in: bool, status: str | None) -> str:
+def effect_sentence(rules_in: bool, status: str | None, *, note: bool = True) -> str:
     """The plain sentence: 'the rules say out; the override says in'."""
     rules = f"the rules say {in_words(rules_in)}"
     if status is None:
         return f"{rules}; no override applies, so the member is {in_words(rules_in)}"
     says = in_words(status == "add")
     sentence = f"{rules}; the override says {says}"
-    if (status == "add") == rules_in:
+    if note and (status == "add") == rules_in:
         sentence += " (no change today; it holds if the rules or the member change)"
     return sentence
 

@@ -312,7 +312,8 @@ def _rows(overrides: list[Override]) -> list[dict[str, Any]]:
         rows.append({
             "override": override, "expired": expired, "rules_in": rules,
             "in_now": (override.segment_id, override.member_id) in in_now,
-            "effect": effect_sentence(rules, None if expired else override.status),
+            "effect": effect_sentence(rules, None if expired else override.status,
+                                      note=False),
         })
     return rows
 
