@@ -17,7 +17,8 @@ class WhatIfForm(FlaskForm):
 
     tier = SelectField("Tier")
     points = IntegerField("Points", validators=[InputRequired("Give the points balance."),
-                                                NumberRange(min=0, max=MAX_INT)])
+                                                NumberRange(min=0, max=MAX_INT,
+                                                            message="Points must be 0 or more.")])
     birthday = DateField("Birthday", validators=[Optional()],
                          description="Leave empty for a member without a birthday.")
     badges = StringField("Badges", description="Badge ids separated by commas.")

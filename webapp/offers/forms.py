@@ -57,10 +57,10 @@ AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
 class AgeAudienceForm(FlaskForm):
     """An age_within audience: minimum and/or maximum age (inclusive)."""
 
-    minimum_age = IntegerField("Minimum age", validators=[Optional(), NumberRange(min=0,
-                                                                                  max=200)])
-    maximum_age = IntegerField("Maximum age", validators=[Optional(), NumberRange(min=0,
-                                                                                  max=200)])
+    minimum_age = IntegerField("Minimum age", validators=[Optional(), NumberRange(
+        min=0, max=200, message="Give an age from 0 to 200 years.")])
+    maximum_age = IntegerField("Maximum age", validators=[Optional(), NumberRange(
+        min=0, max=200, message="Give an age from 0 to 200 years.")])
 
     def configuration(self) -> dict[str, Any]:
         """The audience configuration."""

@@ -14,9 +14,9 @@ from webapp.offers.forms import OfferForm
 class RewardForm(OfferForm):
     """Create or edit a reward: an offer's fields plus its points cost."""
 
-    points = IntegerField("Points cost", validators=[InputRequired("Give the points cost."),
-                                                     NumberRange(min=0, max=2**63 - 1)],
-                          default=0)
+    points = IntegerField("Points cost", default=0, validators=[
+        InputRequired("Give the points cost."),
+        NumberRange(min=0, max=2**63 - 1, message="Points cost must be 0 or more.")])
     discontinued = BooleanField("Discontinued (hidden from every member)")
 
     def values(self) -> dict[str, Any]:
