@@ -234,6 +234,64 @@ PREPARE = textwrap.dedent('''
 ''')
 
 
+PROFILE = textwrap.dedent('''
+    """cProfile N requests per path through the test client; where the time goes, as JSON."""
+    import cProfile, json, pstats, sys, time
+    from webapp import create_app
+
+    paths, token, count = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    app = create_app()
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.api+json"}
+    WATCH = ("/webapp/", "flask_limiter", "/limits/", "/json/")
+
+    def label(file, line, name):
+        for marker in ("/webapp/", "site-packages/", "/lib/python3"):
+            if marker in file:
+                file = file.split(marker, 1)[1]
+                if marker == "/webapp/":
+                    file = "webapp/" + file
+                break
+        return f"{file}:{line}({name})"
+
+    out = {}
+    for name, path in paths.items():
+        for _ in range(3):
+            client.get(path, headers=headers)
+        profile = cProfile.Profile()
+        start = time.perf_counter()
+        profile.enable()
+        for _ in range(count):
+            client.get(path, headers=headers)
+        profile.disable()
+        per_request = (time.perf_counter() - start) / count * 1000
+        stats = pstats.Stats(profile).stats
+        rows = [(ct / count * 1000, tt / count * 1000, nc / count, file, line, fn)
+                for (file, line, fn), (cc, nc, tt, ct, callers) in stats.items()]
+        cumulative = sorted((r for r in rows if any(w in r[3] for w in WATCH)),
+                            key=lambda r: -r[0])[:18]
+        own = sorted(rows, key=lambda r: -r[1])[:10]
+        out[name] = {
+            "requests": count, "ms_per_request_profiled": round(per_request, 2),
+            "cumulative_ms": [[label(f, ln, fn), round(ct, 2), round(nc, 1)]
+                              for ct, tt, nc, f, ln, fn in cumulative],
+            "self_ms": [[label(f, ln, fn), round(tt, 2), round(nc, 1)]
+                        for ct, tt, nc, f, ln, fn in own],
+        }
+    print(json.dumps(out))
+''')
+
+
+def _profile(env: dict, paths: dict[str, str], token: str, count: int) -> dict:
+    """Where a request's time goes: cProfile in-process over the same instance."""
+    completed = subprocess.run(
+        [sys.executable, "-c", PROFILE, json.dumps(paths), token, str(count)], cwd=ROOT,
+        env=env, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        return {"error": completed.stderr[-2000:]}
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def _prepare(env: dict, members: int) -> dict:
     _flask(env, "db", "upgrade", "heads")
     _flask(env, "demo", "seed", "--members", str(members))
@@ -259,6 +317,9 @@ def _options(argv: list[str]) -> argparse.Namespace:
                         help="An empty database to use instead of a temporary SQLite file.")
     parser.add_argument("--rounds", type=int, default=3,
                         help="Rounds; each loads every endpoint once, in turn.")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="Also cProfile N requests of each API path in-process and "
+                             "report where the time goes.")
     parser.add_argument("--bare-only", action="store_true",
                         help="Measure only the bare endpoint (checks the harness).")
     options = parser.parse_args(argv)
@@ -316,6 +377,12 @@ def run(argv: list[str]) -> dict:
             for name, target_port, path, target_headers in targets:
                 rounds[name].append(load(target_port, path, target_headers,
                                          clients=options.clients, seconds=options.seconds))
+        profile = None
+        if options.profile and not options.bare_only:
+            for process in servers:
+                _stop(process)
+            profile = _profile(env, {"segment_get": segment_path, "member_offers": offers_path},
+                               picked["token"], options.profile)
     finally:
         for process in servers:
             _stop(process)
@@ -341,4 +408,6 @@ def run(argv: list[str]) -> dict:
     out = result("api", measures)
     out.update(settings=settings, offers=picked["offers"], bare=reference, segment_get=segment,
                member_offers=offers)
+    if profile is not None:
+        out["profile"] = profile
     return out
