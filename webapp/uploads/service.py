@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     exists,
     func,
     insert,
@@ -186,6 +187,22 @@ def problems_path(upload: Upload) -> Path | None:
 
 # --- Staging and resolution ----------------------------------------------------------------
 
+def _memory_temp_store() -> None:
+    """SQLite: keep staging tables in memory rather than a temporary file.
+
+    Only possible outside a transaction, so it runs before the segment lock; changing it
+    drops the connection's temporary tables, and ours are created after it.
+    """
+    conn = db.session.connection()
+    if conn.dialect.name != "sqlite":
+        return
+    try:
+        if conn.exec_driver_sql("PRAGMA temp_store").scalar() != 2:
+            conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    except OperationalError:
+        pass  # inside a transaction already: the default temporary file works too
+
+
 class Staging:
     """Temporary tables of one upload run: file rows, their members, the distinct members."""
 
@@ -205,7 +222,8 @@ class Staging:
                               Column("member_id", String(36)), **options)
         self.members = Table(f"upload_members_{suffix}", metadata,
                              Column("member_id", String(36), primary_key=True),
-                             Column("line", Integer, nullable=False), **options)
+                             Column("line", Integer, nullable=False),
+                             sqlite_with_rowid=False, **options)
         self.tables = (self.rows, self.resolved, self.members)
         for table in self.tables:
             table.create(self.conn)
@@ -227,14 +245,25 @@ class Staging:
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
         rows = self.rows
-        by_id, by_ext, by_email = (members_t.alias(n) for n in ("m_id", "m_ext", "m_email"))
-        joined = (rows.outerjoin(by_id, by_id.c.id == rows.c.ident)
-                  .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
-                  .outerjoin(by_email, by_email.c.email == func.lower(rows.c.ident)))
+        if self.dialect == "postgresql":
+            # Hash or merge joins: PostgreSQL picks what suits the file's size.
+            by_id, by_ext, by_email = (members_t.alias(n) for n in ("m_id", "m_ext", "m_email"))
+            joined = (rows.outerjoin(by_id, by_id.c.id == rows.c.ident)
+                      .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
+                      .outerjoin(by_email, by_email.c.email == func.lower(rows.c.ident)))
+            member = func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id)
+        else:
+            # One index probe per kind that can match: ids are 36 characters, emails have @.
+            joined = rows
+            member = func.coalesce(
+                case((func.length(rows.c.ident) == 36, select(members_t.c.id).where(
+                    members_t.c.id == rows.c.ident).scalar_subquery())),
+                select(members_t.c.id).where(
+                    members_t.c.external_id == rows.c.ident).scalar_subquery(),
+                case((func.instr(rows.c.ident, "@") > 0, select(members_t.c.id).where(
+                    members_t.c.email == func.lower(rows.c.ident)).scalar_subquery())))
         self.conn.execute(insert(self.resolved).from_select(
-            ["line", "member_id"],
-            select(rows.c.line, func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id))
-            .select_from(joined)))
+            ["line", "member_id"], select(rows.c.line, member).select_from(joined)))
         resolved = self.resolved
         self.conn.execute(insert(self.members).from_select(
             ["member_id", "line"],
@@ -262,24 +291,15 @@ class Staging:
             memberships_t.c.segment_id == segment_id,
             ~exists().where(self.members.c.member_id == memberships_t.c.member_id))
 
-    def problems(self, segment_id: int, mode: str) -> Iterator[Problem]:
+    def problems(self, segment_id: int, report: dict[str, Any]) -> Iterator[Problem]:
         """Unknown, duplicate and (for remove) not-on-list rows, each sorted by line."""
-        rows, resolved, members = self.rows, self.resolved, self.members
-        unknown = self.conn.execute(
-            select(rows.c.line, rows.c.ident).join(resolved, resolved.c.line == rows.c.line)
-            .where(resolved.c.member_id.is_(None)).order_by(rows.c.line))
-        streams: list[Iterable[Problem]] = [
-            (Problem(line, ident, "unknown_member",
-                     "no member has this member id, external id or email")
-             for line, ident in unknown)]
-        duplicate = self.conn.execute(
-            select(resolved.c.line, rows.c.ident, members.c.line)
-            .join(members, members.c.member_id == resolved.c.member_id)
-            .join(rows, rows.c.line == resolved.c.line)
-            .where(resolved.c.line != members.c.line).order_by(resolved.c.line))
-        streams.append(Problem(line, ident, "duplicate", f"same member as line {first}")
-                       for line, ident, first in duplicate)
-        if mode == "remove":
+        rows, members = self.rows, self.members
+        streams: list[Iterable[Problem]] = []
+        if report["unknown"]:
+            streams.append(self._unknown())
+        if report["duplicates"]:
+            streams.append(self._duplicates())
+        if report["mode"] == "remove" and report["not_on_list"]:
             absent = self.conn.execute(
                 select(members.c.line, rows.c.ident).join(rows, rows.c.line == members.c.line)
                 .where(~self.on_list(segment_id)).order_by(members.c.line))
@@ -287,6 +307,25 @@ class Staging:
                                    "not on the list, so there is nothing to remove")
                            for line, ident in absent)
         return heapq.merge(*streams, key=lambda p: p.line)
+
+    def _unknown(self) -> Iterator[Problem]:
+        rows, resolved = self.rows, self.resolved
+        unknown = self.conn.execute(
+            select(rows.c.line, rows.c.ident).join(resolved, resolved.c.line == rows.c.line)
+            .where(resolved.c.member_id.is_(None)).order_by(rows.c.line))
+        for line, ident in unknown:
+            yield Problem(line, ident, "unknown_member",
+                          "no member has this member id, external id or email")
+
+    def _duplicates(self) -> Iterator[Problem]:
+        rows, resolved, members = self.rows, self.resolved, self.members
+        duplicate = self.conn.execute(
+            select(resolved.c.line, rows.c.ident, members.c.line)
+            .join(members, members.c.member_id == resolved.c.member_id)
+            .join(rows, rows.c.line == resolved.c.line)
+            .where(resolved.c.line != members.c.line).order_by(resolved.c.line))
+        for line, ident, first in duplicate:
+            yield Problem(line, ident, "duplicate", f"same member as line {first}")
 
     def drop(self) -> None:
         """Drop the tables (PostgreSQL drops them at the end of the transaction anyway)."""
@@ -375,6 +414,7 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
         raise FileRejected("The uploaded file is no longer stored; upload it again.")
     shape = inspect(path, max_bytes=max_bytes(), header=options.get("header"))
     column, detected_by = choose_column(shape, options.get("column"), score=score_column)
+    _memory_temp_store()
     segment = lock_segment(upload.segment_id) if apply else db.session.get(
         Segment, upload.segment_id)
     if segment is None:
@@ -393,7 +433,7 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
         staging.resolve()
         progress.set(700)
         report = _report(upload, segment, shape, column, detected_by, stats, staging)
-        problems = _write_problems(staging.problems(segment.id, mode), stats.invalid,
+        problems = _write_problems(staging.problems(segment.id, report), stats.invalid,
                                    problems_file)
         report.update(problems)
         progress.set(800)
@@ -438,6 +478,7 @@ def _report(upload: Upload, segment: Segment, shape: FileShape, column: int,
         refusal = ("No row names a known member, so there is nothing to apply."
                    if stats.valid else "The file has no usable identifiers.")
     return {
+        "mode": upload.mode,
         "options": upload.report.get("options") or {},
         "file": {"size": shape.size, "bom": shape.bom, "delimiter": shape.delimiter,
                  "header": shape.has_header, "columns": shape.columns,
