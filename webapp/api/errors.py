@@ -51,12 +51,17 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def escape(token: object) -> str:
+    """One JSON pointer reference token (RFC 6901: ~ as ~0, / as ~1)."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
 def pointer_for(key: str, base: str = "/data/attributes") -> str:
     """A JSON pointer for a service error key such as `include[2]` or `configuration.segments`."""
     parts: list[str] = []
     for piece in key.replace("]", "").replace("[", ".").split("."):
         if piece:
-            parts.append(piece.replace("~", "~0").replace("/", "~1"))
+            parts.append(escape(piece))
     return base + "".join("/" + p for p in parts)
 
 

@@ -12,11 +12,13 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request, url_for
 from flask_login import current_user
+from werkzeug.urls import iri_to_uri
 
-from webapp.api.errors import MEDIA_TYPE, ApiError
+from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
@@ -40,7 +42,7 @@ def _check_strings(value: Any, pointer: str) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_strings(key, pointer)
-            _check_strings(item, f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}")
+            _check_strings(item, f"{pointer}/{escape(key)}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_strings(item, f"{pointer}/{index}")
@@ -129,7 +131,7 @@ def attributes_of(data: dict[str, Any], allowed: Iterable[str], *, pointer: str 
 
         raise ApiError(422, errors=[error_object(422, "unknown_attribute", message,
                                                  title="Invalid attribute",
-                                                 pointer=f"{pointer}/attributes/{name}")
+                                                 pointer=f"{pointer}/attributes/{escape(name)}")
                                     for name, message in errors])
     return dict(attributes)
 
@@ -224,8 +226,11 @@ def link(endpoint: str, **values: Any) -> str:
 
 
 def self_link() -> str:
-    """The absolute URL of this request, query string included."""
-    return request.url
+    """The absolute URL of this request, query string included, as an ASCII URI."""
+    base = iri_to_uri(request.base_url)
+    if not request.args:
+        return base
+    return base + "?" + urlencode(list(request.args.items(multi=True)))
 
 
 def actor_label() -> str:

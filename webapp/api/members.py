@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import ApiError, error_object, validation_error
+from webapp.api.errors import ApiError, error_object, escape, validation_error
 from webapp.api.jsonapi import (
     actor_label,
     attributes_of,
@@ -182,7 +182,7 @@ def member_batch():
         if outcome.errors:
             entry["errors"] = [error_object(422, "invalid_attribute", message,
                                             title="Invalid attribute",
-                                            pointer=f"/data/{index}/attributes/{key}")
+                                            pointer=f"/data/{index}/attributes/{escape(key)}")
                                for key, message in outcome.errors.items()]
         counts[outcome.status] += 1
         results.append(entry)

@@ -464,8 +464,9 @@ ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
            "(source.pointer or source.parameter names it)",
     "401": "No valid API token", "403": "The token's role may not use this route",
-    "404": "No such resource", "409": "Conflict: type or id mismatch, a taken unique value, "
-    "a segment in use, a version conflict, or the wrong kind of segment",
+    "404": "No such resource (in the path, or a related resource the body names)",
+    "409": "Conflict: type or id mismatch, a taken unique value, a segment in use, a version "
+           "conflict, or the wrong kind of segment",
     "413": "Too many items or too large a body", "415": f"The body is not {MEDIA}",
     "422": "Invalid attributes: each error's source.pointer names the attribute or criterion",
     "429": "Rate limit exceeded (see Retry-After)",
@@ -480,7 +481,7 @@ def _error_codes(op: Operation) -> list[str]:
     if "{" in op.path:
         codes.append("404")
     if op.body:
-        codes += ["400", "409", "413", "415", "422"]
+        codes += ["400", "404", "409", "413", "415", "422"]
     elif op.method == "delete":
         codes.append("409")
     return sorted(set(codes))

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
+from werkzeug.urls import iri_to_uri
 
 from webapp.api.errors import ApiError
 
@@ -62,4 +63,4 @@ def next_link(cursor: str, parameter: str = "page[cursor]") -> str:
     """This request's absolute URL with the cursor replaced."""
     args = [(k, v) for k, v in request.args.items(multi=True) if k != parameter]
     args.append((parameter, cursor))
-    return request.base_url + "?" + urlencode(args)
+    return iri_to_uri(request.base_url) + "?" + urlencode(args)

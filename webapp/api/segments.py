@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import ApiError, error_object
+from webapp.api.errors import ApiError, error_object, pointer_for
 from webapp.api.jsonapi import (
     actor_id,
     actor_label,
@@ -70,7 +70,7 @@ def _segment_error(exc: Exception) -> ApiError:
         if key in ("segment", ""):
             pointer = "/data"
         else:
-            pointer = "/data/attributes/" + key.replace("]", "").replace("[", "/")
+            pointer = pointer_for(key)
         objects.append(error_object(422, "invalid_attribute", message,
                                     title="Invalid attribute", pointer=pointer))
     if status == 409:
