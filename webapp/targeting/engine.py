@@ -109,16 +109,18 @@ def make_env(now: datetime | None = None, tz: str | tzinfo | None = "UTC",
     return Env(now=now_utc, tz=zi, today=today, in_segment=in_segment)
 
 
-_LAST_ENV: list[Any] = [None, None, None]
+_last_env: tuple[Any, Any, Env | None] = (None, None, None)
 
 
 def _shared_env(now: datetime | None, tz: str | tzinfo) -> Env:
     """An environment without memberships, reused while `now` and `tz` stay the same."""
-    if now is not None and _LAST_ENV[0] is now and _LAST_ENV[1] == tz:
-        return _LAST_ENV[2]
+    global _last_env
+    last = _last_env  # one read: another thread may replace it meanwhile
+    if now is not None and last[0] is now and last[1] == tz and last[2] is not None:
+        return last[2]
     env = make_env(now, tz)
     if now is not None:
-        _LAST_ENV[:] = [now, tz, env]
+        _last_env = (now, tz, env)
     return env
 
 

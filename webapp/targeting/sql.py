@@ -120,6 +120,9 @@ class _SqliteNode:
     def json_equals(self, value: Any) -> Bool | None:
         return None
 
+    def array_has(self, value: Any) -> Bool | None:
+        return None
+
 
 class _PgNode:
     """A jsonb value reached with `->` (which never indexes an array with a text key)."""
@@ -180,6 +183,12 @@ class _PgNode:
 
     def json_equals(self, value: Any) -> Bool | None:
         return sa.func.coalesce(self.expr == _jsonb(value), sa.false(), type_=sa.Boolean)
+
+    def array_has(self, value: Any) -> Bool | None:
+        # jsonb containment of a one-element array: some top-level element equals the scalar
+        # by JSON type (numbers numerically), never a nested one; GIN-indexable.
+        return sa.and_(self.is_("array"), sa.func.coalesce(
+            self.expr.op("@>")(_jsonb([value])), sa.false(), type_=sa.Boolean))
 
 
 def _jsonb(value: Any) -> Any:
@@ -253,6 +262,14 @@ def _scalar_in(n: Node, options: list[Any], ci: bool) -> Bool:
     return _or(parts)
 
 
+def _array_has_any(n: Node, values: list[Any]) -> Bool | None:
+    """Some element of the array `n` is one of `values` (None: no fast form here)."""
+    parts = [n.array_has(v) for v in values]
+    if any(p is None for p in parts):
+        return None
+    return sa.or_(*parts)
+
+
 def _json_positive(n: Node, c: Criterion) -> Bool:
     """The positive operator on a JSON value (badges or a custom field)."""
     op, value, ci = c.operator, c.value, c.case_insensitive
@@ -263,11 +280,14 @@ def _json_positive(n: Node, c: Criterion) -> Bool:
     if op == s.IN:
         if not value:
             return _false()
-        return sa.or_(_scalar_in(n, value, ci),
+        fast = None if ci else _array_has_any(n, value)
+        return sa.or_(_scalar_in(n, value, ci), fast if fast is not None else
                       n.any_element(lambda e: _scalar_in(e, value, ci)))
     if op == s.CONTAINS:
-        in_list = n.any_element(lambda e: _json_eq(e, value, ci) if not isinstance(value, str)
-                                else _scalar_in(e, [value], ci))
+        fast = None if ci and isinstance(value, str) else n.array_has(value)
+        in_list = fast if fast is not None else n.any_element(
+            lambda e: _json_eq(e, value, ci) if not isinstance(value, str)
+            else _scalar_in(e, [value], ci))
         if isinstance(value, str):
             hay = n.fold(n.text()) if ci else n.text()
             needle = fold(value) if ci else value
