@@ -56,7 +56,7 @@ from webapp.uploads.parser import (
 MODES = ("add", "remove", "replace")
 MODE_LABELS = {"add": "Add to the list", "remove": "Remove from the list",
                "replace": "Replace the list", "undo": "Undo"}
-SAMPLE_PROBLEMS = 100
+SAMPLE_PROBLEMS = 50
 # Files up to this size get their dry run during the request; larger ones in the background.
 SYNC_BYTES = 2 * 1024 * 1024
 TERMINAL = ("ready", "rejected", "applied", "failed", "discarded")
