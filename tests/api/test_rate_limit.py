@@ -18,8 +18,11 @@ def limited_app(app, database_url):
         "API_RATE_LIMIT": "3 per minute",
     })
     yield limited
-    from webapp.extensions import limiter
+    from webapp.extensions import db, limiter
 
+    with limited.app_context():
+        db.session.remove()
+        db.engine.dispose()
     limiter.reset()
     limiter.init_app(app)  # the limiter is shared: hand it back to the (unlimited) test app
 

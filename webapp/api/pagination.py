@@ -53,6 +53,10 @@ def decode_cursor(kind: type | tuple[type, ...], parameter: str = "page[cursor]"
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         key = None
+    if isinstance(key, int) and not -(2**63) <= key < 2**63:
+        key = None
+    if isinstance(key, str) and (len(key) > 255 or not key.isprintable()):
+        key = None
     if not isinstance(key, kind) or isinstance(key, bool):
         raise ApiError(400, "invalid_cursor", f"{parameter} is not a cursor this route "
                        "returned; use the `next` link of a previous page.", parameter=parameter)
