@@ -11,13 +11,18 @@ Higher-level helpers compute the delta: `refresh_segment` (whole segment, in SQL
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    Column,
+    MetaData,
     Select,
+    String,
+    Table,
     and_,
     delete,
     exists,
@@ -180,28 +185,41 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
 
 def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: Cause,
                   now: datetime) -> int:
-    """Set-based add or remove: the candidate ids come from a SELECT (member_id column)."""
+    """Set-based add or remove: the candidate ids come from a SELECT (member_id column).
+
+    The chosen ids are staged once in a temporary table, so the (possibly expensive)
+    candidate query runs once for the events and the rows alike.
+    """
     candidates = ids.subquery("candidates")
     in_segment = exists().where(memberships_t.c.segment_id == segment.id,
                                 memberships_t.c.member_id == candidates.c.member_id)
-    if action == "ADD":
-        chosen = select(candidates.c.member_id).where(~in_segment).distinct().subquery("chosen")
-    else:
-        chosen = select(candidates.c.member_id).where(in_segment).distinct().subquery("chosen")
-    count = db.session.scalar(select(func.count()).select_from(chosen)) or 0
-    if not count:
-        return 0
-    db.session.execute(insert(events_t).from_select(
-        list(EVENT_COLUMNS), _event_select(segment, action, chosen, cause, now)))
-    if action == "ADD":
-        db.session.execute(insert(memberships_t).from_select(
-            ["segment_id", "member_id", "via", "since"],
-            select(literal(segment.id), chosen.c.member_id, literal(via), literal(now))))
-    else:
-        db.session.execute(delete(memberships_t).where(
-            memberships_t.c.segment_id == segment.id,
-            memberships_t.c.member_id.in_(select(chosen.c.member_id))))
-    return count
+    chosen_ids = select(candidates.c.member_id).where(
+        ~in_segment if action == "ADD" else in_segment).distinct()
+    staged = Table(f"delta_{uuid.uuid4().hex[:12]}", MetaData(),
+                   Column("member_id", String(36), primary_key=True), prefixes=["TEMPORARY"])
+    connection = db.session.connection()
+    staged.create(connection)
+    try:
+        count = connection.execute(
+            insert(staged).from_select(["member_id"], chosen_ids)).rowcount
+        if count is None or count < 0:
+            count = connection.scalar(select(func.count()).select_from(staged)) or 0
+        if not count:
+            return 0
+        chosen = select(staged.c.member_id).subquery("chosen")
+        connection.execute(insert(events_t).from_select(
+            list(EVENT_COLUMNS), _event_select(segment, action, chosen, cause, now)))
+        if action == "ADD":
+            connection.execute(insert(memberships_t).from_select(
+                ["segment_id", "member_id", "via", "since"],
+                select(literal(segment.id), staged.c.member_id, literal(via), literal(now))))
+        else:
+            connection.execute(delete(memberships_t).where(
+                memberships_t.c.segment_id == segment.id,
+                memberships_t.c.member_id.in_(select(staged.c.member_id))))
+        return count
+    finally:
+        staged.drop(connection)
 
 
 def _record_size(segment: Segment, delta: Delta, now: datetime) -> None:

@@ -25,7 +25,7 @@ def test_invalid_user_form_is_422_with_message(client, auth):
                                                  "password": "short"})
     assert response.status_code == 422
     assert b"Invalid email address" in response.data
-    assert b"at least 10 characters" in response.data
+    assert b"between 10 and 200 characters" in response.data
 
 
 def test_duplicate_user_is_refused(client, auth):
