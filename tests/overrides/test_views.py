@@ -122,6 +122,8 @@ def test_invalid_submit_is_422_with_the_message(client, auth, world, change, mes
     body = response.get_data(as_text=True)
     assert body.lstrip().startswith('<form id="override-form"')
     assert message in body
+    if not {"member", "status"} & set(change):  # the effect stays visible next to the error
+        assert "the rules say in; the override says out" in body
     assert db.session.scalar(select(Override)) is None
     assert gold.id in segment_ids_of(world["gm"].id)
 
@@ -161,6 +163,12 @@ def test_preview_shows_the_effect_before_saving(client, auth, world):
     assert full.status_code == 200
     html = full.get_data(as_text=True)
     assert "<html" in html and "the rules say out; the override says in" in html
+    set_override(gold, world["gm"], "block", description="Fraud", actor="Ada")
+    same = client.post("/overrides/preview", data=form_data(gold, "GOLD1"), headers=HX)
+    assert "GOLD1 already has this block override" in same.get_data(as_text=True)
+    other = client.post("/overrides/preview", data=form_data(gold, "GOLD1", status="add"),
+                        headers=HX)
+    assert "Replaces the current block override set by Ada" in other.get_data(as_text=True)
 
 
 def test_reset_from_the_segment_block(client, auth, world):

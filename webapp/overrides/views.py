@@ -37,6 +37,7 @@ from webapp.overrides.service import (
     OverrideError,
     bulk_reset,
     effect_sentence,
+    find_override,
     is_expired,
     preview,
     reset_override,
@@ -180,14 +181,12 @@ def check():
     """Show what the override would do before it is saved ('the rules say out; ...')."""
     form = _posted_form()
     segment, member = _resolve(form)
-    effect = None
-    if (segment is not None and segment.kind == "dynamic" and member is not None
-            and form.status.data in ("add", "block")):
-        effect = preview(segment, member, form.status.data)
+    effect = _effect_for(form, segment, member)
     status = 200 if effect is not None else 422
     if is_htmx():
         return render_template("overrides/_effect.html", effect=effect, form=form,
-                               segment=segment, member=member), status
+                               segment=segment, member=member,
+                               **_existing(segment, member)), status
     form.ensure_blank_row()
     context = _page_context(form, segment, member, effect)
     template, _, _ = PAGES[form.context.data]
@@ -391,6 +390,8 @@ def _page_context(form: OverrideForm, segment: Segment | None, member: Member | 
         context = _index_context(filters, page, form, effect)
     context.setdefault("segment", segment)
     context.setdefault("member", member)
+    context.update(_existing(segment, member) if effect is not None
+                   else {"existing": None, "existing_active": False})
     return context
 
 
@@ -450,9 +451,27 @@ def _resolve(form: OverrideForm) -> tuple[Segment | None, Member | None]:
 def _form_error(form: OverrideForm, segment: Segment | None, member: Member | None):
     """Re-render the form with its errors: the form block for htmx, the page otherwise."""
     form.ensure_blank_row()
-    context = _page_context(form, segment, member, None)
+    context = _page_context(form, segment, member, _effect_for(form, segment, member))
     template, _, _ = PAGES[form.context.data]
     return render(template, "override_form", **context), 422
+
+
+def _effect_for(form: OverrideForm, segment: Segment | None,
+                member: Member | None) -> Effect | None:
+    """The preview of the posted override, when segment, member and status are usable."""
+    if (segment is None or segment.kind != "dynamic" or member is None
+            or form.status.data not in ("add", "block")):
+        return None
+    return preview(segment, member, form.status.data)
+
+
+def _existing(segment: Segment | None, member: Member | None) -> dict[str, Any]:
+    """The pair's current override, if any, and whether it is still in force."""
+    existing = None
+    if segment is not None and member is not None:
+        existing = find_override(segment, member)
+    return {"existing": existing,
+            "existing_active": existing is not None and not is_expired(existing)}
 
 
 def _done(context: str, message: str, category: str, *, segment: Segment | None = None,
