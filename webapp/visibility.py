@@ -37,6 +37,7 @@ from webapp.targeting import (
     SegmentFacts,
     evaluate_offer,
     evaluate_reward,
+    segment_membership,
 )
 from webapp.targeting.engine import node
 from webapp.targeting.visibility import compiled_refs
@@ -134,6 +135,7 @@ class Catalog:
     rewards: list[Reward]
     required: dict[int, list[int]]
     segments: dict[int, Segment]
+    direct: set[int]
 
 
 def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | None = None,
@@ -154,8 +156,7 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
             config = configuration or {}
             audiences[offer_id].append({"audience_type": audience_type,
                                         "configuration": config})
-            if isinstance(config, dict) and isinstance(config.get("segments"), list):
-                referenced.update(v for v in config["segments"] if isinstance(v, int))
+            referenced.update(_segment_ids(config))
     reward_rows: list[Reward] = []
     required: dict[int, list[int]] = defaultdict(list)
     if rewards:
@@ -170,34 +171,89 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
             required[reward_id].append(segment_id)
             referenced.add(segment_id)
     return Catalog(offers=offer_rows, audiences=dict(audiences), rewards=reward_rows,
-                   required=dict(required), segments=segments_closure(referenced))
+                   required=dict(required), segments=segments_closure(referenced),
+                   direct=referenced)
 
 
 @dataclass
 class Explainer:
-    """Decisions for one member over a loaded catalog (optionally with a what-if profile)."""
+    """Decisions for one member over a loaded catalog (optionally with a what-if profile).
+
+    Every segment the catalog names is evaluated once per member (`segment_membership`, with
+    its full explanation); each offer and reward is then decided by the core over those
+    results, and the segments' explanations are put back into its tree. The decisions are
+    exactly those of `evaluate_offer`/`evaluate_reward` over the full facts (a test holds
+    this), without re-evaluating the same segments for each of hundreds of offers.
+    """
 
     member: Member
     catalog: Catalog
     now: datetime
     attributes: dict[str, Any]
     facts: dict[int, SegmentFacts]
+    _results: dict[int, tuple[bool, dict[str, Any]]] | None = None
+    _resolved: dict[int, SegmentFacts] | None = None
+
+    def _segments(self) -> tuple[dict[int, tuple[bool, dict[str, Any]]], dict[int, SegmentFacts]]:
+        if self._results is None or self._resolved is None:
+            results: dict[int, tuple[bool, dict[str, Any]]] = {}
+            tz = _tz()
+            for sid in sorted(self.catalog.direct):
+                if sid not in self.facts:
+                    continue
+                try:
+                    got = segment_membership(sid, self.attributes, self.facts, now=self.now,
+                                             tz=tz)
+                except (SegmentDefinitionError, AudienceDefinitionError):
+                    continue  # decided the slow way below, which reports the problem
+                results[sid] = (got.matched, got.explanation)
+            self._results = results
+            self._resolved = {sid: SegmentFacts(id=sid, name=self.facts[sid].name,
+                                                kind="static", on_list=matched)
+                              for sid, (matched, _) in results.items()}
+        return self._results, self._resolved
+
+    def _fast(self, ids: Iterable[int]) -> bool:
+        results, _ = self._segments()
+        return all(sid in results for sid in ids)
 
     def offer(self, offer: Offer) -> Decision:
         """The decision for one offer of the catalog."""
+        audiences = self.catalog.audiences.get(offer.id, [])
+        ids = [sid for a in audiences for sid in _segment_ids(a["configuration"])]
         try:
-            return evaluate_offer(offer_data(offer), self.catalog.audiences.get(offer.id, []),
-                                  self.attributes, self.facts, now=self.now, tz=_tz())
+            if not self._fast(ids):
+                return evaluate_offer(offer_data(offer), audiences, self.attributes, self.facts,
+                                      now=self.now, tz=_tz())
+            results, resolved = self._segments()
+            decision = evaluate_offer(offer_data(offer), audiences, self.attributes, resolved,
+                                      now=self.now, tz=_tz())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("offer", offer.name, str(exc))
+        nodes = [n for n in decision.explanation["children"] if n["kind"] == "audience"]
+        for audience, n in zip(audiences, nodes, strict=False):
+            seg_ids = _segment_ids(audience["configuration"])
+            if seg_ids and audience["audience_type"] != "age_within":
+                n["children"] = [results[sid][1] for sid in seg_ids]
+        return decision
 
     def reward(self, reward: Reward) -> Decision:
         """The decision for one reward of the catalog."""
+        ids = self.catalog.required.get(reward.id, [])
         try:
-            return evaluate_reward(reward_data(reward), self.catalog.required.get(reward.id, []),
-                                   self.attributes, self.facts, now=self.now, tz=_tz())
+            if not self._fast(ids):
+                return evaluate_reward(reward_data(reward), ids, self.attributes, self.facts,
+                                       now=self.now, tz=_tz())
+            results, resolved = self._segments()
+            decision = evaluate_reward(reward_data(reward), ids, self.attributes, resolved,
+                                       now=self.now, tz=_tz())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("reward", reward.name, str(exc))
+        if ids:
+            for n in decision.explanation["children"]:
+                if n["kind"] == "required_segments":
+                    n["children"] = [results[sid][1] for sid in ids]
+        return decision
 
     def offers(self) -> list[tuple[Offer, Decision]]:
         """Every offer of the catalog with its decision."""
@@ -206,6 +262,12 @@ class Explainer:
     def rewards(self) -> list[tuple[Reward, Decision]]:
         """Every reward of the catalog with its decision."""
         return [(r, self.reward(r)) for r in self.catalog.rewards]
+
+
+def _segment_ids(configuration: Any) -> list[int]:
+    if isinstance(configuration, Mapping) and isinstance(configuration.get("segments"), list):
+        return [v for v in configuration["segments"] if isinstance(v, int)]
+    return []
 
 
 def explainer(member: Member, catalog: Catalog, *, now: datetime | None = None,

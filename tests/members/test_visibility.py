@@ -234,3 +234,40 @@ def test_what_if_changes_decisions_and_saves_nothing(app):
 
     assert db.session.scalar(select(func.count()).select_from(SegmentMembership)) == 0
     assert not visibility.reward_decision(member, reward, now=NOW).eligible
+
+
+def test_shared_segment_evaluation_gives_the_cores_exact_decisions(app):
+    from webapp.targeting import evaluate_offer, evaluate_reward
+
+    members = [make_member(tier=t, points=p, birthday=b, custom_fields=c) for t, p, b, c in (
+        ("gold", 5000, date(1990, 1, 1), {"vip": True}),
+        ("bronze", 10, None, {}),
+        ("platinum", 200, date(2010, 6, 16), {"vip": False}),
+    )]
+    gold = make_segment("Gold", include=[{"field": "tier", "operator": "in",
+                                          "value": ["gold", "platinum"]}])
+    vip = make_segment("VIP", include=[{"field": "custom_fields.vip", "operator": "equals",
+                                        "value": True}])
+    nested = make_segment("Gold VIP", include=[
+        {"field": "segment", "operator": "in", "value": [vip.id]},
+        {"field": "segment", "operator": "in", "value": [gold.id]}])
+    staff = make_segment("Staff", kind="static")
+    add_to_list(staff, members[1])
+    _override(vip, members[2], "add", description="Press partner")
+    make_offer("all", audiences=[("in_all_segments", {"segments": [gold.id, nested.id]}),
+                                 ("age_within", {"minimum_age": 18, "maximum_age": None})])
+    make_offer("any", audiences=[("in_any_segment", {"segments": [staff.id, nested.id]})])
+    make_offer("none")
+    make_reward("r1", required=[gold, vip], points=100)
+    make_reward("r2", required=[staff], points=0, expire_at=NOW - timedelta(days=1))
+    catalog = visibility.load_catalog()
+    for member in members:
+        explainer = visibility.explainer(member, catalog, now=NOW)
+        for offer, fast in explainer.offers():
+            slow = evaluate_offer(visibility.offer_data(offer), catalog.audiences.get(offer.id, []),
+                                  explainer.attributes, explainer.facts, now=NOW)
+            assert fast == slow, (member.tier, offer.name)
+        for reward, fast in explainer.rewards():
+            slow = evaluate_reward(visibility.reward_data(reward), catalog.required.get(
+                reward.id, []), explainer.attributes, explainer.facts, now=NOW)
+            assert fast == slow, (member.tier, reward.name)
