@@ -314,6 +314,10 @@ def test_cache_sees_changes_and_compile_segment() -> None:
     seg_one = {"include": [{"field": "custom_fields.flag", "operator": "equals", "value": 1}]}
     assert evaluate_segment(seg_true, flag).matched
     assert not evaluate_segment(seg_one, flag).matched
+    seg_one["include"][0]["value"] = True  # edited in place: True is not 1
+    assert evaluate_segment(seg_one, flag).matched
+    seg_one["include"][0]["value"] = 1
+    assert not evaluate_segment(seg_one, flag).matched
     seg: dict[str, Any] = {"include": [{"field": "points", "operator": ">=", "value": 100}]}
     assert evaluate_segment(seg, {"points": 150}).matched
     seg["include"][0]["value"] = 200

@@ -543,33 +543,48 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
 
 
 _BY_TEXT: dict[str, CompiledDefinition] = {}
-_BY_ID: dict[int, tuple[Any, Any, tuple[type, ...], CompiledDefinition]] = {}
+_BY_ID: dict[int, tuple[Any, Any, CompiledDefinition]] = {}
 _CACHE_LIMIT = 4096
 
 
-def _value_types(segment: Any) -> tuple[type, ...]:
-    """The types of the criteria values: `==` cannot tell True from 1, so they are compared too."""
-    out: list[type] = []
-    for group in ("include", "exclude"):
-        for c in segment.get(group) or ():
-            v = c.get("value") if c.__class__ is dict else None
-            out.append(v.__class__)
-            if v.__class__ is list:
-                out.extend(x.__class__ for x in v)
-    return tuple(out)
+class _Strict:
+    """A snapshot leaf equal only to a value of the same type: `==` alone has True == 1 == 1.0."""
+
+    __slots__ = ("value", "cls")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.cls = value.__class__
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is self.cls and other == self.value
+
+
+def _snapshot(value: Any) -> Any:
+    """A deep copy to compare a definition against with one `==` (numbers and bools strict)."""
+    cls = value.__class__
+    if cls is dict:
+        return {k: _snapshot(v) for k, v in value.items()}
+    if cls is list:
+        return [_snapshot(v) for v in value]
+    if cls is str or value is None:
+        return value
+    if cls in (bool, int, float):
+        return _Strict(value)
+    return copy.deepcopy(value)
 
 
 def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
     """The compiled form of a definition dict, cached (changed contents are recompiled).
 
-    The fast path keeps a reference to the dict (so its id cannot be reused) and a deep copy
-    to notice in-place edits; otherwise the definition's repr (which tells True, 1 and 1.0
-    apart, unlike ==) is the key.
+    The fast path keeps a reference to the dict (so its id cannot be reused) and a strict
+    snapshot to notice in-place edits; otherwise the definition's repr (which tells True, 1
+    and 1.0 apart, unlike ==) is the key.
     """
     hit = _BY_ID.get(id(segment))
-    if (hit is not None and hit[0] is segment and hit[1] == segment
-            and hit[2] == _value_types(segment)):
-        return hit[3]
+    if hit is not None and hit[0] is segment and hit[1] == segment:
+        return hit[2]
     key = repr(segment)
     compiled = _BY_TEXT.get(key)
     if compiled is None:
@@ -580,8 +595,8 @@ def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
     if len(_BY_ID) >= _CACHE_LIMIT:
         _BY_ID.clear()
     try:
-        _BY_ID[id(segment)] = (segment, copy.deepcopy(segment), _value_types(segment), compiled)
-    except (AttributeError, TypeError):
+        _BY_ID[id(segment)] = (segment, _snapshot(segment), compiled)
+    except (TypeError, copy.Error):
         pass
     return compiled
 
