@@ -281,8 +281,13 @@ def test_a_commit_with_events_schedules_delivery_only_with_redis(
     segment = make_segment(kind="static")
     member = make_member()
     assert calls == []  # commits without events schedule nothing
-    add_to_list(segment, member)
+    add_to_list(segment, member)  # events written through the session
     assert len(calls) == expected
+    make_segment(kind="dynamic")  # set-based events written through the connection
+    assert len(calls) == 2 * expected
+    db.session.rollback()
+    make_member()
+    assert len(calls) == 2 * expected
 
 
 def test_a_scheduling_failure_never_breaks_the_commit(app, monkeypatch):

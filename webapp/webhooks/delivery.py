@@ -53,12 +53,25 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import DateTime, Integer, String, event, func, insert, literal, select, update
+from sqlalchemy import (
+    DateTime,
+    Insert,
+    Integer,
+    String,
+    event,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, aliased
 
 from webapp.extensions import db
@@ -478,9 +491,22 @@ def schedule_after_commit() -> bool:
     return True
 
 
-def _note_event_insert(state) -> None:
-    if state.is_insert and getattr(state.statement, "table", None) is events_t:
-        state.session.info[EVENTS_WRITTEN] = True
+# Which session a connection works for: membership changes write their events through the
+# session (ORM execute) or straight through its connection (set-based staging); both end in
+# Connection.execute, which is where the insert is noticed.
+_session_infos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _remember_connection(session: Session, transaction, connection) -> None:
+    _session_infos[connection] = session.info
+
+
+def _note_event_insert(conn, clauseelement, multiparams, params, execution_options,
+                       result) -> None:
+    if isinstance(clauseelement, Insert) and clauseelement.table is events_t:
+        info = _session_infos.get(conn)
+        if info is not None:
+            info[EVENTS_WRITTEN] = True
 
 
 def _after_commit(session: Session) -> None:
@@ -503,7 +529,8 @@ def _after_rollback(session: Session) -> None:
 
 def install_commit_hook() -> None:
     """Schedule a delivery job after each commit that wrote membership events (idempotent)."""
-    if not event.contains(Session, "do_orm_execute", _note_event_insert):
-        event.listen(Session, "do_orm_execute", _note_event_insert)
+    if not event.contains(Engine, "after_execute", _note_event_insert):
+        event.listen(Session, "after_begin", _remember_connection)
+        event.listen(Engine, "after_execute", _note_event_insert)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
