@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -9,6 +12,7 @@ from tests.factories import add_to_list, make_member, make_segment
 from tests.uploads.helpers import dry_run, events, list_ids, upload_and_apply, write
 from webapp.extensions import db
 from webapp.models import AuditEntry, Segment, Upload
+from webapp.timeutil import utcnow
 from webapp.uploads import service
 
 
@@ -195,3 +199,17 @@ def test_a_second_apply_waits_for_the_first(tmp_path, people, static):
     service.request_apply(first)
     service.request_apply(second)
     assert list_ids(static.id) == {p.id for p in people[3:]}
+
+
+def test_an_upload_whose_job_died_does_not_block_the_segment(tmp_path, people, static):
+    dead = Upload(segment_id=static.id, filename="dead.csv", mode="add", status="applying",
+                  report={"started_at": (utcnow() - timedelta(hours=3)).isoformat()},
+                  actor_label="Gone")
+    db.session.add(dead)
+    db.session.commit()
+    upload = upload_and_apply(static, write(tmp_path, people[0].email))
+    assert upload.status == "applied"
+    db.session.expire_all()
+    dead = db.session.get(Upload, dead.id)
+    assert dead.status == "failed" and "interrupted" in dead.error
+    assert not Path(upload.stored_path).exists()

@@ -116,6 +116,7 @@ def upload_command(segment: str, file: Path, mode: str, dry_run: bool, column: s
     upload.status = "applied"
     upload.finished_at = service.utcnow()
     db.session.commit()
+    stored.unlink(missing_ok=True)
     applied = report["applied"]
     click.echo(f"Applied upload #{upload_id}: +{applied['added']:,} / −{applied['removed']:,}; "
                f"{target.name} now has {applied['size']:,} members.")

@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ SAMPLE_PROBLEMS = 50
 # Files up to this size get their dry run during the request; larger ones in the background.
 SYNC_BYTES = 2 * 1024 * 1024
 TERMINAL = ("ready", "rejected", "applied", "failed", "discarded")
+JOB_HOURS = 2
 
 members_t = Member.__table__
 memberships_t = SegmentMembership.__table__
@@ -593,8 +595,32 @@ def _finish(upload_id: int, status: str, *, report: dict | None = None,
     db.session.commit()
 
 
+def reap_stale(segment_id: int) -> int:
+    """Mark uploads whose job died (server restarted mid-run) as failed; returns how many.
+
+    A job runs at most JOB_HOURS (RQ's timeout is one hour); its transaction died with it,
+    so nothing was changed. Commits when it marks any.
+    """
+    cutoff = (utcnow() - timedelta(hours=JOB_HOURS)).isoformat()
+    stale = [u for u in db.session.scalars(select(Upload).where(
+        Upload.segment_id == segment_id, Upload.status.in_(("analyzing", "applying"))))
+        if (u.report or {}).get("started_at", u.created_at.isoformat()) < cutoff]
+    for upload in stale:
+        with _LIVE_LOCK:
+            if upload.id in _LIVE:
+                continue
+        upload.status = "failed"
+        upload.error = ("The upload was interrupted (the server stopped while it ran). "
+                        "Nothing was changed.")
+        upload.finished_at = utcnow()
+    if stale:
+        db.session.commit()
+    return len(stale)
+
+
 def applying_upload(segment_id: int, exclude: int | None = None) -> Upload | None:
     """An upload (or undo) to this segment that is being applied now, if any."""
+    reap_stale(segment_id)
     query = select(Upload).where(Upload.segment_id == segment_id, Upload.status == "applying")
     if exclude is not None:
         query = query.where(Upload.id != exclude)
@@ -614,6 +640,7 @@ def request_apply(upload: Upload) -> str:
                           "finishes, then apply this one.")
     upload.status = "applying"
     upload.progress = 0
+    upload.report = {**upload.report, "started_at": utcnow().isoformat()}
     db.session.commit()
     from webapp.jobs import enqueue
 
@@ -649,9 +676,11 @@ def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = 
         upload.progress = 1000
         upload.finished_at = utcnow()
         db.session.commit()
+        _remove_source(upload)
     except (FileRejected, UploadError) as exc:
         db.session.rollback()
         _finish(upload_id, "failed", error=f"{exc} Nothing was changed.")
+        _remove_source(db.session.get(Upload, upload_id))
         return False
     except Exception:
         db.session.rollback()
@@ -672,6 +701,12 @@ def discard(upload: Upload) -> None:
     upload.status = "discarded"
     upload.finished_at = utcnow()
     db.session.commit()
+
+
+def _remove_source(upload: Upload | None) -> None:
+    """Delete the uploaded file once it cannot be applied again (the report stays)."""
+    if upload is not None and upload.stored_path:
+        Path(upload.stored_path).unlink(missing_ok=True)
 
 
 def _remove_files(upload: Upload) -> None:

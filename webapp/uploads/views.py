@@ -30,6 +30,7 @@ def _upload(segment: Segment, upload_id: int) -> Upload:
 
 
 def _index_context(segment: Segment, form: UploadForm | None = None, **extra) -> dict:
+    service.reap_stale(segment.id)
     page = service.history(segment.id, page=request.args.get("page", 1, type=int))
     latest = service.latest_undoable(segment.id)
     return {"segment": segment, "form": form or UploadForm(formdata=None), "page": page,
@@ -126,6 +127,8 @@ def show(segment_id: int, upload_id: int):
 
 
 def _show_context(segment: Segment, upload: Upload, **extra) -> dict:
+    if service.reap_stale(segment.id):
+        db.session.refresh(upload)
     return {"segment": segment, "upload": upload, "report": upload.report or {},
             "progress": service.live_progress(upload), "phase": service.phase_label,
             "modes": service.MODE_LABELS, "action_form": EmptyForm(),
