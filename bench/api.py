@@ -1,6 +1,7 @@
 """API read throughput and latency under gunicorn, next to a bare Flask endpoint.
 
-`python -m bench api [--members N] [--seconds S] [--clients C] [--workers W] [--threads T]`
+`python -m bench api [--members N] [--seconds S] [--rounds R] [--clients C] [--workers W]
+[--threads T] [--database-url URL] [--redis-url URL] [--profile N]`
 
 Builds a throw-away instance (SQLite in a temp folder unless `--database-url` is given):
 migrations, `flask demo seed`, extra offers up to 100 (with age, any-segment and
@@ -315,6 +316,9 @@ def _options(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--database-url", default=None,
                         help="An empty database to use instead of a temporary SQLite file.")
+    parser.add_argument("--redis-url", default=None,
+                        help="Serve with REDIS_URL (rate-limit counters in Redis, as in "
+                             "production); default: in-memory counters.")
     parser.add_argument("--rounds", type=int, default=3,
                         help="Rounds; each loads every endpoint once, in turn.")
     parser.add_argument("--profile", type=int, default=0, metavar="N",
@@ -333,7 +337,7 @@ def run(argv: list[str]) -> dict:
     """Serve both apps, load each endpoint in turn and return the measures."""
     options = _options(argv)
     workdir = Path(tempfile.mkdtemp(prefix="beacon-bench-api-"))
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update({
         "BEACON_INSTANCE_PATH": str(workdir / "instance"),
         "API_RATE_LIMIT": "1000000000 per minute",
@@ -342,13 +346,17 @@ def run(argv: list[str]) -> dict:
     })
     if options.database_url:
         env["DATABASE_URL"] = options.database_url
+    if options.redis_url:
+        env["REDIS_URL"] = options.redis_url
     (workdir / "bare.py").write_text(BARE_APP)
     servers: list[subprocess.Popen] = []
     log = workdir / "gunicorn.log"
     settings = {"workers": options.workers, "threads": options.threads,
                 "worker_class": "gthread", "clients": options.clients,
                 "seconds": options.seconds, "rounds": options.rounds, "host": "127.0.0.1",
-                "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+                "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
+                "database": "given" if options.database_url else "sqlite (temporary)",
+                "rate_limit_storage": "redis" if options.redis_url else "memory"}
     try:
         bare_port = _free_port()
         bare = _gunicorn("bare:app", bare_port, env, workdir, options.workers,
