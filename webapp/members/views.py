@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, request
+from flask import abort, current_app, request, url_for
 from sqlalchemy import or_, select
 
 from webapp import visibility
@@ -35,8 +35,9 @@ VIA = {"list": "on the list", "rule": "by rule", "override": "by override"}
 
 
 def _prefix(column: Any, text: str) -> Any:
-    """column starts with text, as a range so the column's index is used on both databases."""
-    return (column >= text) & (column < text + "\U0010ffff")
+    """column starts with text: a range, so the column's index is used, and the exact test."""
+    return (column >= text) & (column < text + "\U0010ffff") & column.startswith(
+        text, autoescape=True)
 
 
 def search(text: str) -> tuple[Member | None, list[Member]]:
@@ -144,10 +145,23 @@ def _keep(decision: visibility.Decision, show: str) -> bool:
     return True
 
 
-def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str) -> list[dict[str, Any]]:
-    rows = [{"item": item, "decision": d, "misses": visibility.near_misses(d.explanation)}
-            for item, d in pairs if _keep(d, show)]
-    rows.sort(key=lambda r: _rank(r["decision"]))
+def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str, prefix: str
+          ) -> list[dict[str, Any]]:
+    """Rows ready to print: the page lists hundreds, so the template does no work per row."""
+    rows = []
+    for item, d in pairs:
+        if not _keep(d, show):
+            continue
+        misses = visibility.near_misses(d.explanation) if not d.eligible else []
+        rows.append({
+            "id": item.id, "name": item.name, "external_id": item.external_id,
+            "status": d.visible_status, "status_label": d.visible_status.replace("_", " "),
+            "visible": d.visible_status == "visible", "eligible": d.eligible,
+            "reason": None if d.eligible or d.reason == d.visible_status
+            else d.reason.replace("_", " "),
+            "misses": misses[:3], "more": max(0, len(misses) - 3),
+            "link": f"{prefix}/{item.id}", "rank": _rank(d)})
+    rows.sort(key=lambda r: r["rank"])
     return rows
 
 
@@ -201,9 +215,11 @@ def page_context(member: Member, explainer: visibility.Explainer, *, show: str =
     """Everything the member page shows (the benchmark renders it too)."""
     offers = explainer.offers()
     rewards = explainer.rewards()
+    base = url_for("members.show", member_id=member.id)
     return {
         "member": member, "segments": member_segments(member), "show": show,
-        "filters": FILTERS, "offer_rows": _rows(offers, show), "reward_rows": _rows(rewards, show),
+        "filters": FILTERS, "offer_rows": _rows(offers, show, base + "/offers"),
+        "reward_rows": _rows(rewards, show, base + "/rewards"),
         "offer_counts": _counts(offers), "reward_counts": _counts(rewards),
         "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
         "value_text": value_text, "age": member_age(member),
