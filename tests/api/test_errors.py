@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 from sqlalchemy import func, select
 
 from tests.api.conftest import MEDIA, ApiClient, errors_of
@@ -86,6 +89,9 @@ def test_400_malformed_json_and_documents(api):
     cursor = api.get("/members?page[cursor]=garbage!")
     assert cursor.status_code == 400
     assert errors_of(cursor)[0]["source"] == {"parameter": "page[cursor]"}
+    for path, key in (("/members", "a\u0000"), ("/events", 10**30), ("/segments", "x")):
+        forged = base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+        assert api.get(f"{path}?page[cursor]={forged}").status_code == 400
     assert db.session.scalar(select(func.count()).select_from(Member)) == 0
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import render_template, request
+from markupsafe import Markup, escape
 
 from webapp.access import access
 from webapp.api import bp
@@ -93,4 +95,10 @@ def docs():
                 "answers": answers,
             })
     return render_template("api/docs.html", spec=spec, groups=groups,
-                           base=spec["servers"][0]["url"])
+                           base=spec["servers"][0]["url"],
+                           intro=with_code(spec["info"]["description"]))
+
+
+def with_code(text: str) -> Markup:
+    """Plain text with `backticked` spans shown as code (everything else escaped)."""
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))

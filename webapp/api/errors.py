@@ -118,10 +118,7 @@ def handle_http(error: HTTPException):
     status = error.code or 500
     if request.endpoint == "api.docs" and status in (401, 403):
         # The reference page is for people: an HTML page saying how to get in.
-        return render_template("errors/error.html", status=status,
-                               title=TITLES.get(status, error.name),
-                               detail="Sign in to the dashboard to read the API reference."
-                               if status == 401 else error.description), status
+        return render_template("api/signin.html", detail=error.description), status
     return _http_error_response(error)
 
 

@@ -61,9 +61,16 @@ def array(items: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "array", "items": items, **extra}
 
 
+IDENTIFIER_WORDS = {"members": "member id (external id or email accepted in requests)",
+                    "segments": "segment id (customer segment id accepted in requests)",
+                    "offers": "offer id", "audiences": "audience id"}
+
+
 def identifier(type_name: str) -> dict[str, Any]:
     """A resource identifier schema of one type."""
-    return obj({"type": {"const": type_name}, "id": STRING}, ("type", "id"))
+    return obj({"type": {"const": type_name},
+                "id": {"type": "string", "description": IDENTIFIER_WORDS.get(type_name, "")}},
+               ("type", "id"))
 
 
 def resource(type_name: str, attributes: str, relationships: dict[str, Any] | None = None
