@@ -203,6 +203,11 @@ def test_preview_counts_and_impact(app):
     assert [s["id"] for s in impact["joining_samples"]] == [join.id]
     assert [s["id"] for s in impact["leaving_samples"]] == [leave.id]
     assert [o["name"] for o in impact["affected"]["offers"]] == ["Lounge"]
+    same = preview({"kind": "dynamic", "include": [
+        {"field": "tier", "operator": "equals", "value": "gold"}]}, segment=segment)
+    assert (same["count"], same["joining"], same["leaving"]) == (2, 0, 0)
+    assert {s["id"] for s in same["samples"]} == {keep.id, leave.id}
+    assert same["affected"] == {"offers": [], "rewards": [], "segments": []}
     with pytest.raises(SegmentError) as info:
         preview({"kind": "dynamic", "include": [{"field": "nope", "operator": "equals",
                                                  "value": 1}]})

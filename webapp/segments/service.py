@@ -461,16 +461,27 @@ def preview(definition: dict, *, segment: Segment | None = None, sample: int = 1
         cond = desired_condition(segment.id, d.to_dict(), now)
     else:
         cond = rule_expression(d, now)
-    result["count"] = db.session.scalar(
-        select(func.count()).select_from(members_t).where(cond)) or 0
-    result["samples"] = _samples(select(*_sample_columns()).where(cond).limit(sample))
     if segment is None:
+        result["count"] = db.session.scalar(
+            select(func.count()).select_from(members_t).where(cond)) or 0
+        result["samples"] = _samples(select(*_sample_columns()).where(cond).limit(sample))
         return result
     current = db.session.scalar(select(func.count()).select_from(memberships_t).where(
         memberships_t.c.segment_id == segment.id)) or 0
-    staying = db.session.scalar(select(func.count()).select_from(members_t).where(
-        cond, in_segment)) or 0 if result["count"] else 0
     result["current"] = current
+    if d.kind == "static" or _unchanged(d, segment):
+        # The stored rules: the materialized membership is the answer, no scan needed.
+        result["count"], staying = current, current
+        result["samples"] = _samples(select(*_sample_columns()).join(
+            memberships_t, memberships_t.c.member_id == members_t.c.id).where(
+            memberships_t.c.segment_id == segment.id).limit(sample))
+    else:
+        # One scan gives both who would match and who of them is already in.
+        row = db.session.execute(select(
+            func.count(), func.count(sa.case((in_segment, 1)))).select_from(members_t)
+            .where(cond)).one()
+        result["count"], staying = row[0] or 0, row[1] or 0
+        result["samples"] = _samples(select(*_sample_columns()).where(cond).limit(sample))
     result["joining"] = result["count"] - staying
     result["leaving"] = current - staying
     result["joining_samples"] = _samples(select(*_sample_columns()).where(
@@ -492,6 +503,13 @@ def preview(definition: dict, *, segment: Segment | None = None, sample: int = 1
                      for u in uses if u["kind"] == "segment"],
     }
     return result
+
+
+def _unchanged(d: Definition, segment: Segment) -> bool:
+    """Whether a definition is the segment's stored one (stored criteria are canonical)."""
+    stored = d.to_dict()
+    return (segment.kind == d.kind and stored["include"] == list(segment.include or [])
+            and stored["exclude"] == list(segment.exclude or []))
 
 
 def _bounds(criteria: tuple[Criterion, ...]) -> dict[str, list[Criterion]]:
