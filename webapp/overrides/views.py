@@ -494,7 +494,11 @@ def _done(context: str, message: str, category: str, *, segment: Segment | None 
     response = current_app.make_response(render(template, block, **ctx))
     response.headers["HX-Retarget"] = target_id
     response.headers["HX-Reswap"] = "outerHTML"
-    response.headers["HX-Trigger"] = json.dumps({"showMessage": message})
+    # membershipChanged lets the page around the block refresh its own counts and lists.
+    response.headers["HX-Trigger"] = json.dumps({
+        "showMessage": message,
+        "membershipChanged": {"segment_id": segment.id if segment else None,
+                              "member_id": member.id if member else None}})
     return response
 
 
