@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -213,3 +214,48 @@ def test_an_upload_whose_job_died_does_not_block_the_segment(tmp_path, people, s
     dead = db.session.get(Upload, dead.id)
     assert dead.status == "failed" and "interrupted" in dead.error
     assert not Path(upload.stored_path).exists()
+
+
+def test_concurrent_applies_are_serialized_never_interleaved(app, tmp_path, people, static,
+                                                             monkeypatch):
+    """B starts while A holds the segment lock mid-transaction: B waits, then runs after A."""
+    import threading
+
+    first = dry_run(static, write(tmp_path, "\n".join(p.id for p in people[:3]), "a.csv"))
+    second = dry_run(static, write(tmp_path, "\n".join(p.id for p in people[2:]), "b.csv"),
+                     "replace")
+    for upload in (first, second):
+        upload.status = "applying"
+    db.session.commit()
+    first_id, second_id = first.id, second.id
+    a_inside, order = threading.Event(), []
+    original = service.apply_delta
+
+    def slow_apply_delta(segment, **kw):
+        delta = original(segment, **kw)
+        if kw["cause"].upload_id == first_id:
+            a_inside.set()
+            time.sleep(1.0)
+        order.append(kw["cause"].upload_id)
+        return delta
+
+    monkeypatch.setattr(service, "apply_delta", slow_apply_delta)
+
+    def run(upload_id):
+        with app.app_context():
+            assert service.run_apply(upload_id)
+
+    thread_a = threading.Thread(target=run, args=(first_id,))
+    thread_a.start()
+    assert a_inside.wait(30)
+    thread_b = threading.Thread(target=run, args=(second_id,))
+    thread_b.start()
+    thread_a.join(60)
+    thread_b.join(60)
+    assert order == [first_id, second_id]
+    db.session.expire_all()
+    ids = [e[2] for e in events(static.id)]
+    assert ids == sorted(ids, key=lambda u: (u != first_id, u))  # all of A's, then all of B's
+    assert list_ids(static.id) == {p.id for p in people[2:]}
+    assert db.session.get(Upload, second_id).report["applied"] == {
+        "added": 3, "removed": 2, "size": 4}
