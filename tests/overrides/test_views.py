@@ -357,3 +357,41 @@ def test_bulk_reset_from_the_review_page(client, auth, many):
     assert "Reset 2 overrides" in page
     nothing = client.post("/overrides/bulk-reset", data={"next": "https://evil.example/"})
     assert nothing.status_code == 303 and nothing.location.endswith("/overrides/")
+
+
+def test_set_from_the_review_page(client, auth, world):
+    auth.login("admin")
+    gold = world["gold"]
+    data = {"context": "index", "segment_id": str(gold.id), "member": "GOLD1",
+            "status": "block", "description": "Test account"}
+    with_htmx = client.post("/overrides/set", data=data, headers=HX)
+    assert with_htmx.status_code == 204
+    assert with_htmx.headers["HX-Redirect"] == "/overrides/"
+    assert "blocked from Gold tier" in client.get("/overrides/").get_data(as_text=True)
+    data.update(member="SILVER1", status="add")
+    without = client.post("/overrides/set", data=data)
+    assert without.status_code == 303 and without.location.endswith("/overrides/")
+    assert gold.id in segment_ids_of(world["sm"].id)
+    assert gold.id not in segment_ids_of(world["gm"].id)
+
+
+def test_segment_block_paginates_overrides_and_history(client, auth, app):
+    gold = make_segment("Gold tier", include=GOLD)
+    members = [Member(external_id=f"Q{i:03d}") for i in range(25)]
+    db.session.add_all(members)
+    db.session.flush()
+    db.session.add_all(Override(segment_id=gold.id, member_id=m.id, status="add",
+                                description=f"pinned {m.external_id}", actor_label="Ada")
+                       for m in members)
+    db.session.add_all(OverrideHistory(segment_id=gold.id, segment_name=gold.name,
+                                       member_id=m.id, action="add", description="h",
+                                       actor_label="Ada") for m in members)
+    db.session.commit()
+    auth.login("support")
+    first = client.get(f"/overrides/segment/{gold.id}", headers=HX).get_data(as_text=True)
+    assert first.count("pinned Q0") == 20
+    assert "Page 1 of 2" in first
+    second = client.get(f"/overrides/segment/{gold.id}?page=2&hpage=2",
+                        headers=HX).get_data(as_text=True)
+    assert second.count("pinned Q0") == 5
+    assert 'hx-target="#segment-overrides"' in second
