@@ -168,3 +168,11 @@ def test_openapi_is_public_and_describes_every_route(app, client):
             if method in ("post", "patch"):
                 assert "requestBody" in op, (path, method)
             assert any(code < "300" for code in op["responses"]), (path, method)
+
+
+def test_client_generated_ids_are_refused(api):
+    response = api.post("/segments", {"data": {"type": "segments", "id": "7", "attributes": {
+        "name": "Mine", "kind": "static"}}})
+    assert response.status_code == 403
+    assert errors_of(response)[0]["source"]["pointer"] == "/data/id"
+    assert api.get("/segments").get_json()["data"] == []

@@ -83,13 +83,20 @@ def read_document() -> dict[str, Any]:
 
 
 def resource_object(document: dict[str, Any], resource_type: str, *,
-                    resource_id: str | None = None) -> dict[str, Any]:
-    """The single resource object of `document`, with its type (and id, for updates) checked."""
+                    resource_id: str | None = None, creating: bool = False) -> dict[str, Any]:
+    """The single resource object of `document`, with its type (and id, for updates) checked.
+
+    Creating, a client-generated id is refused (403, as JSON:API asks): the server assigns ids.
+    """
     data = document["data"]
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_data", "`data` must be one resource object.",
                        pointer="/data")
     check_resource(data, resource_type, "/data", resource_id=resource_id)
+    if creating and "id" in data:
+        raise ApiError(403, "client_generated_id", "Beacon assigns ids; leave out `id` when "
+                       "creating (members are found by external_id, segments by "
+                       "customer_segment_id).", title="Not allowed", pointer="/data/id")
     return data
 
 

@@ -90,7 +90,7 @@ def member_list():
 @access("write")
 def member_create():
     """Create a member; its dynamic segments are evaluated at once."""
-    data = resource_object(read_document(), "members")
+    data = resource_object(read_document(), "members", creating=True)
     attributes = attributes_of(data, FIELDS, read_only=READ_ONLY)
     try:
         member = create_member(attributes, actor=actor_label())

@@ -81,7 +81,7 @@ def offer_create():
     """Create an offer (add audiences with POST /audiences)."""
     from webapp.offers.service import OfferError, save_offer
 
-    data = resource_object(read_document(), "offers")
+    data = resource_object(read_document(), "offers", creating=True)
     attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
     try:
         offer = save_offer(attributes, actor=actor_label())
@@ -155,7 +155,7 @@ def audience_create():
     """Add an audience (age_within, in_all_segments, in_any_segment) to the offer it names."""
     from webapp.offers.service import OfferError, add_audience
 
-    data = resource_object(read_document(), "audiences")
+    data = resource_object(read_document(), "audiences", creating=True)
     attributes = attributes_of(data, ("audience_type", "configuration"),
                                read_only=("created_at",))
     offer_ref = relationship_linkage(data, "offer", "offers") or ""

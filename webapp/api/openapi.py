@@ -84,6 +84,14 @@ def resource(type_name: str, attributes: str, relationships: dict[str, Any] | No
     return obj(properties, ("type", "id", "attributes"))
 
 
+def changed_resource(type_name: str, attributes: dict[str, Any]) -> dict[str, Any]:
+    """A request document carrying the changed attributes of one resource (id optional)."""
+    document = new_resource(type_name, attributes)
+    document["properties"]["data"]["properties"]["id"] = {
+        "type": "string", "description": "when given, the id in the URL"}
+    return document
+
+
 def single(resource_name: str, **extra: Any) -> dict[str, Any]:
     """A document whose primary data is one resource."""
     properties = {"data": ref(resource_name), "links": ref("Links"), "meta": META}
@@ -100,8 +108,8 @@ def collection(resource_name: str, **extra: Any) -> dict[str, Any]:
 
 def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...] = (),
                  relationships: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A request document carrying one resource object to create or update."""
-    properties: dict[str, Any] = {"type": {"const": type_name}, "id": STRING,
+    """A request document carrying one resource object to create (no id: Beacon assigns it)."""
+    properties: dict[str, Any] = {"type": {"const": type_name},
                                   "attributes": obj(attributes, required)}
     needed: tuple[str, ...] = ("type", "attributes") if required else ("type",)
     if relationships:
@@ -215,7 +223,7 @@ def _schemas() -> dict[str, Any]:
         "MemberDocument": single("Member"),
         "MemberCollection": collection("Member"),
         "MemberCreate": new_resource("members", MEMBER_WRITE, ("external_id",)),
-        "MemberUpdate": new_resource("members", MEMBER_WRITE),
+        "MemberUpdate": changed_resource("members", MEMBER_WRITE),
         "MemberBatch": obj({"data": array(obj({
             "type": {"const": "members"}, "attributes": obj(MEMBER_WRITE, ("external_id",))},
             ("type", "attributes")), maxItems=10_000)}, ("data",)),
@@ -233,7 +241,7 @@ def _schemas() -> dict[str, Any]:
         "SegmentDocument": single("Segment"),
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
-        "SegmentUpdate": new_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
+        "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
         "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
@@ -260,7 +268,7 @@ def _schemas() -> dict[str, Any]:
         "OfferDocument": single("Offer", included=array(ref("Audience"))),
         "OfferCollection": collection("Offer", included=array(ref("Audience"))),
         "OfferCreate": new_resource("offers", OFFER_WRITE, ("name",)),
-        "OfferUpdate": new_resource("offers", OFFER_WRITE),
+        "OfferUpdate": changed_resource("offers", OFFER_WRITE),
         "AudienceAttributes": audience_attributes,
         "Audience": resource("audiences", "AudienceAttributes",
                              {"offer": obj({"data": identifier("offers")})}),
@@ -277,7 +285,7 @@ def _schemas() -> dict[str, Any]:
         "RewardDocument": single("Reward"),
         "RewardCollection": collection("Reward"),
         "RewardCreate": new_resource("rewards", REWARD_WRITE, ("name",)),
-        "RewardUpdate": new_resource("rewards", REWARD_WRITE),
+        "RewardUpdate": changed_resource("rewards", REWARD_WRITE),
         "SegmentLinkage": obj({"data": array(identifier("segments")), "links": ref("Links")},
                               ("data",)),
         "SegmentIdentifiers": obj({"data": array(identifier("segments"), maxItems=1000)},
@@ -303,7 +311,7 @@ def _schemas() -> dict[str, Any]:
         "WebhookDocument": single("Webhook"),
         "WebhookCollection": collection("Webhook"),
         "WebhookCreate": new_resource("webhooks", WEBHOOK_WRITE, ("url",)),
-        "WebhookUpdate": new_resource("webhooks", WEBHOOK_WRITE),
+        "WebhookUpdate": changed_resource("webhooks", WEBHOOK_WRITE),
     }
 
 

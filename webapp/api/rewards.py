@@ -73,7 +73,7 @@ def reward_create():
     """Create a reward (require segments with its required_segments relationship)."""
     from webapp.rewards.service import RewardError, save_reward
 
-    data = resource_object(read_document(), "rewards")
+    data = resource_object(read_document(), "rewards", creating=True)
     attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY)
     try:
         reward = save_reward(attributes, actor=actor_label())

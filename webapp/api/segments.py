@@ -111,7 +111,7 @@ def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
     from webapp.segments.service import SegmentError, save_segment
 
-    data = resource_object(read_document(), "segments")
+    data = resource_object(read_document(), "segments", creating=True)
     attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"))
     try:
         segment = save_segment(attributes, actor=actor_label(), actor_id=actor_id())

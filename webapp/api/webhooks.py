@@ -62,7 +62,7 @@ def webhook_create():
     """Subscribe a URL to membership events; the response shows the signing secret once."""
     from webapp.webhooks.service import WebhookError, create_webhook, serialize_webhook
 
-    data = resource_object(read_document(), "webhooks")
+    data = resource_object(read_document(), "webhooks", creating=True)
     try:
         webhook, _secret = create_webhook(_attributes(data), actor=actor_label())
     except WebhookError as exc:
