@@ -64,7 +64,7 @@ def member_row(member: dict[str, Any], index: int) -> dict[str, Any]:
         "external_id": member.get("external_id") or f"ext-{index}",
         "email": email.lower() if isinstance(email, str) else None,
         "birthday": _date(member.get("birthday")),
-        "tier": member.get("tier") or "bronze",
+        "tier": member["tier"] if member.get("tier") is not None else "bronze",
         "points": member.get("points"),
         "xp": member.get("xp"),
         "coins": member.get("coins") if member.get("coins") is not None else 0,

@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.targeting.tables import MemberDB, member_row
-from webapp.targeting import SegmentDefinitionError, evaluate_segment, matches, parse_criterion
+from webapp.targeting import (
+    OPERATORS_BY_TYPE,
+    SegmentDefinitionError,
+    canonical_field,
+    evaluate_segment,
+    field_type,
+    matches,
+    parse_criterion,
+)
 from webapp.targeting.sql import compile_criteria
 
 TEXT = st.sampled_from(["gold", "Gold", "GOLD", "silver", "go", "", "É", "é", "ß", "x y", "8"])
@@ -18,6 +26,7 @@ KEYS = st.sampled_from(["a", "b", "c"])
 BADGES = st.sampled_from(["a", "A", "b", "vip", "VIP", "é", "É"])
 NUMBERS = st.one_of(
     st.integers(-3, 15),
+    st.integers(-3, 15).map(lambda i: i + 0.5),
     st.sampled_from([0, 12, 12.0, 12.5, -1.5, 2**40, 2**40 + 0.5, 1000]),
     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
 )
@@ -66,8 +75,8 @@ def members(draw: Any, now: datetime) -> dict[str, Any]:
         m["email"] = draw(st.sampled_from(["Ann@X.com", "bob@x.com", "ÉVE@x.com", "x"]))
     for key in ("points", "xp"):
         if draw(st.booleans()):
-            m[key] = draw(st.integers(-5, 2000))
-    m["coins"] = draw(st.integers(0, 50))
+            m[key] = draw(st.one_of(st.integers(-5, 20), st.integers(-5, 2000)))
+    m["coins"] = draw(st.integers(0, 20))
     near = _near(draw, now)
     if draw(st.booleans()):
         m["birthday"] = draw(st.one_of(st.just(near["birthday"]), BIRTHDAYS)).isoformat()
@@ -117,6 +126,12 @@ def _value_for(draw: Any, field: str, op: str, people: list[dict[str, Any]]) -> 
         return draw(st.one_of(JSON.filter(lambda v: v is not None),
                               st.sampled_from(present or [1])))
     base = kind_value[field]
+    if field in ("points", "xp", "coins"):
+        # Values next to the members' own make the boundaries (>, >=, floats) count.
+        present = [m[field] for m in people if m.get(field) is not None]
+        near = st.sampled_from(present or [0]).flatmap(
+            lambda v: st.sampled_from([v, v - 1, v + 1, v - 0.5, v + 0.5, float(v)]))
+        base = st.one_of(base, near)
     if op in ("in", "not_in"):
         return draw(st.lists(base, max_size=4))
     if field == "badges" and op in ("equals", "not_equals"):
@@ -127,16 +142,12 @@ def _value_for(draw: Any, field: str, op: str, people: list[dict[str, Any]]) -> 
 FIELDS = ["tier", "email", "external_id", "points", "xp", "coins", "age", "badges", "birthday",
           "created_at", "updated_at", "custom_fields.a", "custom_fields.b",
           "custom_fields.a.b", "customFields.c", "segment"]
-OPS = ["equals", "not_equals", "in", "not_in", "contains", "not_contains", ">=", ">", "<=", "<",
-       "exists", "not_exists"]
-
-
 @st.composite
 def criteria(draw: Any, people: list[dict[str, Any]]) -> dict[str, Any]:
     """A valid criterion (invalid combinations are redrawn)."""
     for _ in range(50):
         field = draw(st.sampled_from(FIELDS))
-        op = draw(st.sampled_from(OPS))
+        op = draw(st.sampled_from(OPERATORS_BY_TYPE[field_type(canonical_field(field)) or ""]))
         raw: dict[str, Any] = {"field": field, "operator": op}
         value = _value_for(draw, field, op, people)
         if value is not None:
@@ -239,3 +250,58 @@ def test_age_grid_agrees(member_db: MemberDB) -> None:
                 definition = {"include": [{"field": "age", "operator": op, "value": v}]}
                 _same_answers(member_db, definition, [dict(p) for p in people],
                               [set()] * len(people), now, "UTC")
+
+
+GRID_MEMBERS: list[dict[str, Any]] = [
+    {"tier": "gold"}, {"tier": "Gold", "points": -1, "xp": 0, "coins": 0},
+    {"tier": "GOLD", "points": 0, "xp": 5, "coins": 4}, {"tier": "go", "points": 4, "xp": 12},
+    {"tier": "É", "points": 5, "xp": 1000, "coins": 5}, {"tier": "é", "points": 12, "xp": -1},
+    {"tier": "", "points": 1000, "coins": 12},
+] + [{"tier": "x", "custom_fields": {"v": v}} for v in [
+    None, 5, 5.0, 4.5, "5", True, False, 0, 1, "abc", "ABC", "", "xabcx", [5, "x"], [[5]],
+    {"a": 5}, {"a": 5.0}, ["ABC"], [], [True], [1], {"a": {"b": "abc"}}, [{"a": 5}]]] + [
+    {"tier": "y", "custom_fields": {"v": {"a": v}}} for v in [5, "abc", [5], None]] + [
+    {"tier": "z", "badges": b} for b in [["a"], ["A", "b"], [], ["é", "É"], ["a", "a"]]]
+GRID_VALUES: list[Any] = [
+    -1, 0, 4.5, 5, 5.0, 12, 12.5, 1000, 1, True, False, "5", "abc", "ABC", "", "a", "A", "é",
+    "go", "gold", [5, 12.0], [], [4.5], [1, "abc"], ["a", "b"], ["A"], [True], [5, "x"],
+    {"a": 5}, {"a": {"b": "ABC"}}, [[5]], ["gold", "É"], [{"a": 5}]]
+GRID_FIELDS = ["tier", "points", "xp", "coins", "badges", "custom_fields.v", "custom_fields.v.a",
+               "custom_fields.v.a.b"]
+
+
+def test_grid_agrees(member_db: MemberDB) -> None:
+    """Every valid (field, operator, value, case) over members of every JSON type: same answer."""
+    now = datetime(2025, 3, 1, 12, tzinfo=UTC)
+    people = [dict(m) for m in GRID_MEMBERS]
+    definitions = []
+    for field in GRID_FIELDS:
+        for op in OPERATORS_BY_TYPE[field_type(field) or ""]:
+            for value in [None, *GRID_VALUES]:
+                for ci in (False, True):
+                    raw: dict[str, Any] = {"field": field, "operator": op}
+                    if value is not None:
+                        raw["value"] = value
+                    if ci:
+                        raw["case_insensitive"] = True
+                    try:
+                        parse_criterion(raw)
+                    except SegmentDefinitionError:
+                        continue
+                    definitions.append({"include": [raw]})
+                    definitions.append({"exclude": [raw]})
+    assert len(definitions) > 1000
+    rows = [member_row(m, i) for i, m in enumerate(people)]
+    for m, row in zip(people, rows, strict=True):
+        m.update(external_id=row["external_id"], coins=row["coins"])  # as the model gives them
+    with member_db.engine.begin() as conn:
+        member_db.reset(conn)
+        conn.execute(member_db.members.insert(), rows)
+        for definition in definitions:
+            expr = compile_criteria(definition, member_db.members, dialect=member_db.dialect,
+                                    now=now)
+            in_sql = {r[0] for r in conn.execute(
+                sa.select(member_db.members.c.external_id).where(expr))}
+            in_python = {m["external_id"] for m in people if matches(definition, m, now=now)}
+            assert in_sql == in_python, definition
+        conn.rollback()
