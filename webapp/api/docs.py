@@ -96,7 +96,7 @@ def docs():
             })
     return render_template("api/docs.html", spec=spec, groups=groups,
                            base=spec["servers"][0]["url"],
-                           intro=with_code(spec["info"]["description"]))
+                           intro=with_code(spec["info"]["description"]), code=with_code)
 
 
 def with_code(text: str) -> Markup:
