@@ -311,9 +311,13 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
     pred = _positive(positive_c)
     test: Test
     if c.kind == s.SEGMENT:
-        def test_segment(m: Member, env: Env) -> bool:
-            return pred(None, env)
-        test = test_segment
+        # A segment criterion has no missing value: not_in is simply "not in any of them".
+        if negative:
+            def test(m: Member, env: Env) -> bool:
+                return not pred(None, env)
+        else:
+            def test(m: Member, env: Env) -> bool:
+                return pred(None, env)
     elif c.kind in (s.STRING, s.INTEGER, s.LIST) and c.field not in ("email", "age"):
         name = c.field
         if negative:
@@ -332,11 +336,6 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
         def test(m: Member, env: Env) -> bool:
             v = get(m, env)
             return v is not None and pred(v, env)
-    if c.kind == s.SEGMENT and negative:
-        inner = test
-
-        def test(m: Member, env: Env) -> bool:  # noqa: F811 - wraps the positive test
-            return not inner(m, env)
     label = criterion_label(c, segment_names)
     exclude_label = f"excluded when {label}"
     return CompiledCriterion(
