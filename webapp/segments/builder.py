@@ -25,7 +25,7 @@ FIELD_CHOICES: tuple[tuple[str, str], ...] = (
     ("badges", "Badges"), ("age", "Age"), ("birthday", "Birthday"),
     ("created_at", "Joined (created at)"), ("updated_at", "Last updated"),
     ("email", "Email"), ("external_id", "External id"),
-    ("custom_fields", "Custom field…"), ("segment", "In another segment"),
+    ("custom_fields", "Custom field…"), ("segment", "In a segment"),
 )
 FIELD_LABELS = dict(FIELD_CHOICES)
 
@@ -386,6 +386,7 @@ class Builder:
             ids = split_list(row.value)
             if self.action == "pick_segment" and sid.isdigit() and sid not in ids:
                 ids.append(sid)
+                row.segment_query = ""
             elif self.action == "unpick_segment":
                 ids = [i for i in ids if i != sid]
             row.value = ", ".join(ids)

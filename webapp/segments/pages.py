@@ -42,6 +42,7 @@ from webapp.timeutil import utcnow
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind")
 MEMBERS_PER_PAGE = 25
+EVENTS_SHOWN = 15
 
 
 # --- editor ---------------------------------------------------------------------------------
@@ -366,9 +367,11 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
     """Everything the segment page shows."""
     names = segment_names(segment)
     members, q = members_page(segment, args)
-    events = db.session.scalars(
-        select(MembershipEvent).where(MembershipEvent.segment_id == segment.id)
-        .order_by(MembershipEvent.id.desc()).limit(20)).all()
+    events = db.session.execute(
+        select(MembershipEvent, Member.email, Member.external_id)
+        .outerjoin(Member, Member.id == MembershipEvent.member_id)
+        .where(MembershipEvent.segment_id == segment.id)
+        .order_by(MembershipEvent.id.desc()).limit(EVENTS_SHOWN)).all()
     return {
         "s": segment, "segment": segment, "describe": describe(segment), "names": names,
         "include_words": [criterion_words(c, names) for c in segment.include or []],
