@@ -200,3 +200,35 @@ def test_helpers_for_the_membership_service() -> None:
         {"field": "created_at", "operator": ">", "value": "2024-01-01"}]})
     assert is_time_dependent({"include": [
         {"field": "created_at", "operator": ">", "value": {"days_ago": 3}}]})
+
+
+@pytest.mark.parametrize(("raw", "label"), [
+    ({"field": "tier", "operator": "not_in", "value": ["bronze", "silver"]},
+     "tier is neither bronze nor silver"),
+    ({"field": "tier", "operator": "not_in", "value": ["a", "b", "c"]}, "tier is none of a, b, c"),
+    ({"field": "points", "operator": ">=", "value": 1000}, "points at least 1,000"),
+    ({"field": "badges", "operator": "contains", "value": "banned"}, "has badge banned"),
+    ({"field": "age", "operator": "exists"}, "has birthday"),
+    ({"field": "email", "operator": "contains", "value": "@acme.com"},
+     'email contains "@acme.com"'),
+    ({"field": "custom_fields.vip", "operator": "equals", "value": True},
+     "custom field vip is true"),
+    ({"field": "updatedAt", "operator": ">", "value": "2024-06-15T09:30:00Z"},
+     "updated after 2024-06-15T09:30:00Z"),
+    ({"field": "segment", "operator": "not_in", "value": [4]}, "not in segment #4"),
+])
+def test_labels(raw: dict[str, Any], label: str) -> None:
+    """Each criterion reads as plain words."""
+    from webapp.targeting import criterion_label
+
+    assert criterion_label(parse_criterion(raw)) == label
+
+
+def test_describe_exclusions_read_as_people() -> None:
+    """Exclusions read 'except members who/with/whose …'."""
+    assert describe_definition({"include": [{"field": "points", "operator": ">", "value": 10}],
+                                "exclude": [{"field": "email", "operator": "not_exists"},
+                                            {"field": "createdAt", "operator": ">=",
+                                             "value": {"days_ago": 7}}]}) == (
+        "points more than 10, except members with no email or members who joined on or after "
+        "7 days ago")

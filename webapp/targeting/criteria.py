@@ -420,6 +420,8 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
         if op == s.NOT_EQUALS:
             return f"badges are not exactly [{', '.join(v)}]{ci}"
     name = _field_name(c)
+    if c.field == "age" and op in (s.EXISTS, s.NOT_EXISTS):
+        name = "birthday"
     if op == s.EXISTS:
         return f"has {name}" if c.kind != s.ANY else f"{name} is set"
     if op == s.NOT_EXISTS:
@@ -442,8 +444,14 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
         return (f"{name} is {_join([_render(c, x) for x in v], 'or')}{ci}" if v
                 else f"{name} is one of (nothing)")
     if op == s.NOT_IN:
-        return (f"{name} is not {_join([_render(c, x) for x in v], 'or')}{ci}" if v
-                else f"{name} is not one of (nothing)")
+        shown = [_render(c, x) for x in v]
+        if not shown:
+            return f"{name} is not one of (nothing)"
+        if len(shown) == 1:
+            return f"{name} is not {shown[0]}{ci}"
+        if len(shown) == 2:
+            return f"{name} is neither {shown[0]} nor {shown[1]}{ci}"
+        return f"{name} is none of {', '.join(shown)}{ci}"
     if op == s.CONTAINS:
         return f"{name} contains {_show(v)}{ci}"
     return f"{name} does not contain {_show(v)}{ci}"
@@ -458,7 +466,9 @@ def _who(label: str) -> str:
         return "members without " + label[len("does not have "):]
     if label.startswith(("in segment", "not in segment", "in no", "in any")):
         return "members " + label
-    if label.startswith(tuple(f"{v} " for v in _DATE_VERBS.values())) or label.startswith("not "):
+    if label.startswith(tuple(f"{v} " for v in _DATE_VERBS.values())):
+        return "members who " + label
+    if label.startswith("not "):
         return "members " + label
     return "members whose " + label
 
