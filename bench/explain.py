@@ -127,6 +127,26 @@ def run(argv: list[str]) -> dict:
         return _measure(app, args)
 
 
+def _statements(app, client, url: str) -> int:
+    """How many SQL statements one member page runs."""
+    from sqlalchemy import event
+
+    from webapp.extensions import db
+
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *rest) -> None:
+        seen.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
 def _measure(app, args) -> dict:
     from flask import render_template
     from sqlalchemy import func, select
@@ -150,15 +170,17 @@ def _measure(app, args) -> dict:
         raise SystemExit(f"could not sign in as support@beacon.test: {response.status_code}")
 
     ours: list[float] = []
+    ours_cpu: list[float] = []
     reference: list[float] = []
     size = 0
     for member_id in picks:
         url = f"/members/{member_id}"
         client.get(url)  # warm: compiled definitions and templates are cached per process
         for _ in range(args.repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             response = client.get(url)
             ours.append(time.perf_counter() - start)
+            ours_cpu.append(time.process_time() - cpu)
             assert response.status_code == 200, response.status_code
         size = max(size, len(response.data))
         with app.test_request_context(url):
@@ -185,5 +207,9 @@ def _measure(app, args) -> dict:
     out["details"] = {"members": total, "offers": n_offers, "rewards": n_rewards,
                       "pages_timed": len(ours), "page_bytes": size,
                       "p90_ms": round(sorted(ours)[int(len(ours) * 0.9) - 1] * 1000, 2),
-                      "max_ms": round(max(ours) * 1000, 2)}
+                      "max_ms": round(max(ours) * 1000, 2),
+                      "cpu_median_ms": round(statistics.median(ours_cpu) * 1000, 2),
+                      "sql_statements_per_page": _statements(app, client, f"/members/{picks[0]}"),
+                      "load_average_1m": round(os.getloadavg()[0], 2),
+                      "cpus": os.cpu_count()}
     return out

@@ -136,6 +136,7 @@ class Catalog:
     required: dict[int, list[int]]
     segments: dict[int, Segment]
     direct: set[int]
+    offer_segments: dict[int, list[int]]
 
 
 def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | None = None,
@@ -143,6 +144,7 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
     """Offers with audiences, rewards with required segments, and the segments they reach."""
     offer_rows: list[Offer] = []
     audiences: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    offer_segments: dict[int, list[int]] = defaultdict(list)
     referenced: set[int] = set()
     if offers:
         q = sa.select(Offer).order_by(Offer.name, Offer.id)
@@ -156,7 +158,10 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
             config = configuration or {}
             audiences[offer_id].append({"audience_type": audience_type,
                                         "configuration": config})
-            referenced.update(_segment_ids(config))
+            ids = _segment_ids(config)
+            if ids:
+                offer_segments[offer_id].extend(ids)
+                referenced.update(ids)
     reward_rows: list[Reward] = []
     required: dict[int, list[int]] = defaultdict(list)
     if rewards:
@@ -172,7 +177,7 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
             referenced.add(segment_id)
     return Catalog(offers=offer_rows, audiences=dict(audiences), rewards=reward_rows,
                    required=dict(required), segments=segments_closure(referenced),
-                   direct=referenced)
+                   direct=referenced, offer_segments=dict(offer_segments))
 
 
 @dataclass
@@ -191,13 +196,14 @@ class Explainer:
     now: datetime
     attributes: dict[str, Any]
     facts: dict[int, SegmentFacts]
+    tz: str = "UTC"
     _results: dict[int, tuple[bool, dict[str, Any]]] | None = None
     _resolved: dict[int, SegmentFacts] | None = None
 
     def _segments(self) -> tuple[dict[int, tuple[bool, dict[str, Any]]], dict[int, SegmentFacts]]:
         if self._results is None or self._resolved is None:
             results: dict[int, tuple[bool, dict[str, Any]]] = {}
-            tz = _tz()
+            tz = self.tz
             for sid in sorted(self.catalog.direct):
                 if sid not in self.facts:
                     continue
@@ -215,26 +221,26 @@ class Explainer:
 
     def _fast(self, ids: Iterable[int]) -> bool:
         results, _ = self._segments()
-        return all(sid in results for sid in ids)
+        return all(sid in results for sid in ids) if ids else True
 
     def offer(self, offer: Offer) -> Decision:
         """The decision for one offer of the catalog."""
         audiences = self.catalog.audiences.get(offer.id, [])
-        ids = [sid for a in audiences for sid in _segment_ids(a["configuration"])]
+        ids = self.catalog.offer_segments.get(offer.id, ())
         try:
             if not self._fast(ids):
                 return evaluate_offer(offer_data(offer), audiences, self.attributes, self.facts,
-                                      now=self.now, tz=_tz())
+                                      now=self.now, tz=self.tz)
             results, resolved = self._segments()
             decision = evaluate_offer(offer_data(offer), audiences, self.attributes, resolved,
-                                      now=self.now, tz=_tz())
+                                      now=self.now, tz=self.tz)
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("offer", offer.name, str(exc))
         nodes = [n for n in decision.explanation["children"] if n["kind"] == "audience"]
         for audience, n in zip(audiences, nodes, strict=False):
-            seg_ids = _segment_ids(audience["configuration"])
-            if seg_ids and audience["audience_type"] != "age_within":
-                n["children"] = [results[sid][1] for sid in seg_ids]
+            if audience["audience_type"] != "age_within":
+                n["children"] = [results[sid][1]
+                                 for sid in _segment_ids(audience["configuration"])]
         return decision
 
     def reward(self, reward: Reward) -> Decision:
@@ -243,10 +249,10 @@ class Explainer:
         try:
             if not self._fast(ids):
                 return evaluate_reward(reward_data(reward), ids, self.attributes, self.facts,
-                                       now=self.now, tz=_tz())
+                                       now=self.now, tz=self.tz)
             results, resolved = self._segments()
             decision = evaluate_reward(reward_data(reward), ids, self.attributes, resolved,
-                                       now=self.now, tz=_tz())
+                                       now=self.now, tz=self.tz)
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("reward", reward.name, str(exc))
         if ids:
@@ -273,7 +279,7 @@ def _segment_ids(configuration: Any) -> list[int]:
 def explainer(member: Member, catalog: Catalog, *, now: datetime | None = None,
               attributes: Mapping[str, Any] | None = None) -> Explainer:
     """An Explainer for one member over a catalog (loads the member's facts: two queries)."""
-    return Explainer(member=member, catalog=catalog, now=now or utcnow(),
+    return Explainer(member=member, catalog=catalog, now=now or utcnow(), tz=_tz(),
                      attributes=_attributes(member, attributes),
                      facts=member_facts(member.id, catalog.segments))
 
@@ -334,36 +340,48 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def near_misses(tree: Mapping[str, Any]) -> list[str]:
+def near_misses(tree: Mapping[str, Any], memo: dict[int, list[str] | None] | None = None
+                ) -> list[str]:
     """What stands between the member and passing, in words: the deepest failed checks
-    ("VIPs: needs 120 more points", "turns 18 in 37 days", "blocked by override: reason")."""
-    out: list[str] = []
+    ("VIPs: needs 120 more points", "turns 18 in 37 days", "blocked by override: reason").
 
-    def walk(n: Mapping[str, Any], where: str) -> bool:
+    `memo` may be shared across the decisions of one member: their trees share the segments'
+    subtrees, which are then read once."""
+    memo = {} if memo is None else memo
+
+    def walk(n: Mapping[str, Any], where: str) -> list[str] | None:
         if n.get("passed"):
-            return False
+            return None
+        key = id(n)
+        if key in memo and n.get("kind") == "segment":
+            return memo[key]
         if n.get("kind") == "segment":
             where = str(n.get("label") or "").removeprefix("segment ")
-        found = False
+        found: list[str] = []
         for child in n.get("children") or []:
-            found = walk(child, where) or found
-        if found:
-            return True
-        prefix = f"{where}: " if where else ""
-        kind = n.get("kind")
-        if kind == "override":
-            out.append(prefix + _override_text(n))
-        elif n.get("gap") and kind not in ("offer", "reward", "segment"):
-            out.append(prefix + str(n["gap"]) if kind == "criterion" else str(n["gap"]))
-        elif kind == "criterion":
-            out.append(f"{prefix}{n.get('label')} (has {_value_text(n.get('actual'))})")
-        elif kind == "list":
-            out.append(f"{prefix}{n.get('label')}")
-        elif kind in ("window", "status"):
-            out.append(str(n.get("label")))
-        else:
-            return False
-        return True
+            got = walk(child, where)
+            if got:
+                found.extend(got)
+        if not found:
+            found = _own_miss(n, where)
+        if n.get("kind") == "segment":
+            memo[key] = found or None
+        return found or None
 
-    walk(tree, "")
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(walk(tree, "") or []))
+
+
+def _own_miss(n: Mapping[str, Any], where: str) -> list[str]:
+    prefix = f"{where}: " if where else ""
+    kind = n.get("kind")
+    if kind == "override":
+        return [prefix + _override_text(n)]
+    if n.get("gap") and kind not in ("offer", "reward", "segment"):
+        return [prefix + str(n["gap"]) if kind == "criterion" else str(n["gap"])]
+    if kind == "criterion":
+        return [f"{prefix}{n.get('label')} (has {_value_text(n.get('actual'))})"]
+    if kind == "list":
+        return [f"{prefix}{n.get('label')}"]
+    if kind in ("window", "status"):
+        return [str(n.get("label"))]
+    return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -145,24 +146,40 @@ def _keep(decision: visibility.Decision, show: str) -> bool:
     return True
 
 
-def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str, prefix: str
-          ) -> list[dict[str, Any]]:
+@dataclass(slots=True)
+class Row:
+    """One offer or reward line of the member page, ready to print."""
+
+    id: int
+    name: str
+    external_id: str | None
+    status: str
+    status_label: str
+    visible: bool
+    eligible: bool
+    reason: str | None
+    misses: list[str]
+    more: int
+    link: str
+
+
+def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str, prefix: str,
+          memo: dict) -> list[Row]:
     """Rows ready to print: the page lists hundreds, so the template does no work per row."""
-    rows = []
+    ranked = []
     for item, d in pairs:
         if not _keep(d, show):
             continue
-        misses = visibility.near_misses(d.explanation) if not d.eligible else []
-        rows.append({
-            "id": item.id, "name": item.name, "external_id": item.external_id,
-            "status": d.visible_status, "status_label": d.visible_status.replace("_", " "),
-            "visible": d.visible_status == "visible", "eligible": d.eligible,
-            "reason": None if d.eligible or d.reason == d.visible_status
+        misses = visibility.near_misses(d.explanation, memo) if not d.eligible else []
+        ranked.append((_rank(d), Row(
+            id=item.id, name=item.name, external_id=item.external_id,
+            status=d.visible_status, status_label=d.visible_status.replace("_", " "),
+            visible=d.visible_status == "visible", eligible=d.eligible,
+            reason=None if d.eligible or d.reason == d.visible_status
             else d.reason.replace("_", " "),
-            "misses": misses[:3], "more": max(0, len(misses) - 3),
-            "link": f"{prefix}/{item.id}", "rank": _rank(d)})
-    rows.sort(key=lambda r: r["rank"])
-    return rows
+            misses=misses[:3], more=max(0, len(misses) - 3), link=f"{prefix}/{item.id}")))
+    ranked.sort(key=lambda pair: pair[0])
+    return [row for _, row in ranked]
 
 
 def _counts(pairs: list[tuple[Any, visibility.Decision]]) -> dict[str, int]:
@@ -216,10 +233,11 @@ def page_context(member: Member, explainer: visibility.Explainer, *, show: str =
     offers = explainer.offers()
     rewards = explainer.rewards()
     base = url_for("members.show", member_id=member.id)
+    memo: dict = {}
     return {
         "member": member, "segments": member_segments(member), "show": show,
-        "filters": FILTERS, "offer_rows": _rows(offers, show, base + "/offers"),
-        "reward_rows": _rows(rewards, show, base + "/rewards"),
+        "filters": FILTERS, "offer_rows": _rows(offers, show, base + "/offers", memo),
+        "reward_rows": _rows(rewards, show, base + "/rewards", memo),
         "offer_counts": _counts(offers), "reward_counts": _counts(rewards),
         "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
         "value_text": value_text, "age": member_age(member),
