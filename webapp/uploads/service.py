@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from webapp.extensions import db
 from webapp.membership import Cause, apply_delta
@@ -211,6 +211,8 @@ class Staging:
     def __init__(self) -> None:
         self.conn = db.session.connection()
         self.dialect = self.conn.dialect.name
+        if self.dialect == "postgresql":
+            self._postgres_memory()
         suffix = secrets.token_hex(6)
         metadata = MetaData()
         options: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
@@ -219,16 +221,31 @@ class Staging:
         self.rows = Table(f"upload_rows_{suffix}", metadata,
                           Column("line", Integer, primary_key=True, autoincrement=False),
                           Column("ident", Text, nullable=False), **options)
-        self.resolved = Table(f"upload_resolved_{suffix}", metadata,
-                              Column("line", Integer, primary_key=True, autoincrement=False),
-                              Column("member_id", String(36)), **options)
+        # member_id is unique by construction (GROUP BY); SQLite wants it as the key for its
+        # lookups, PostgreSQL hashes instead and is spared the index maintenance.
+        postgres = self.dialect == "postgresql"
         self.members = Table(f"upload_members_{suffix}", metadata,
-                             Column("member_id", String(36), primary_key=True),
+                             Column("member_id", String(36), primary_key=not postgres,
+                                    nullable=False),
                              Column("line", Integer, nullable=False),
+                             Column("rows", Integer, nullable=False),
                              sqlite_with_rowid=False, **options)
-        self.tables = (self.rows, self.resolved, self.members)
+        self.tables = (self.rows, self.members)
         for table in self.tables:
             table.create(self.conn)
+
+    def _postgres_memory(self) -> None:
+        """Room for the staging tables and their sorts in memory, for this transaction.
+
+        temp_buffers can only grow before the session's first temporary table, so on a
+        pooled connection that already had one the setting is kept as it is.
+        """
+        self.conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
+        try:
+            with self.conn.begin_nested():
+                self.conn.exec_driver_sql("SET LOCAL temp_buffers = '256MB'")
+        except DBAPIError:
+            pass
 
     def stage(self, batch: list[tuple[int, str]]) -> None:
         """Append (line, identifier) rows: COPY on PostgreSQL, executemany elsewhere."""
@@ -242,10 +259,8 @@ class Staging:
             self.conn.exec_driver_sql(
                 f"INSERT INTO {self.rows.name} (line, ident) VALUES (?, ?)", batch)
 
-    def resolve(self) -> None:
-        """Each row's member (id, else external id, else email), then the distinct members."""
-        if self.dialect == "postgresql":
-            self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
+    def _resolution(self):
+        """(FROM clause, member id expression) naming each staged row's member or NULL."""
         rows = self.rows
         if self.dialect == "postgresql":
             # Hash or merge joins: PostgreSQL picks what suits the file's size.
@@ -253,23 +268,30 @@ class Staging:
             joined = (rows.outerjoin(by_id, by_id.c.id == rows.c.ident)
                       .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
                       .outerjoin(by_email, by_email.c.email == func.lower(rows.c.ident)))
-            member = func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id)
-        else:
-            # One index probe per kind that can match: ids are 36 characters, emails have @.
-            joined = rows
-            member = func.coalesce(
-                case((func.length(rows.c.ident) == 36, select(members_t.c.id).where(
-                    members_t.c.id == rows.c.ident).scalar_subquery())),
-                select(members_t.c.id).where(
-                    members_t.c.external_id == rows.c.ident).scalar_subquery(),
-                case((func.instr(rows.c.ident, "@") > 0, select(members_t.c.id).where(
-                    members_t.c.email == func.lower(rows.c.ident)).scalar_subquery())))
-        self.conn.execute(insert(self.resolved).from_select(
-            ["line", "member_id"], select(rows.c.line, member).select_from(joined)))
-        resolved = self.resolved
+            return joined, func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id)
+        # One index probe per kind that can match: ids are 36 characters, emails have @.
+        return rows, func.coalesce(
+            case((func.length(rows.c.ident) == 36, select(members_t.c.id).where(
+                members_t.c.id == rows.c.ident).scalar_subquery())),
+            select(members_t.c.id).where(
+                members_t.c.external_id == rows.c.ident).scalar_subquery(),
+            case((func.instr(rows.c.ident, "@") > 0, select(members_t.c.id).where(
+                members_t.c.email == func.lower(rows.c.ident)).scalar_subquery())))
+
+    def resolved(self):
+        """Subquery of every staged row: line, ident, member_id (NULL when unknown)."""
+        joined, member = self._resolution()
+        return select(self.rows.c.line, self.rows.c.ident, member.label("member_id")) \
+            .select_from(joined).subquery("resolved")
+
+    def resolve(self) -> None:
+        """The distinct members the rows name, each with its first line and its row count."""
+        if self.dialect == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
+        resolved = self.resolved()
         self.conn.execute(insert(self.members).from_select(
-            ["member_id", "line"],
-            select(resolved.c.member_id, func.min(resolved.c.line))
+            ["member_id", "line", "rows"],
+            select(resolved.c.member_id, func.min(resolved.c.line), func.count())
             .where(resolved.c.member_id.is_not(None)).group_by(resolved.c.member_id)))
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.members.name}")
@@ -311,20 +333,19 @@ class Staging:
         return heapq.merge(*streams, key=lambda p: p.line)
 
     def _unknown(self) -> Iterator[Problem]:
-        rows, resolved = self.rows, self.resolved
+        resolved = self.resolved()
         unknown = self.conn.execute(
-            select(rows.c.line, rows.c.ident).join(resolved, resolved.c.line == rows.c.line)
-            .where(resolved.c.member_id.is_(None)).order_by(rows.c.line))
+            select(resolved.c.line, resolved.c.ident)
+            .where(resolved.c.member_id.is_(None)).order_by(resolved.c.line))
         for line, ident in unknown:
             yield Problem(line, ident, "unknown_member",
                           "no member has this member id, external id or email")
 
     def _duplicates(self) -> Iterator[Problem]:
-        rows, resolved, members = self.rows, self.resolved, self.members
+        resolved, members = self.resolved(), self.members
         duplicate = self.conn.execute(
-            select(resolved.c.line, rows.c.ident, members.c.line)
+            select(resolved.c.line, resolved.c.ident, members.c.line)
             .join(members, members.c.member_id == resolved.c.member_id)
-            .join(rows, rows.c.line == resolved.c.line)
             .where(resolved.c.line != members.c.line).order_by(resolved.c.line))
         for line, ident, first in duplicate:
             yield Problem(line, ident, "duplicate", f"same member as line {first}")
@@ -466,9 +487,10 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
 def _report(upload: Upload, segment: Segment, shape: FileShape, column: int,
             detected_by: str, stats: ParseStats, staging: Staging) -> dict[str, Any]:
     """The dry-run counts and effect."""
-    unknown = staging.count(select(func.count()).select_from(staging.resolved).where(
-        staging.resolved.c.member_id.is_(None)))
-    distinct = staging.count(select(func.count()).select_from(staging.members))
+    named = staging.conn.execute(select(func.count(), func.coalesce(
+        func.sum(staging.members.c.rows), 0))).one()
+    distinct, matched = int(named[0]), int(named[1])
+    unknown = stats.valid - matched
     on_list = staging.count(select(func.count()).select_from(staging.members).where(
         staging.on_list(segment.id)))
     current = staging.count(select(func.count()).select_from(memberships_t).where(
@@ -489,7 +511,7 @@ def _report(upload: Upload, segment: Segment, shape: FileShape, column: int,
                    "detected_by": detected_by},
         "rows": stats.rows, "blank_lines": stats.blank_lines, "valid": stats.valid,
         "invalid": len(stats.invalid), "unknown": unknown,
-        "duplicates": stats.valid - unknown - distinct, "distinct": distinct,
+        "duplicates": matched - distinct, "distinct": distinct,
         "on_list": on_list, "not_on_list": distinct - on_list, "current_size": current,
         "effect": outcome, "limit": limit, "refusal": refusal,
     }
