@@ -1,6 +1,7 @@
 """Schemathesis against /api/v1/openapi.json, in process (WSGI): generated requests for every
-operation must never get a 5xx, and every answer must have a documented status, the documented
-content type and a body valid against the documented schema (and against JSON:API's)."""
+operation, valid and deliberately invalid, must never get a 5xx, and every answer must have a
+documented status, the documented content type and a body valid against the documented schema
+(and against JSON:API's). The summary line is printed (pytest -s)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import time
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -20,6 +23,7 @@ from tests.api.conftest import assert_jsonapi
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "10"))
+NEGATIVE_EXAMPLES = int(os.environ.get("API_FUZZ_NEGATIVE_EXAMPLES", "4"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -59,9 +63,12 @@ def test_generated_requests_never_fail_the_server_or_the_schema(app, token_for,
             continue
         summary["operations"] += 1
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate],
+        # Positive cases follow the schemas; negative ones break them on purpose, and must be
+        # refused with a documented 4xx, never a 5xx.
+        @given(case=st.one_of(operation.as_strategy(),
+                              operation.as_strategy(GenerationMode.NEGATIVE)))
+        @settings(max_examples=EXAMPLES + NEGATIVE_EXAMPLES, deadline=None, derandomize=True,
+                  database=None, phases=[Phase.explicit, Phase.generate],
                   suppress_health_check=list(HealthCheck))
         def run(case):
             # Every other case names existing resources, so deeper code runs, not only 404s
