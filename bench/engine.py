@@ -1,11 +1,12 @@
 """Benchmark the segment evaluator against flagsmith-flag-engine on the same segments and members.
 
-Side by side in one run (interleaved rounds, medians): single-segment evaluations per second
-(ours three ways: `evaluate_segment` building its full explanation tree, `matches` giving the
-same answer without it, and a `compile_segment` matcher; flagsmith: `is_context_in_segment`,
-which answers a bare boolean), and members per second evaluated against 200 segments (ours:
-the compiled matchers; flagsmith: `get_evaluation_result` with 200 segments in the context).
-Both engines are first checked to give the same answers on these segments and members.
+Side by side in one run (the engines take turns on chunks of 50; medians of rounds):
+single-segment evaluations per second (ours three ways: `evaluate_segment` building its full
+explanation tree, `matches` giving the same answer without it, and a `compile_segment` matcher;
+flagsmith: `is_context_in_segment`, which answers a bare boolean), and members per second
+evaluated against 200 segments (ours: the compiled matchers; flagsmith: `get_evaluation_result`
+with 200 segments in the context). Both engines are first checked to give the same answers on
+these segments and members.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bench._util import measure, median_seconds, result
+from bench._util import measure, result
 from webapp.targeting import compile_segment, evaluate_segment, matches
 
 TIERS = ["bronze", "silver", "gold", "platinum"]
@@ -86,6 +89,26 @@ def flagsmith_segment(i: int, conditions: list[dict]) -> dict[str, Any]:
     return {"key": str(i), "name": f"s{i}", "rules": [{"type": "ALL", "conditions": conditions}]}
 
 
+def alternating(fns: tuple[Callable[[list[Any]], None], ...], work: list[Any], repeat: int,
+                chunk: int = 50) -> list[float]:
+    """Total seconds per function over `work`, medians of `repeat` rounds.
+
+    The functions take turns on small chunks of the work, so a busy machine slows every side
+    alike instead of whichever happened to run during a burst.
+    """
+    chunks = [work[i:i + chunk] for i in range(0, len(work), chunk)]
+    rounds = []
+    for _ in range(repeat):
+        totals = [0.0] * len(fns)
+        for part in chunks:
+            for k, fn in enumerate(fns):
+                started = time.perf_counter()
+                fn(part)
+                totals[k] += time.perf_counter() - started
+        rounds.append(totals)
+    return [statistics.median(r[k] for r in rounds) for k in range(len(fns))]
+
+
 def run(argv: list[str]) -> dict:
     """Run both measures and return the benchmark JSON."""
     from flag_engine.engine import get_evaluation_result
@@ -112,41 +135,39 @@ def run(argv: list[str]) -> dict:
 
     n = args.evaluations
     work = [(i % len(pairs), (i * 7) % len(members)) for i in range(n)]
-
-    def ours_single() -> None:
-        for s, m in work:
-            evaluate_segment(ours_defs[s], members[m], now=now)
-
-    def ours_single_matches() -> None:
-        for s, m in work:
-            matches(ours_defs[s], members[m], now=now)
-
     matchers = [compile_segment(d, now=now) for d in ours_defs]
-
-    def ours_single_compiled() -> None:
-        for s, m in work:
-            matchers[s](members[m])
-
-    def theirs_single() -> None:
-        for s, m in work:
-            is_context_in_segment(contexts[m], their_segs[s])
-
     full_context_segments = {seg["key"]: seg for seg in their_segs}
 
-    def ours_bulk() -> None:
-        for m in members:
+    def ours_single(chunk: list[tuple[int, int]]) -> None:
+        for s, m in chunk:
+            evaluate_segment(ours_defs[s], members[m], now=now)
+
+    def ours_single_matches(chunk: list[tuple[int, int]]) -> None:
+        for s, m in chunk:
+            matches(ours_defs[s], members[m], now=now)
+
+    def ours_single_compiled(chunk: list[tuple[int, int]]) -> None:
+        for s, m in chunk:
+            matchers[s](members[m])
+
+    def theirs_single(chunk: list[tuple[int, int]]) -> None:
+        for s, m in chunk:
+            is_context_in_segment(contexts[m], their_segs[s])
+
+    def ours_bulk(chunk: list[int]) -> None:
+        for i in chunk:
+            m = members[i]
             [f(m) for f in matchers]
 
-    def theirs_bulk() -> None:
-        for ctx in contexts:
-            get_evaluation_result({**ctx, "segments": full_context_segments})
+    def theirs_bulk(chunk: list[int]) -> None:
+        for i in chunk:
+            get_evaluation_result({**contexts[i], "segments": full_context_segments})
 
-    # Interleaved rounds, so a busy machine slows both sides alike; medians per side.
-    fns = (ours_single, ours_single_matches, ours_single_compiled, theirs_single, ours_bulk,
-           theirs_bulk)
-    rounds = [[median_seconds(fn, 1) for fn in fns] for _ in range(args.repeat)]
-    t_ours, t_ours_m, t_ours_c, t_theirs, t_bulk, t_bulk_theirs = (
-        statistics.median(r[i] for r in rounds) for i in range(len(fns)))
+    single = alternating((ours_single, ours_single_matches, ours_single_compiled,
+                          theirs_single), work, args.repeat)
+    bulk = alternating((ours_bulk, theirs_bulk), list(range(len(members))), args.repeat)
+    t_ours, t_ours_m, t_ours_c, t_theirs = single
+    t_bulk, t_bulk_theirs = bulk
     ref = "flagsmith-flag-engine"
     return result("engine", [
         measure("single-segment evaluations, evaluate_segment with explanation", "evals/s",
