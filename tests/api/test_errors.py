@@ -142,7 +142,8 @@ def test_docs_page_needs_a_signed_in_user(client, auth):
     for route in ("/members/{member_ref}/offers", "/segments/{segment_ref}/relationships/members",
                   "/events", "/rewards/{reward_id}/relationships/required_segments"):
         assert route in text
-    assert "source.pointer" in text and "Bearer" in text
+    assert "source.pointer" in text and "Bearer" in text and "Beacon-Signature" in text
+    assert "unknown_member" in text and "already_member" in text
 
 
 def test_openapi_is_public_and_describes_every_route(app, client):

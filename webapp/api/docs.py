@@ -96,7 +96,17 @@ def docs():
             })
     return render_template("api/docs.html", spec=spec, groups=groups,
                            base=spec["servers"][0]["url"],
-                           intro=with_code(spec["info"]["description"]), code=with_code)
+                           intro=with_code(spec["info"]["description"]), code=with_code,
+                           signature_header=_signature_header())
+
+
+def _signature_header() -> str:
+    """The webhook signature header's name, from the delivery module."""
+    try:
+        from webapp.webhooks.delivery import SIGNATURE_HEADER
+    except ImportError:
+        return "Beacon-Signature"
+    return SIGNATURE_HEADER
 
 
 def with_code(text: str) -> Markup:
