@@ -33,10 +33,17 @@ def _row_response(response) -> bool:
     return "/segments/builder/row" in response.url
 
 
+def settle(page) -> None:
+    """Wait until htmx has swapped and settled what it received."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+
+
 def choose(page, name: str, value: str) -> None:
     """Pick an option in a builder select and wait for the row to re-render."""
     with page.expect_response(_row_response):
         page.select_option(f"select[name='{name}']", value)
+    settle(page)
 
 
 def type_value(page, name: str, value: str) -> None:
@@ -44,12 +51,14 @@ def type_value(page, name: str, value: str) -> None:
     with page.expect_response(_row_response):
         page.fill(f"input[name='{name}']", value)
         page.press(f"input[name='{name}']", "Tab")
+    settle(page)
 
 
 def add_row(page, button: str, row_id: str) -> None:
     """Press an add-criterion button and wait for the new row."""
     page.get_by_role("button", name=button).click()
     page.locator(f"#row-{row_id}").wait_for()
+    settle(page)
 
 
 def test_marketer_builds_a_segment_with_live_preview(page, login_as, people):
