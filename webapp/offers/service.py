@@ -319,12 +319,54 @@ def audiences_condition(audiences: Sequence[tuple[str, Mapping[str, Any]]],
 
 def offer_reach(audiences: Sequence[tuple[str, Mapping[str, Any]]], *,
                 now: datetime | None = None) -> int:
-    """How many members pass all these audiences (who would see the offer), counted in SQL."""
+    """How many members pass all these audiences (who would see the offer), counted in SQL.
+
+    With segment audiences the count is driven from the smallest segment's membership rows
+    (primary-key lookups for the others) instead of scanning every member."""
+    config = [(kind, validated_audience(kind, c)) for kind, c in audiences]
     members = Member.__table__
-    query = sa.select(sa.func.count()).select_from(members)
-    if audiences:
-        query = query.where(audiences_condition(audiences, now))
+    ages = [c for kind, c in config if kind == "age_within"]
+    groups = [(kind == "in_all_segments", c["segments"]) for kind, c in config
+              if kind != "age_within"]
+    if not groups:
+        query = sa.select(sa.func.count()).select_from(members)
+        for c in ages:
+            query = query.where(age_condition(c["minimum_age"], c["maximum_age"], now))
+        return int(db.session.scalar(query) or 0)
+    # every in_all segment is a group of one; an in_any audience is one group
+    sets = [[sid] for every, ids in groups if every for sid in ids]
+    sets += [list(ids) for every, ids in groups if not every]
+    sizes = dict(db.session.execute(sa.select(Segment.id, Segment.size).where(
+        Segment.id.in_({sid for ids in sets for sid in ids}))).all())
+    sets.sort(key=lambda ids: sum(sizes.get(sid, 0) for sid in ids))
+    query, base = segment_driven_count(sets)
+    if ages:
+        conditions = [age_condition(c["minimum_age"], c["maximum_age"], now) for c in ages]
+        query = query.where(member_exists(base.c.member_id, *conditions))
     return int(db.session.scalar(query) or 0)
+
+
+def segment_driven_count(sets: list[list[int]]) -> tuple[sa.Select, Any]:
+    """count(*) over the members in any segment of every set, driven from the first set's
+    membership rows (primary-key lookups for the other sets); returns (query, driver)."""
+    sm = SegmentMembership.__table__
+    first = sets[0]
+    driver = (sa.select(sm.c.member_id).where(sm.c.segment_id.in_(first)).distinct()
+              if len(first) > 1 else sa.select(sm.c.member_id).where(sm.c.segment_id == first[0]))
+    base = driver.subquery()
+    query = sa.select(sa.func.count()).select_from(base)
+    for ids in sets[1:]:
+        other = sm.alias()
+        query = query.where(sa.exists().where(other.c.member_id == base.c.member_id,
+                                              other.c.segment_id.in_(ids)))
+    return query, base
+
+
+def member_exists(member_id: Any, *conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """EXISTS a member with this id meeting the conditions (a per-row primary-key lookup, so
+    the segment rows stay the driving side on SQLite too)."""
+    members = Member.__table__
+    return sa.exists().where(members.c.id == member_id, *conditions)
 
 
 def member_count() -> int:

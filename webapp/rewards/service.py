@@ -17,11 +17,12 @@ from webapp.extensions import db
 from webapp.models import Member, Reward, RewardRequiredSegment, Segment
 from webapp.offers.service import (
     check_window,
-    in_segments_condition,
+    member_exists,
     moment_text,
     parse_flag,
     parse_moment,
     parse_text,
+    segment_driven_count,
 )
 from webapp.timeutil import utcnow
 
@@ -184,26 +185,28 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
     return reward
 
 
+def _sets(segment_ids: Sequence[int]) -> list[list[int]]:
+    ids = list(dict.fromkeys(segment_ids))
+    sizes = dict(db.session.execute(sa.select(Segment.id, Segment.size).where(
+        Segment.id.in_(ids))).all())
+    return [[sid] for sid in sorted(ids, key=lambda sid: sizes.get(sid, 0))]
+
+
 def reward_reach(segment_ids: Sequence[int], *, cost: int | None = None) -> int:
     """Members in ALL the segments (every member when none); with `cost`, only those who can
     afford it (points >= cost). Counted in SQL over materialized membership."""
     members = Member.__table__
-    query = sa.select(sa.func.count()).select_from(members)
-    if segment_ids:
-        query = query.where(in_segments_condition(list(segment_ids), every=True))
+    if not segment_ids:
+        query = sa.select(sa.func.count()).select_from(members)
+        if cost is not None:
+            query = query.where(members.c.points >= cost)
+        return int(db.session.scalar(query) or 0)
+    query, base = segment_driven_count(_sets(segment_ids))
     if cost is not None:
-        query = query.where(members.c.points >= cost)
+        query = query.where(member_exists(base.c.member_id, members.c.points >= cost))
     return int(db.session.scalar(query) or 0)
 
 
 def reward_reach_detail(segment_ids: Sequence[int], cost: int) -> tuple[int, int]:
-    """(members in all the segments, how many of them have points >= cost), in one query."""
-    members = Member.__table__
-    query = sa.select(sa.func.count(),
-                      sa.func.coalesce(sa.func.sum(sa.case((members.c.points >= cost, 1),
-                                                           else_=0)), 0)
-                      ).select_from(members)
-    if segment_ids:
-        query = query.where(in_segments_condition(list(segment_ids), every=True))
-    total, affordable = db.session.execute(query).one()
-    return int(total or 0), int(affordable or 0)
+    """(members in all the segments, how many of them have points >= cost)."""
+    return reward_reach(segment_ids), reward_reach(segment_ids, cost=cost)
