@@ -20,11 +20,10 @@ from webapp.models import (
     AudienceSegment,
     Member,
     Offer,
-    Override,
-    OverrideHistory,
     Reward,
     Segment,
     SegmentDependency,
+    SegmentMembership,
     User,
 )
 from webapp.timeutil import utcnow
@@ -248,24 +247,6 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
         apply_delta(segments[name], add=ids, via="list",
                     cause=Cause("static_list", actor, {"reason": "demo data"}))
 
-    some = list(db.session.scalars(select(Member).order_by(Member.external_id).limit(60)))
-    pins = [("VIPs", some[3], "add", "Board member's guest list", "TICKET-1042"),
-            ("VIPs", some[7], "add", "Press partner, CRM flag missing", "TICKET-1077"),
-            ("Marketable gold", some[11], "block", "Chargeback dispute under review", "RISK-311"),
-            ("Londoners", some[15], "block", "Moved to Paris; CRM update pending", None),
-            ("High rollers", some[21], "add", "Points migration from legacy system", "MIG-9")]
-    admin = db.session.scalar(select(User).where(User.role == "admin"))
-    for seg_name, member, status, reason, ref in pins:
-        seg = segments[seg_name]
-        override = Override(segment=seg, member=member, status=status, description=reason,
-                            reference_id=ref, actor_id=admin.id if admin else None,
-                            actor_label=admin.label if admin else actor,
-                            status_change_timestamp=now)
-        db.session.add(override)
-        db.session.add(OverrideHistory(segment_id=seg.id, segment_name=seg.name,
-                                       member_id=member.id, action=status, description=reason,
-                                       reference_id=ref, actor_label=override.actor_label,
-                                       status_change_timestamp=now))
     db.session.flush()
     for name, segment in segments.items():
         if segment.kind == "dynamic":
@@ -273,6 +254,7 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
                             cascade=False)
             progress(f"segment {name}: {segment.size:,} members")
     db.session.commit()
+    _seed_overrides(segments, now)
 
     _seed_offers_and_rewards(segments, now)
     db.session.commit()
@@ -280,6 +262,33 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
             "offers": db.session.scalar(select(func.count()).select_from(Offer)),
             "rewards": db.session.scalar(select(func.count()).select_from(Reward)),
             "seconds": time.perf_counter() - started}
+
+
+def _seed_overrides(segments: dict[str, Segment], now: datetime) -> None:
+    """A few realistic pins through the overrides service: adds of members the rules leave
+    out, blocks of members the rules put in, one with an expiry."""
+    from webapp.overrides.service import set_override
+
+    admin = db.session.scalar(select(User).where(User.role == "admin"))
+    member_in = select(Member).join(SegmentMembership, SegmentMembership.member_id == Member.id)
+    pins = (("VIPs", "add", "Board member's guest list", "TICKET-1042", None),
+            ("VIPs", "add", "Press partner, CRM flag missing", "TICKET-1077", None),
+            ("Marketable gold", "block", "Chargeback dispute under review", "RISK-311", None),
+            ("Londoners", "block", "Moved to Paris; CRM update pending", None, 14),
+            ("High rollers", "add", "Points migration from legacy system", "MIG-9", None))
+    for offset, (name, status, reason, reference, days) in enumerate(pins):
+        segment = segments[name]
+        in_segment = member_in.where(SegmentMembership.segment_id == segment.id)
+        query = (in_segment if status == "block" else select(Member).where(
+            Member.id.not_in(select(SegmentMembership.member_id).where(
+                SegmentMembership.segment_id == segment.id))))
+        member = db.session.scalar(query.order_by(Member.external_id).offset(offset))
+        if member is None:
+            continue
+        set_override(segment, member, status, description=reason, reference_id=reference,
+                     expires_at=now + timedelta(days=days) if days else None,
+                     actor=admin.label if admin else "demo seed",
+                     actor_id=admin.id if admin else None)
 
 
 def _seed_offers_and_rewards(segments: dict[str, Segment], now: datetime) -> None:
