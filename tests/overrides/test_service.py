@@ -120,6 +120,9 @@ def test_reset_restores_the_rule_result_and_keeps_history(app):
     assert gold.id in segment_ids_of(member.id)
     assert db.session.scalar(select(Override)) is None
     assert history(member, gold) == ["block", "reset"]
+    reset_line = db.session.scalars(select(OverrideHistory).order_by(OverrideHistory.id)).all()[-1]
+    assert reset_line.description == "Cleared — lifted the block override (Fraud)"
+    assert reset_line.actor_label == "Bob"
     assert events(member, gold)[-2:] == [("REMOVE", "override", blocked.override.id),
                                          ("ADD", "override", blocked.override.id)]
     again = reset_override(gold, member, actor="Bob")

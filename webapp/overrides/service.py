@@ -239,7 +239,7 @@ def bulk_reset(override_ids: Iterable[int], *, actor: str, actor_id: int | None 
     try:
         for override in db.session.scalars(
                 select(Override).where(Override.id.in_(ids)).order_by(Override.id)):
-            _reset(override, actor=actor, description="Bulk reset from the review page.",
+            _reset(override, actor=actor, description="Bulk reset from the review page",
                    now=now)
             count += 1
         db.session.commit()
@@ -281,7 +281,11 @@ def _reset(override: Override, *, actor: str, description: str, now: datetime
     """Delete one override, keep its history, restore the rule result (no commit)."""
     segment, member = override.segment, override.member
     before = _snapshot(override)
-    _history(override, "reset", actor, now, description=description.strip())
+    lifted = f"the {override.status} override" + (
+        f" ({override.description})" if override.description else "")
+    note = description.strip()
+    _history(override, "reset", actor, now,
+             description=f"{note} — lifted {lifted}" if note else f"Lifted {lifted}")
     override_id, old_status = override.id, override.status
     record(actor, "override.reset", "override", _entity_id(segment, member),
            f"Reset the override ({old_status}) of {member_label(member)} in {segment.name}"
