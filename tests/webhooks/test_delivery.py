@@ -8,12 +8,12 @@ import socket
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
 from webapp.membership import Cause, apply_delta
-from webapp.models import WebhookDelivery
+from webapp.models import MembershipEvent, WebhookDelivery
 from webapp.timeutil import utcnow
 from webapp.webhooks import delivery as delivery_module
 from webapp.webhooks.delivery import (
@@ -299,3 +299,28 @@ def test_a_scheduling_failure_never_breaks_the_commit(app, monkeypatch):
     segment = make_segment(kind="static")
     add_to_list(segment, make_member())
     assert segment.size == 1
+
+
+def test_events_committed_late_are_not_skipped(app, receiver):
+    """PostgreSQL: an open transaction holding an older event id holds collection back."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: event ids commit in order")
+    segment = make_segment(kind="static")
+    subscribe(receiver)
+    slow, quick = make_member(external_id="SLOW"), make_member(external_id="QUICK")
+    # A concurrent membership transaction, on a connection of its own, that takes an event id
+    # and commits after a later event has been committed.
+    other = db.engine.connect()
+    transaction = other.begin()
+    other.execute(insert(MembershipEvent.__table__).values(
+        action="ADD", segment_id=segment.id, segment_name=segment.name, member_id=slow.id,
+        source="upload", cause={}, actor_label="slow upload", created_at=utcnow()))
+    try:
+        add_to_list(segment, quick)
+        assert deliver().created == 0
+        assert receiver.requests == []
+    finally:
+        transaction.commit()
+        other.close()
+    deliver()
+    assert [e["member_external_id"] for e in receiver.events()] == ["SLOW", "QUICK"]

@@ -69,9 +69,11 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, aliased
 
 from webapp.extensions import db
@@ -93,6 +95,7 @@ USER_AGENT = "Beacon-Webhooks/1.0"
 SCHEDULE_KEY = "beacon:webhooks:delivery-scheduled"
 EVENTS_WRITTEN = "beacon_membership_events_written"
 JOB_SECONDS = 60
+LOCK_TRIES = 5
 
 deliveries_t = WebhookDelivery.__table__
 events_t = MembershipEvent.__table__
@@ -174,10 +177,36 @@ def backoff(attempts: int) -> timedelta:
 
 # --- collect ----------------------------------------------------------------------------
 
+def stable_latest_event_id() -> int | None:
+    """The newest event id below which no event can still appear; None when unknown now.
+
+    On PostgreSQL a transaction can take event ids and commit after a later one (a long
+    upload next to a quick API call); moving a webhook's `last_event_id` past its ids would
+    lose those events. SHARE mode waits for no one here (NOWAIT) but is only granted when no
+    transaction that wrote events is still open, so the maximum read under it is final; new
+    writers are never held up. SQLite has one writer at a time, so ids commit in order.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return db.session.scalar(select(func.max(events_t.c.id))) or 0
+    for attempt in range(LOCK_TRIES):
+        try:
+            db.session.execute(text("LOCK TABLE membership_events IN SHARE MODE NOWAIT"))
+            latest = db.session.scalar(select(func.max(events_t.c.id))) or 0
+            db.session.commit()
+            return latest
+        except OperationalError:
+            db.session.rollback()
+            if attempt + 1 < LOCK_TRIES:
+                time.sleep(0.05)
+    return None
+
+
 def collect(now: datetime | None = None, webhook_id: int | None = None) -> int:
     """Create pending deliveries for new matching events of each active webhook; commits."""
     now = now or utcnow()
-    latest = db.session.scalar(select(func.max(events_t.c.id))) or 0
+    latest = stable_latest_event_id()
+    if latest is None:  # events are being written right now: the next pass collects them
+        return 0
     query = select(Webhook.id, Webhook.last_event_id, Webhook.event_filter).where(
         Webhook.active.is_(True), Webhook.last_event_id < latest)
     if webhook_id is not None:
