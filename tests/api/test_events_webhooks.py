@@ -72,3 +72,28 @@ def test_webhook_subscriptions_over_the_api(api, api_as):
     assert off.get_json()["data"]["attributes"]["active"] is False
     assert api.delete(f"/webhooks/{webhook['id']}").status_code == 204
     assert api.get(f"/webhooks/{webhook['id']}").status_code == 404
+
+
+def test_tokens_over_the_api(api, api_as, client, jsonapi_validator):
+    from tests.api.conftest import ApiClient
+
+    assert api_as("marketer").get("/tokens").status_code == 403
+    created = api.post("/tokens", {"data": {"type": "tokens", "attributes": {
+        "name": "crm-sync", "role": "support"}}})
+    assert created.status_code == 201, created.get_json()
+    token = created.get_json()["data"]
+    raw = token["attributes"]["token"]
+    assert raw.startswith(token["attributes"]["prefix"])
+    listed = api.get("/tokens").get_json()["data"]
+    assert all("token" not in t["attributes"] for t in listed)
+    assert "crm-sync" in [t["attributes"]["name"] for t in listed]
+    crm = ApiClient(client, raw, jsonapi_validator)
+    assert crm.get("/segments").status_code == 200
+    assert crm.post("/segments", {"data": {"type": "segments", "attributes": {
+        "name": "x", "kind": "static"}}}).status_code == 403
+    bad = api.post("/tokens", {"data": {"type": "tokens", "attributes": {"name": "",
+                                                                        "role": "owner"}}})
+    assert {e["source"]["pointer"] for e in errors_of(bad)} == {
+        "/data/attributes/name", "/data/attributes/role"}
+    assert api.delete(f"/tokens/{token['id']}").status_code == 204
+    assert crm.get("/segments").status_code == 401

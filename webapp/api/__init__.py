@@ -56,5 +56,6 @@ from webapp.api import (  # noqa: E402,F401
     openapi,
     rewards,
     segments,
+    tokens,
     webhooks,
 )

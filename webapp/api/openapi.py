@@ -312,6 +312,19 @@ def _schemas() -> dict[str, Any]:
         "WebhookCollection": collection("Webhook"),
         "WebhookCreate": new_resource("webhooks", WEBHOOK_WRITE, ("url",)),
         "WebhookUpdate": changed_resource("webhooks", WEBHOOK_WRITE),
+        "TokenAttributes": obj({
+            "name": STRING, "role": {"enum": ["admin", "marketer", "support"]},
+            "prefix": STRING, "created_at": nullable(MOMENT), "last_used_at": nullable(MOMENT),
+            "revoked_at": nullable(MOMENT), "created_by": nullable(STRING),
+            "token": {"type": "string", "description": "the value, only in the creation "
+                      "response: store it now"}}, ("name", "role")),
+        "Token": obj({"type": {"const": "tokens"}, "id": STRING,
+                      "attributes": ref("TokenAttributes")}, ("type", "id", "attributes")),
+        "TokenDocument": single("Token"),
+        "TokenCollection": collection("Token"),
+        "TokenCreate": new_resource("tokens", {
+            "name": {"type": "string", "maxLength": 120},
+            "role": {"enum": ["admin", "marketer", "support"]}}, ("name", "role")),
     }
 
 
@@ -466,6 +479,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "WebhookDocument", "WebhookUpdate",
               example={"data": {"type": "webhooks", "attributes": {"active": False}}}),
     Operation("delete", "/webhooks/{webhook_id}", "webhook_delete", "Webhooks", 204, None),
+    Operation("get", "/tokens", "token_list", "Tokens", 200, "TokenCollection"),
+    Operation("post", "/tokens", "token_create", "Tokens", 201, "TokenDocument", "TokenCreate",
+              example={"data": {"type": "tokens", "attributes": {"name": "crm-sync",
+                                                                 "role": "marketer"}}}),
+    Operation("delete", "/tokens/{token_id}", "token_revoke", "Tokens", 204, None),
     Operation("get", "/openapi.json", "openapi_document", "Reference", 200, None),
     Operation("get", "/docs", "docs", "Reference", 200, None),
 )
@@ -473,7 +491,7 @@ OPERATIONS: tuple[Operation, ...] = (
 PATH_PARAMETERS = {
     "member_ref": MEMBER_REF, "segment_ref": SEGMENT_REF,
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
-    "audience_id": "audience id", "webhook_id": "webhook id",
+    "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
 }
 ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
