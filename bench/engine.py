@@ -1,6 +1,6 @@
 """Benchmark the segment evaluator against flagsmith-flag-engine on the same segments and members.
 
-Side by side in one run (the engines take turns on chunks of 50; medians of rounds):
+Side by side in one run (the engines take turns on chunks of work; medians of rounds):
 single-segment evaluations per second (ours three ways: `evaluate_segment` building its full
 explanation tree, `matches` giving the same answer without it, and a `compile_segment` matcher;
 flagsmith: `is_context_in_segment`, which answers a bare boolean), and members per second
@@ -164,8 +164,9 @@ def run(argv: list[str]) -> dict:
             get_evaluation_result({**contexts[i], "segments": full_context_segments})
 
     single = alternating((ours_single, ours_single_matches, ours_single_compiled,
-                          theirs_single), work, args.repeat)
-    bulk = alternating((ours_bulk, theirs_bulk), list(range(len(members))), args.repeat)
+                          theirs_single), work, args.repeat, chunk=1000)
+    bulk = alternating((ours_bulk, theirs_bulk), list(range(len(members))), args.repeat,
+                       chunk=20)
     t_ours, t_ours_m, t_ours_c, t_theirs = single
     t_bulk, t_bulk_theirs = bulk
     ref = "flagsmith-flag-engine"
