@@ -83,7 +83,7 @@ def decorate_rows(rows: list[Row], segment: Segment | None) -> None:
     """Segment names for segment-criterion tags, and picker results for rows being searched."""
     ids = {int(v.lstrip("#")) for r in rows if r.kind == ts.SEGMENT
            for v in split_list(r.value) if v.lstrip("#").isdigit() and len(v) < 10}
-    names = service._names(ids)
+    names = service.names_of(ids)
     for r in rows:
         if r.kind != ts.SEGMENT:
             continue
@@ -255,7 +255,7 @@ def segment_names(segment: Segment) -> dict[int, str]:
     ids = {v for c in (segment.include or []) + (segment.exclude or [])
            if c.get("field") == "segment" for v in c.get("value") or []
            if isinstance(v, int)}
-    return service._names(ids)
+    return service.names_of(ids)
 
 
 def describe(segment: Segment) -> str:

@@ -186,13 +186,14 @@ def _check_references(d: Definition, segment_id: int | None, errors: dict[str, s
     definitions = {sid: Definition(kind="dynamic", references=frozenset(refs))
                    for sid, refs in graph.items()}
     try:
-        find_cycle(definitions, _names(set(graph) | {r for v in graph.values() for r in v}))
+        find_cycle(definitions, names_of(set(graph) | {r for v in graph.values() for r in v}))
     except SegmentDefinitionError as exc:
         first = next(c for c in d.include + d.exclude if c.kind == ts.SEGMENT)
         errors[first.where] = f"{first.where}: {exc}"
 
 
-def _names(ids: set[int]) -> dict[int, str]:
+def names_of(ids: set[int]) -> dict[int, str]:
+    """Segment names by id, for the given ids."""
     if not ids:
         return {}
     rows = db.session.execute(select(Segment.id, Segment.name).where(Segment.id.in_(ids)))
@@ -447,7 +448,7 @@ def preview(definition: dict, *, segment: Segment | None = None, sample: int = 1
         raise SegmentError(errors)
     now = utcnow()
     result: dict[str, Any] = {"kind": d.kind, "total_members": total_members(),
-                              "describe": describe_definition(d, _names(set(d.references)))}
+                              "describe": describe_definition(d, names_of(set(d.references)))}
     in_segment = None
     if segment is not None:
         in_segment = exists().where(memberships_t.c.segment_id == segment.id,
@@ -578,7 +579,7 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
         return []
     if d is None or d.kind != "dynamic":
         return []
-    names = _names(set(d.references))
+    names = names_of(set(d.references))
     out: list[str] = []
     if not d.include and not d.exclude:
         out.append("There are no criteria: this segment matches every member.")
@@ -614,7 +615,7 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
 
 
 __all__ = [
-    "SegmentError", "SegmentInUse", "delete_segment", "parse_criteria",
+    "SegmentError", "SegmentInUse", "delete_segment", "names_of", "parse_criteria",
     "parse_definition_input", "preview", "rule_expression", "save_segment", "total_members",
     "validate", "warnings", "where_used",
 ]
