@@ -177,3 +177,28 @@ def test_client_generated_ids_are_refused(api):
     assert response.status_code == 403
     assert errors_of(response)[0]["source"]["pointer"] == "/data/id"
     assert api.get("/segments").get_json()["data"] == []
+
+
+def test_numbers_the_databases_cannot_hold_are_refused_with_pointers(api):
+    too_big = 10**20
+    cases = [
+        ("/segments", {"data": {"type": "segments", "attributes": {
+            "name": "x", "kind": "dynamic",
+            "include": [{"field": "segment", "operator": "in", "value": [too_big]}]}}},
+         "/data/attributes/include/0/value/0"),
+        ("/members/search", {"data": {"type": "member-searches", "attributes": {
+            "include": [{"field": "segment", "operator": "in", "value": [too_big]}]}}},
+         "/data/attributes/include/0/value/0"),
+        ("/webhooks", {"data": {"type": "webhooks", "attributes": {
+            "url": "https://example.com/x", "event_filter": {"segments": [too_big]}}}},
+         "/data/attributes/event_filter/segments/0"),
+    ]
+    for path, body, pointer in cases:
+        response = api.post(path, body)
+        assert response.status_code == 422, (path, response.get_json())
+        assert errors_of(response)[0]["source"]["pointer"] == pointer
+    infinite = api.post("/members", raw='{"data": {"type": "members", "attributes": '
+                                        '{"external_id": "I", "custom_fields": {"x": 1e999}}}}')
+    assert infinite.status_code == 422
+    assert errors_of(infinite)[0]["source"]["pointer"] == "/data/attributes/custom_fields/x"
+    assert db.session.scalar(select(func.count()).select_from(Member)) == 0

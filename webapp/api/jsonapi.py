@@ -28,8 +28,9 @@ def _json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _check_strings(value: Any, pointer: str) -> None:
-    """Refuse strings the databases cannot store: NUL characters and lone surrogates."""
+def _check_values(value: Any, pointer: str) -> None:
+    """Refuse what the databases cannot store or compare: NUL characters, unpaired
+    surrogates, numbers beyond 64 bits and non-finite numbers (1e999 parses as infinity)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ApiError(400, "invalid_string", "Text may not contain NUL (\\u0000) characters.",
@@ -39,13 +40,24 @@ def _check_strings(value: Any, pointer: str) -> None:
         except UnicodeEncodeError:
             raise ApiError(400, "invalid_string", "Text contains an unpaired UTF-16 surrogate.",
                            pointer=pointer) from None
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ApiError(422, "number_out_of_range", "Numbers must fit in 64 bits "
+                           "(-9223372036854775808 to 9223372036854775807).", pointer=pointer,
+                           title="Invalid attribute")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ApiError(422, "number_out_of_range", "Numbers must be finite.",
+                           pointer=pointer, title="Invalid attribute")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key, pointer)
-            _check_strings(item, f"{pointer}/{escape(key)}")
+            _check_values(key, pointer)
+            _check_values(item, f"{pointer}/{escape(key)}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _check_strings(item, f"{pointer}/{index}")
+            _check_values(item, f"{pointer}/{index}")
 
 
 def read_document() -> dict[str, Any]:
@@ -78,7 +90,7 @@ def read_document() -> dict[str, Any]:
                        "`data` member.", pointer="")
     if "data" not in document:
         raise ApiError(400, "missing_data", "The document has no `data` member.", pointer="/data")
-    _check_strings(document, "")
+    _check_values(document, "")
     return document
 
 
