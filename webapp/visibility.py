@@ -382,6 +382,18 @@ def _own_miss(n: Mapping[str, Any], where: str) -> list[str]:
         return [f"{prefix}{n.get('label')} (has {_value_text(n.get('actual'))})"]
     if kind == "list":
         return [f"{prefix}{n.get('label')}"]
-    if kind in ("window", "status"):
+    if kind == "window":
+        window = n.get("expected") if isinstance(n.get("expected"), Mapping) else {}
+        publish, expire = window.get("publish_at"), window.get("expire_at")
+        if publish and str(n.get("actual") or "") < str(publish):
+            return [f"not published until {_short_moment(publish)}"]
+        if expire:
+            return [f"expired on {_short_moment(expire)}"]
+        return [str(n.get("label"))]
+    if kind == "status":
         return [str(n.get("label"))]
     return []
+
+
+def _short_moment(text: Any) -> str:
+    return str(text)[:16].replace("T", " ") + " UTC"

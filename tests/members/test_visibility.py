@@ -146,6 +146,11 @@ def test_offer_eligibility_needs_active_window(app, kw, reason):
     offer = make_offer(**kw)
     status, eligible, got = _offer_status(member, offer)
     assert (status, eligible, got) == ("visible", reason == "eligible", reason)
+    misses = visibility.near_misses(visibility.offer_decision(member, offer, now=NOW).explanation)
+    assert misses == {"offer_discontinued": ["offer is discontinued"],
+                      "offer_not_published": ["not published until 2026-06-17 12:00 UTC"],
+                      "offer_expired": ["expired on 2026-06-15 11:59 UTC"],
+                      "eligible": []}[reason]
 
 
 def test_member_offers_loads_everything_in_a_handful_of_queries(app):
