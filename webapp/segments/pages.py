@@ -349,7 +349,7 @@ def _changes(entry: AuditEntry, names: Mapping[int, str]) -> list[dict]:
     before, after = entry.before or {}, entry.after or {}
     out = []
     for key in ("name", "kind", "customer_segment_id", "url", "description"):
-        if before.get(key) != after.get(key) and (key in before or key in after):
+        if (before.get(key) or None) != (after.get(key) or None):
             out.append({"key": key.replace("_", " "), "before": before.get(key),
                         "after": after.get(key), "criteria": False})
     for key in ("include", "exclude"):
