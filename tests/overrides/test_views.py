@@ -395,3 +395,35 @@ def test_segment_block_paginates_overrides_and_history(client, auth, app):
                         headers=HX).get_data(as_text=True)
     assert second.count("pinned Q0") == 5
     assert 'hx-target="#segment-overrides"' in second
+
+
+def test_malformed_input_is_refused_without_a_crash(client, auth, world):
+    auth.login("admin")
+    gold = world["gold"]
+    base = form_data(gold, "GOLD1")
+    cases = [
+        {**base, **{f"metadata-{i}-key": f"k{i}" for i in range(30)}},
+        {**base, "expires_at": "2026-13-45T99:99"},
+        {**base, "status_change_timestamp": "9999-12-31T23:59"},
+        {**base, "segment_id": "abc"},
+        {**base, "segment_id": "99999999999999999999"},
+        {**base, "context": "bogus", "description": ""},
+        {**base, "description": "y" * 5000},
+        {**base, "member": "\x00"},
+        {},
+    ]
+    for data in cases:
+        for url in ("/overrides/set", "/overrides/preview"):
+            for headers in ({}, HX):
+                response = client.post(url, data=data, headers=headers)
+                # The preview only needs segment, member and status; saving needs it all.
+                expected = (422,) if url.endswith("/set") else (200, 422)
+                assert response.status_code in expected, (url, data, response.status_code)
+    assert db.session.scalar(select(Override)) is None
+    for query in ("?page=-1", "?page=abc&sort=--", "?segment=99999999999", "?member=%00"):
+        assert client.get("/overrides/" + query).status_code == 200
+        assert client.get("/overrides/export.csv" + query).status_code == 200
+    bulk = client.post("/overrides/bulk-reset", data={"ids": ["abc", "-1", "9" * 20]})
+    assert bulk.status_code == 303
+    unsafe = client.post("/overrides/set", data={**base, "next": "//evil.example"})
+    assert unsafe.status_code == 303 and "evil" not in unsafe.location

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import (
     FieldList,
@@ -81,7 +82,12 @@ class OverrideForm(FlaskForm):
         description="Optional; from then on the rules decide again.")
 
     def validate_metadata(self, field: FieldList) -> None:
-        """Every value has a key; no key twice."""
+        """At most MAX_METADATA_ROWS pairs; every value has a key; no key twice."""
+        posted = {name.split("-")[1] for name, value in request.form.items(multi=True)
+                  if name.startswith("metadata-") and name.count("-") == 2 and value.strip()}
+        if len(posted) > MAX_METADATA_ROWS:
+            raise ValidationError(f"At most {MAX_METADATA_ROWS} metadata pairs are allowed "
+                                  f"({len(posted)} given).")
         seen: set[str] = set()
         for row in field:
             key = (row.key.data or "").strip()

@@ -231,7 +231,7 @@ def bulk_reset(override_ids: Iterable[int], *, actor: str, actor_id: int | None 
 
     Returns how many were reset; ids that no longer exist are skipped.
     """
-    ids = sorted({int(i) for i in override_ids})
+    ids = sorted({int(i) for i in override_ids if 0 < int(i) < 2**31})
     if not ids:
         return 0
     now = utcnow()

@@ -118,7 +118,7 @@ def bulk():
     if not form.validate_on_submit():
         flash("The reset could not be done: the form was incomplete or expired.", "error")
         return redirect(target, code=303)
-    ids = [int(v) for v in request.form.getlist("ids") if v.isdigit()]
+    ids = [int(v) for v in request.form.getlist("ids") if v.isdigit() and len(v) < 10]
     if not ids:
         flash("Select at least one override to reset.", "warning")
         return redirect(target, code=303)
