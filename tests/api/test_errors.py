@@ -202,3 +202,11 @@ def test_numbers_the_databases_cannot_hold_are_refused_with_pointers(api):
     assert infinite.status_code == 422
     assert errors_of(infinite)[0]["source"]["pointer"] == "/data/attributes/custom_fields/x"
     assert db.session.scalar(select(func.count()).select_from(Member)) == 0
+
+
+def test_deeply_nested_documents_are_refused(api):
+    deep = '{"data": {"type": "members", "attributes": {"external_id": "D", "custom_fields": ' \
+        + '{"a": ' * 900 + "1" + "}" * 900 + "}}}"
+    response = api.post("/members", raw=deep)
+    assert response.status_code == 400
+    assert errors_of(response)[0]["code"] in ("too_deep", "invalid_json")

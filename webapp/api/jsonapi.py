@@ -21,11 +21,25 @@ from werkzeug.urls import iri_to_uri
 from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
 
 
 def _json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest (iteratively, so any depth is safe to measure)."""
+    deepest = 0
+    stack = [(document, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, level)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, level + 1) for item in items if isinstance(item, dict | list))
+    return deepest
 
 
 def _check_values(value: Any, pointer: str) -> None:
@@ -90,6 +104,9 @@ def read_document() -> dict[str, Any]:
                        "`data` member.", pointer="")
     if "data" not in document:
         raise ApiError(400, "missing_data", "The document has no `data` member.", pointer="/data")
+    if _depth(document) > MAX_DEPTH:
+        raise ApiError(400, "too_deep", f"The document nests deeper than {MAX_DEPTH} levels.",
+                       pointer="")
     _check_values(document, "")
     return document
 
