@@ -352,7 +352,7 @@ def test_static_page_links_uploads_and_shows_list_members(client, auth, members)
     add_to_list(segment, members["bronze"])
     body = _text(client.get(f"/segments/{segment.id}"))
     assert "on the list" in body and members["bronze"].email in body
-    assert "Members on the list" in body
+    assert "Exactly the members on its list" in body
 
 
 # --- delete -------------------------------------------------------------------------------
