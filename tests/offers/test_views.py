@@ -155,3 +155,18 @@ def test_check_member_goes_to_the_permalink(client, auth):
     assert response.location.endswith(f"/members/{member.id}/offers/{offer.id}")
     response = client.get(f"/offers/{offer.id}/check?member=nobody", follow_redirects=True)
     assert "No member matches “nobody”" in response.get_data(as_text=True)
+
+
+def test_editing_without_changes_keeps_the_stored_seconds(client, auth):
+    from datetime import datetime
+
+    from webapp.models import AuditEntry
+
+    auth.login("marketer")
+    offer = make_offer("Lounge", publish_at=datetime(2026, 1, 2, 9, 52, 34))
+    response = client.post(f"/offers/{offer.id}/edit",
+                           data={"name": "Lounge", "publish_at": "2026-01-02T09:52"})
+    assert response.status_code == 303
+    db.session.refresh(offer)
+    assert offer.publish_at == datetime(2026, 1, 2, 9, 52, 34)
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0

@@ -33,12 +33,19 @@ class OfferForm(FlaskForm):
                                    validators=[Optional()], description=WINDOW_HINT)
     discontinued = BooleanField("Discontinued (nobody is eligible, whatever the audiences)")
 
-    def values(self) -> dict[str, Any]:
-        """The form as the service's data mapping."""
+    def values(self, original: Any = None) -> dict[str, Any]:
+        """The form as the service's data mapping (an unchanged minute keeps its seconds)."""
+        moments = {}
+        for key in ("publish_at", "expire_at"):
+            value = getattr(self, key).data
+            stored = getattr(original, key, None)
+            if value is not None and stored is not None and value == stored.replace(
+                    second=0, microsecond=0):
+                value = stored
+            moments[key] = value
         return {"name": self.name.data or "", "external_id": self.external_id.data or None,
                 "category": self.category.data or "", "description": self.description.data or "",
-                "publish_at": self.publish_at.data, "expire_at": self.expire_at.data,
-                "discontinued": bool(self.discontinued.data)}
+                "discontinued": bool(self.discontinued.data), **moments}
 
     def add_service_errors(self, errors: dict[str, str]) -> None:
         """Show a service's field errors next to the fields (others at the top)."""

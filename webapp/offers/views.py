@@ -70,7 +70,7 @@ def _save(form: OfferForm, offer: Offer | None):
     if not form.validate_on_submit():
         return _form_page(form, offer, 422 if request.method == "POST" else 200)
     try:
-        saved = save_offer(form.values(), offer=offer, actor=current_user.label)
+        saved = save_offer(form.values(offer), offer=offer, actor=current_user.label)
     except OfferError as exc:
         form.add_service_errors(exc.errors)
         return _form_page(form, offer, 422)

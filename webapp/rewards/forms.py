@@ -19,9 +19,9 @@ class RewardForm(OfferForm):
         NumberRange(min=0, max=2**63 - 1, message="Points cost must be 0 or more.")])
     discontinued = BooleanField("Discontinued (hidden from every member)")
 
-    def values(self) -> dict[str, Any]:
+    def values(self, original: Any = None) -> dict[str, Any]:
         """The form as the service's data mapping."""
-        return {**super().values(), "points": self.points.data}
+        return {**super().values(original), "points": self.points.data}
 
 
 class RequiredSegmentsForm(FlaskForm):

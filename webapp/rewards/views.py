@@ -70,7 +70,7 @@ def _save(form: RewardForm, reward: Reward | None):
     if not form.validate_on_submit():
         return _form_page(form, reward, 422 if request.method == "POST" else 200)
     try:
-        saved = save_reward(form.values(), reward=reward, actor=current_user.label)
+        saved = save_reward(form.values(reward), reward=reward, actor=current_user.label)
     except RewardError as exc:
         form.add_service_errors(exc.errors)
         return _form_page(form, reward, 422)
