@@ -176,3 +176,31 @@ def test_search_refuses_a_bad_criterion_with_its_pointer(api):
     error = errors_of(response)[0]
     assert error["source"]["pointer"] == "/data/attributes/include/1"
     assert "points" in error["detail"]
+
+
+def test_batch_keeps_materialized_membership_equal_to_the_rules(api):
+    """The batched re-evaluation agrees with live evaluation, dependent segments and
+    overrides included (membership.verify_all is the oracle)."""
+    from webapp.membership import verify_all
+
+    def create(name, include):
+        response = api.post("/segments", {"data": {"type": "segments", "attributes": {
+            "name": name, "kind": "dynamic", "include": include}}})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["data"]["id"]
+
+    rich = create("Rich", [{"field": "points", "operator": ">=", "value": 1000}])
+    create("Rich gold", [{"field": "segment", "operator": "in", "value": [int(rich)]},
+                         {"field": "tier", "operator": "equals", "value": "gold"}])
+    create("Not rich", [{"field": "segment", "operator": "not_in", "value": [int(rich)]}])
+    items = [{"type": "members", "attributes": {"external_id": f"V{n}", "points": n * 300,
+                                                "tier": "gold" if n % 2 else "silver"}}
+             for n in range(8)]
+    assert api.post("/members/batch", {"data": items}).status_code == 200
+    api.post(f"/segments/{rich}/overrides", {"data": {"type": "overrides", "attributes": {
+        "member": "V0", "status": "add"}}})
+    assert verify_all() == []
+    flipped = [{"type": "members", "attributes": {"external_id": f"V{n}",
+                                                  "points": (7 - n) * 300}} for n in range(8)]
+    assert api.post("/members/batch", {"data": flipped}).status_code == 200
+    assert verify_all() == []

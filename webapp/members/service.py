@@ -193,7 +193,7 @@ def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
             for k, v in values.items()}
 
 
-def create_member(data: dict[str, Any], *, actor: str, source: str = "api") -> Member:
+def create_member(data: dict[str, Any], *, actor: str) -> Member:
     """Create a member from API attributes and place it in its dynamic segments (commits)."""
     values = clean_attributes(data, partial=False)
     _check_unique(values)
