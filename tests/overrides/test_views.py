@@ -427,3 +427,18 @@ def test_malformed_input_is_refused_without_a_crash(client, auth, world):
     assert bulk.status_code == 303
     unsafe = client.post("/overrides/set", data={**base, "next": "//evil.example"})
     assert unsafe.status_code == 303 and "evil" not in unsafe.location
+
+
+def test_a_segment_whose_rules_cannot_be_read_is_refused_plainly(client, auth, world):
+    broken = make_segment("Broken", include=[{"field": "points", "operator": ">",
+                                              "value": "abc"}], refresh=False)
+    auth.login("admin")
+    response = client.post("/overrides/set", data=form_data(broken, "GOLD1"), headers=HX)
+    assert response.status_code == 422
+    assert "The rules of segment Broken cannot be evaluated" in response.get_data(as_text=True)
+    preview_response = client.post("/overrides/preview", data=form_data(broken, "GOLD1"),
+                                   headers=HX)
+    assert preview_response.status_code == 422
+    assert db.session.scalar(select(Override)) is None
+    page = client.get(f"/overrides/segment/{broken.id}")
+    assert page.status_code == 200

@@ -93,10 +93,14 @@ def effect_sentence(rules_in: bool, status: str | None, *, note: bool = True) ->
 
 def rules_say_in(segment: Segment, member: Member, now: datetime | None = None) -> bool:
     """What the segment's rules alone say about the member (overrides ignored)."""
-    from webapp.targeting import matches
+    from webapp.targeting import SegmentDefinitionError, matches
 
-    return matches(segment.definition(), member.attributes(), now=now or utcnow(),
-                   memberships=_member_segments(member.id), tz=_timezone())
+    try:
+        return matches(segment.definition(), member.attributes(), now=now or utcnow(),
+                       memberships=_member_segments(member.id), tz=_timezone())
+    except SegmentDefinitionError as exc:
+        raise OverrideError(f"The rules of segment {segment.name} cannot be evaluated "
+                            f"({exc}); fix the segment first.") from exc
 
 
 def preview(segment: Segment, member: Member, status: str | None,

@@ -208,8 +208,13 @@ def reset(override_id: int):
         return _done(context, "The reset could not be done: the form was incomplete or "
                      "expired. Reload and try again.", "error", segment=segment, member=member,
                      next_url=form.next.data)
-    outcome = reset_override(segment, member, actor=current_user.label,
-                             actor_id=current_user.id, description=form.description.data or "")
+    try:
+        outcome = reset_override(segment, member, actor=current_user.label,
+                                 actor_id=current_user.id,
+                                 description=form.description.data or "")
+    except OverrideError as exc:
+        return _done(context, str(exc), "error", segment=segment, member=member,
+                     next_url=form.next.data)
     return _done(context, f"{outcome.message} Now {outcome.effect}.", "success",
                  segment=segment, member=member, next_url=form.next.data)
 
@@ -462,7 +467,11 @@ def _effect_for(form: OverrideForm, segment: Segment | None,
     if (segment is None or segment.kind != "dynamic" or member is None
             or form.status.data not in ("add", "block")):
         return None
-    return preview(segment, member, form.status.data)
+    try:
+        return preview(segment, member, form.status.data)
+    except OverrideError as exc:
+        form.segment_id.errors = [*form.segment_id.errors, str(exc)]
+        return None
 
 
 def _existing(segment: Segment | None, member: Member | None) -> dict[str, Any]:
