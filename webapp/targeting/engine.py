@@ -298,6 +298,90 @@ def _lower_all(value: Any) -> Any:
     return value
 
 
+_NUMBER_CLASSES = (int, float)
+
+
+def _fast_test(c: Criterion, pred: Callable[[Any, Env], bool]) -> Test | None:
+    """A flatter test for the most common criteria on plain attributes (same answers).
+
+    The common member value type is answered inline; any other type falls back to `pred`, so
+    the rules stay those of `_positive`.
+    """
+    op = c.operator
+    if c.case_insensitive or c.field in ("email", "age"):
+        return None
+    if c.kind not in (s.STRING, s.INTEGER) and not (c.kind == s.ANY and len(c.path) == 1):
+        return None
+    value = c.value
+    negative = op in s.NEGATIVE
+    base = s.NEGATIVE.get(op, op)
+    if c.kind == s.ANY and not (base in s.ORDERING or (
+            base == s.EQUALS and (value.__class__ is str or value.__class__ in _NUMBER_CLASSES))):
+        return None
+    if base == s.EQUALS and value.__class__ is str:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ is str:
+                return v == value
+            return pred(v, env)
+    elif base == s.IN and c.kind == s.STRING:
+        options = frozenset(value)
+
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ is str:
+                return v in options
+            return pred(v, env)
+    elif base == s.GTE:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ in _NUMBER_CLASSES:
+                return v >= value
+            return pred(v, env)
+    elif base == s.GT:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ in _NUMBER_CLASSES:
+                return v > value
+            return pred(v, env)
+    elif base == s.LTE:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ in _NUMBER_CLASSES:
+                return v <= value
+            return pred(v, env)
+    elif base == s.LT:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ in _NUMBER_CLASSES:
+                return v < value
+            return pred(v, env)
+    elif base == s.EQUALS and value.__class__ in _NUMBER_CLASSES:
+        def holds(v: Any, env: Env) -> bool:
+            if v.__class__ in _NUMBER_CLASSES:
+                return v == value
+            return pred(v, env)
+    else:
+        return None
+    if c.kind == s.ANY:
+        key = c.path[0]
+        if negative:
+            def test(m: Member, env: Env) -> bool:
+                cf = m.get("custom_fields")
+                v = cf.get(key) if cf.__class__ is dict else None
+                return v is None or not holds(v, env)
+        else:
+            def test(m: Member, env: Env) -> bool:
+                cf = m.get("custom_fields")
+                v = cf.get(key) if cf.__class__ is dict else None
+                return v is not None and holds(v, env)
+        return test
+    name = c.field
+    if negative:
+        def test(m: Member, env: Env) -> bool:
+            v = m.get(name)
+            return v is None or not holds(v, env)
+    else:
+        def test(m: Member, env: Env) -> bool:
+            v = m.get(name)
+            return v is not None and holds(v, env)
+    return test
+
+
 def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
                       ) -> CompiledCriterion:
     """Turn a validated criterion into a fast test `test(member, env) -> bool`."""
@@ -318,6 +402,8 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
         else:
             def test(m: Member, env: Env) -> bool:
                 return pred(None, env)
+    elif (fast := _fast_test(c, pred)) is not None:
+        test = fast
     elif c.kind in (s.STRING, s.INTEGER, s.LIST) and c.field not in ("email", "age"):
         name = c.field
         if negative:
