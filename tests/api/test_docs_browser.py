@@ -1,0 +1,27 @@
+"""The API reference page in a real browser: reachable from the navigation, styled, CSP-clean."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import _playwright, live_server, login_as, page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_support_reads_the_api_reference(page, login_as):  # noqa: F811
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    login_as("support")
+    page.locator("aside.sidebar nav").get_by_role("link", name="API reference").click()
+    page.wait_for_url("**/api/v1/docs")
+    assert page.get_by_role("heading", name="API reference", level=1).is_visible()
+    page.locator(".api-toc").get_by_role(
+        "link", name="POST /segments/{segment_ref}/relationships/members").click()
+    section = page.locator("#segment_members_add")
+    assert section.get_by_text("Add members to a static segment").is_visible()
+    assert "write" in section.locator(".api-op-head .badge").inner_text()
+    colour = section.locator(".api-method").evaluate(
+        "element => getComputedStyle(element).backgroundColor")
+    assert colour == "rgb(46, 139, 87)"  # static/css/api.css loaded under the CSP
+    assert not [m for m in console if "Content Security Policy" in m]
