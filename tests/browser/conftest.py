@@ -22,23 +22,40 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
+_shared: dict = {"users": 0}
+
+
+def _start_browser():
+    """One Playwright driver and Chromium for the whole run, however many areas ask for it."""
+    if "browser" not in _shared:
+        from playwright.sync_api import sync_playwright
+
+        manager = sync_playwright().start()
+        _shared["manager"] = manager
+        _shared["browser"] = manager.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"])
+    _shared["users"] += 1
+    return _shared["browser"]
+
+
+def _stop_browser() -> None:
+    _shared["users"] -= 1
+    if _shared["users"] == 0 and "browser" in _shared:
+        _shared.pop("browser").close()
+        _shared.pop("manager").stop()
+
+
 @pytest.fixture(scope="session")
 def _playwright():
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         if os.environ.get("CI"):
             pytest.fail(f"Chromium is required in CI but {CHROMIUM} is missing")
         pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    manager = sync_playwright().start()
-    browser = manager.chromium.launch(
-        executable_path=CHROMIUM, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update",
-              "--disable-sync", "--no-first-run"])
-    yield browser
-    browser.close()
-    manager.stop()
+    yield _start_browser()
+    _stop_browser()
 
 
 @pytest.fixture
