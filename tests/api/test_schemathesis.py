@@ -23,8 +23,8 @@ from tests.api.conftest import assert_jsonapi
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
 from webapp.tokens import create_token
 
-EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "10"))
-NEGATIVE_EXAMPLES = int(os.environ.get("API_FUZZ_NEGATIVE_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "8"))
+NEGATIVE_EXAMPLES = int(os.environ.get("API_FUZZ_NEGATIVE_EXAMPLES", "3"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
