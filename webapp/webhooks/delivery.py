@@ -74,7 +74,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from webapp.extensions import db
 from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
@@ -288,24 +288,27 @@ def post(url: str, body: bytes, headers: dict[str, str],
     return status, f"HTTP {status}"
 
 
-def sample_event(webhook: Webhook, now: datetime) -> dict[str, Any]:
+def sample_event(webhook_id: int, now: datetime) -> dict[str, Any]:
     """The body item of a test delivery."""
     return {
         "event_id": TEST_EVENT_ID, "action": "TEST", "segment_id": None,
         "segment_name": "Test event", "customer_segment_id": None, "member_id": None,
         "member_external_id": None, "source": "test",
-        "cause": {"actor": "Beacon", "detail": f"Test event for webhook {webhook.id}"},
+        "cause": {"actor": "Beacon", "detail": f"Test event for webhook {webhook_id}"},
         "time": now.isoformat(timespec="milliseconds") + "Z",
     }
 
 
 def _payloads(event_ids: list[int]) -> dict[int, dict[str, Any]]:
-    member = aliased(Member)
+    if not event_ids:
+        return {}
+    members_t = Member.__table__
+    # Plain rows, not ORM objects: a batch is read once and never changed.
     rows = db.session.execute(
-        select(MembershipEvent, member.external_id)
-        .outerjoin(member, member.id == MembershipEvent.member_id)
-        .where(MembershipEvent.id.in_(event_ids)))
-    return {ev.id: event_payload(ev, external_id) for ev, external_id in rows}
+        select(events_t, members_t.c.external_id.label("member_external_id"))
+        .outerjoin(members_t, members_t.c.id == events_t.c.member_id)
+        .where(events_t.c.id.in_(event_ids)))
+    return {row.id: event_payload(row, row.member_external_id) for row in rows}
 
 
 def _claim(ids: list[int], now: datetime, lease: timedelta) -> list[int]:
@@ -321,7 +324,40 @@ def _claim(ids: list[int], now: datetime, lease: timedelta) -> list[int]:
         WebhookDelivery.id.in_(ids), WebhookDelivery.next_attempt_at == until)))
 
 
-def _send_batch(webhook: Webhook, ids: list[int], now: datetime,
+@dataclass(frozen=True)
+class _Target:
+    """What sending needs of a webhook, read once (rows expire at every commit)."""
+
+    id: int
+    url: str
+    secret: str
+
+
+def _record_outcome(rows: list[tuple[int, int]], now: datetime, status: int | None,
+                    error: str | None, max_attempts: int, result: PassResult) -> None:
+    """Set-based: one UPDATE per distinct attempt count, never one per delivery."""
+    by_attempts: dict[int, list[int]] = {}
+    for delivery_id, attempts in rows:
+        by_attempts.setdefault(attempts + 1, []).append(delivery_id)
+    for attempts, ids in by_attempts.items():
+        values: dict[str, Any] = {"attempts": attempts, "last_status_code": status}
+        if error is None:
+            values.update(status="delivered", last_error=None, delivered_at=now,
+                          next_attempt_at=None)
+            result.delivered += len(ids)
+        elif attempts >= max_attempts:
+            values.update(status="failed", last_error=error, next_attempt_at=None)
+            result.failed += len(ids)
+        else:
+            values.update(status="retrying", last_error=error,
+                          next_attempt_at=now + backoff(attempts))
+            result.retrying += len(ids)
+        db.session.execute(update(deliveries_t).where(deliveries_t.c.id.in_(ids))
+                           .values(**values))
+    db.session.commit()
+
+
+def _send_batch(target: _Target, ids: list[int], now: datetime,
                 result: PassResult) -> bool:
     """POST one batch and record the outcome on its deliveries; True when delivered."""
     timeout = float(_setting("WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT))
@@ -329,64 +365,52 @@ def _send_batch(webhook: Webhook, ids: list[int], now: datetime,
     claimed = _claim(ids, now, timedelta(seconds=timeout * 2 + 60))
     if not claimed:
         return False
-    rows = list(db.session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.id.in_(claimed)).order_by(WebhookDelivery.id)))
+    rows = db.session.execute(
+        select(deliveries_t.c.id, deliveries_t.c.event_id, deliveries_t.c.attempts)
+        .where(deliveries_t.c.id.in_(claimed)).order_by(deliveries_t.c.id)).all()
     payloads = _payloads([r.event_id for r in rows if r.event_id != TEST_EVENT_ID])
-    items, sendable = [], []
+    items: list[dict[str, Any]] = []
+    sendable: list[tuple[int, int]] = []
     for row in rows:
-        payload = (sample_event(webhook, now) if row.event_id == TEST_EVENT_ID
+        payload = (sample_event(target.id, now) if row.event_id == TEST_EVENT_ID
                    else payloads.get(row.event_id))
         if payload is None:
-            row.status, row.next_attempt_at = "failed", None
-            row.last_error = f"Event {row.event_id} no longer exists."
+            db.session.execute(update(deliveries_t).where(deliveries_t.c.id == row.id).values(
+                status="failed", next_attempt_at=None,
+                last_error=f"Event {row.event_id} no longer exists."))
             result.failed += 1
             continue
         items.append(payload)
-        sendable.append(row)
+        sendable.append((row.id, row.attempts))
+    db.session.commit()  # no transaction stays open while we wait for the receiver
     if not sendable:
-        db.session.commit()
         return True
     body = json.dumps(items, separators=(",", ":")).encode()
     timestamp = unix_time(now)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
-        SIGNATURE_HEADER: signature_header(webhook.secret, body, timestamp),
-        "Beacon-Webhook-Id": str(webhook.id),
+        SIGNATURE_HEADER: signature_header(target.secret, body, timestamp),
+        "Beacon-Webhook-Id": str(target.id),
         "Beacon-Event-Count": str(len(items)),
     }
-    url = webhook.url
-    db.session.commit()  # no transaction stays open while we wait for the receiver
-    status, error = post(url, body, headers, timeout)
+    status, error = post(target.url, body, headers, timeout)
     result.posts += 1
-    for row in sendable:
-        row.attempts += 1
-        row.last_status_code = status
-        if error is None:
-            row.status, row.last_error = "delivered", None
-            row.delivered_at, row.next_attempt_at = now, None
-            result.delivered += 1
-        elif row.attempts >= max_attempts:
-            row.status, row.last_error, row.next_attempt_at = "failed", error, None
-            result.failed += 1
-        else:
-            row.status, row.last_error = "retrying", error
-            row.next_attempt_at = now + backoff(row.attempts)
-            result.retrying += 1
-    db.session.commit()
+    _record_outcome(sendable, now, status, error, max_attempts, result)
     return error is None
 
 
 def _send_webhook(webhook: Webhook, now: datetime, deadline: float | None,
                   result: PassResult) -> None:
+    target = _Target(webhook.id, webhook.url, webhook.secret)
     batch_size = max(1, int(_setting("WEBHOOK_BATCH_SIZE", DEFAULT_BATCH_SIZE)))
     tests = list(db.session.scalars(select(WebhookDelivery.id).where(
-        WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.event_id == TEST_EVENT_ID,
+        WebhookDelivery.webhook_id == target.id, WebhookDelivery.event_id == TEST_EVENT_ID,
         WebhookDelivery.status.in_(DUE), WebhookDelivery.next_attempt_at <= now)
         .order_by(WebhookDelivery.id)))
     for test_id in tests:
-        _send_batch(webhook, [test_id], now, result)
-    queue = (WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.status.in_(DUE),
+        _send_batch(target, [test_id], now, result)
+    queue = (WebhookDelivery.webhook_id == target.id, WebhookDelivery.status.in_(DUE),
              WebhookDelivery.event_id != TEST_EVENT_ID)
     head = db.session.execute(select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
                               .where(*queue).order_by(WebhookDelivery.id).limit(1)).first()
@@ -402,7 +426,7 @@ def _send_webhook(webhook: Webhook, now: datetime, deadline: float | None,
         if not ids:
             return
         cursor = ids[-1]
-        if not _send_batch(webhook, ids, now, result):
+        if not _send_batch(target, ids, now, result):
             return
 
 

@@ -345,8 +345,11 @@ def serialize_webhook(webhook: Webhook, *, include_secret: bool = False,
     return attributes
 
 
-def event_payload(event: MembershipEvent, external_id: str | None) -> dict[str, Any]:
-    """One membership event as webhook bodies (and the events feed) carry it."""
+def event_payload(event: Any, external_id: str | None) -> dict[str, Any]:
+    """One membership event as webhook bodies (and the events feed) carry it.
+
+    `event` is a MembershipEvent or any row with its columns as attributes.
+    """
     return {
         "event_id": event.id,
         "action": event.action,
