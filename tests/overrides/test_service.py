@@ -149,6 +149,8 @@ BAD_REQUESTS = [
     ({"metadata": {"": "x"}}, "non-empty text"),
     ({"metadata": {"k": object()}}, "plain JSON values"),
     ({"reference_id": "x" * 300}, "longer than 255"),
+    ({"description": "a\x00b"}, "reason contains a NUL character"),
+    ({"metadata": {"k": "a\x00"}}, "Metadata contains a NUL character"),
 ]
 
 

@@ -410,6 +410,10 @@ def test_malformed_input_is_refused_without_a_crash(client, auth, world):
         {**base, "context": "bogus", "description": ""},
         {**base, "description": "y" * 5000},
         {**base, "member": "\x00"},
+        {**base, "segment_id": "1\x00"},
+        {**base, "description": "nul \x00 inside"},
+        {**base, "reference_id": "R\x00"},
+        {**base, "metadata-0-key": "k\x00"},
         {},
     ]
     for data in cases:
@@ -420,7 +424,9 @@ def test_malformed_input_is_refused_without_a_crash(client, auth, world):
                 expected = (422,) if url.endswith("/set") else (200, 422)
                 assert response.status_code in expected, (url, data, response.status_code)
     assert db.session.scalar(select(Override)) is None
-    for query in ("?page=-1", "?page=abc&sort=--", "?segment=99999999999", "?member=%00"):
+    assert client.get("/overrides/member/%00").status_code == 404
+    for query in ("?page=-1", "?page=abc&sort=--", "?segment=99999999999", "?member=%00",
+                  "?author=%00x"):
         assert client.get("/overrides/" + query).status_code == 200
         assert client.get("/overrides/export.csv" + query).status_code == 200
     bulk = client.post("/overrides/bulk-reset", data={"ids": ["abc", "-1", "9" * 20]})

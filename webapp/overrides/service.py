@@ -148,8 +148,8 @@ def set_override(segment: Segment, member: Member, status: str, *, description: 
         return reset_override(segment, member, actor=actor, actor_id=actor_id,
                               description=description or "")
     now = utcnow()
-    description = (description or "").strip()
-    reference_id = (reference_id or "").strip() or None
+    description = _text(description, "reason")
+    reference_id = _text(reference_id, "reference id") or None
     metadata = _valid_metadata(metadata)
     _check_request(segment, status, description, reference_id, status_change_timestamp,
                    expires_at, now, require_reason)
@@ -287,7 +287,7 @@ def _reset(override: Override, *, actor: str, description: str, now: datetime
     before = _snapshot(override)
     lifted = f"the {override.status} override" + (
         f" ({override.description})" if override.description else "")
-    note = description.strip()
+    note = _text(description, "reason")
     _history(override, "reset", actor, now,
              description=f"{note} — lifted {lifted}" if note else f"Lifted {lifted}")
     override_id, old_status = override.id, override.status
@@ -388,10 +388,20 @@ def _valid_metadata(metadata: Any) -> dict[str, Any]:
         if not isinstance(key, str) or not key.strip():
             raise OverrideError("Every metadata key must be a non-empty text.")
     try:
-        json.dumps(metadata)
+        text = json.dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise OverrideError("Metadata values must be plain JSON values.") from exc
+    if "\\u0000" in text:
+        raise OverrideError("Metadata contains a NUL character, which cannot be stored.")
     return dict(metadata)
+
+
+def _text(value: str | None, what: str) -> str:
+    """Stripped text; NUL characters (which PostgreSQL cannot store) are refused."""
+    text = (value or "").strip()
+    if "\x00" in text:
+        raise OverrideError(f"The {what} contains a NUL character, which cannot be stored.")
+    return text
 
 
 def _history(override: Override, action: str, actor: str, now: datetime,

@@ -144,7 +144,7 @@ def for_segment(segment_id: int):
 @access("read")
 def for_member(member_id: str):
     """All overrides and override history of one member, with the form to set one."""
-    member = find_member(member_id) or abort(404)
+    member = _find_member(member_id) or abort(404)
     form = _new_form("member", member=member)
     return render("overrides/member.html", "member_overrides", **_member_context(member, form))
 
@@ -231,10 +231,10 @@ def _filters() -> dict[str, Any]:
     return {
         "segment": int(segment_id) if segment_id.isdigit() and len(segment_id) < 10 else None,
         "status": args.get("status") if args.get("status") in ("add", "block") else "",
-        "author": args.get("author", "").strip()[:200],
+        "author": args.get("author", "").replace("\x00", "").strip()[:200],
         "age": args.get("age") if args.get("age") in AGES else "",
         "state": args.get("state") if args.get("state") in STATES else "",
-        "member": args.get("member", "").strip()[:320],
+        "member": args.get("member", "").replace("\x00", "").strip()[:320],
         "sort": sort,
     }
 
@@ -252,7 +252,7 @@ def _filtered_query(filters: dict[str, Any]) -> Select:
     if filters["author"]:
         query = query.where(Override.actor_label == filters["author"])
     if filters["member"]:
-        member = find_member(filters["member"])
+        member = _find_member(filters["member"])
         query = query.where(Override.member_id == (member.id if member else ""))
     age = AGES[filters["age"]][1]
     if age is not None:
@@ -440,13 +440,14 @@ def _posted_form() -> OverrideForm:
 def _resolve(form: OverrideForm) -> tuple[Segment | None, Member | None]:
     """The form's segment and member, with a field error for whichever is not found."""
     raw_segment = request.form.get("segment_id", "")
-    segment = find_segment(raw_segment) if raw_segment.strip() not in ("", "-1") else None
+    segment = (find_segment(raw_segment)
+               if raw_segment.strip() not in ("", "-1") and "\x00" not in raw_segment else None)
     if segment is None:
         form.segment_id.errors = ["Choose a rule-managed (dynamic) segment."]
     elif segment.kind != "dynamic":
         form.segment_id.errors = [_static_note(segment)]
     member_text = (form.member.data or "").strip()
-    member = find_member(member_text) if member_text else None
+    member = _find_member(member_text) if member_text else None
     if member is None and member_text:
         form.member.errors = [f"No member has the member id, external id or email "
                               f"{member_text!r}."]
@@ -518,7 +519,7 @@ def _context_objects(context: str) -> dict[str, Any]:
     if context == "segment" and raw.isdigit() and len(raw) < 10:
         objects["segment"] = db.session.get(Segment, int(raw))
     if context == "member":
-        objects["member"] = find_member(request.form.get("member_id", ""))
+        objects["member"] = _find_member(request.form.get("member_id", ""))
     return objects
 
 
@@ -546,6 +547,13 @@ def _links() -> dict[str, Any]:
         return url_for("overrides.for_member", member_id=member.id)
 
     return {"segment_url": segment_url, "member_url": member_url}
+
+
+def _find_member(identifier: str | None) -> Member | None:
+    """A member by member id, external id or email; text with NUL characters finds nobody."""
+    if not identifier or "\x00" in identifier:
+        return None
+    return find_member(identifier)
 
 
 def _safe_next(value: str | None) -> str | None:
