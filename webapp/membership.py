@@ -206,13 +206,17 @@ def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: C
             count = connection.scalar(select(func.count()).select_from(staged)) or 0
         if not count:
             return 0
+        # Inserting in member_id order keeps index inserts local (member_id leads the
+        # events and memberships indexes); in hash order a million rows take twice as long.
         chosen = select(staged.c.member_id).subquery("chosen")
         connection.execute(insert(events_t).from_select(
-            list(EVENT_COLUMNS), _event_select(segment, action, chosen, cause, now)))
+            list(EVENT_COLUMNS),
+            _event_select(segment, action, chosen, cause, now).order_by(chosen.c.member_id)))
         if action == "ADD":
             connection.execute(insert(memberships_t).from_select(
                 ["segment_id", "member_id", "via", "since"],
-                select(literal(segment.id), staged.c.member_id, literal(via), literal(now))))
+                select(literal(segment.id), staged.c.member_id, literal(via), literal(now))
+                .order_by(staged.c.member_id)))
         else:
             connection.execute(delete(memberships_t).where(
                 memberships_t.c.segment_id == segment.id,
