@@ -203,6 +203,9 @@ def test_member_page_by_any_identifier(client, auth, world):
 def test_admin_pins_from_the_member_block(client, auth, world):
     auth.login("admin")
     gold, sm = world["gold"], world["sm"]
+    form = client.get("/overrides/member/SILVER1").get_data(as_text=True)
+    assert "Gold tier — SILVER1 is out now" in form
+    assert "Hand-picked" not in form  # static segments are not offered
     response = client.post("/overrides/set", headers=HX, data={
         "context": "member", "member": "SILVER1", "segment_id": str(gold.id),
         "status": "add", "description": "VIP the data misses"})

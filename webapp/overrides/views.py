@@ -400,9 +400,16 @@ def _page_context(form: OverrideForm, segment: Segment | None, member: Member | 
     return context
 
 
-def _dynamic_segment_choices() -> list[tuple[int, str]]:
+def _dynamic_segment_choices(member: Member | None = None) -> list[tuple[int, str]]:
+    """The dynamic segments to choose from; for a known member, whether they are in now."""
+    in_now: set[int] = set()
+    if member is not None:
+        in_now = set(db.session.scalars(select(SegmentMembership.segment_id).where(
+            SegmentMembership.member_id == member.id)))
     return [(-1, "Choose a segment…")] + [
-        (sid, name) for sid, name in db.session.execute(
+        (sid, f"{name} — {member.external_id} is {'in' if sid in in_now else 'out'} now"
+         if member is not None else name)
+        for sid, name in db.session.execute(
             select(Segment.id, Segment.name).where(Segment.kind == "dynamic")
             .order_by(Segment.name).limit(2000))]
 
@@ -412,7 +419,7 @@ def _new_form(context: str, *, segment: Segment | None = None,
     """An empty override form for a page."""
     form = OverrideForm(formdata=None)
     form.context.data = context
-    form.segment_id.choices = _dynamic_segment_choices()
+    form.segment_id.choices = _dynamic_segment_choices(member if context == "member" else None)
     if segment is not None:
         form.segment_id.data = segment.id
     if member is not None:
@@ -427,7 +434,9 @@ def _posted_form() -> OverrideForm:
     form = OverrideForm()
     if form.context.data not in PAGES:
         form.context.data = "index"
-    form.segment_id.choices = _dynamic_segment_choices()
+    member = (_find_member(request.form.get("member", "").strip())
+              if form.context.data == "member" else None)
+    form.segment_id.choices = _dynamic_segment_choices(member)
     posted = request.form.get("segment_id", "")
     if posted.isdigit() and len(posted) < 10:
         segment = db.session.get(Segment, int(posted))
