@@ -384,3 +384,21 @@ def test_delete_unused_segment_by_admin_only(client, auth, members):
     assert response.status_code == 303
     assert db.session.get(Segment, segment.id) is None
     assert "Deleted segment Gold" in _text(client.get("/segments/"))
+
+
+def test_segment_picker_without_javascript(client, auth):
+    auth.login("marketer")
+    gold = make_segment("Gold club", include=GOLD)
+    data = {"name": "Not gold", "kind": "dynamic", "include-0-field": "segment",
+            "include-0-previous_field": "segment", "include-0-operator": "not_in",
+            "include-0-value": "", "include-0-segment_q": "club"}
+    found = client.post("/segments/new", data={**data, "find_segments": "include-0"})
+    assert found.status_code == 200 and "<html" in _text(found)
+    assert f'value="include-0:{gold.id}"' in _text(found)
+    picked = client.post("/segments/new", data={**data, "pick_segment": f"include-0:{gold.id}"})
+    assert f'name="include-0-value" id="include-0-value" value="{gold.id}"' in _text(picked)
+    saved = client.post("/segments/new", data={**data, "include-0-value": str(gold.id)})
+    assert saved.status_code == 303
+    segment = db.session.scalar(select(Segment).where(Segment.name == "Not gold"))
+    assert segment.include == [{"field": "segment", "operator": "not_in", "value": [gold.id]}]
+    assert "Not gold" in _text(client.get(f"/segments/{gold.id}"))  # where used
