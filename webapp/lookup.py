@@ -11,7 +11,7 @@ from webapp.models import Member, Segment
 def find_member(identifier: str) -> Member | None:
     """A member by member id, external id or email, tried in that order."""
     identifier = (identifier or "").strip()
-    if not identifier:
+    if not identifier or "\x00" in identifier or len(identifier) > 320:
         return None
     member = db.session.get(Member, identifier) if len(identifier) == 36 else None
     if member is None:
@@ -24,6 +24,8 @@ def find_member(identifier: str) -> Member | None:
 def find_segment(identifier: str | int, *, by_name: bool = False) -> Segment | None:
     """A segment by id, then customer segment id (then name, when by_name)."""
     text = str(identifier).strip()
+    if not text or "\x00" in text or len(text) > 255:
+        return None
     segment = db.session.get(Segment, int(text)) if text.isdigit() and len(text) < 10 else None
     if segment is None:
         segment = db.session.scalar(select(Segment).where(Segment.customer_segment_id == text))

@@ -38,7 +38,9 @@
   document.addEventListener("htmx:confirm", function (evt) {
     var el = evt.detail.elt;
     var question = el.getAttribute && el.getAttribute("data-confirm");
-    if (question && evt.detail.triggerEventName !== "submit") {
+    var trigger = evt.detail.triggeringEvent;
+    // Forms already asked in the submit listener above; ask here only for other triggers.
+    if (question && !(trigger && trigger.type === "submit")) {
       evt.preventDefault();
       if (window.confirm(question)) evt.detail.issueRequest(true);
     }
