@@ -162,3 +162,18 @@ def test_what_if_shows_changes_and_saves_nothing(client, auth):
     assert response.status_code == 422 and "Give a JSON object" in response.get_data(as_text=True)
     db.session.expire_all()
     assert _state() == before
+
+
+def test_nul_characters_in_searches_find_nothing_instead_of_failing(client, auth):
+    auth.login("marketer")
+    make_member(external_id="NUL-1")
+    offer = make_offer("Lounge")
+    reward = make_reward("Spa")
+    for url in ("/members/?q=NUL%00", "/offers/?q=%00x", "/rewards/?q=a%00",
+                f"/offers/{offer.id}?segment_q=%00", f"/rewards/{reward.id}?segment_q=%00",
+                "/members/NUL%001"):
+        assert client.get(url).status_code in (200, 404), url
+    assert "NUL-1" in client.get("/members/?q=NUL%00").get_data(as_text=True)
+    response = client.post("/offers/new", data={"name": "bad\x00name"})
+    assert response.status_code == 422
+    assert "must not contain NUL characters" in response.get_data(as_text=True)

@@ -61,7 +61,7 @@ def search(text: str) -> tuple[Member | None, list[Member]]:
 @access("read")
 def index():
     """Find a member by member id, external id or email (search as you type)."""
-    q = request.args.get("q", "").strip()[:320]
+    q = request.args.get("q", "").replace("\x00", "").strip()[:320]
     exact, matches = search(q)
     more = len(matches) > SEARCH_LIMIT
     return render("members/index.html", "results", q=q, exact=exact,

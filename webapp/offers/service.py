@@ -48,6 +48,9 @@ def parse_text(data: Mapping[str, Any], key: str, errors: dict[str, str], *,
         errors[key] = "must be a string"
         return None
     value = value.strip()
+    if "\x00" in value:
+        errors[key] = "must not contain NUL characters"
+        return None if nullable else ""
     if required and not value:
         errors[key] = "must not be blank"
     limit = LIMITS.get(key)
@@ -406,6 +409,11 @@ def state_condition(model: Any, state: str, now: datetime | None = None
     return sa.and_(live, started, sa.or_(model.expire_at.is_(None), model.expire_at > now))
 
 
+def clean_query(text: str, limit: int = 200) -> str:
+    """A search box's text, trimmed and without NUL characters (PostgreSQL refuses them)."""
+    return text.replace("\x00", "").strip()[:limit]
+
+
 def search_condition(model: Any, text: str) -> sa.ColumnElement[bool]:
     """Name, external id or category contains the text (case-insensitive)."""
     pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -420,7 +428,7 @@ def segment_options(text: str, selected: Sequence[int] = (), limit: int = 50
     chosen = list(db.session.scalars(sa.select(Segment).where(
         Segment.id.in_(list(selected))).order_by(Segment.name))) if selected else []
     query = sa.select(Segment).order_by(Segment.name).limit(limit)
-    text = text.strip()
+    text = clean_query(text)
     if text:
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
             "_", "\\_") + "%"

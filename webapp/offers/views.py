@@ -21,6 +21,7 @@ from webapp.offers.service import (
     STATES,
     OfferError,
     add_audience,
+    clean_query,
     delete_offer,
     describe_audience,
     offer_reach,
@@ -44,7 +45,7 @@ def _offer_or_404(offer_id: int) -> Offer:
 @access("read")
 def index():
     """Offers, searchable and filtered by state (active, scheduled, expired, discontinued)."""
-    q = request.args.get("q", "").strip()[:200]
+    q = clean_query(request.args.get("q", ""))
     state = request.args.get("state", "")
     state = state if state in STATES else ""
     now = utcnow()
@@ -126,7 +127,7 @@ def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
                                                       names)} for a in audiences]
     reach = offer_reach([(a.audience_type, a.configuration or {}) for a in audiences])
     total = offer_reach([])
-    segment_q = request.args.get("segment_q", "").strip()[:200]
+    segment_q = clean_query(request.args.get("segment_q", ""))
     selected = (segment_form.segments.data if segment_form and segment_form.segments.data
                 else _selected_ids(request.args.getlist("segments")))
     chosen, options = segment_options(segment_q, selected or [])

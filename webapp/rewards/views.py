@@ -17,6 +17,7 @@ from webapp.lookup import find_member
 from webapp.models import Reward, RewardRequiredSegment
 from webapp.offers.service import (
     STATES,
+    clean_query,
     search_condition,
     segment_options,
     state_condition,
@@ -44,7 +45,7 @@ def _reward_or_404(reward_id: int) -> Reward:
 @access("read")
 def index():
     """Rewards, searchable and filtered by state (active, scheduled, expired, discontinued)."""
-    q = request.args.get("q", "").strip()[:200]
+    q = clean_query(request.args.get("q", ""))
     state = request.args.get("state", "")
     state = state if state in STATES else ""
     now = utcnow()
@@ -119,7 +120,7 @@ def segments_context(reward: Reward, form: RequiredSegmentsForm | None = None) -
     required = list(reward.required_segments)
     ids = [s.id for s in required]
     reach, affordable = reward_reach_detail(ids, reward.points)
-    segment_q = request.args.get("segment_q", "").strip()[:200]
+    segment_q = clean_query(request.args.get("segment_q", ""))
     selected = (form.segments.data if form and form.segments.data
                 else _selected_ids(request.args.getlist("segments")))
     selected = [s for s in selected or [] if s not in ids]
