@@ -97,3 +97,16 @@ def test_tokens_over_the_api(api, api_as, client, jsonapi_validator):
         "/data/attributes/name", "/data/attributes/role"}
     assert api.delete(f"/tokens/{token['id']}").status_code == 204
     assert crm.get("/segments").status_code == 401
+
+
+def test_events_of_a_deleted_segment_stay_readable(api):
+    make_member(external_id="G1")
+    created = api.post("/segments", {"data": {"type": "segments", "attributes": {
+        "name": "Gone soon", "kind": "static", "customer_segment_id": "GONE"}}})
+    segment_id = created.get_json()["data"]["id"]
+    _add(api, "GONE", "G1")
+    assert api.delete(f"/segments/{segment_id}").status_code == 204
+    for ref in ("GONE", segment_id):
+        actions = [e["attributes"]["action"] for e in
+                   api.get(f"/events?filter[segment]={ref}").get_json()["data"]]
+        assert actions == ["ADD", "REMOVE"], ref

@@ -16,7 +16,7 @@ from webapp.api.jsonapi import check_query, query_value, respond, self_link
 from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
 from webapp.api.serializers import event_resource
 from webapp.extensions import db
-from webapp.lookup import find_member
+from webapp.lookup import find_member, find_segment
 from webapp.models import Member, MembershipEvent
 from webapp.timeutil import parse_datetime
 
@@ -33,12 +33,17 @@ def event_list():
     size = page_size()
     after = decode_cursor(int)
     query = select(MembershipEvent).order_by(MembershipEvent.id)
-    segment = query_value("filter[segment]", max_length=255)
-    if segment is not None:
-        by_id = MembershipEvent.segment_id == int(segment) if segment.isdigit() and len(
-            segment) < 10 else None
-        by_customer = MembershipEvent.customer_segment_id == segment
-        query = query.where(or_(by_id, by_customer) if by_id is not None else by_customer)
+    segment_ref = query_value("filter[segment]", max_length=255)
+    if segment_ref is not None:
+        # A live segment is filtered by id (indexed); a deleted one by what its events kept.
+        segment = find_segment(segment_ref)
+        if segment is not None:
+            query = query.where(MembershipEvent.segment_id == segment.id)
+        elif segment_ref.isascii() and segment_ref.isdigit() and len(segment_ref) < 10:
+            query = query.where(or_(MembershipEvent.segment_id == int(segment_ref),
+                                    MembershipEvent.customer_segment_id == segment_ref))
+        else:
+            query = query.where(MembershipEvent.customer_segment_id == segment_ref)
     member_ref = query_value("filter[member]", max_length=320)
     if member_ref is not None:
         member = find_member(member_ref)
