@@ -126,7 +126,7 @@ def test_batch_upsert_reports_each_item_and_applies_valid_ones(api):
     response = api.post("/members/batch", body)
     assert response.status_code == 200, response.get_json()
     results = response.get_json()["meta"]["results"]
-    assert [r["status"] for r in results] == [
+    assert [r["result"] for r in results] == [
         "updated", "created", "invalid", "invalid", "invalid", "invalid", "invalid"]
     assert results[2]["errors"][0]["source"]["pointer"] == "/data/2/attributes/points"
     assert results[5]["errors"][0]["source"]["pointer"] == "/data/5/type"
@@ -138,7 +138,7 @@ def test_batch_upsert_reports_each_item_and_applies_valid_ones(api):
     assert rich.size == 1
     again = api.post("/members/batch", {"data": [
         {"type": "members", "attributes": {"external_id": "B1", "points": 5000}}]})
-    assert again.get_json()["meta"]["results"][0]["status"] == "unchanged"
+    assert again.get_json()["meta"]["results"][0]["result"] == "unchanged"
 
 
 def test_batch_over_the_limit_is_413_and_changes_nothing(app, api):

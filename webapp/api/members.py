@@ -169,11 +169,11 @@ def member_batch():
     counts = {"created": 0, "updated": 0, "unchanged": 0, "invalid": 0}
     for index in range(len(items)):
         if index in refused:
-            results.append({"index": index, "status": "invalid", "errors": refused[index]})
+            results.append({"index": index, "result": "invalid", "errors": refused[index]})
             counts["invalid"] += 1
             continue
         outcome = by_index[index]
-        entry: dict = {"index": index, "status": outcome.status,
+        entry: dict = {"index": index, "result": outcome.status,
                        "external_id": outcome.external_id}
         if outcome.member_id:
             entry["id"] = outcome.member_id

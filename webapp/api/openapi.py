@@ -206,7 +206,8 @@ def _schemas() -> dict[str, Any]:
         "index": INTEGER, "id": STRING, "member_id": STRING, "external_id": nullable(STRING),
         "member": STRING,
         "result": {"enum": ["added", "already_member", "removed", "not_member",
-                            "unknown_member", "invalid", "applied", "unchanged"]},
+                            "unknown_member", "invalid", "applied", "unchanged", "created",
+                            "updated"]},
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
