@@ -278,17 +278,24 @@ class Staging:
             case((func.instr(rows.c.ident, "@") > 0, select(members_t.c.id).where(
                 members_t.c.email == func.lower(rows.c.ident)).scalar_subquery())))
 
-    def resolved(self):
-        """Subquery of every staged row: line, ident, member_id (NULL when unknown)."""
+    def resolved(self, materialized: bool = False):
+        """Every staged row: line, ident, member_id (NULL when unknown).
+
+        `materialized` computes it once (SQLite would otherwise evaluate the lookups again
+        for each use of member_id in the statement).
+        """
         joined, member = self._resolution()
-        return select(self.rows.c.line, self.rows.c.ident, member.label("member_id")) \
-            .select_from(joined).subquery("resolved")
+        query = select(self.rows.c.line, self.rows.c.ident, member.label("member_id")) \
+            .select_from(joined)
+        if materialized and self.dialect == "sqlite":
+            return query.cte("resolved").prefix_with("MATERIALIZED")
+        return query.subquery("resolved")
 
     def resolve(self) -> None:
         """The distinct members the rows name, each with its first line and its row count."""
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
-        resolved = self.resolved()
+        resolved = self.resolved(materialized=True)
         self.conn.execute(insert(self.members).from_select(
             ["member_id", "line", "rows"],
             select(resolved.c.member_id, func.min(resolved.c.line), func.count())
