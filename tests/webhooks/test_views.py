@@ -185,3 +185,26 @@ def test_only_admins_see_webhooks(client, auth, role):
 def test_anonymous_is_sent_to_login(client):
     response = client.get("/webhooks/")
     assert response.status_code == 302 and "/login" in response.location
+
+
+def test_the_documented_verification_recipe_works(client, auth):
+    import html
+    import re
+    import time
+
+    from webapp.webhooks.delivery import signature_header
+
+    auth.login("admin")
+    page = client.get("/webhooks/").get_data(as_text=True)
+    snippet = html.unescape(re.search(
+        r'<pre class="code-sample"><code>(.*?)</code></pre>', page, re.S).group(1))
+    namespace: dict = {}
+    exec(snippet, namespace)  # the code a receiver would copy from the page
+    verify = namespace["verify"]
+    body = b'[{"event_id":1,"action":"ADD"}]'
+    header = signature_header("whsec_recipe", body, int(time.time()))
+    assert verify("whsec_recipe", body, header)
+    assert not verify("whsec_other", body, header)
+    assert not verify("whsec_recipe", body + b" ", header)
+    stale = signature_header("whsec_recipe", body, int(time.time()) - 600)
+    assert not verify("whsec_recipe", body, stale)
