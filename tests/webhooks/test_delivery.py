@@ -324,3 +324,33 @@ def test_events_committed_late_are_not_skipped(app, receiver):
         other.close()
     deliver()
     assert [e["member_external_id"] for e in receiver.events()] == ["SLOW", "QUICK"]
+
+
+def test_cli_loop_survives_a_failed_pass(app, runner, receiver, monkeypatch):
+    from webapp.webhooks import cli
+
+    segment = make_segment(kind="static")
+    subscribe(receiver)
+    add_to_list(segment, make_member())
+    real_deliver, calls = delivery_module.deliver, []
+
+    def flaky_deliver(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return real_deliver(**kwargs)
+
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(delivery_module, "deliver", flaky_deliver)
+    monkeypatch.setattr(cli.time, "sleep", sleep)
+    result = runner.invoke(args=["events", "deliver", "--loop", "--interval", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "Delivery pass failed (RuntimeError: database went away)" in result.output
+    assert "1 new deliveries; 1 POSTs: 1 delivered" in result.output
+    assert sleeps == [0.5, 0.5] and len(receiver.requests) == 1

@@ -20,16 +20,24 @@ def deliver_command(loop: bool, interval: float, webhook_id: int | None) -> None
     from webapp.extensions import db
     from webapp.webhooks.delivery import deliver
 
-    while True:
-        result = deliver(webhook_id=webhook_id)
-        if not loop or result.created or result.posts:
-            click.echo(f"{result.created:,} new deliveries; {result.posts:,} POSTs: "
-                       f"{result.delivered:,} delivered, {result.retrying:,} to retry, "
-                       f"{result.failed:,} failed.")
-        if not loop:
-            return
-        db.session.remove()  # a fresh session per pass: no stale reads between passes
-        try:
+    try:
+        while True:
+            try:
+                result = deliver(webhook_id=webhook_id)
+            except Exception as exc:  # a database hiccup must not end the worker
+                if not loop:
+                    raise
+                db.session.rollback()
+                click.echo(f"Delivery pass failed ({exc.__class__.__name__}: {exc}); "
+                           "trying again.", err=True)
+            else:
+                if not loop or result.created or result.posts:
+                    click.echo(f"{result.created:,} new deliveries; {result.posts:,} POSTs: "
+                               f"{result.delivered:,} delivered, {result.retrying:,} to retry, "
+                               f"{result.failed:,} failed.")
+                if not loop:
+                    return
+            db.session.remove()  # a fresh session per pass: no stale reads between passes
             time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:
+        click.echo("Stopped.", err=True)
