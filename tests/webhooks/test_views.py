@@ -208,3 +208,21 @@ def test_the_documented_verification_recipe_works(client, auth):
     assert not verify("whsec_recipe", body + b" ", header)
     stale = signature_header("whsec_recipe", body, int(time.time()) - 600)
     assert not verify("whsec_recipe", body, stale)
+
+
+def test_index_warns_when_no_worker_sends(client, auth):
+    from datetime import timedelta
+
+    from webapp.timeutil import utcnow
+
+    auth.login("admin")
+    webhook, _ = create_webhook({"url": "https://e.com/x"}, actor="t")
+    db.session.add(WebhookDelivery(webhook_id=webhook.id, event_id=1, status="pending",
+                                   next_attempt_at=utcnow() - timedelta(seconds=30)))
+    db.session.commit()
+    assert "Deliveries are waiting" not in client.get("/webhooks/").get_data(as_text=True)
+    db.session.add(WebhookDelivery(webhook_id=webhook.id, event_id=2, status="pending",
+                                   next_attempt_at=utcnow() - timedelta(minutes=10)))
+    db.session.commit()
+    page = client.get("/webhooks/").get_data(as_text=True)
+    assert "Deliveries are waiting" in page and "events deliver --loop" in page

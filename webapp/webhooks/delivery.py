@@ -491,6 +491,18 @@ def deliver_job(webhook_id: int | None = None) -> dict[str, int]:
     return asdict(result)
 
 
+def overdue_since(now: datetime | None = None,
+                  grace: timedelta = timedelta(minutes=2)) -> datetime | None:
+    """When the oldest delivery that should have been sent by now fell due (no worker?)."""
+    now = now or utcnow()
+    return db.session.scalar(
+        select(func.min(deliveries_t.c.next_attempt_at))
+        .select_from(deliveries_t.join(Webhook.__table__,
+                                       Webhook.__table__.c.id == deliveries_t.c.webhook_id))
+        .where(Webhook.__table__.c.active.is_(True), deliveries_t.c.status.in_(DUE),
+               deliveries_t.c.next_attempt_at <= now - grace))
+
+
 def retry_delivery(delivery: WebhookDelivery, *, actor: str,
                    now: datetime | None = None) -> None:
     """Make a delivery (and the queue waiting behind it) due now; audited and committed."""

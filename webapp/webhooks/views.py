@@ -16,6 +16,7 @@ from webapp.webhooks import bp
 from webapp.webhooks.delivery import (
     SIGNATURE_HEADER,
     TEST_EVENT_ID,
+    overdue_since,
     queue_test_event,
     retry_delivery,
     settings,
@@ -59,7 +60,7 @@ def _index_page(form: WebhookForm, new_secret: str | None = None,
                   stats=delivery_stats([w.id for w in webhooks]),
                   segment_names=_segment_names(webhooks), new_secret=new_secret,
                   new_webhook=new_webhook, signature_header=SIGNATURE_HEADER,
-                  delivery=settings())
+                  delivery=settings(), overdue=overdue_since())
 
 
 @bp.route("/", methods=["GET", "POST"])
