@@ -331,7 +331,8 @@ def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list
     entries = db.session.scalars(
         select(AuditEntry).where(AuditEntry.entity_type == "segment",
                                  AuditEntry.entity_id == str(segment.id))
-        .order_by(AuditEntry.id.desc()).limit(limit)).all()
+        .order_by(AuditEntry.entity_type.desc(), AuditEntry.entity_id.desc(),
+                  AuditEntry.id.desc()).limit(limit)).all()
     all_names = dict(names)
     for entry in entries:
         for side in (entry.before or {}, entry.after or {}):
@@ -367,11 +368,20 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
     """Everything the segment page shows."""
     names = segment_names(segment)
     members, q = members_page(segment, args)
-    events = db.session.execute(
-        select(MembershipEvent, Member.email, Member.external_id)
-        .outerjoin(Member, Member.id == MembershipEvent.member_id)
-        .where(MembershipEvent.segment_id == segment.id)
-        .order_by(MembershipEvent.id.desc()).limit(EVENTS_SHOWN)).all()
+    this_segment = MembershipEvent.segment_id == segment.id
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL would walk the primary key backwards past every other segment's events
+        # (it assumes they are evenly mixed); `= ANY` keeps it on the (segment_id, id) index.
+        this_segment = MembershipEvent.segment_id.in_([segment.id, -1])
+    recent = db.session.scalars(
+        select(MembershipEvent).where(this_segment)
+        .order_by(MembershipEvent.segment_id.desc(), MembershipEvent.id.desc())
+        .limit(EVENTS_SHOWN)).all()
+    # Names in a second query: joining first makes PostgreSQL hash the whole members table.
+    who = {r.id: (r.email, r.external_id) for r in db.session.execute(
+        select(Member.id, Member.email, Member.external_id).where(
+            Member.id.in_({e.member_id for e in recent})))} if recent else {}
+    events = [(e, *who.get(e.member_id, (None, None))) for e in recent]
     return {
         "s": segment, "segment": segment, "describe": describe(segment), "names": names,
         "include_words": [criterion_words(c, names) for c in segment.include or []],

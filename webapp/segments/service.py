@@ -430,6 +430,17 @@ def _samples(query) -> list[dict]:
              "points": r.points} for r in db.session.execute(query)]
 
 
+def _few(query, sample: int) -> list[dict]:
+    """The first `sample` rows of a query whose matches may be rare.
+
+    We only ask once the exact count says there are some. PostgreSQL plans `LIMIT 10` as if
+    matches were common and can crawl a million rows by index; a materialized CTE makes it
+    compute the (known to be small or cheap) set first. SQLite stops at the first rows anyway.
+    """
+    rows = query.cte("candidates").prefix_with("MATERIALIZED", dialect="postgresql")
+    return _samples(select(rows).limit(sample))
+
+
 def total_members() -> int:
     """How many members there are."""
     return db.session.scalar(select(func.count()).select_from(members_t)) or 0
@@ -449,10 +460,12 @@ def preview(definition: dict, *, segment: Segment | None = None, sample: int = 1
     now = utcnow()
     result: dict[str, Any] = {"kind": d.kind, "total_members": total_members(),
                               "describe": describe_definition(d, names_of(set(d.references)))}
-    in_segment = None
+    in_segment = in_this = None
     if segment is not None:
         in_segment = exists().where(memberships_t.c.segment_id == segment.id,
                                     memberships_t.c.member_id == members_t.c.id)
+        in_this = sa.and_(memberships_t.c.member_id == members_t.c.id,
+                          memberships_t.c.segment_id == segment.id)
     if d.kind == "static":
         if segment is None:
             cond = sa.false()
@@ -477,22 +490,22 @@ def preview(definition: dict, *, segment: Segment | None = None, sample: int = 1
             memberships_t, memberships_t.c.member_id == members_t.c.id).where(
             memberships_t.c.segment_id == segment.id).limit(sample))
     else:
-        # One scan gives both who would match and who of them is already in.
+        # One scan (a left join, hash-joined on PostgreSQL) gives both who would match and
+        # who of them is in the segment already.
         row = db.session.execute(select(
-            func.count(), func.count(sa.case((in_segment, 1)))).select_from(members_t)
-            .where(cond)).one()
+            func.count(), func.count(memberships_t.c.member_id)).select_from(
+            members_t.outerjoin(memberships_t, in_this)).where(cond)).one()
         result["count"], staying = row[0] or 0, row[1] or 0
         result["samples"] = _samples(select(*_sample_columns()).where(cond).limit(sample))
     result["joining"] = result["count"] - staying
     result["leaving"] = current - staying
-    result["joining_samples"] = _samples(select(*_sample_columns()).where(
-        cond, ~in_segment).limit(sample)) if result["joining"] else []
-    result["leaving_samples"] = _samples(
-        select(*_sample_columns()).join(memberships_t, sa.and_(
-            memberships_t.c.member_id == members_t.c.id,
-            memberships_t.c.segment_id == segment.id))
-        .where(sa.not_(sa.func.coalesce(cond, sa.false()))).limit(sample)
-    ) if result["leaving"] else []
+    joining = select(*_sample_columns()).select_from(
+        members_t.outerjoin(memberships_t, in_this)).where(
+        cond, memberships_t.c.member_id.is_(None))
+    leaving = select(*_sample_columns()).join(memberships_t, in_this).where(
+        sa.not_(sa.func.coalesce(cond, sa.false())))
+    result["joining_samples"] = _few(joining, sample) if result["joining"] else []
+    result["leaving_samples"] = _few(leaving, sample) if result["leaving"] else []
     changed = bool(result["joining"] or result["leaving"])
     uses = where_used(segment) if changed else []
     result["affected"] = {
