@@ -10,7 +10,16 @@ from typing import Any
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.models import Audience, AudienceSegment, Member, Offer, Reward, Segment, User
+from webapp.models import (
+    Audience,
+    AudienceSegment,
+    Member,
+    Offer,
+    Reward,
+    Segment,
+    SegmentDependency,
+    User,
+)
 from webapp.passwords import hash_password
 
 _counter = itertools.count(1)
@@ -54,10 +63,14 @@ def make_segment(name: str | None = None, kind: str = "dynamic", include=None, e
                  refresh: bool = True, **kw: Any) -> Segment:
     """A segment; dynamic ones are materialized through the membership service."""
     from webapp.membership import Cause, refresh_segment
+    from webapp.targeting import referenced_segments
 
     segment = Segment(name=name or f"Segment {next(_counter)}", kind=kind,
                       include=include or [], exclude=exclude or [], **kw)
     db.session.add(segment)
+    db.session.flush()
+    for depends_on in referenced_segments(segment.definition()):
+        db.session.add(SegmentDependency(segment_id=segment.id, depends_on_id=depends_on))
     db.session.flush()
     if refresh and kind == "dynamic":
         refresh_segment(segment, Cause("rule", "test", {}))

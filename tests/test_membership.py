@@ -18,7 +18,6 @@ from webapp.models import (
     AuditEntry,
     Member,
     MembershipEvent,
-    SegmentDependency,
     SegmentMembership,
 )
 
@@ -95,8 +94,6 @@ def test_dependent_segments_cascade(app):
     derived = make_segment("Gold VIP", include=[
         {"field": "segment", "operator": "in", "value": [base.id]},
         {"field": "tier", "operator": "equals", "value": "gold"}])
-    db.session.add(SegmentDependency(segment_id=derived.id, depends_on_id=base.id))
-    db.session.commit()
     assert derived.size == 1
     vip.custom_fields = {"vip": False}
     db.session.commit()

@@ -372,7 +372,7 @@ def refresh_member(member: Member, cause: Cause, now: datetime | None = None) ->
         override = overrides.get(segment.id)
         result = evaluate_segment(segment.definition(), attrs,
                                   override=override.status if override else None,
-                                  now=now, memberships=in_now)
+                                  now=now, memberships=in_now, tz=_timezone())
         via = "override" if override and override.status == "add" else "rule"
         if result.matched and segment.id not in in_now:
             deltas.append(apply_delta(segment, add=[member.id], via=via, cause=cause))
