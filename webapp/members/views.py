@@ -252,14 +252,14 @@ def show(member_id: str):
     show_filter = request.args.get("show", "all")
     if show_filter not in FILTERS:
         show_filter = "all"
-    catalog = visibility.load_catalog()
+    catalog = visibility.load_catalog(rows=True)
     ctx = page_context(member, visibility.explainer(member, catalog), show=show_filter)
     return render("members/show.html", "decisions", **ctx)
 
 
 def compare(member: Member, attributes: dict[str, Any]) -> list[dict[str, Any]]:
     """Every offer and reward whose decision changes under the what-if profile."""
-    catalog = visibility.load_catalog()
+    catalog = visibility.load_catalog(rows=True)
     now = utcnow()
     actual = visibility.explainer(member, catalog, now=now)
     trial = visibility.explainer(member, catalog, now=now, attributes=attributes)
@@ -292,7 +292,7 @@ def what_if(member_id: str):
     if is_htmx():
         return render("members/show.html", "what_if", member=member, form=form,
                       what_if=changes), status
-    catalog = visibility.load_catalog()
+    catalog = visibility.load_catalog(rows=True)
     ctx = page_context(member, visibility.explainer(member, catalog), form=form,
                        what_if=changes)
     return render("members/show.html", None, **ctx), status
