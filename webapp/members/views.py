@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, request, url_for
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from webapp import visibility
 from webapp.access import access
@@ -48,13 +48,15 @@ def search(text: str) -> tuple[Member | None, list[Member]]:
     if not text:
         return None, []
     exact = find_member(text)
-    matches = list(db.session.scalars(
-        select(Member).where(or_(_prefix(Member.external_id, text),
-                                 _prefix(Member.email, text.lower())))
-        .order_by(Member.external_id).limit(SEARCH_LIMIT + 1)))
-    if exact is not None:
-        matches = [m for m in matches if m.id != exact.id]
-    return exact, matches
+    found: dict[str, Member] = {}
+    # one range scan per index (an OR of the two would scan the whole table)
+    for column, value in ((Member.external_id, text), (Member.email, text.lower())):
+        for member in db.session.scalars(select(Member).where(_prefix(column, value))
+                                         .order_by(column).limit(SEARCH_LIMIT + 1)):
+            found.setdefault(member.id, member)
+    matches = sorted((m for m in found.values() if exact is None or m.id != exact.id),
+                     key=lambda m: m.external_id)
+    return exact, matches[:SEARCH_LIMIT + 1]
 
 
 @bp.route("/")
