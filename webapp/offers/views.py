@@ -124,7 +124,10 @@ def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
     names = dict(db.session.execute(select(Segment.id, Segment.name).where(
         Segment.id.in_(sorted(ids)))).all()) if ids else {}
     rows = [{"audience": a, "text": describe_audience(a.audience_type, a.configuration or {},
-                                                      names)} for a in audiences]
+                                                      names),
+             "segments": [(sid, names.get(sid, f"segment #{sid}"))
+                          for sid in (a.configuration or {}).get("segments", [])]}
+            for a in audiences]
     reach = offer_reach([(a.audience_type, a.configuration or {}) for a in audiences])
     total = offer_reach([])
     segment_q = clean_query(request.args.get("segment_q", ""))
