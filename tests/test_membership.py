@@ -114,3 +114,22 @@ def test_verify_reports_tampering(app):
     assert len(problems) == 1
     assert problems[0]["segment_id"] == segment.id and len(problems[0]["missing"]) == 1
     assert db.session.scalar(select(func.count()).select_from(SegmentMembership)) == 0
+
+
+def test_list_changes_reach_dependent_segments(app):
+    gold, bronze = make_member(tier="gold"), make_member(tier="bronze")
+    beta = make_segment("Beta", kind="static")
+    gold_beta = make_segment("Gold beta", include=[
+        {"field": "segment", "operator": "in", "value": [beta.id]},
+        {"field": "tier", "operator": "equals", "value": "gold"}])
+    add_to_list(beta, gold, bronze)
+    assert segment_ids_of(gold.id) == {beta.id, gold_beta.id}
+    assert segment_ids_of(bronze.id) == {beta.id}
+    cascaded = [e for e in _events(gold_beta.id)]
+    assert [(e.action, e.source, e.cause["via_segment"]) for e in cascaded] == [
+        ("ADD", "rule", beta.id)]
+    everyone = select(Member.id.label("member_id"))
+    apply_delta(beta, remove=everyone, via="list", cause=Cause("upload", "u", upload_id=3))
+    db.session.commit()
+    assert gold_beta.size == 0 and segment_ids_of(gold.id) == set()
+    assert verify_all() == []

@@ -132,13 +132,17 @@ EVENT_COLUMNS = ("action", "segment_id", "segment_name", "customer_segment_id", 
 
 def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
                 remove: Sequence[str] | Select = (), via: str, cause: Cause,
-                audit: bool = True, retag: bool = False) -> Delta:
+                audit: bool = True, retag: bool = False, cascade: bool = True) -> Delta:
     """Add and remove members of a segment with their events and audit entry (no commit).
 
     `add` and `remove` are member ids, or a SELECT yielding a `member_id` column for changes
     too large for Python (uploads, rule refreshes). Members already in (for add) or not in
     (for remove) are left alone and get no event. With `retag`, members already in get their
     `via` updated (e.g. a rule member pinned by an override) without an event.
+
+    With `cascade` (the default), segments whose `segment` criteria name this one are brought
+    up to date too: for the changed members only when they are known, else whole. Callers
+    that already walk every dynamic segment in dependency order pass cascade=False.
     """
     now = utcnow()
     delta = Delta(segment.id)
@@ -180,7 +184,41 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
                    f"+{delta.added:,} / −{delta.removed:,} members ({cause.source})",
                    after={"added": delta.added, "removed": delta.removed,
                           "source": cause.source, **cause.detail})
+        if cascade:
+            known = not isinstance(add, Select) and not isinstance(remove, Select)
+            changed_ids = delta.added_ids + delta.removed_ids if known else None
+            if changed_ids is not None and len(changed_ids) < delta.added + delta.removed:
+                changed_ids = None  # only the first 1,000 ids are kept: refresh whole
+            _cascade(segment, changed_ids, cause, now)
     return delta
+
+
+def _cascade(segment: Segment, member_ids: list[str] | None, cause: Cause,
+             now: datetime) -> None:
+    """Re-evaluate the segments that depend on `segment` after its membership changed."""
+    for dependent in dependents_of(segment.id):
+        rule_cause = Cause("rule", cause.actor, {**cause.detail, "via_segment": segment.id},
+                           upload_id=cause.upload_id, override_id=cause.override_id)
+        if member_ids is None:
+            refresh_segment(dependent, rule_cause, now)
+        else:
+            refresh_segment_members(dependent, member_ids, rule_cause, now)
+
+
+def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: Cause,
+                            now: datetime | None = None) -> Delta:
+    """Bring some members' membership of a dynamic segment in line with its rules (no commit)."""
+    if segment.kind != "dynamic" or not member_ids:
+        return Delta(segment.id)
+    now = now or utcnow()
+    condition = desired_condition(segment.id, segment.definition(), now)
+    wanted: set[str] = set()
+    for chunk in _chunks(list(member_ids)):
+        wanted.update(db.session.scalars(
+            select(members_t.c.id).where(members_t.c.id.in_(chunk), condition)))
+    present = current_member_ids(segment.id, member_ids)
+    return apply_delta(segment, add=sorted(wanted - present),
+                       remove=sorted(present - wanted), via="rule", cause=cause)
 
 
 def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: Cause,
@@ -375,10 +413,12 @@ def refresh_member(member: Member, cause: Cause, now: datetime | None = None) ->
                                   now=now, memberships=in_now, tz=_timezone())
         via = "override" if override and override.status == "add" else "rule"
         if result.matched and segment.id not in in_now:
-            deltas.append(apply_delta(segment, add=[member.id], via=via, cause=cause))
+            deltas.append(apply_delta(segment, add=[member.id], via=via, cause=cause,
+                                      cascade=False))
             in_now.add(segment.id)
         elif not result.matched and segment.id in in_now:
-            deltas.append(apply_delta(segment, remove=[member.id], via=via, cause=cause))
+            deltas.append(apply_delta(segment, remove=[member.id], via=via, cause=cause,
+                                      cascade=False))
             in_now.discard(segment.id)
     return [d for d in deltas if d.changed]
 
@@ -422,6 +462,6 @@ def segment_ids_of(member_id: str) -> set[int]:
 
 __all__ = [
     "Cause", "Delta", "apply_delta", "refresh_segment", "refresh_member", "refresh_all",
-    "verify_all", "desired_condition", "rule_condition", "dependents_of",
+    "verify_all", "desired_condition", "refresh_segment_members", "rule_condition", "dependents_of",
     "dynamic_segments_in_order", "segment_ids_of", "current_member_ids", "true",
 ]

@@ -251,12 +251,8 @@ def test_bulk_reset(app):
 def test_dependent_segments_follow(app):
     member = make_member(tier="gold")
     gold = make_segment("Gold", include=GOLD)
-    from webapp.models import SegmentDependency
-
     not_gold = make_segment("Not gold", include=[
         {"field": "segment", "operator": "not_in", "value": [gold.id]}], refresh=False)
-    db.session.add(SegmentDependency(segment_id=not_gold.id, depends_on_id=gold.id))
-    db.session.commit()
     from webapp.membership import Cause, refresh_segment
 
     refresh_segment(not_gold, Cause("rule", "test"))

@@ -36,7 +36,7 @@ from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, nex
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
 from webapp.lookup import find_member, find_segment
-from webapp.membership import Cause, apply_delta, current_member_ids, dependents_of, refresh_segment
+from webapp.membership import Cause, apply_delta, current_member_ids
 from webapp.models import Member, Segment, SegmentMembership
 from webapp.timeutil import parse_datetime
 
@@ -298,9 +298,6 @@ def _change_list(segment_ref: str, adding: bool):
             apply_delta(segment, add=chosen, via="list", cause=cause)
         else:
             apply_delta(segment, remove=chosen, via="list", cause=cause)
-        for dependent in dependents_of(segment.id):
-            refresh_segment(dependent, Cause("rule", actor, {"reason": "list changed",
-                                                             "via_segment": segment.id}))
         db.session.commit()
     counts: dict[str, int] = {}
     for entry in results:

@@ -250,7 +250,8 @@ def delete_member(member: Member, *, actor: str, source: str = "api") -> int:
         SegmentMembership.member_id == member.id)))
     cause = Cause(source, actor, {"member_deleted": True, "external_id": member.external_id})
     for segment in db.session.scalars(select(Segment).where(Segment.id.in_(segment_ids))):
-        apply_delta(segment, remove=[member.id], via="rule", cause=cause, audit=False)
+        apply_delta(segment, remove=[member.id], via="rule", cause=cause, audit=False,
+                    cascade=False)
     record(actor, "member.delete", "member", member.id,
            f"Deleted member {member.external_id} (left {len(segment_ids)} segment(s))",
            before=_snapshot(member))
@@ -420,9 +421,11 @@ def refresh_members(members: Sequence[Member], cause: Cause,
                 in_now[member_id].discard(segment.id)
         for via, wanted in (("rule", add_rule), ("override", add_override)):
             if wanted:
-                changes += apply_delta(segment, add=wanted, via=via, cause=cause).added
+                changes += apply_delta(segment, add=wanted, via=via, cause=cause,
+                                       cascade=False).added
         if remove:
-            changes += apply_delta(segment, remove=remove, via="rule", cause=cause).removed
+            changes += apply_delta(segment, remove=remove, via="rule", cause=cause,
+                                   cascade=False).removed
     return changes
 
 

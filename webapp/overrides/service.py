@@ -25,8 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.audit import record
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, current_member_ids, dynamic_segments_in_order
-from webapp.models import Member, Override, OverrideHistory, Segment, SegmentDependency
+from webapp.membership import Cause, apply_delta, current_member_ids
+from webapp.models import Member, Override, OverrideHistory, Segment
 from webapp.timeutil import utcnow
 
 STATUSES = ("add", "block")
@@ -316,39 +316,7 @@ def _apply(segment: Segment, member: Member, want_in: bool, via: str, actor: str
         delta = apply_delta(segment, add=[member.id], via=via, cause=cause, retag=True)
     else:
         delta = apply_delta(segment, remove=[member.id], via=via, cause=cause)
-    if delta.changed:
-        _cascade(segment, member, cause, now)
     return delta.changed
-
-
-def _cascade(segment: Segment, member: Member, cause: Cause, now: datetime) -> None:
-    """Re-evaluate the member in segments whose `segment` criteria depend on this one."""
-    from webapp.targeting import matches
-
-    changed = {segment.id}
-    attrs = member.attributes()
-    overrides = {o.segment_id: o for o in db.session.scalars(
-        select(Override).where(Override.member_id == member.id))}
-    deps: dict[int, set[int]] = {}
-    for row in db.session.scalars(select(SegmentDependency)):
-        deps.setdefault(row.segment_id, set()).add(row.depends_on_id)
-    for dependent in dynamic_segments_in_order():
-        if dependent.id in changed or not deps.get(dependent.id, set()) & changed:
-            continue
-        override = overrides.get(dependent.id)
-        status = None if override is None or is_expired(override, now) else override.status
-        in_now = _member_segments(member.id)
-        want = matches(dependent.definition(), attrs, override=status, now=now,
-                       memberships=in_now, tz=_timezone())
-        via = "override" if status == "add" else "rule"
-        rule_cause = Cause("rule", cause.actor, {**cause.detail, "via_segment": segment.id},
-                           override_id=cause.override_id)
-        if want:
-            delta = apply_delta(dependent, add=[member.id], via=via, cause=rule_cause)
-        else:
-            delta = apply_delta(dependent, remove=[member.id], via=via, cause=rule_cause)
-        if delta.changed:
-            changed.add(dependent.id)
 
 
 def _check_request(segment: Segment, status: str, description: str, reference_id: str | None,
