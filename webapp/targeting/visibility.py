@@ -18,6 +18,7 @@ from webapp.targeting.engine import (
     CompiledDefinition,
     Env,
     SegmentResult,
+    _plural,
     compile_definition,
     explain_membership,
     make_env,
@@ -279,11 +280,10 @@ def _age_audience(config: Mapping[str, Any], member: Mapping[str, Any], env: Env
     gap = None
     if lo is not None and age < lo:
         when = anniversary(birthday, lo)
-        gap = (f"turns {lo} in {(when - env.today).days:,} days" if when
+        gap = (f"turns {lo} in {_plural((when - env.today).days, 'day')}" if when
                else f"must be {lo} or older")
     elif hi is not None and age > hi:
-        years = age - hi
-        gap = f"is {years} year{'s' if years != 1 else ''} too old"
+        gap = f"is {_plural(age - hi, 'year')} too old"
     return gap is None, node("audience", label, gap is None, age, dict(config), gap)
 
 
