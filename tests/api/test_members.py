@@ -204,3 +204,29 @@ def test_batch_keeps_materialized_membership_equal_to_the_rules(api):
                                                   "points": (7 - n) * 300}} for n in range(8)]
     assert api.post("/members/batch", {"data": flipped}).status_code == 200
     assert verify_all() == []
+
+
+def test_only_an_admin_token_deletes_a_member(api_as):
+    make_member(external_id="KEEP")
+    for role in ("marketer", "support"):
+        response = api_as(role).delete("/members/KEEP")
+        assert response.status_code == 403, role
+    assert db.session.scalar(select(Member.external_id)) == "KEEP"
+    assert api_as("admin").delete("/members/KEEP").status_code == 204
+
+
+def test_negative_points_xp_coins_are_refused_with_their_pointer(api):
+    make_member(external_id="N1", points=10)
+    for name in ("points", "xp", "coins"):
+        response = api.patch("/members/N1", {"data": {"type": "members",
+                                                      "attributes": {name: -5}}})
+        assert response.status_code == 422, name
+        error = errors_of(response)[0]
+        assert error["source"]["pointer"] == f"/data/attributes/{name}"
+        assert "0 or more" in error["detail"]
+    response = api.post("/members", new_member(external_id="N2", points=-1))
+    assert response.status_code == 422
+    db.session.expire_all()
+    assert db.session.scalar(select(Member.points).where(Member.external_id == "N1")) == 10
+    assert api.patch("/members/N1", {"data": {"type": "members",
+                                              "attributes": {"points": 0}}}).status_code == 200

@@ -127,7 +127,7 @@ def member_update(member_ref: str):
 
 
 @bp.route("/members/<member_ref>", methods=["DELETE"])
-@access("write")
+@access("admin")
 def member_delete(member_ref: str):
     """Delete a member; a REMOVE event is recorded for every segment it was in."""
     member = member_or_404(member_ref)

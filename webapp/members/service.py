@@ -138,6 +138,8 @@ def _clean(name: str, value: Any) -> Any:
             raise ValueError(f"{name} is a whole number.")
         if not INT64[0] <= value <= INT64[1]:
             raise ValueError(f"{name} does not fit 64 bits.")
+        if value < 0:
+            raise ValueError(f"{name} must be 0 or more ({value:,} given).")
         return value
     if name == "badges":
         if value is None:
