@@ -133,3 +133,12 @@ def test_list_changes_reach_dependent_segments(app):
     db.session.commit()
     assert gold_beta.size == 0 and segment_ids_of(gold.id) == set()
     assert verify_all() == []
+
+
+def test_ids_of_deleted_rows_are_never_reused(app):
+    first = make_segment("Temporary", kind="static")
+    first_id = first.id
+    db.session.delete(first)
+    db.session.commit()
+    second = make_segment("Next", kind="static")
+    assert second.id != first_id

@@ -29,6 +29,9 @@ from webapp.timeutil import utcnow
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 ROLES = ("admin", "marketer", "support")
+# SQLite reuses the highest rowid after a delete unless AUTOINCREMENT is on; ids named in
+# events and history must never be handed to a new row.
+AUTOINCREMENT = {"sqlite_autoincrement": True}
 
 
 def new_uuid() -> str:
@@ -40,6 +43,7 @@ class User(UserMixin, db.Model):
     """A person who signs in to the dashboard."""
 
     __tablename__ = "users"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -66,6 +70,7 @@ class ApiToken(db.Model):
     """A machine credential: shown once, stored as a SHA-256 hash, with a role."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -125,6 +130,7 @@ class Segment(db.Model):
     """A static list or a dynamic rule over member attributes."""
 
     __tablename__ = "segments"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -192,7 +198,8 @@ class SegmentSizeSnapshot(db.Model):
     day: Mapped[date] = mapped_column(Date)
     size: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (UniqueConstraint("segment_id", "day", name="uq_segment_size_day"),)
+    __table_args__ = (UniqueConstraint("segment_id", "day", name="uq_segment_size_day"),
+                      AUTOINCREMENT)
 
 
 class Override(db.Model):
@@ -218,7 +225,8 @@ class Override(db.Model):
     segment: Mapped[Segment] = relationship()
     member: Mapped[Member] = relationship()
 
-    __table_args__ = (UniqueConstraint("segment_id", "member_id", name="uq_override_pair"),)
+    __table_args__ = (UniqueConstraint("segment_id", "member_id", name="uq_override_pair"),
+                      AUTOINCREMENT)
 
 
 class OverrideHistory(db.Model):
@@ -244,6 +252,7 @@ class Offer(db.Model):
     """Something a member may see; who sees it is decided by its audiences."""
 
     __tablename__ = "offers"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -264,6 +273,7 @@ class Audience(db.Model):
     """One condition on an offer: age_within, in_all_segments or in_any_segment."""
 
     __tablename__ = "audiences"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), index=True)
@@ -291,6 +301,7 @@ class Reward(db.Model):
     """Something a member may redeem for points, limited to required segments."""
 
     __tablename__ = "rewards"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -323,6 +334,7 @@ class Upload(db.Model):
     """One static-list upload: its dry-run report, its progress and its outcome."""
 
     __tablename__ = "uploads"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     segment_id: Mapped[int] = mapped_column(
@@ -389,6 +401,7 @@ class Webhook(db.Model):
     """A subscription to membership events, delivered signed to a URL."""
 
     __tablename__ = "webhooks"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
@@ -404,6 +417,7 @@ class WebhookDelivery(db.Model):
     """One attempt series to deliver one event to one webhook."""
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = AUTOINCREMENT
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     webhook_id: Mapped[int] = mapped_column(

@@ -1,5 +1,8 @@
 """initial schema
 
+Tables whose rows can be deleted use AUTOINCREMENT on SQLite, so a deleted segment's, offer's
+or override's id is never handed to a new row (events and history keep naming the old one).
+
 Revision ID: 50d12d3f2314
 Revises: 
 Create Date: 2026-11-22 09:47:36.830990
@@ -29,7 +32,7 @@ def upgrade():
     sa.Column('before', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('after', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries')),
     )
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entity', ['entity_type', 'entity_id', 'id'], unique=False)
@@ -71,7 +74,7 @@ def upgrade():
     sa.Column('upload_id', sa.Integer(), nullable=True),
     sa.Column('override_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_membership_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_membership_events')),
     )
     with op.batch_alter_table('membership_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_membership_events_member_id'), ['member_id'], unique=False)
@@ -90,7 +93,8 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_offers')),
-    sa.UniqueConstraint('external_id', name=op.f('uq_offers_external_id'))
+    sa.UniqueConstraint('external_id', name=op.f('uq_offers_external_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('offers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_offers_name'), ['name'], unique=False)
@@ -108,7 +112,7 @@ def upgrade():
     sa.Column('expires_at', sa.DateTime(), nullable=True),
     sa.Column('actor_label', sa.String(length=200), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_override_history'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_override_history')),
     )
     with op.batch_alter_table('override_history', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_override_history_created_at'), ['created_at'], unique=False)
@@ -128,7 +132,8 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_rewards')),
-    sa.UniqueConstraint('external_id', name=op.f('uq_rewards_external_id'))
+    sa.UniqueConstraint('external_id', name=op.f('uq_rewards_external_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('rewards', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rewards_name'), ['name'], unique=False)
@@ -145,7 +150,8 @@ def upgrade():
     sa.Column('last_login_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
-    sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+    sa.UniqueConstraint('email', name=op.f('uq_users_email')),
+    sqlite_autoincrement=True
     )
     op.create_table('webhooks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -156,7 +162,8 @@ def upgrade():
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_event_id', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhooks'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhooks')),
+    sqlite_autoincrement=True
     )
     op.create_table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -170,7 +177,8 @@ def upgrade():
     sa.Column('revoked_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_api_tokens_created_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash')),
+    sqlite_autoincrement=True
     )
     op.create_table('audiences',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -179,7 +187,8 @@ def upgrade():
     sa.Column('configuration', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['offer_id'], ['offers.id'], name=op.f('fk_audiences_offer_id_offers'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_audiences'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audiences')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('audiences', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_audiences_offer_id'), ['offer_id'], unique=False)
@@ -203,7 +212,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_segments_created_by_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['updated_by_id'], ['users.id'], name=op.f('fk_segments_updated_by_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
-    sa.UniqueConstraint('customer_segment_id', name=op.f('uq_segments_customer_segment_id'))
+    sa.UniqueConstraint('customer_segment_id', name=op.f('uq_segments_customer_segment_id')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('segments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_segments_kind'), ['kind'], unique=False)
@@ -223,7 +233,8 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('delivered_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['webhook_id'], ['webhooks.id'], name=op.f('fk_webhook_deliveries_webhook_id_webhooks'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_deliveries_status'), ['status'], unique=False)
@@ -257,7 +268,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_overrides_member_id_members'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_overrides_segment_id_segments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_overrides')),
-    sa.UniqueConstraint('segment_id', 'member_id', name='uq_override_pair')
+    sa.UniqueConstraint('segment_id', 'member_id', name='uq_override_pair'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('overrides', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_overrides_created_at'), ['created_at'], unique=False)
@@ -303,7 +315,8 @@ def upgrade():
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_segment_size_snapshots_segment_id_segments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_size_snapshots')),
-    sa.UniqueConstraint('segment_id', 'day', name='uq_segment_size_day')
+    sa.UniqueConstraint('segment_id', 'day', name='uq_segment_size_day'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('segment_size_snapshots', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_segment_size_snapshots_segment_id'), ['segment_id'], unique=False)
@@ -327,7 +340,8 @@ def upgrade():
     sa.Column('undone_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_uploads_actor_id_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['segment_id'], ['segments.id'], name=op.f('fk_uploads_segment_id_segments'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_uploads'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_uploads')),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_uploads_created_at'), ['created_at'], unique=False)
