@@ -346,8 +346,9 @@ def run(argv: list[str]) -> dict:
     })
     if options.database_url:
         env["DATABASE_URL"] = options.database_url
-    if options.redis_url:
-        env["REDIS_URL"] = options.redis_url
+    # Seeding runs without Redis (it would queue webhook delivery jobs nobody runs); the
+    # served app gets REDIS_URL so its rate-limit counters live in Redis as in production.
+    server_env = dict(env, REDIS_URL=options.redis_url) if options.redis_url else env
     (workdir / "bare.py").write_text(BARE_APP)
     servers: list[subprocess.Popen] = []
     log = workdir / "gunicorn.log"
@@ -370,8 +371,8 @@ def run(argv: list[str]) -> dict:
             headers = {"Authorization": f"Bearer {picked['token']}",
                        "Accept": "application/vnd.api+json"}
             port = _free_port()
-            beacon = _gunicorn("wsgi:app", port, env, ROOT, options.workers, options.threads,
-                               log)
+            beacon = _gunicorn("wsgi:app", port, server_env, ROOT, options.workers,
+                               options.threads, log)
             servers.append(beacon)
             segment_path = f"/api/v1/segments/{picked['segment_id']}"
             offers_path = f"/api/v1/members/{picked['member_id']}/offers"
