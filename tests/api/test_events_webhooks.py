@@ -110,3 +110,22 @@ def test_events_of_a_deleted_segment_stay_readable(api):
         actions = [e["attributes"]["action"] for e in
                    api.get(f"/events?filter[segment]={ref}").get_json()["data"]]
         assert actions == ["ADD", "REMOVE"], ref
+
+
+def test_segment_filter_names_one_segment_never_both(api):
+    """A number is a segment id first; only without events of that id is it a customer id."""
+    make_member(external_id="E1")
+    make_member(external_id="E2")
+    first = make_segment("First", kind="static")
+    _add(api, first.id, "E1")
+    first_id = first.id
+    # A segment saved before customer ids were checked, whose customer id is the first's number.
+    legacy = make_segment("Legacy", kind="static", customer_segment_id=str(first_id))
+    _add(api, legacy.id, "E2")
+    assert api.delete(f"/segments/{first_id}").status_code == 204
+    # Segment #first_id is gone: the number still means its events, not the legacy segment's.
+    for ref, expected, count in ((first_id, first_id, 2), (legacy.id, legacy.id, 1),
+                                 ("LEGACY-NONE", None, 0)):
+        data = api.get(f"/events?filter[segment]={ref}").get_json()["data"]
+        assert len(data) == count, ref
+        assert {e["relationships"]["segment"]["data"]["id"] for e in data} <= {str(expected)}

@@ -198,7 +198,9 @@ def test_static_list_limit_is_refused_whole(app, api):
     response = api.post(f"/segments/{segment.id}/relationships/members",
                         members("L0", "L1", "L2"))
     assert response.status_code == 422
-    assert "LIMIT_STATIC_MEMBERS" in errors_of(response)[0]["detail"]
+    detail = errors_of(response)[0]["detail"]
+    assert "The limit is 2 members per static segment" in detail
+    assert "LIMIT_STATIC_MEMBERS" not in detail
     assert db.session.scalar(select(func.count()).select_from(SegmentMembership)) == 0
 
 
@@ -206,3 +208,23 @@ def _in(segment, member) -> bool:
     return db.session.scalar(select(func.count()).select_from(SegmentMembership).where(
         SegmentMembership.segment_id == segment.id,
         SegmentMembership.member_id == member.id)) == 1
+
+
+def test_customer_segment_id_refused_when_all_digits_or_unsafe_in_a_url(api):
+    other = make_segment("Numbered", kind="static")
+    for bad in (str(other.id), "2", "a/b?c#d", "with space", "..", "café"):
+        response = api.post("/segments", segment_doc(name="New", kind="static",
+                                                     customer_segment_id=bad))
+        assert response.status_code == 422, bad
+        error = errors_of(response)[0]
+        assert error["source"]["pointer"] == "/data/attributes/customer_segment_id", bad
+        assert "customer_segment_id" in error["detail"]
+        assert "- _ . : ~" in error["detail"]
+    assert db.session.scalar(select(func.count()).select_from(Segment)) == 1
+    created = api.post("/segments", segment_doc(name="New", kind="static",
+                                                customer_segment_id="crm:VIP_2026.v1~x"))
+    assert created.status_code == 201
+    got = api.get("/segments/crm:VIP_2026.v1~x").get_json()["data"]
+    assert got["id"] == created.get_json()["data"]["id"]
+    assert api.get(f"/segments/{other.id}").get_json()["data"]["attributes"]["name"] == \
+        "Numbered"

@@ -79,8 +79,8 @@ def test_segment_limit_names_the_limit(app):
     save_segment(_dynamic(name="B"), actor="x")
     with pytest.raises(SegmentError) as info:
         save_segment(_dynamic(name="C"), actor="x")
-    assert "LIMIT_SEGMENTS" in info.value.errors["segment"]
-    assert "2 segments" in info.value.errors["segment"]
+    assert "the limit is 2 segments" in info.value.errors["segment"]
+    assert "LIMIT_" not in info.value.errors["segment"]
 
 
 def test_criteria_limit_names_the_limit(app):
@@ -88,8 +88,9 @@ def test_criteria_limit_names_the_limit(app):
     rows = [{"field": "points", "operator": ">", "value": n} for n in range(4)]
     with pytest.raises(SegmentError) as info:
         save_segment(_dynamic(include=rows), actor="x")
-    assert "LIMIT_CRITERIA" in info.value.errors["include"]
-    assert "at most 3" in info.value.errors["include"]
+    assert "the limit is 3 include criteria per segment" in info.value.errors["include"]
+    assert "4 were given" in info.value.errors["include"]
+    assert "LIMIT_" not in info.value.errors["include"]
 
 
 def test_segment_references_unknown_self_and_cycles(app):
@@ -247,3 +248,18 @@ def test_warnings(app):
     assert any("remove everyone the include criteria admit (2 members)" in w for w in excluded)
     assert warnings({"kind": "dynamic", "include": [
         {"field": "tier", "operator": "equals", "value": "gold"}]}, 1, 2) == []
+
+
+def test_customer_segment_id_only_url_safe_and_not_all_digits(app):
+    with pytest.raises(SegmentError) as info:
+        save_segment(_dynamic(customer_segment_id="2"), actor="x")
+    message = info.value.errors["customer_segment_id"]
+    assert "only digits" in message and "segment #2" in message
+    with pytest.raises(SegmentError) as info:
+        save_segment(_dynamic(customer_segment_id="a/b?c#d"), actor="x")
+    message = info.value.errors["customer_segment_id"]
+    assert "'/'" in message and "'?'" in message and "'#'" in message
+    assert "letters A-Z and a-z, digits 0-9 and the characters - _ . : ~" in message
+    assert db.session.scalar(select(func.count()).select_from(Segment)) == 0
+    segment = save_segment(_dynamic(customer_segment_id="crm-2"), actor="x")
+    assert segment.customer_segment_id == "crm-2"

@@ -160,7 +160,8 @@ def test_segment_limit_shown_on_the_form(app, client, auth):
     make_segment("Only one")
     response = client.post("/segments/new", data=_form())
     assert response.status_code == 422
-    assert "LIMIT_SEGMENTS" in _text(response)
+    assert "the limit is 1 segment and" in _text(response)
+    assert "LIMIT_SEGMENTS" not in _text(response)
 
 
 def test_criteria_limit_shown_on_the_form(app, client, auth, members):
@@ -168,7 +169,8 @@ def test_criteria_limit_shown_on_the_form(app, client, auth, members):
     app.config["LIMIT_CRITERIA"] = 1
     response = client.post("/segments/new", data=_form())
     assert response.status_code == 422
-    assert "LIMIT_CRITERIA" in _text(response)
+    assert "the limit is 1 include criterion per segment" in _text(response)
+    assert "LIMIT_CRITERIA" not in _text(response)
 
 
 # --- row endpoint ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ event id. Events of deleted segments and members stay readable (the feed is appe
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, select
 
 from webapp.access import access
 from webapp.api import bp
@@ -17,7 +17,7 @@ from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, nex
 from webapp.api.serializers import event_resource
 from webapp.extensions import db
 from webapp.lookup import find_member, find_segment
-from webapp.models import Member, MembershipEvent
+from webapp.models import Member, MembershipEvent, Segment
 from webapp.timeutil import parse_datetime
 
 FILTERS = ("filter[segment]", "filter[member]", "filter[action]", "filter[source]",
@@ -35,15 +35,7 @@ def event_list():
     query = select(MembershipEvent).order_by(MembershipEvent.id)
     segment_ref = query_value("filter[segment]", max_length=255)
     if segment_ref is not None:
-        # A live segment is filtered by id (indexed); a deleted one by what its events kept.
-        segment = find_segment(segment_ref)
-        if segment is not None:
-            query = query.where(MembershipEvent.segment_id == segment.id)
-        elif segment_ref.isascii() and segment_ref.isdigit() and len(segment_ref) < 10:
-            query = query.where(or_(MembershipEvent.segment_id == int(segment_ref),
-                                    MembershipEvent.customer_segment_id == segment_ref))
-        else:
-            query = query.where(MembershipEvent.customer_segment_id == segment_ref)
+        query = query.where(_segment_condition(segment_ref))
     member_ref = query_value("filter[member]", max_length=320)
     if member_ref is not None:
         member = find_member(member_ref)
@@ -89,6 +81,26 @@ def event_list():
         links["next"] = next_link(cursor)
     return respond({"data": [event_resource(e, external.get(e.member_id)) for e in rows],
                     "meta": {"cursor": cursor, "more": more}, "links": links})
+
+
+def _segment_condition(ref: str):
+    """Events of the ONE segment `ref` names: segment id first, then customer segment id.
+
+    A number is a segment id when that segment exists or has events (a deleted segment's
+    events stay); otherwise the text is a live segment's customer id (filtered by that
+    segment's id, indexed) or, for a deleted segment, the customer id its events kept.
+    The two readings are never mixed.
+    """
+    text = ref.strip()
+    if text.isascii() and text.isdigit() and len(text) < 10:
+        by_id = MembershipEvent.segment_id == int(text)
+        if db.session.get(Segment, int(text)) is not None or db.session.scalar(
+                select(exists().where(by_id))):
+            return by_id
+    segment = find_segment(text)
+    if segment is not None:
+        return MembershipEvent.segment_id == segment.id
+    return MembershipEvent.customer_segment_id == text
 
 
 def request_cursor() -> str | None:

@@ -140,7 +140,10 @@ SEGMENT_WRITE = {
     "name": {"type": "string", "maxLength": 200},
     "description": STRING,
     "kind": {"enum": ["static", "dynamic"]},
-    "customer_segment_id": nullable({"type": "string", "maxLength": 255}),
+    "customer_segment_id": nullable({
+        "type": "string", "maxLength": 255,
+        "description": "your own unique id for the segment, usable in URLs in place of the "
+                       "number: letters, digits and - _ . : ~ only, not all digits"}),
     "url": nullable(STRING),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),

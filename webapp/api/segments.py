@@ -287,8 +287,8 @@ def _change_list(segment_ref: str, adding: bool):
     if adding:
         limit = int(current_app.config.get("LIMIT_STATIC_MEMBERS", 5_000_000))
         if (segment.size or 0) + len(chosen) > limit:
-            raise ApiError(422, "limit_exceeded", f"A static segment holds at most {limit:,} "
-                           f"members (LIMIT_STATIC_MEMBERS); it has {segment.size:,} and this "
+            raise ApiError(422, "limit_exceeded", f"The limit is {limit:,} members per static "
+                           f"segment; it has {segment.size:,} and this "
                            f"request adds {len(chosen):,}. Nothing was changed.", pointer="/data")
     if chosen:
         actor = actor_label()

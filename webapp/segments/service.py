@@ -66,6 +66,12 @@ CUSTOMER_ID_MAX = 255
 URL_MAX = 2000
 EDITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude")
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+# A customer segment id is used as a URL path segment (/segments/<id>), so only characters that
+# need no escaping there; made only of digits it would shadow the segment with that number.
+_CUSTOMER_ID_RE = re.compile(r"^[A-Za-z0-9._:~-]+$")
+CUSTOMER_ID_RULE = ("letters A-Z and a-z, digits 0-9 and the characters - _ . : ~, with at least "
+                    "one that is not a digit (an all-digit id would be taken for a segment "
+                    "number)")
 
 
 class SegmentError(ValueError):
@@ -143,8 +149,10 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     for group in ("include", "exclude"):
         items = definition.get(group) or []
         if isinstance(items, list | tuple) and len(items) > limit:
-            errors[group] = (f"at most {limit:,} {group} criteria per segment "
-                             f"(limit LIMIT_CRITERIA); {len(items):,} given")
+            errors[group] = (f"too many {group} criteria: the limit is {limit:,} {group} "
+                             f"{'criterion' if limit == 1 else 'criteria'} per segment "
+                             f"and {len(items):,} were given; remove "
+                             f"{len(items) - limit:,}")
     if kind == "static":
         for group in ("include", "exclude"):
             if definition.get(group):
@@ -238,6 +246,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
                                max_len=DESCRIPTION_MAX) or ""
     out["customer_segment_id"] = _text(merged["customer_segment_id"], "customer_segment_id",
                                        errors, max_len=CUSTOMER_ID_MAX)
+    _check_customer_id(out["customer_segment_id"], errors)
     url = _text(merged["url"], "url", errors, max_len=URL_MAX)
     if url and not _URL_RE.match(url):
         errors["url"] = "url must be a web address starting with http:// or https://"
@@ -267,8 +276,9 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         limit = _limit("LIMIT_SEGMENTS", 10_000)
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
         if count >= limit:
-            errors["segment"] = (f"the limit of {limit:,} segments (LIMIT_SEGMENTS) is "
-                                 "reached; delete a segment you no longer need first")
+            errors["segment"] = (f"the limit is {limit:,} segment{'' if limit == 1 else 's'} "
+                                 "and it is reached; "
+                                 "delete a segment you no longer need first")
     elif kind is not None and kind != segment.kind and _has_content(segment):
         errors["kind"] = (f"the kind cannot change from {segment.kind} to {kind} once the "
                           "segment has members, list entries or overrides; create a new "
@@ -276,6 +286,26 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
     if errors:
         raise SegmentError(errors)
     return out
+
+
+def _check_customer_id(csid: str | None, errors: dict[str, str]) -> None:
+    """Refuse a customer segment id that could not be used in a URL or shadows a segment id."""
+    if not csid or "customer_segment_id" in errors:
+        return
+    if not _CUSTOMER_ID_RE.match(csid):
+        bad = sorted({ch for ch in csid if not _CUSTOMER_ID_RE.match(ch)})
+        shown = " ".join("space" if ch == " " else repr(ch) for ch in bad[:10])
+        errors["customer_segment_id"] = (f"customer_segment_id {csid[:60]!r} contains {shown}; "
+                                         f"it may use only {CUSTOMER_ID_RULE}")
+    elif csid.isdigit():
+        errors["customer_segment_id"] = (f"customer_segment_id {csid!r} is only digits, so "
+                                         f"/segments/{csid} would mean segment #{csid}; add a "
+                                         "letter or prefix (e.g. "
+                                         f"\"crm-{csid}\"); it may use only {CUSTOMER_ID_RULE}")
+    elif set(csid) == {"."}:
+        errors["customer_segment_id"] = (f"customer_segment_id {csid!r} cannot be only dots "
+                                         f"(a URL path treats it as a directory); it may use "
+                                         f"only {CUSTOMER_ID_RULE}")
 
 
 def _canonical_keys(data: dict) -> dict[str, Any]:
