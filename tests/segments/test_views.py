@@ -404,3 +404,12 @@ def test_segment_picker_without_javascript(client, auth):
     segment = db.session.scalar(select(Segment).where(Segment.name == "Not gold"))
     assert segment.include == [{"field": "segment", "operator": "not_in", "value": [gold.id]}]
     assert "Not gold" in _text(client.get(f"/segments/{gold.id}"))  # where used
+
+
+def test_list_search_by_customer_segment_id_ignores_case(client, auth):
+    auth.login("support")
+    make_segment("VIP customers", kind="static", customer_segment_id="crm-vip")
+    make_segment("Other", kind="static", customer_segment_id="crm-other")
+    for q in ("CRM-VIP", "crm-vip", "Crm-Vip"):
+        body = _text(client.get(f"/segments/?q={q}"))
+        assert "VIP customers" in body and "Other" not in body, q

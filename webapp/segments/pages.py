@@ -64,12 +64,13 @@ def version_of(form: SegmentForm) -> int | None:
 
 
 def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> list[dict]:
-    """Segments whose name contains q, or whose id or customer segment id is q."""
+    """Segments whose name or customer segment id contains q (any case), or whose id is q."""
     q = (q or "").strip()
     if not q:
         return []
     like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    matches = [Segment.name.ilike(like, escape="\\"), Segment.customer_segment_id == q]
+    matches = [Segment.name.ilike(like, escape="\\"),
+               Segment.customer_segment_id.ilike(like, escape="\\")]
     if q.lstrip("#").isdigit() and len(q) < 10:
         matches.append(Segment.id == int(q.lstrip("#")))
     query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(or_(*matches))

@@ -33,7 +33,8 @@ def index():
     query = select(Segment)
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches = [Segment.name.ilike(like, escape="\\"), Segment.customer_segment_id == q]
+        matches = [Segment.name.ilike(like, escape="\\"),
+                   Segment.customer_segment_id.ilike(like, escape="\\")]
         if q.lstrip("#").isdigit() and len(q) < 10:
             matches.append(Segment.id == int(q.lstrip("#")))
         query = query.where(or_(*matches))
