@@ -89,7 +89,9 @@ def refresh_command() -> None:
     db.session.commit()
     added = sum(d.added for d in deltas)
     removed = sum(d.removed for d in deltas)
-    click.echo(f"{expired} override(s) expired; {len(deltas)} segment(s) changed: "
+    click.echo(f"Expiries: {expired} override{'s' if expired != 1 else ''} expired; "
+               "their members now follow the rules again.")
+    click.echo(f"Rules: {len(deltas)} segment{'s' if len(deltas) != 1 else ''} changed, "
                f"+{added:,} / −{removed:,} members.")
 
 

@@ -57,11 +57,13 @@ def test_admin_cannot_demote_themself(client, auth):
 def test_token_is_shown_once_and_can_be_revoked(client, auth):
     auth.login("admin")
     response = client.post("/admin/tokens", data={"name": "CRM", "role": "marketer"})
-    assert response.status_code == 200
+    assert response.status_code == 303
+    shown = client.get("/admin/tokens")
     token = db.session.scalar(select(ApiToken))
-    assert token.prefix.encode() in response.data and b"will not be shown again" in response.data
-    listing = client.get("/admin/tokens")
-    assert b"will not be shown again" not in listing.data
+    assert token.prefix.encode() in shown.data and b"will not be shown again" in shown.data
+    again = client.get("/admin/tokens")
+    assert b"will not be shown again" not in again.data
+    assert len(db.session.scalars(select(ApiToken)).all()) == 1
     client.post(f"/admin/tokens/{token.id}/revoke")
     db.session.refresh(token)
     assert token.revoked_at is not None

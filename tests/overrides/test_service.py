@@ -208,7 +208,7 @@ def test_refresh_command_applies_expiries(app, runner):
     db.session.commit()
     result = runner.invoke(args=["segments", "refresh"])
     assert result.exit_code == 0, result.output
-    assert "1 override(s) expired" in result.output
+    assert "Expiries: 1 override expired" in result.output
     db.session.expire_all()
     assert gold.id not in segment_ids_of(member.id)
     assert history(member, gold) == ["add", "expire"]

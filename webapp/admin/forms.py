@@ -18,7 +18,7 @@ class UserCreateForm(FlaskForm):
         DataRequired(), Length(max=320),
         Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Invalid email address.")])
     name = StringField("Name", validators=[Length(max=120)])
-    role = SelectField("Role", choices=ROLE_CHOICES)
+    role = SelectField("Role", choices=ROLE_CHOICES, default="support")
     password = PasswordField("Initial password",
                              validators=[DataRequired(), Length(min=10, max=200)])
 

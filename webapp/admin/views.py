@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -62,16 +62,19 @@ def update(user_id: int):
 def tokens():
     """List API tokens and create one (its value is shown once)."""
     form = TokenCreateForm()
-    new_token = None
     status = 200
     if form.validate_on_submit():
-        token, new_token = create_token(form.name.data.strip(), form.role.data, current_user)
+        token, raw = create_token(form.name.data.strip(), form.role.data, current_user)
         record(current_user.label, "token.create", "api_token", token.id,
                f"Created API token {token.name} ({token.role})")
         db.session.commit()
-        form = TokenCreateForm(formdata=None)
+        # Post/redirect/get: a reload must not create a second token. The value rides in
+        # the signed session once and is gone after this redirect's page is shown.
+        session["new_token"] = raw
+        return redirect(url_for("admin.tokens"), code=303)
     elif request.method == "POST":
         status = 422
+    new_token = session.pop("new_token", None)
     rows = db.session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc())).all()
     return render_template("admin/tokens.html", tokens=rows, form=form, new_token=new_token,
                            revoke_form=EmptyForm()), status
