@@ -417,7 +417,8 @@ class WebhookDelivery(db.Model):
     """One attempt series to deliver one event to one webhook."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = AUTOINCREMENT
+    __table_args__ = (Index("ix_webhook_deliveries_queue", "webhook_id", "status", "id"),
+                      AUTOINCREMENT)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     webhook_id: Mapped[int] = mapped_column(

@@ -239,6 +239,7 @@ def upgrade():
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_webhook_deliveries_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_webhook_deliveries_webhook_id'), ['webhook_id'], unique=False)
+        batch_op.create_index('ix_webhook_deliveries_queue', ['webhook_id', 'status', 'id'], unique=False)
 
     op.create_table('audience_segments',
     sa.Column('audience_id', sa.Integer(), nullable=False),
@@ -384,6 +385,7 @@ def downgrade():
 
     op.drop_table('audience_segments')
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_queue')
         batch_op.drop_index(batch_op.f('ix_webhook_deliveries_webhook_id'))
         batch_op.drop_index(batch_op.f('ix_webhook_deliveries_status'))
 
