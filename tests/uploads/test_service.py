@@ -122,10 +122,13 @@ def test_apply_rechecks_the_limit_when_the_list_grew(tmp_path, app, people, stat
     upload = dry_run(static, write(tmp_path, "\n".join(p.email for p in people[:3])))
     assert upload.report["refusal"] is None
     add_to_list(static, people[5])
-    service.request_apply(upload)
+    with pytest.raises(service.StaleReport):
+        service.request_apply(upload)
     db.session.expire_all()
     upload = db.session.get(Upload, upload.id)
-    assert upload.status == "failed" and "1 over" in upload.error
+    assert upload.status == "ready" and "1 over" in upload.report["refusal"]
+    with pytest.raises(service.UploadError, match="1 over"):
+        service.request_apply(upload)
     assert list_ids(static.id) == {people[5].id}
 
 
@@ -198,7 +201,10 @@ def test_a_second_apply_waits_for_the_first(tmp_path, people, static):
     first.status = "ready"
     db.session.commit()
     service.request_apply(first)
-    service.request_apply(second)
+    with pytest.raises(service.StaleReport):  # its dry run predates the first's changes
+        service.request_apply(second)
+    db.session.expire_all()
+    service.request_apply(db.session.get(Upload, second.id))
     assert list_ids(static.id) == {p.id for p in people[3:]}
 
 
@@ -218,7 +224,8 @@ def test_an_upload_whose_job_died_does_not_block_the_segment(tmp_path, people, s
 
 def test_concurrent_applies_are_serialized_never_interleaved(app, tmp_path, people, static,
                                                              monkeypatch):
-    """B starts while A holds the segment lock mid-transaction: B waits, then runs after A."""
+    """B starts while A holds the segment lock mid-transaction: B waits, then reads the list
+    as A left it; its dry run no longer holds, so it goes back for review, then applies."""
     import threading
 
     first = dry_run(static, write(tmp_path, "\n".join(p.id for p in people[:3]), "a.csv"))
@@ -241,9 +248,11 @@ def test_concurrent_applies_are_serialized_never_interleaved(app, tmp_path, peop
 
     monkeypatch.setattr(service, "apply_delta", slow_apply_delta)
 
+    outcomes = {}
+
     def run(upload_id):
         with app.app_context():
-            assert service.run_apply(upload_id)
+            outcomes[upload_id] = service.run_apply(upload_id)
 
     thread_a = threading.Thread(target=run, args=(first_id,))
     thread_a.start()
@@ -252,6 +261,12 @@ def test_concurrent_applies_are_serialized_never_interleaved(app, tmp_path, peop
     thread_b.start()
     thread_a.join(60)
     thread_b.join(60)
+    assert outcomes == {first_id: True, second_id: False}
+    assert order == [first_id]
+    db.session.expire_all()
+    second = db.session.get(Upload, second_id)
+    assert second.status == "ready" and second.report["current_size"] == 3  # after A
+    service.request_apply(second)
     assert order == [first_id, second_id]
     db.session.expire_all()
     ids = [e[2] for e in events(static.id)]

@@ -158,7 +158,9 @@ def test_upload_report_apply_and_undo(client, auth, static, people):
     history = client.get(f"/segments/{static.id}/uploads/history", headers=HX)
     assert b"Undo" in history.data and b"list.csv" in history.data
     undo = client.post(f"/segments/{static.id}/uploads/{upload.id}/undo", headers=HX)
-    assert undo.status_code == 200 and b'id="upload-history"' in undo.data
+    undo_row = db.session.query(Upload).filter_by(mode="undo").one()
+    assert undo.status_code == 204
+    assert undo.headers["HX-Redirect"].endswith(f"/uploads/{undo_row.id}")
     assert list_ids(static.id) == {people[0].id}
     undo_again = client.post(f"/segments/{static.id}/uploads/{upload.id}/undo", headers=HX)
     assert undo_again.status_code == 422 and b"Only the latest" in undo_again.data

@@ -44,6 +44,7 @@ from webapp.overrides.service import (
     set_override,
 )
 from webapp.timeutil import utcnow
+from webapp.uploads.parser import spreadsheet_safe
 
 PER_PAGE = 50
 BLOCK_PER_PAGE = 20
@@ -596,6 +597,4 @@ def _iso(value) -> str:
 
 def _csv_cell(value: Any) -> Any:
     """Neutralise spreadsheet formulas in text cells."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return spreadsheet_safe(value)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SNIFF_BYTES = 64 * 1024
 SAMPLE_ROWS = 200
@@ -388,3 +389,13 @@ def _read_plain(text: str, shape: FileShape, stats: ParseStats, batch_size: int,
 
 def _raw(row: list[str], shape: FileShape) -> str:
     return (shape.delimiter or ",").join(row)[:80]
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: formula-like text gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -52,6 +52,7 @@ from webapp.uploads.parser import (
     choose_column,
     inspect,
     read_identifiers,
+    spreadsheet_safe,
 )
 
 MODES = ("add", "remove", "replace")
@@ -405,6 +406,13 @@ def lock_segment(segment_id: int) -> Segment:
     return segment
 
 
+def mark_changed(segment: Segment, upload: Upload) -> None:
+    """Record who last changed the segment (its list); `version` guards definitions only."""
+    segment.updated_by_label = (upload.actor_label or "unknown")[:200]
+    segment.updated_by_id = upload.actor_id
+    segment.updated_at = utcnow()
+
+
 # --- The pipeline --------------------------------------------------------------------------
 
 def effect(mode: str, current: int, distinct: int, on_list: int) -> dict[str, int]:
@@ -426,6 +434,43 @@ def over_limit_message(new_size: int, limit: int) -> str | None:
         return None
     return (f"The list would have {new_size:,} members; the limit per static segment is "
             f"{limit:,}, so this upload is {new_size - limit:,} over.")
+
+
+def list_marker(segment_id: int) -> dict[str, int]:
+    """The list's state for telling whether a dry run is out of date: size and last event."""
+    last = db.session.scalar(select(func.max(events_t.c.id)).where(
+        events_t.c.segment_id == segment_id))
+    size = db.session.scalar(select(func.count()).select_from(memberships_t).where(
+        memberships_t.c.segment_id == segment_id))
+    return {"last_event": int(last or 0), "size": int(size or 0)}
+
+
+def is_stale(upload: Upload) -> bool:
+    """Whether the list changed since this upload's dry run was computed."""
+    if upload.status != "ready":
+        return False
+    seen = (upload.report or {}).get("list_marker")
+    return seen != list_marker(upload.segment_id)
+
+
+STALE_MESSAGE = ("The list changed since this dry run, so its numbers were out of date; "
+                 "nothing was applied. The report is computed again against the list as it "
+                 "is now: review the new numbers, then confirm.")
+
+
+class StaleReport(UploadError):
+    """Applying found the list changed since the dry run: the confirmed numbers are wrong."""
+
+
+def rerun_dry_run(upload: Upload) -> str:
+    """Compute an upload's dry run again against the list as it is now (commits)."""
+    if upload.status != "ready":
+        raise UploadError(_not_ready(upload))
+    upload.status = "analyzing"
+    upload.progress = 0
+    upload.error = None
+    db.session.commit()
+    return start_dry_run(upload)
 
 
 def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
@@ -463,12 +508,17 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
         staging.resolve()
         progress.set(700)
         report = _report(upload, segment, shape, column, detected_by, stats, staging)
+        report["list_marker"] = list_marker(segment.id)
         problems = _write_problems(staging.problems(segment.id, report), stats.invalid,
                                    problems_file)
         report.update(problems)
         progress.set(800)
         refusal = report["refusal"]
         if apply:
+            # A confirmed dry run must still hold (the command line applies without one).
+            confirmed = (upload.report or {}).get("effect")
+            if confirmed is not None and confirmed != report["effect"]:
+                raise StaleReport(STALE_MESSAGE, report)
             if refusal:
                 raise UploadError(refusal, report)
             cause = Cause("upload", upload.actor_label or "unknown",
@@ -485,6 +535,7 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
                                     cause=cause)
             report["applied"] = {"added": delta.added, "removed": delta.removed,
                                  "size": segment.size}
+            mark_changed(segment, upload)
             progress.set(980)
         return report
     finally:
@@ -539,8 +590,8 @@ def _write_problems(found: Iterator[Problem], invalid: list[Problem],
             if len(sample) < SAMPLE_PROBLEMS:
                 sample.append(problem.as_dict())
             if writer:
-                writer.writerow([problem.line, problem.identifier, problem.problem,
-                                 problem.detail])
+                writer.writerow([spreadsheet_safe(cell) for cell in (
+                    problem.line, problem.identifier, problem.problem, problem.detail)])
     finally:
         if handle:
             handle.close()
@@ -667,6 +718,9 @@ def request_apply(upload: Upload) -> str:
     if busy is not None:
         raise UploadError(f"Upload #{busy.id} to this segment is being applied; wait until it "
                           "finishes, then apply this one.")
+    if is_stale(upload):
+        rerun_dry_run(upload)
+        raise StaleReport(STALE_MESSAGE)
     upload.status = "applying"
     upload.progress = 0
     upload.report = {**upload.report, "started_at": utcnow().isoformat()}
@@ -706,6 +760,14 @@ def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = 
         upload.finished_at = utcnow()
         db.session.commit()
         _remove_source(upload)
+    except StaleReport as exc:
+        db.session.rollback()
+        if exc.report is None:
+            _finish(upload_id, "failed", error=f"{exc} Nothing was changed.")
+            return False
+        # The fresh counts (taken under the lock) become the dry run to review.
+        _finish(upload_id, "ready", report=exc.report, finished=False, error=str(exc))
+        return False
     except (FileRejected, UploadError) as exc:
         db.session.rollback()
         _finish(upload_id, "failed", error=f"{exc} Nothing was changed.")
@@ -806,6 +868,7 @@ def undo_upload(undo: Upload, progress: Progress | None = None) -> dict[str, Any
                   upload_id=undo.id)
     delta = apply_delta(segment, add=removed, remove=added, via="list", cause=cause)
     target.undone_at = utcnow()
+    mark_changed(segment, undo)
     progress.set(980)
     return {"undo_of": target.id, "applied": {"added": delta.added, "removed": delta.removed,
                                               "size": segment.size}}

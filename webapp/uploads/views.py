@@ -133,6 +133,7 @@ def _show_context(segment: Segment, upload: Upload, **extra) -> dict:
             "progress": service.live_progress(upload), "phase": service.phase_label,
             "modes": service.MODE_LABELS, "action_form": EmptyForm(),
             "has_problems": service.problems_path(upload) is not None,
+            "stale": service.is_stale(upload),
             "undoable": (service.latest_undoable(segment.id) or upload).id == upload.id
             and upload.status == "applied" and upload.mode in service.MODES
             and upload.undone_at is None, **extra}
@@ -164,6 +165,32 @@ def apply(segment_id: int, upload_id: int):
         return response, 422
     return _message(make_response(response),
                     "Upload applied." if upload.status == "applied" else "Applying the upload…")
+
+
+@bp.route("/<int:segment_id>/uploads/<int:upload_id>/recheck", methods=["POST"])
+@access("write")
+def recheck(segment_id: int, upload_id: int):
+    """Compute a dry run again against the list as it is now (after the list changed)."""
+    segment = _segment(segment_id)
+    upload = _upload(segment, upload_id)
+    error = None
+    if not EmptyForm().validate_on_submit():
+        error = "The form expired; reload the page and try again."
+    else:
+        try:
+            service.rerun_dry_run(upload)
+        except service.UploadError as exc:
+            error = str(exc)
+    db.session.expire_all()
+    upload = db.session.get(Upload, upload_id)
+    if error is None and not is_htmx():
+        return redirect(url_for("uploads.show", segment_id=segment.id, upload_id=upload.id),
+                        code=303)
+    response = render("uploads/show.html", "upload_status",
+                      **_show_context(segment, upload, apply_error=error))
+    if error is not None:
+        return response, 422
+    return _message(make_response(response), "The dry run was computed again.")
 
 
 @bp.route("/<int:segment_id>/uploads/<int:upload_id>/discard", methods=["POST"])
@@ -211,17 +238,17 @@ def undo(segment_id: int, upload_id: int):
             error = str(exc)
     db.session.expire_all()
     segment = _segment(segment_id)
-    if not is_htmx():
-        if error:
-            flash(error, "error")
-        else:
-            flash(f"Undoing upload #{upload.id} ({upload.filename}).", "success")
-        return redirect(url_for("uploads.index", segment_id=segment.id), code=303)
-    context = _index_context(segment, history_error=error)
-    body = render("uploads/index.html", "upload_history", **context)
     if error:
-        return body, 422
-    done = db.session.get(Upload, done.id)
-    text = (f"Undid upload #{upload.id}." if done.status == "applied"
-            else f"Undoing upload #{upload.id}…")
-    return _message(make_response(body), text)
+        if not is_htmx():
+            flash(error, "error")
+            return redirect(url_for("uploads.index", segment_id=segment.id), code=303)
+        context = _index_context(segment, history_error=error)
+        return render("uploads/index.html", "upload_history", **context), 422
+    # The undo's own page follows it to the end and shows the list's size after it, which
+    # a page showing the size from before the job finished would not.
+    target = url_for("uploads.show", segment_id=segment.id, upload_id=done.id)
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
