@@ -263,3 +263,12 @@ def test_customer_segment_id_only_url_safe_and_not_all_digits(app):
     assert db.session.scalar(select(func.count()).select_from(Segment)) == 0
     segment = save_segment(_dynamic(customer_segment_id="crm-2"), actor="x")
     assert segment.customer_segment_id == "crm-2"
+
+
+def test_segment_criterion_listing_a_segment_twice_is_refused(app):
+    gold = save_segment(_dynamic(), actor="x")
+    with pytest.raises(SegmentError) as info:
+        save_segment(_dynamic(name="Twice", include=[
+            {"field": "segment", "operator": "in", "value": [gold.id, gold.id]}]), actor="x")
+    assert f"segment #{gold.id} is listed more than once" in info.value.errors["include[0]"]
+    assert db.session.scalar(select(func.count()).select_from(Segment)) == 1

@@ -211,8 +211,57 @@ def test_row_add_and_remove_fragments(client, auth, members):
     assert added.headers["HX-Trigger"] == "criteria-changed"
     removed = client.post("/segments/builder/row", data=_form(remove_row="include-1"),
                           headers=HX)
-    assert removed.status_code == 200 and _text(removed) == ""
+    assert removed.status_code == 200 and "criterion-row" not in _text(removed)
+    assert 'id="include-add" class="add-row-region" hx-swap-oob="outerHTML"' in _text(removed)
+    assert "+ Add include criterion" in _text(removed)
     assert removed.headers["HX-Trigger"] == "criteria-changed"
+
+
+def test_add_button_gives_way_to_the_limit_note_at_the_criteria_limit(app, client, auth):
+    auth.login("marketer")
+    app.config["LIMIT_CRITERIA"] = 2
+    one = _form()
+    del one["include-1-field"], one["include-1-operator"], one["include-1-value"]
+    page = _text(client.post("/segments/new", data=one | {"preview": "1"}))
+    assert "+ Add include criterion" in page
+    added = client.post("/segments/builder/row", data=one | {"add_include": "1"}, headers=HX)
+    body = _text(added)
+    assert 'id="row-include-1"' in body
+    assert "+ Add include criterion" not in body
+    assert "The limit is 2 include criteria per segment" in body
+    full = _text(client.post("/segments/new", data=_form(preview="1")))
+    assert "+ Add include criterion" not in full and "+ Add exclude criterion" in full
+    assert "The limit is 2 include criteria per segment" in full
+    # A page opened before the group filled up: the add is refused, nothing is added.
+    stale = client.post("/segments/builder/row", data=_form(add_include="1"), headers=HX)
+    assert stale.status_code == 200 and "criterion-row" not in _text(stale)
+    assert "The limit is 2 include criteria" in stale.headers["HX-Trigger"]
+    no_js = _text(client.post("/segments/new", data=_form(add_include="1")))
+    assert 'id="row-include-2"' not in no_js and "remove one to add another" in no_js
+
+
+def test_row_refuses_a_bad_custom_field_path_before_a_value_is_typed(client, auth):
+    auth.login("marketer")
+    data = {"row": "include-0", "include-0-field": "custom_fields",
+            "include-0-previous_field": "custom_fields", "include-0-key": "a..b",
+            "include-0-operator": "equals", "include-0-value": ""}
+    response = client.post("/segments/builder/row", data=data, headers=HX)
+    assert response.status_code == 422
+    assert "a custom field path is keys of letters" in _text(response)
+    ok = client.post("/segments/builder/row", data={**data, "include-0-key": "address.city"},
+                     headers=HX)
+    assert ok.status_code == 200 and "custom field path" not in _text(ok)
+
+
+def test_row_refuses_a_segment_listed_twice(client, auth):
+    auth.login("marketer")
+    gold = make_segment("Gold club", include=GOLD)
+    data = {"row": "include-0", "include-0-field": "segment",
+            "include-0-previous_field": "segment", "include-0-operator": "in",
+            "include-0-value": f"{gold.id}, {gold.id}, {gold.id}"}
+    response = client.post("/segments/builder/row", data=data, headers=HX)
+    assert response.status_code == 422
+    assert f"segment #{gold.id} is listed more than once" in _text(response)
 
 
 def test_segment_picker_search_pick_and_unknown_id(client, auth, members):

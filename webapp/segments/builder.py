@@ -15,6 +15,7 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from webapp.targeting import SegmentDefinitionError, parse_criterion
 from webapp.targeting import schema as ts
 
 GROUPS = ("include", "exclude")
@@ -233,6 +234,7 @@ class Row:
                 raise RowProblem("name the custom field (e.g. vip or address.city)",
                                  incomplete=True)
             fld = ts.CUSTOM_PREFIX + self.key
+            _check_path(fld)
         out: dict[str, Any] = {"field": fld, "operator": self.operator}
         if self.ci and self.text_like:
             out["case_insensitive"] = True
@@ -279,6 +281,14 @@ class Row:
                 return text.lower() == "true"
             return text
         return text
+
+
+def _check_path(fld: str) -> None:
+    """Refuse a custom field path as the core would (asked with an operator needing no value)."""
+    try:
+        parse_criterion({"field": fld, "operator": ts.EXISTS}, "include[0]")
+    except SegmentDefinitionError as exc:
+        raise RowProblem(short_message(str(exc))) from None
 
 
 def _plain(value: Any) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import abort, request
+from flask import abort, current_app, request
 from sqlalchemy import func, or_, select
 
 from webapp.extensions import db
@@ -99,6 +99,29 @@ def row_context() -> dict[str, Any]:
     return {"field_choices": FIELD_CHOICES, "json_types": JSON_TYPES}
 
 
+def criteria_limit() -> int:
+    """How many include (and how many exclude) criteria a segment may have."""
+    return int(current_app.config.get("LIMIT_CRITERIA", ts.MAX_INCLUDE))
+
+
+def limit_words(group: str, limit: int) -> str:
+    """The criteria limit of a group in words."""
+    return (f"The limit is {limit:,} {group} {'criterion' if limit == 1 else 'criteria'} "
+            "per segment")
+
+
+def refuse_add_at_limit(builder: Builder) -> str | None:
+    """Stop an add-row button when its group is full; returns the message, or None."""
+    if builder.action not in ("add_include", "add_exclude"):
+        return None
+    group = builder.action.removeprefix("add_")
+    limit = criteria_limit()
+    if len(builder.rows(group)) < limit:
+        return None
+    builder.action, builder.target = "none", ""
+    return f"{limit_words(group, limit)}: remove one to add another."
+
+
 def validate_row(row: Row, segment: Segment | None) -> None:
     """Validate one row as the core would (unfinished rows are not errors yet)."""
     decorate_rows([row], segment)
@@ -160,6 +183,7 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
         "group_errors": {}, "general_errors": [], "conflict": None, "preview": None,
         "preview_errors": [], "warnings": [], "incomplete": 0, "lazy": lazy,
         "delete_form": DeleteForm(), "field_labels": FIELD_LABELS, **row_context(),
+        "criteria_limit": criteria_limit(),
     }
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)

@@ -130,10 +130,27 @@ def parse_criteria(items: Any, group: str, errors: dict[str, str]) -> list[Crite
     parsed = []
     for i, raw in enumerate(items):
         try:
-            parsed.append(parse_criterion(raw, f"{group}[{i}]"))
+            criterion = parse_criterion(raw, f"{group}[{i}]")
         except SegmentDefinitionError as exc:
             errors[f"{group}[{i}]"] = str(exc)
+            continue
+        repeated = _repeated_segments(criterion)
+        if repeated:
+            errors[criterion.where] = (
+                f"{criterion.where} (segment {criterion.operator} {list(criterion.value)}): "
+                f"segment {', '.join(f'#{r}' for r in repeated)} is listed more than once; "
+                "list each segment once")
+            continue
+        parsed.append(criterion)
     return parsed
+
+
+def _repeated_segments(c: Criterion) -> list[int]:
+    """The segment ids a segment criterion lists more than once."""
+    if c.kind != ts.SEGMENT or not isinstance(c.value, list | tuple):
+        return []
+    seen: set[int] = set()
+    return sorted({v for v in c.value if v in seen or seen.add(v)})
 
 
 def parse_definition_input(definition: dict, errors: dict[str, str], *,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -77,8 +79,11 @@ def _editor(segment: Segment | None):
                                **pages.editor_context(segment, form, builder, lazy=True))
     builder = Builder.from_form(request.form)
     if builder.action != "save":
+        full = pages.refuse_add_at_limit(builder)
         touched = builder.apply()
         context = pages.editor_context(segment, form, builder, touched=touched)
+        if full:
+            context["general_errors"].append(full)
         return render_template("segments/form.html", **context), 422 if context["invalid"] else 200
     data, problems = pages.segment_data(form, builder)
     if not problems:
@@ -102,21 +107,43 @@ def row():
     form = SegmentForm()
     builder = Builder.from_form(request.form)
     segment = pages.segment_from_form()
+    adding = builder.action.removeprefix("add_") if builder.action.startswith("add_") else None
+    full = pages.refuse_add_at_limit(builder)
+    removing = builder.find(builder.target) if builder.action == "remove_row" else None
     touched = builder.apply()
     if not is_htmx():
         context = pages.editor_context(segment, form, builder, touched=touched)
+        if full:
+            context["general_errors"].append(full)
         return render_template("segments/form.html", **context), 422 if context["invalid"] else 200
+    limit = pages.criteria_limit()
+    if full:
+        # A page opened before the group filled up: nothing is added, the button goes.
+        response = make_response(render_template(
+            "segments/_add_row.html", group=adding, count=len(builder.rows(adding)),
+            limit=limit, oob=True))
+        response.headers["HX-Trigger"] = json.dumps({"showMessage": full})
+        return response
     if builder.action == "remove_row":
-        response = make_response("")
+        body = ""
+        if removing is not None:
+            # The group has room again: bring its add button back.
+            body = render_template("segments/_add_row.html", group=removing.group,
+                                   count=len(builder.rows(removing.group)), limit=limit,
+                                   oob=True)
+        response = make_response(body)
         response.headers["HX-Trigger"] = "criteria-changed"
         return response
     target = touched or builder.find(request.form.get("row", ""))
     if target is None:
         abort(400, "That criterion row is not in the form any more; reload the page.")
     pages.validate_row(target, segment)
-    response = make_response(render_template(
-        "segments/_criterion_row.html", row=target, **pages.row_context()),
-        422 if target.error else 200)
+    body = render_template("segments/_criterion_row.html", row=target, **pages.row_context())
+    if adding:
+        # The group may be full now: the add button is replaced by the limit note.
+        body += render_template("segments/_add_row.html", group=adding,
+                                count=len(builder.rows(adding)), limit=limit, oob=True)
+    response = make_response(body, 422 if target.error else 200)
     if builder.action != "save":
         response.headers["HX-Trigger"] = "criteria-changed"
     return response
