@@ -107,7 +107,7 @@ def test_permalinks_show_segment_criterion_and_override(client, auth):
     offer = make_offer("Lounge", audiences=[("in_all_segments", {"segments": [gold.id]})])
     reward = make_reward("Trip", points=100, required=[vip])
     body = client.get(f"/members/{member.id}/offers/{offer.id}").get_data(as_text=True)
-    assert "does not see this offer" in body and "segment Gold" in body
+    assert "does not see this offer" in body and '<span class="label">Gold</span>' in body
     assert "tier is gold or platinum" in body and "has bronze" in body
     assert f"/members/{member.id}/offers/{offer.id}" in body
     fragment = client.get(f"/members/{member.id}/offers/{offer.id}", headers=HX).get_data(
@@ -177,3 +177,76 @@ def test_nul_characters_in_searches_find_nothing_instead_of_failing(client, auth
     response = client.post("/offers/new", data={"name": "bad\x00name"})
     assert response.status_code == 422
     assert "must not contain NUL characters" in response.get_data(as_text=True)
+
+
+def _errors(body: str) -> list[str]:
+    return re.findall(r'<small class="error" role="alert">(.*?)</small>', body)
+
+
+def test_what_if_refuses_a_birthday_in_the_future(client, auth):
+    auth.login("support")
+    member = make_member(points=10)
+    before = _state()
+    data = {"tier": "bronze", "points": "10", "badges": "", "custom_fields": "{}"}
+    tomorrow = utcnow().date() + timedelta(days=1)
+    for day in ("2999-01-01", tomorrow.isoformat()):
+        response = client.post(f"/members/{member.id}/what-if", data=dict(data, birthday=day),
+                               headers=HX)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert _errors(body) == [f"Give a birthday between 1900-01-01 and today "
+                                 f"({utcnow().date().isoformat()}); {day} is in the future."]
+        assert "turns 18" not in body
+    response = client.post(f"/members/{member.id}/what-if",
+                           data=dict(data, birthday=utcnow().date().isoformat()), headers=HX)
+    assert response.status_code == 200
+    db.session.expire_all()
+    assert _state() == before
+
+
+def test_what_if_points_give_one_clear_message_each(client, auth):
+    auth.login("support")
+    member = make_member(points=10)
+    data = {"tier": "bronze", "points": "10", "badges": "", "custom_fields": "{}"}
+    cases = {
+        "99999999999999999999999": "Points is too large: at most 9,223,372,036,854,775,807.",
+        "abc": "Points must be a whole number (digits only, e.g. 250).",
+        "1e5": "Points must be a whole number (digits only, e.g. 250).",
+        "2.5": "Points must be a whole number (digits only, e.g. 250).",
+        "-3": "Points must be 0 or more.",
+        "": "Give the points balance.",
+    }
+    for points, message in cases.items():
+        response = client.post(f"/members/{member.id}/what-if", data=dict(data, points=points),
+                               headers=HX)
+        assert response.status_code == 422, points
+        assert _errors(response.get_data(as_text=True)) == [message], points
+    response = client.post(f"/members/{member.id}/what-if",
+                           data=dict(data, points="9223372036854775807"), headers=HX)
+    assert response.status_code == 200
+
+
+def test_explanation_tree_reads_in_words_and_breadcrumb_names_the_item(client, auth):
+    auth.login("support")
+    member = make_member(tier="bronze", points=20)
+    vip = make_segment("VIPs", include=[{"field": "tier", "operator": "equals", "value": "gold"}])
+    reward = make_reward("Spa day", points=0, required=[vip])
+    body = client.get(f"/members/{member.id}/rewards/{reward.id}").get_data(as_text=True)
+    assert '<span class="kind">Reward</span>' in body
+    assert '<span class="label">Spa day</span>' in body
+    assert '<span class="values">— missing required segments</span>' in body
+    assert '<span class="kind">Required segments</span>' in body
+    assert '<span class="label">VIPs</span>' in body
+    assert "missing_required_segments" not in body.replace(
+        'data-status="missing_required_segments"', "")
+    assert "reward Spa day" not in body and "status missing" not in body
+    crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', body).group(1)
+    assert crumbs.endswith("/ Spa day")
+
+
+def test_permalinks_refuse_ids_beyond_64_bits(client, auth):
+    auth.login("support")
+    member = make_member()
+    for kind in ("offers", "rewards"):
+        for item_id in ("9223372036854775808", "99999999999999999999"):
+            assert client.get(f"/members/{member.id}/{kind}/{item_id}").status_code == 404

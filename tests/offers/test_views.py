@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.factories import make_member, make_offer, make_segment
@@ -80,9 +82,15 @@ def test_add_age_audience_full_page_fragment_and_422(client, auth):
     response = client.post(f"/offers/{offer.id}/audiences/age",
                            data={"minimum_age": "50", "maximum_age": "20"}, headers=HX)
     assert response.status_code == 422
-    assert "minimum_age (50) is above maximum_age (20)" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert "The minimum age (50) is above the maximum age (20)." in body
+    assert "minimum_age" not in body.replace('name="minimum_age"', "").replace(
+        'id="minimum_age"', "").replace('for="minimum_age"', "")
     response = client.post(f"/offers/{offer.id}/audiences/age", data={})
-    assert response.status_code == 422 and "not both null" in response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Give a minimum age, a maximum age, or both." in body
+    assert "not both null" not in body and ">age_within<" not in body and "Age</span>" in body
     assert db.session.scalar(select(func.count()).select_from(Audience)) == 2
 
 
@@ -170,3 +178,59 @@ def test_editing_without_changes_keeps_the_stored_seconds(client, auth):
     db.session.refresh(offer)
     assert offer.publish_at == datetime(2026, 1, 2, 9, 52, 34)
     assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == 0
+
+
+def _errors(body: str) -> list[str]:
+    return re.findall(r'<small class="error" role="alert">(.*?)</small>', body)
+
+
+def test_breadcrumb_names_the_offer(client, auth):
+    auth.login("support")
+    offer = make_offer("Wine tasting", external_id="OFF-102")
+    body = client.get(f"/offers/{offer.id}").get_data(as_text=True)
+    crumbs = re.search(r'<div class="breadcrumbs">(.*?)</div>', body).group(1)
+    assert crumbs.endswith("/ Wine tasting") and "OFF-102" not in crumbs
+
+
+def test_age_inputs_give_one_message_each(client, auth):
+    auth.login("marketer")
+    offer = make_offer("Wine")
+    cases = {"abc": "Minimum age must be a whole number (digits only, e.g. 250).",
+             "1e5": "Minimum age must be a whole number (digits only, e.g. 250).",
+             "99999999999999999999999": "Give an age from 0 to 200 years.",
+             "-1": "Give an age from 0 to 200 years."}
+    for value, message in cases.items():
+        response = client.post(f"/offers/{offer.id}/audiences/age",
+                               data={"minimum_age": value}, headers=HX)
+        assert response.status_code == 422, value
+        assert _errors(response.get_data(as_text=True)) == [message], value
+    assert db.session.scalar(select(func.count()).select_from(Audience)) == 0
+
+
+@pytest.mark.parametrize("value", ["9223372036854775808", "99999999999999999999", "0", "abc"])
+def test_segment_picker_refuses_ids_no_segment_can_have(client, auth, value):
+    auth.login("marketer")
+    offer = make_offer("Lounge")
+    for preview in ("", "1"):
+        response = client.post(f"/offers/{offer.id}/audiences/segments",
+                               data={"audience_type": "in_all_segments", "segments": [value],
+                                     "preview": preview}, headers=HX)
+        assert response.status_code == 422
+        assert _errors(response.get_data(as_text=True)) == [
+            f"Not a segment id: “{value}” (segment ids are whole numbers from 1 to "
+            "9,223,372,036,854,775,807)."]
+    assert db.session.scalar(select(func.count()).select_from(Audience)) == 0
+
+
+def test_ids_beyond_64_bits_in_addresses_are_not_found(client, auth):
+    auth.login("admin")
+    offer = make_offer("Lounge")
+    huge = "99999999999999999999"
+    assert client.get(f"/offers/{huge}").status_code == 404
+    assert client.get(f"/offers/{huge}/edit").status_code == 404
+    assert client.post(f"/offers/{huge}/delete").status_code == 404
+    assert client.post(f"/offers/{offer.id}/audiences/{huge}/delete").status_code == 404
+    assert client.get(f"/offers/?page={huge}").status_code == 200
+    response = client.get(f"/offers/{offer.id}", query_string={
+        "picker": "1", "segment_q": huge, "segments": [huge]})
+    assert response.status_code == 200

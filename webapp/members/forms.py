@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
+from wtforms import DateField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Optional, ValidationError
 
-MAX_INT = 2**63 - 1
+from webapp.offers.fields import WholeNumberField
+from webapp.timeutil import utcnow
+
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
 
 class WhatIfForm(FlaskForm):
     """Profile values to try on a member; nothing is saved."""
 
     tier = SelectField("Tier")
-    points = IntegerField("Points", validators=[InputRequired("Give the points balance."),
-                                                NumberRange(min=0, max=MAX_INT,
-                                                            message="Points must be 0 or more.")])
+    points = WholeNumberField("Points", validators=[InputRequired("Give the points balance.")],
+                              noun="Points")
     birthday = DateField("Birthday", validators=[Optional()],
                          description="Leave empty for a member without a birthday.")
     badges = StringField("Badges", description="Badge ids separated by commas.")
@@ -27,6 +30,15 @@ class WhatIfForm(FlaskForm):
     def __init__(self, *args: Any, tiers: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tier.choices = [(t, t.capitalize()) for t in tiers]
+
+    def validate_birthday(self, field: DateField) -> None:
+        """A birthday between 1900-01-01 and today (UTC), as the API requires."""
+        today = utcnow().date()
+        if field.data is not None and not EARLIEST_BIRTHDAY <= field.data <= today:
+            raise ValidationError(
+                f"Give a birthday between 1900-01-01 and today ({today.isoformat()}); "
+                f"{field.data.isoformat()} is "
+                f"{'in the future' if field.data > today else 'too early'}.")
 
     def validate_custom_fields(self, field: TextAreaField) -> None:
         """Custom fields must be a JSON object."""

@@ -19,6 +19,7 @@ from webapp.lookup import find_member
 from webapp.members import bp
 from webapp.members.forms import WhatIfForm
 from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
+from webapp.offers.fields import get_or_404
 from webapp.targeting import age_on
 from webapp.timeutil import utcnow
 
@@ -103,7 +104,7 @@ def node_values(n: dict[str, Any]) -> str | None:
     """The actual and expected values of an explanation node, in words (None: nothing to say)."""
     kind, actual, expected = n.get("kind"), n.get("actual"), n.get("expected")
     if kind in ("offer", "reward"):
-        return f"status {actual}"
+        return str(actual or "").replace("_", " ") or None
     if kind == "window":
         exp = expected or {}
         return (f"now {_when(actual)} · window {_when(exp.get('publish_at'))} → "
@@ -308,7 +309,7 @@ def what_if(member_id: str):
 def offer(member_id: str, offer_id: int):
     """One offer for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
-    item = db.session.get(Offer, offer_id) or abort(404)
+    item = get_or_404(Offer, offer_id)
     decision = visibility.offer_decision(member, item)
     return render("members/explain.html", "explanation", member=member, item=item,
                   kind="offer", decision=decision,
@@ -320,7 +321,7 @@ def offer(member_id: str, offer_id: int):
 def reward(member_id: str, reward_id: int):
     """One reward for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
-    item = db.session.get(Reward, reward_id) or abort(404)
+    item = get_or_404(Reward, reward_id)
     decision = visibility.reward_decision(member, item)
     return render("members/explain.html", "explanation", member=member, item=item,
                   kind="reward", decision=decision,

@@ -8,13 +8,13 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
-    IntegerField,
     SelectField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, Optional
+
+from webapp.offers.fields import IdListField, WholeNumberField
 
 WINDOW_HINT = "UTC. Leave empty for no limit."
 
@@ -64,10 +64,26 @@ AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
 class AgeAudienceForm(FlaskForm):
     """An age_within audience: minimum and/or maximum age (inclusive)."""
 
-    minimum_age = IntegerField("Minimum age", validators=[Optional(), NumberRange(
-        min=0, max=200, message="Give an age from 0 to 200 years.")])
-    maximum_age = IntegerField("Maximum age", validators=[Optional(), NumberRange(
-        min=0, max=200, message="Give an age from 0 to 200 years.")])
+    minimum_age = WholeNumberField("Minimum age", validators=[Optional()], minimum=0,
+                                   maximum=200, noun="Minimum age",
+                                   range_message="Give an age from 0 to 200 years.")
+    maximum_age = WholeNumberField("Maximum age", validators=[Optional()], minimum=0,
+                                   maximum=200, noun="Maximum age",
+                                   range_message="Give an age from 0 to 200 years.")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields, then at least one of the two ages (in the dashboard's words)."""
+        if not super().validate(extra_validators):
+            return False
+        lo, hi = self.minimum_age.data, self.maximum_age.data
+        if lo is None and hi is None:
+            self.form_errors.append("Give a minimum age, a maximum age, or both.")
+            return False
+        if lo is not None and hi is not None and lo > hi:
+            self.form_errors.append(
+                f"The minimum age ({lo}) is above the maximum age ({hi}).")
+            return False
+        return True
 
     def configuration(self) -> dict[str, Any]:
         """The audience configuration."""
@@ -78,7 +94,7 @@ class SegmentAudienceForm(FlaskForm):
     """An in_all_segments / in_any_segment audience."""
 
     audience_type = SelectField("Members must be", choices=AUDIENCE_CHOICES)
-    segments = SelectMultipleField("Segments", coerce=int, validate_choice=False)
+    segments = IdListField("Segments")
 
     def configuration(self) -> dict[str, Any]:
         """The audience configuration."""

@@ -22,6 +22,7 @@ from webapp.timeutil import parse_datetime, utcnow
 
 OFFER_FIELDS = ("name", "external_id", "category", "description", "publish_at", "expire_at",
                 "discontinued")
+MAX_ID = 2**63 - 1  # ids beyond 64 bits never reach the database (no such segment)
 LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
 
 
@@ -206,7 +207,7 @@ def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]
     candidates: list[int] = []
     if isinstance(configuration, Mapping) and isinstance(configuration.get("segments"), list):
         candidates = [v for v in configuration["segments"]
-                      if isinstance(v, int) and not isinstance(v, bool)]
+                      if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID]
     existing = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(candidates)))
                    ) if candidates else set()
     try:

@@ -16,6 +16,7 @@ from webapp.htmx import is_htmx, render
 from webapp.lookup import find_member
 from webapp.models import Audience, Offer, Segment
 from webapp.offers import bp
+from webapp.offers.fields import get_or_404, page_number
 from webapp.offers.forms import AgeAudienceForm, OfferForm, SegmentAudienceForm
 from webapp.offers.service import (
     STATES,
@@ -38,7 +39,7 @@ PER_PAGE = 25
 
 
 def _offer_or_404(offer_id: int) -> Offer:
-    return db.session.get(Offer, offer_id) or abort(404)
+    return get_or_404(Offer, offer_id)
 
 
 @bp.route("/")
@@ -54,7 +55,8 @@ def index():
         query = query.where(search_condition(Offer, q))
     if state:
         query = query.where(state_condition(Offer, state, now))
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(query, page=page_number(request.args.get("page")), per_page=PER_PAGE,
+                       error_out=False)
     counts = dict(db.session.execute(
         select(Audience.offer_id, func.count()).where(
             Audience.offer_id.in_([o.id for o in page.items])).group_by(Audience.offer_id)
@@ -220,8 +222,8 @@ def _add(offer: Offer, audience_type: str, config: dict[str, Any], **forms: Any)
 def remove(offer_id: int, audience_id: int):
     """Remove one audience from the offer."""
     offer = _offer_or_404(offer_id)
-    audience = db.session.get(Audience, audience_id)
-    if audience is None or audience.offer_id != offer.id:
+    audience = get_or_404(Audience, audience_id)
+    if audience.offer_id != offer.id:
         abort(404)
     if not EmptyForm().validate_on_submit():
         return _audiences_response(offer, 422)

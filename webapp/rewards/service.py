@@ -16,6 +16,7 @@ from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import Member, Reward, RewardRequiredSegment, Segment
 from webapp.offers.service import (
+    MAX_ID,
     check_window,
     member_exists,
     moment_text,
@@ -143,8 +144,9 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
             raise RewardError({"segment_ids": f"segment ids are whole numbers, not {sid!r}"})
         if sid not in ids:
             ids.append(sid)
-    found = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(ids)))) \
-        if ids else set()
+    in_range = [sid for sid in ids if 0 < sid <= MAX_ID]
+    found = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(in_range)))) \
+        if in_range else set()
     missing = [sid for sid in ids if sid not in found]
     if missing and mode != "remove":
         raise RewardError({"segment_ids": "segment " + ", ".join(f"#{m}" for m in missing)

@@ -15,6 +15,7 @@ from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.lookup import find_member
 from webapp.models import Reward, RewardRequiredSegment
+from webapp.offers.fields import get_or_404, in_id_range, page_number
 from webapp.offers.service import (
     STATES,
     clean_query,
@@ -38,7 +39,7 @@ PER_PAGE = 25
 
 
 def _reward_or_404(reward_id: int) -> Reward:
-    return db.session.get(Reward, reward_id) or abort(404)
+    return get_or_404(Reward, reward_id)
 
 
 @bp.route("/")
@@ -54,7 +55,8 @@ def index():
         query = query.where(search_condition(Reward, q))
     if state:
         query = query.where(state_condition(Reward, state, now))
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = db.paginate(query, page=page_number(request.args.get("page")), per_page=PER_PAGE,
+                       error_out=False)
     counts = dict(db.session.execute(
         select(RewardRequiredSegment.reward_id, func.count()).where(
             RewardRequiredSegment.reward_id.in_([r.id for r in page.items]))
@@ -182,6 +184,8 @@ def add_segments(reward_id: int):
 def remove_segment(reward_id: int, segment_id: int):
     """Stop requiring one segment."""
     reward = _reward_or_404(reward_id)
+    if not in_id_range(segment_id):
+        abort(404)
     link = db.session.scalar(select(RewardRequiredSegment).where(
         RewardRequiredSegment.reward_id == reward.id,
         RewardRequiredSegment.segment_id == segment_id))
