@@ -462,3 +462,40 @@ def test_list_search_by_customer_segment_id_ignores_case(client, auth):
     for q in ("CRM-VIP", "crm-vip", "Crm-Vip"):
         body = _text(client.get(f"/segments/?q={q}"))
         assert "VIP customers" in body and "Other" not in body, q
+
+
+def test_static_page_offers_one_upload_button(client, auth, members):
+    auth.login("marketer")
+    segment = make_segment("Staff", kind="static")
+    page = _text(client.get(f"/segments/{segment.id}"))
+    assert "Upload list" not in page
+    history = page.split('id="upload-history" hx-get="')[1].split('"')[0]
+    fragment = _text(client.get(history, headers=HX))
+    assert fragment.count("Upload a list") == 1
+
+
+def test_kind_is_fixed_text_once_the_segment_has_members(client, auth, members):
+    auth.login("marketer")
+    staff = make_segment("Staff", kind="static")
+    empty = _text(client.get(f"/segments/{staff.id}/edit"))
+    assert 'class="kind-radio"' in empty and "The kind cannot change" not in empty
+    add_to_list(staff, members["bronze"])
+    edit = _text(client.get(f"/segments/{staff.id}/edit"))
+    assert 'class="kind-radio"' not in edit and 'value="dynamic"' not in edit.split(
+        "<legend>Kind</legend>")[1].split("</fieldset>")[0]
+    assert "The kind cannot change: this segment already has members" in edit
+    assert '<input type="hidden" name="kind" value="static">' in edit
+    saved = client.post(f"/segments/{staff.id}/edit", data={
+        "name": "Staff 2", "kind": "static", "version": "1", "customer_segment_id": "",
+        "description": "", "url": ""})
+    assert saved.status_code == 303
+    db.session.refresh(staff)
+    assert staff.name == "Staff 2" and staff.kind == "static"
+
+
+def test_breadcrumbs_name_the_segment_on_its_page_and_edit_page(client, auth, members):
+    auth.login("marketer")
+    segment = make_segment("Gold club", include=GOLD)
+    for url in (f"/segments/{segment.id}", f"/segments/{segment.id}/edit"):
+        crumbs = _text(client.get(url)).split('class="breadcrumbs"')[1].split("</div>")[0]
+        assert "Gold club" in crumbs and f"#{segment.id}" not in crumbs, url

@@ -184,6 +184,8 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
         "preview_errors": [], "warnings": [], "incomplete": 0, "lazy": lazy,
         "delete_form": DeleteForm(), "field_labels": FIELD_LABELS, **row_context(),
         "criteria_limit": criteria_limit(),
+        # Once anything is in the segment its kind cannot change: shown as text, not a choice.
+        "kind_locked": segment is not None and service.has_content(segment),
     }
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)

@@ -233,8 +233,9 @@ def _stored(segment: Segment) -> dict[str, Any]:
             "exclude": list(segment.exclude or [])}
 
 
-def _has_content(segment: Segment) -> bool:
-    """Whether anything is in the segment: members, list entries or overrides."""
+def has_content(segment: Segment) -> bool:
+    """Whether anything is in the segment: members, list entries or overrides (its kind is
+    then fixed)."""
     return bool(db.session.scalar(select(exists().where(
         memberships_t.c.segment_id == segment.id)))) or bool(db.session.scalar(select(exists(
             ).where(Override.segment_id == segment.id))))
@@ -296,7 +297,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
             errors["segment"] = (f"the limit is {limit:,} segment{'' if limit == 1 else 's'} "
                                  "and it is reached; "
                                  "delete a segment you no longer need first")
-    elif kind is not None and kind != segment.kind and _has_content(segment):
+    elif kind is not None and kind != segment.kind and has_content(segment):
         errors["kind"] = (f"the kind cannot change from {segment.kind} to {kind} once the "
                           "segment has members, list entries or overrides; create a new "
                           "segment instead")
@@ -675,7 +676,7 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
 
 
 __all__ = [
-    "SegmentError", "SegmentInUse", "delete_segment", "names_of", "parse_criteria",
+    "SegmentError", "SegmentInUse", "delete_segment", "has_content", "names_of", "parse_criteria",
     "parse_definition_input", "preview", "rule_expression", "save_segment", "total_members",
     "validate", "warnings", "where_used",
 ]
