@@ -282,7 +282,7 @@ def _seed_overrides(segments: dict[str, Segment], now: datetime) -> None:
         query = (in_segment if status == "block" else select(Member).where(
             Member.id.not_in(select(SegmentMembership.member_id).where(
                 SegmentMembership.segment_id == segment.id))))
-        member = db.session.scalar(query.order_by(Member.external_id).offset(offset))
+        member = db.session.scalar(query.order_by(Member.external_id).offset(offset).limit(1))
         if member is None:
             continue
         set_override(segment, member, status, description=reason, reference_id=reference,
