@@ -72,6 +72,8 @@ def test_external_id_is_unique(app):
     ("in_all_segments", {"segments": []}, "configuration.segments"),
     ("in_any_segment", {"segments": [999]}, "configuration.segments"),
     ("in_any_segment", {"segments": ["1"]}, "configuration.segments"),
+    ("in_any_segment", {"segments": [2**63]}, "configuration.segments"),
+    ("in_all_segments", {"segments": [10**20]}, "configuration.segments"),
     ("everyone", {}, "audience_type"),
 ])
 def test_add_audience_validates_per_spec(app, audience_type, config, key):

@@ -43,6 +43,15 @@ def test_save_change_delete_with_audit(app):
     assert actions == ["reward.create", "reward.update", "reward.delete"]
 
 
+@pytest.mark.parametrize("mode", ["add", "replace"])
+def test_required_segment_ids_beyond_64_bits_do_not_exist(app, mode):
+    reward = save_reward({"name": "R"}, actor="t")
+    with pytest.raises(RewardError, match=r"segment #100000000000000000000 does not exist"):
+        change_required_segments(reward, [10**20], mode=mode, actor="t")
+    assert change_required_segments(reward, [2**63], mode="remove", actor="t") is reward
+    assert db.session.scalar(select(func.count()).select_from(RewardRequiredSegment)) == 0
+
+
 def test_change_required_segments_modes(app):
     a, b, c = (make_segment(n, refresh=False) for n in "ABC")
     reward = save_reward({"name": "R"}, actor="t")
