@@ -235,6 +235,7 @@ def test_explanation_tree_reads_in_words_and_breadcrumb_names_the_item(client, a
     assert '<span class="kind">Reward</span>' in body
     assert '<span class="label">Spa day</span>' in body
     assert '<span class="values">— missing required segments</span>' in body
+    assert body.count("missing required segments") == 3  # badge, reason, the tree's root
     assert '<span class="kind">Required segments</span>' in body
     assert '<span class="label">VIPs</span>' in body
     assert "missing_required_segments" not in body.replace(
