@@ -6,7 +6,7 @@ audit entry and commits, or raises :class:`OfferError` and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -148,23 +148,32 @@ def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: st
     if creating:
         offer = Offer()
         db.session.add(offer)
+    return store_item(offer, values, kind="offer", before=before, snapshot=offer_snapshot,
+                      error=OfferError, actor=actor)
+
+
+def store_item(item: Any, values: Mapping[str, Any], *, kind: str,
+               before: dict[str, Any] | None, snapshot: Callable[[Any], dict[str, Any]],
+               error: Callable[[dict[str, str]], Exception], actor: str) -> Any:
+    """Write validated values to a new (before is None) or existing offer/reward, audit the
+    change (nothing when nothing changed) and commit; an external id clash raises `error`."""
     for key, value in values.items():
-        setattr(offer, key, value)
-    offer.updated_at = utcnow()
+        setattr(item, key, value)
+    item.updated_at = utcnow()
     try:
         db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
-        raise OfferError({"external_id": "is already used by another offer"}) from exc
-    after = offer_snapshot(offer)
-    if creating:
-        record(actor, "offer.create", "offer", offer.id, f"Created offer {offer.name}",
+        raise error({"external_id": f"is already used by another {kind}"}) from exc
+    after = snapshot(item)
+    if before is None:
+        record(actor, f"{kind}.create", kind, item.id, f"Created {kind} {item.name}",
                None, after)
     elif before != after:
-        record(actor, "offer.update", "offer", offer.id, f"Changed offer {offer.name}",
+        record(actor, f"{kind}.update", kind, item.id, f"Changed {kind} {item.name}",
                before, after)
     db.session.commit()
-    return offer
+    return item
 
 
 def delete_offer(offer: Offer, *, actor: str) -> None:

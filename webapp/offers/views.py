@@ -13,13 +13,11 @@ from webapp.access import access
 from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.lookup import find_member
 from webapp.models import Audience, Offer, Segment
-from webapp.offers import bp
-from webapp.offers.fields import get_or_404, page_number
+from webapp.offers import bp, catalog
+from webapp.offers.fields import get_or_404
 from webapp.offers.forms import AgeAudienceForm, OfferForm, SegmentAudienceForm
 from webapp.offers.service import (
-    STATES,
     OfferError,
     add_audience,
     clean_query,
@@ -28,14 +26,9 @@ from webapp.offers.service import (
     offer_reach,
     remove_audience,
     save_offer,
-    search_condition,
     segment_options,
-    state_condition,
     state_of,
 )
-from webapp.timeutil import utcnow
-
-PER_PAGE = 25
 
 
 def _offer_or_404(offer_id: int) -> Offer:
@@ -46,46 +39,20 @@ def _offer_or_404(offer_id: int) -> Offer:
 @access("read")
 def index():
     """Offers, searchable and filtered by state (active, scheduled, expired, discontinued)."""
-    q = clean_query(request.args.get("q", ""))
-    state = request.args.get("state", "")
-    state = state if state in STATES else ""
-    now = utcnow()
-    query = select(Offer).order_by(Offer.name, Offer.id)
-    if q:
-        query = query.where(search_condition(Offer, q))
-    if state:
-        query = query.where(state_condition(Offer, state, now))
-    page = db.paginate(query, page=page_number(request.args.get("page")), per_page=PER_PAGE,
-                       error_out=False)
+    ctx = catalog.list_context(Offer)
+    ids = [o.id for o in ctx["page"].items]
     counts = dict(db.session.execute(
-        select(Audience.offer_id, func.count()).where(
-            Audience.offer_id.in_([o.id for o in page.items])).group_by(Audience.offer_id)
-    ).all()) if page.items else {}
-    return render("offers/index.html", "offer_list", page=page, q=q, state=state,
-                  states=STATES, audience_counts=counts, state_of=state_of, now=now)
-
-
-def _form_page(form: OfferForm, offer: Offer | None, status: int = 200):
-    return render("offers/form.html", None, form=form, offer=offer), status
-
-
-def _save(form: OfferForm, offer: Offer | None):
-    if not form.validate_on_submit():
-        return _form_page(form, offer, 422 if request.method == "POST" else 200)
-    try:
-        saved = save_offer(form.values(offer), offer=offer, actor=current_user.label)
-    except OfferError as exc:
-        form.add_service_errors(exc.errors)
-        return _form_page(form, offer, 422)
-    flash(f"Saved offer {saved.name}.", "success")
-    return redirect(url_for("offers.show", offer_id=saved.id), code=303)
+        select(Audience.offer_id, func.count()).where(Audience.offer_id.in_(ids))
+        .group_by(Audience.offer_id)).all()) if ids else {}
+    return render("offers/index.html", "offer_list", audience_counts=counts, **ctx)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @access("write")
 def new():
     """Create an offer."""
-    return _save(OfferForm(), None)
+    return catalog.save_from_form(OfferForm(), None, kind="offer", save=save_offer,
+                                  error=OfferError)
 
 
 @bp.route("/<int:offer_id>/edit", methods=["GET", "POST"])
@@ -93,28 +60,18 @@ def new():
 def edit(offer_id: int):
     """Change an offer's details, window or discontinued flag."""
     offer = _offer_or_404(offer_id)
-    return _save(OfferForm(obj=offer), offer)
+    return catalog.save_from_form(OfferForm(obj=offer), offer, kind="offer", save=save_offer,
+                                  error=OfferError)
 
 
 @bp.route("/<int:offer_id>/delete", methods=["POST"])
 @access("admin")
 def delete(offer_id: int):
     """Delete an offer and its audiences."""
-    offer = _offer_or_404(offer_id)
-    if not EmptyForm().validate_on_submit():
-        flash("The offer was not deleted: the form expired. Try again.", "error")
-        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
-    name = offer.name
-    delete_offer(offer, actor=current_user.label)
-    flash(f"Deleted offer {name}.", "success")
-    return redirect(url_for("offers.index"), code=303)
+    return catalog.delete_from_form(_offer_or_404(offer_id), kind="offer", delete=delete_offer)
 
 
 # --- the offer page and its audiences -----------------------------------------------------------
-
-
-def _selected_ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.isdigit() and len(v) < 10]
 
 
 def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
@@ -134,7 +91,7 @@ def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
     total = offer_reach([])
     segment_q = clean_query(request.args.get("segment_q", ""))
     selected = (segment_form.segments.data if segment_form and segment_form.segments.data
-                else _selected_ids(request.args.getlist("segments")))
+                else catalog.selected_ids(request.args.getlist("segments")))
     chosen, options = segment_options(segment_q, selected or [])
     return {"offer": offer, "audience_rows": rows, "reach": reach, "total_members": total,
             "age_form": age_form or AgeAudienceForm(formdata=None),
@@ -235,11 +192,4 @@ def remove(offer_id: int, audience_id: int):
 @access("read")
 def check_member(offer_id: int):
     """Open this offer's explanation for a member named by id, external id or email."""
-    offer = _offer_or_404(offer_id)
-    identifier = request.args.get("member", "").strip()
-    member = find_member(identifier) if identifier else None
-    if member is None:
-        flash(f"No member matches “{identifier}”." if identifier
-              else "Give a member id, external id or email.", "error")
-        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
-    return redirect(url_for("members.offer", member_id=member.id, offer_id=offer.id), code=303)
+    return catalog.check_member(_offer_or_404(offer_id), kind="offer")

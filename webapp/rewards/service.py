@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from webapp.audit import record
 from webapp.extensions import db
@@ -24,6 +23,7 @@ from webapp.offers.service import (
     parse_moment,
     parse_text,
     segment_driven_count,
+    store_item,
 )
 from webapp.timeutil import utcnow
 
@@ -101,23 +101,8 @@ def save_reward(data: Mapping[str, Any], *, reward: Reward | None = None, actor:
         reward = Reward()
         reward.required_segments = []
         db.session.add(reward)
-    for key, value in values.items():
-        setattr(reward, key, value)
-    reward.updated_at = utcnow()
-    try:
-        db.session.flush()
-    except IntegrityError as exc:
-        db.session.rollback()
-        raise RewardError({"external_id": "is already used by another reward"}) from exc
-    after = reward_snapshot(reward)
-    if creating:
-        record(actor, "reward.create", "reward", reward.id, f"Created reward {reward.name}",
-               None, after)
-    elif before != after:
-        record(actor, "reward.update", "reward", reward.id, f"Changed reward {reward.name}",
-               before, after)
-    db.session.commit()
-    return reward
+    return store_item(reward, values, kind="reward", before=before, snapshot=reward_snapshot,
+                      error=RewardError, actor=actor)
 
 
 def delete_reward(reward: Reward, *, actor: str) -> None:

@@ -13,15 +13,12 @@ from webapp.access import access
 from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.lookup import find_member
 from webapp.models import Reward, RewardRequiredSegment
-from webapp.offers.fields import get_or_404, in_id_range, page_number
+from webapp.offers import catalog
+from webapp.offers.fields import get_or_404, in_id_range
 from webapp.offers.service import (
-    STATES,
     clean_query,
-    search_condition,
     segment_options,
-    state_condition,
     state_of,
 )
 from webapp.rewards import bp
@@ -33,9 +30,6 @@ from webapp.rewards.service import (
     reward_reach_detail,
     save_reward,
 )
-from webapp.timeutil import utcnow
-
-PER_PAGE = 25
 
 
 def _reward_or_404(reward_id: int) -> Reward:
@@ -46,46 +40,21 @@ def _reward_or_404(reward_id: int) -> Reward:
 @access("read")
 def index():
     """Rewards, searchable and filtered by state (active, scheduled, expired, discontinued)."""
-    q = clean_query(request.args.get("q", ""))
-    state = request.args.get("state", "")
-    state = state if state in STATES else ""
-    now = utcnow()
-    query = select(Reward).order_by(Reward.name, Reward.id)
-    if q:
-        query = query.where(search_condition(Reward, q))
-    if state:
-        query = query.where(state_condition(Reward, state, now))
-    page = db.paginate(query, page=page_number(request.args.get("page")), per_page=PER_PAGE,
-                       error_out=False)
+    ctx = catalog.list_context(Reward)
+    ids = [r.id for r in ctx["page"].items]
     counts = dict(db.session.execute(
         select(RewardRequiredSegment.reward_id, func.count()).where(
-            RewardRequiredSegment.reward_id.in_([r.id for r in page.items]))
-        .group_by(RewardRequiredSegment.reward_id)).all()) if page.items else {}
-    return render("rewards/index.html", "reward_list", page=page, q=q, state=state,
-                  states=STATES, state_of=state_of, now=now, required_counts=counts)
-
-
-def _form_page(form: RewardForm, reward: Reward | None, status: int = 200):
-    return render("rewards/form.html", None, form=form, reward=reward), status
-
-
-def _save(form: RewardForm, reward: Reward | None):
-    if not form.validate_on_submit():
-        return _form_page(form, reward, 422 if request.method == "POST" else 200)
-    try:
-        saved = save_reward(form.values(reward), reward=reward, actor=current_user.label)
-    except RewardError as exc:
-        form.add_service_errors(exc.errors)
-        return _form_page(form, reward, 422)
-    flash(f"Saved reward {saved.name}.", "success")
-    return redirect(url_for("rewards.show", reward_id=saved.id), code=303)
+            RewardRequiredSegment.reward_id.in_(ids))
+        .group_by(RewardRequiredSegment.reward_id)).all()) if ids else {}
+    return render("rewards/index.html", "reward_list", required_counts=counts, **ctx)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @access("write")
 def new():
     """Create a reward."""
-    return _save(RewardForm(), None)
+    return catalog.save_from_form(RewardForm(), None, kind="reward", save=save_reward,
+                                  error=RewardError)
 
 
 @bp.route("/<int:reward_id>/edit", methods=["GET", "POST"])
@@ -93,28 +62,19 @@ def new():
 def edit(reward_id: int):
     """Change a reward's details, cost, window or discontinued flag."""
     reward = _reward_or_404(reward_id)
-    return _save(RewardForm(obj=reward), reward)
+    return catalog.save_from_form(RewardForm(obj=reward), reward, kind="reward",
+                                  save=save_reward, error=RewardError)
 
 
 @bp.route("/<int:reward_id>/delete", methods=["POST"])
 @access("admin")
 def delete(reward_id: int):
     """Delete a reward."""
-    reward = _reward_or_404(reward_id)
-    if not EmptyForm().validate_on_submit():
-        flash("The reward was not deleted: the form expired. Try again.", "error")
-        return redirect(url_for("rewards.show", reward_id=reward.id), code=303)
-    name = reward.name
-    delete_reward(reward, actor=current_user.label)
-    flash(f"Deleted reward {name}.", "success")
-    return redirect(url_for("rewards.index"), code=303)
+    return catalog.delete_from_form(_reward_or_404(reward_id), kind="reward",
+                                    delete=delete_reward)
 
 
 # --- the reward page and its required segments --------------------------------------------------
-
-
-def _selected_ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.isdigit() and len(v) < 10]
 
 
 def segments_context(reward: Reward, form: RequiredSegmentsForm | None = None) -> dict[str, Any]:
@@ -124,7 +84,7 @@ def segments_context(reward: Reward, form: RequiredSegmentsForm | None = None) -
     reach, affordable = reward_reach_detail(ids, reward.points)
     segment_q = clean_query(request.args.get("segment_q", ""))
     selected = (form.segments.data if form and form.segments.data
-                else _selected_ids(request.args.getlist("segments")))
+                else catalog.selected_ids(request.args.getlist("segments")))
     selected = [s for s in selected or [] if s not in ids]
     chosen, options = segment_options(segment_q, selected)
     options = [s for s in options if s.id not in ids]
@@ -201,12 +161,4 @@ def remove_segment(reward_id: int, segment_id: int):
 @access("read")
 def check_member(reward_id: int):
     """Open this reward's explanation for a member named by id, external id or email."""
-    reward = _reward_or_404(reward_id)
-    identifier = request.args.get("member", "").strip()
-    member = find_member(identifier) if identifier else None
-    if member is None:
-        flash(f"No member matches “{identifier}”." if identifier
-              else "Give a member id, external id or email.", "error")
-        return redirect(url_for("rewards.show", reward_id=reward.id), code=303)
-    return redirect(url_for("members.reward", member_id=member.id, reward_id=reward.id),
-                    code=303)
+    return catalog.check_member(_reward_or_404(reward_id), kind="reward")
