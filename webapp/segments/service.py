@@ -318,8 +318,8 @@ def _check_customer_id(csid: str | None, errors: dict[str, str]) -> None:
     elif csid.isdigit():
         errors["customer_segment_id"] = (f"customer_segment_id {csid!r} is only digits, so "
                                          f"/segments/{csid} would mean segment #{csid}; add a "
-                                         "letter or prefix (e.g. "
-                                         f"\"crm-{csid}\"); it may use only {CUSTOMER_ID_RULE}")
+                                         f"letter or prefix, e.g. \"crm-{csid}\" (letters, "
+                                         "digits and - _ . : ~ are allowed)")
     elif set(csid) == {"."}:
         errors["customer_segment_id"] = (f"customer_segment_id {csid!r} cannot be only dots "
                                          f"(a URL path treats it as a directory); it may use "
