@@ -19,6 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from webapp.overrides.service import MAX_DESCRIPTION
 from webapp.timeutil import parse_datetime
 
 STATUS_CHOICES = [
@@ -66,8 +67,9 @@ class OverrideForm(FlaskForm):
                         validators=[DataRequired(message="Choose add or block.")])
     description = TextAreaField("Reason", validators=[
         DataRequired(message="A reason is required: say why this member is pinned in or out."),
-        Length(max=2000)], description="Required. Support agents read this when they "
-                                       "explain what a member sees.")
+        Length(max=MAX_DESCRIPTION, message=f"The reason can be at most {MAX_DESCRIPTION:,} "
+               "characters long; shorten it.")],
+        description="Required. Support agents read this when they explain what a member sees.")
     reference_id = StringField("Reference id", validators=[Optional(), Length(max=255)],
                                description="Optional: a ticket, case or campaign id.")
     metadata = FieldList(FormField(MetadataRow),
@@ -126,4 +128,6 @@ class ResetForm(FlaskForm):
 
     context = HiddenField(default="index")
     next = HiddenField()
-    description = StringField("Why (optional)", validators=[Length(max=2000)])
+    description = StringField("Why (optional)", validators=[Length(
+        max=MAX_DESCRIPTION, message=f"The reason can be at most {MAX_DESCRIPTION:,} characters "
+        "long; shorten it.")])

@@ -32,6 +32,8 @@ from webapp.timeutil import utcnow
 STATUSES = ("add", "block")
 ACTIONS = ("add", "block", "reset", "expire")
 MAX_REFERENCE_ID = 255
+# The reason's limit, the same as the form's textarea (maxlength) and the API's.
+MAX_DESCRIPTION = 2000
 MAX_METADATA_KEYS = 50
 # A status-change time a little ahead of the server clock is tolerated (clock skew).
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -209,6 +211,7 @@ def reset_override(segment: Segment, member: Member, *, actor: str, actor_id: in
                    description: str = "") -> OverrideOutcome:
     """Remove a member's override of a segment and restore the rule result; commits."""
     now = utcnow()
+    _check_reason_length((description or "").strip())
     existing = find_override(segment, member)
     name = member_label(member)
     if existing is None:
@@ -333,6 +336,7 @@ def _check_request(segment: Segment, status: str, description: str, reference_id
         raise OverrideError("A reason is required: say why this member is pinned in or out.")
     if reference_id is not None and len(reference_id) > MAX_REFERENCE_ID:
         raise OverrideError(f"The reference id is longer than {MAX_REFERENCE_ID} characters.")
+    _check_reason_length(description)
     if status_change_timestamp is not None and status_change_timestamp > now + FUTURE_TOLERANCE:
         raise OverrideError("The status-change time is in the future; an override applies as "
                             "soon as it is saved, so give the current or a past time.")
@@ -341,6 +345,21 @@ def _check_request(segment: Segment, status: str, description: str, reference_id
             raise OverrideError("The expiry is in the past; give a future time, or none.")
         if status_change_timestamp is not None and expires_at <= status_change_timestamp:
             raise OverrideError("The expiry must come after the status-change time.")
+
+
+def reason_too_long(description: str | None) -> str | None:
+    """The refusal for a reason over MAX_DESCRIPTION characters, or None."""
+    length = len(description or "")
+    if length <= MAX_DESCRIPTION:
+        return None
+    return (f"The reason is {length:,} characters long; at most {MAX_DESCRIPTION:,} are "
+            f"allowed. Shorten it, and put long details in the reference id's ticket.")
+
+
+def _check_reason_length(description: str | None) -> None:
+    message = reason_too_long(description)
+    if message:
+        raise OverrideError(message)
 
 
 def _valid_metadata(metadata: Any) -> dict[str, Any]:
