@@ -210,3 +210,17 @@ def test_deeply_nested_documents_are_refused(api):
     response = api.post("/members", raw=deep)
     assert response.status_code == 400
     assert errors_of(response)[0]["code"] in ("too_deep", "invalid_json")
+
+
+def test_revoked_token_is_refused_at_once_even_after_a_cached_success(client, app):
+    from webapp.extensions import db as database
+    from webapp.models import ApiToken as Token
+    from webapp.timeutil import utcnow as now
+    from webapp.tokens import create_token
+
+    token, raw = create_token("cached", "admin")
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/v1/segments", headers=headers).status_code == 200
+    database.session.get(Token, token.id).revoked_at = now()
+    database.session.commit()
+    assert client.get("/api/v1/segments", headers=headers).status_code == 401
