@@ -161,3 +161,17 @@ def test_apply_and_undo_record_who_changed_the_segment(tmp_path, people, static)
     segment = db.session.get(Segment, static.id)
     assert (segment.updated_by_label, segment.updated_by_id) == ("Otto Admin", None)
     assert segment.updated_at >= stamp and segment.version == version
+
+
+def test_problem_files_written_before_the_fix_are_served_safely(client, auth, tmp_path, people,
+                                                                static):
+    auth.login("support")
+    upload = dry_run(static, write(tmp_path, f"{people[0].email}\nghost\n", "p.txt"))
+    old = service.problems_path(upload)
+    old.write_text('line,identifier,problem,detail\n2,"=HYPERLINK(""x"")",unknown_member,d\n'
+                   "3,'+safe,unknown_member,d\n", encoding="utf-8")
+    response = client.get(f"/segments/{static.id}/uploads/{upload.id}/problems.csv")
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == ["line", "identifier", "problem", "detail"]
+    assert [row[1] for row in rows[1:]] == ["'=HYPERLINK(\"x\")", "'+safe"]

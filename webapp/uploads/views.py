@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
-from flask import abort, flash, make_response, redirect, request, send_file, url_for
+from flask import (
+    Response,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import secure_filename
@@ -16,6 +27,7 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Segment, Upload
 from webapp.uploads import bp, service
 from webapp.uploads.forms import EmptyForm, UploadForm
+from webapp.uploads.parser import spreadsheet_safe
 
 
 def _segment(segment_id: int) -> Segment:
@@ -217,8 +229,23 @@ def problems(segment_id: int, upload_id: int):
     path = service.problems_path(upload)
     if path is None:
         abort(404, description="This upload has no problem rows.")
-    return send_file(path, mimetype="text/csv", as_attachment=True,
-                     download_name=f"upload-{upload.id}-problems.csv")
+    return Response(stream_with_context(_safe_rows(path)), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="upload-{upload.id}-problems.csv"'})
+
+
+def _safe_rows(path: Path):
+    """The problems file's rows with formula-like cells neutralised (files written before
+    the writer did it are made safe too; already-safe cells pass unchanged)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for number, row in enumerate(csv.reader(handle)):
+            writer.writerow(row if number == 0 else [spreadsheet_safe(cell) for cell in row])
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
 
 
 @bp.route("/<int:segment_id>/uploads/<int:upload_id>/undo", methods=["POST"])
