@@ -383,8 +383,8 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
         if value is not None and not isinstance(value, str):
             raise ApiError(422, "invalid_attribute", f"{key} is text.",
                            pointer=f"{pointer}/attributes/{key}")
-    if len(attributes.get("description") or "") > 10_000:
-        raise ApiError(422, "invalid_attribute", "description is at most 10,000 characters.",
+    if len(attributes.get("description") or "") > 2_000:
+        raise ApiError(422, "invalid_attribute", "description is at most 2,000 characters.",
                        pointer=f"{pointer}/attributes/description")
     metadata = attributes.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
