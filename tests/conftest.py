@@ -20,6 +20,9 @@ from tests.factories import PASSWORD
 from webapp import create_app
 from webapp.extensions import db
 
+# The browser fixtures (live server, Playwright page, login_as) serve every area's tests.
+pytest_plugins = ("tests.browser.fixtures",)
+
 
 def _postgres_database(base_url: str):
     """Create a throw-away database next to TEST_DATABASE_URL's; returns (url, dropper)."""

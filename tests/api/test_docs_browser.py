@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import _playwright, live_server, login_as, page  # noqa: F401
-
 pytestmark = pytest.mark.browser
 
 

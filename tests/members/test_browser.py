@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import _playwright, live_server, login_as, page  # noqa: F401
 from tests.factories import make_member, make_offer, make_segment
 
 pytestmark = pytest.mark.browser

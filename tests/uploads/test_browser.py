@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import _playwright, live_server, login_as, page  # noqa: F401
 from tests.factories import add_to_list, make_member, make_segment
 from tests.uploads.helpers import list_ids
 

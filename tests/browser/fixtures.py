@@ -1,5 +1,6 @@
-"""Browser fixtures: a live server on a free port and Playwright driving Debian's Chromium.
+"""Browser fixtures, a pytest plugin loaded by tests/conftest.py for every area.
 
+A live server on a free port and Playwright driving Debian's Chromium.
 Chromium comes from Debian (`/usr/bin/chromium`); when it is missing the browser tests are
 skipped on a developer machine and fail in CI (CI=true), so CI cannot pass without them.
 """
