@@ -23,14 +23,19 @@ from webapp.api.jsonapi import (
     respond,
     self_link,
 )
-from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.pagination import (
+    PAGE_PARAMS,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    page_size,
+)
 from webapp.api.serializers import (
     decision_attributes,
     member_resource,
     offer_attributes,
     reward_attributes,
 )
-from webapp.extensions import db
 from webapp.lookup import find_member
 from webapp.members.service import (
     FIELDS,
@@ -67,22 +72,14 @@ def _member_error(exc: MemberError, base: str = "/data/attributes") -> ApiError:
 def member_list():
     """List members by id with cursor pagination; filter[email], filter[external_id]."""
     check_query(("filter[email]", "filter[external_id]", *PAGE_PARAMS))
-    size = page_size()
-    after = decode_cursor(str)
-    query = select(Member).order_by(Member.id)
+    query = select(Member)
     email = query_value("filter[email]", max_length=320)
     if email is not None:
         query = query.where(Member.email == email.strip().lower())
     external_id = query_value("filter[external_id]", max_length=255)
     if external_id is not None:
         query = query.where(Member.external_id == external_id)
-    if after is not None:
-        query = query.where(Member.id > after)
-    rows = list(db.session.scalars(query.limit(size + 1)))
-    links = {"self": self_link()}
-    if len(rows) > size:
-        rows = rows[:size]
-        links["next"] = next_link(encode_cursor(rows[-1].id))
+    rows, links = keyset_page(query, Member.id, str)
     return respond({"data": [member_resource(m) for m in rows], "links": links})
 
 

@@ -22,7 +22,10 @@ from webapp.api.jsonapi import (
     respond,
     self_link,
 )
-from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.pagination import (
+    PAGE_PARAMS,
+    keyset_page,
+)
 from webapp.api.serializers import audience_resource, offer_resource
 from webapp.extensions import db
 from webapp.lookup import find_segment
@@ -61,16 +64,7 @@ def _included(offers: list[Offer]) -> list[dict[str, Any]]:
 def offer_list():
     """List offers by id (cursor pagination), their audiences included."""
     check_query(PAGE_PARAMS)
-    size = page_size()
-    after = decode_cursor(int)
-    query = select(Offer).options(selectinload(Offer.audiences)).order_by(Offer.id)
-    if after is not None:
-        query = query.where(Offer.id > after)
-    rows = list(db.session.scalars(query.limit(size + 1)))
-    links = {"self": self_link()}
-    if len(rows) > size:
-        rows = rows[:size]
-        links["next"] = next_link(encode_cursor(rows[-1].id))
+    rows, links = keyset_page(select(Offer).options(selectinload(Offer.audiences)), Offer.id)
     return respond({"data": [offer_resource(o) for o in rows], "included": _included(rows),
                     "links": links})
 

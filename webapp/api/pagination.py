@@ -13,9 +13,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
+from sqlalchemy import Select
 from werkzeug.urls import iri_to_uri
 
 from webapp.api.errors import ApiError
+from webapp.extensions import db
 
 DEFAULT_SIZE = 50
 MAX_SIZE = 100
@@ -68,3 +70,22 @@ def next_link(cursor: str, parameter: str = "page[cursor]") -> str:
     args = [(k, v) for k, v in request.args.items(multi=True) if k != parameter]
     args.append((parameter, cursor))
     return iri_to_uri(request.base_url) + "?" + urlencode(args)
+
+
+def keyset_page(query: Select, key: Any, kind: type = int) -> tuple[list, dict[str, str]]:
+    """One page of `query` ordered by `key` after the request's cursor, with its links.
+
+    Reads page[size] and page[cursor]; returns the rows and {"self", "next"?} links.
+    """
+    from webapp.api.jsonapi import self_link
+
+    size = page_size()
+    after = decode_cursor(kind)
+    if after is not None:
+        query = query.where(key > after)
+    rows = list(db.session.scalars(query.order_by(key).limit(size + 1)))
+    links = {"self": self_link()}
+    if len(rows) > size:
+        rows = rows[:size]
+        links["next"] = next_link(encode_cursor(getattr(rows[-1], key.key)))
+    return rows, links

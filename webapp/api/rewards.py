@@ -23,7 +23,10 @@ from webapp.api.jsonapi import (
     self_link,
 )
 from webapp.api.offers import int_id
-from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.pagination import (
+    PAGE_PARAMS,
+    keyset_page,
+)
 from webapp.api.serializers import reward_resource, segment_identifier
 from webapp.extensions import db
 from webapp.lookup import find_segment
@@ -54,16 +57,8 @@ def reward_or_404(reward_id: str) -> Reward:
 def reward_list():
     """List rewards by id (cursor pagination) with their required segments."""
     check_query(PAGE_PARAMS)
-    size = page_size()
-    after = decode_cursor(int)
-    query = select(Reward).options(selectinload(Reward.required_segments)).order_by(Reward.id)
-    if after is not None:
-        query = query.where(Reward.id > after)
-    rows = list(db.session.scalars(query.limit(size + 1)))
-    links = {"self": self_link()}
-    if len(rows) > size:
-        rows = rows[:size]
-        links["next"] = next_link(encode_cursor(rows[-1].id))
+    rows, links = keyset_page(
+        select(Reward).options(selectinload(Reward.required_segments)), Reward.id)
     return respond({"data": [reward_resource(r) for r in rows], "links": links})
 
 

@@ -32,7 +32,14 @@ from webapp.api.jsonapi import (
     respond,
     self_link,
 )
-from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
+from webapp.api.pagination import (
+    PAGE_PARAMS,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    next_link,
+    page_size,
+)
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
 from webapp.lookup import find_member, find_segment
@@ -83,9 +90,7 @@ def _segment_error(exc: Exception) -> ApiError:
 def segment_list():
     """List segments with their exact sizes; filter[kind], filter[customer_segment_id]."""
     check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS))
-    size = page_size()
-    after = decode_cursor(int)
-    query = select(Segment).order_by(Segment.id)
+    query = select(Segment)
     kind = query_value("filter[kind]")
     if kind is not None:
         if kind not in ("static", "dynamic"):
@@ -95,13 +100,7 @@ def segment_list():
     customer_id = query_value("filter[customer_segment_id]", max_length=255)
     if customer_id is not None:
         query = query.where(Segment.customer_segment_id == customer_id)
-    if after is not None:
-        query = query.where(Segment.id > after)
-    rows = list(db.session.scalars(query.limit(size + 1)))
-    links = {"self": self_link()}
-    if len(rows) > size:
-        rows = rows[:size]
-        links["next"] = next_link(encode_cursor(rows[-1].id))
+    rows, links = keyset_page(query, Segment.id)
     return respond({"data": [segment_resource(s) for s in rows], "links": links})
 
 
