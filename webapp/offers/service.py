@@ -103,6 +103,35 @@ def moment_text(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
+def parse_catalog_fields(data: Mapping[str, Any], item: Any, model: Any, kind: str,
+                         errors: dict[str, str]) -> dict[str, Any]:
+    """The fields offers and rewards share: name, category, description, external id
+    (unique), publish/expire window and discontinued. Only given keys, unless creating."""
+    creating = item is None
+    values: dict[str, Any] = {}
+    if creating or "name" in data:
+        values["name"] = parse_text(data, "name", errors, required=True)
+    for key in ("category", "description"):
+        if creating or key in data:
+            values[key] = parse_text(data, key, errors) or ""
+    if creating or "external_id" in data:
+        values["external_id"] = parse_text(data, "external_id", errors, nullable=True)
+    for key in ("publish_at", "expire_at"):
+        if creating or key in data:
+            values[key] = parse_moment(data, key, errors)
+    if creating or "discontinued" in data:
+        values["discontinued"] = parse_flag(data, "discontinued", errors)
+    publish = values.get("publish_at", None if creating else item.publish_at)
+    expire = values.get("expire_at", None if creating else item.expire_at)
+    check_window(publish, expire, errors)
+    ext = values.get("external_id")
+    if ext and "external_id" not in errors:
+        clash = db.session.scalar(sa.select(model.id).where(model.external_id == ext))
+        if clash is not None and (creating or clash != item.id):
+            errors["external_id"] = f"{ext!r} is already used by {kind} #{clash}"
+    return values
+
+
 # --- offers -------------------------------------------------------------------------------------
 
 
@@ -120,30 +149,10 @@ def _unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, str]:
 def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: str) -> Offer:
     """Create an offer, or change the given fields of an existing one; audits and commits."""
     errors = _unknown(data, OFFER_FIELDS)
-    creating = offer is None
-    values: dict[str, Any] = {}
-    if creating or "name" in data:
-        values["name"] = parse_text(data, "name", errors, required=True)
-    for key in ("category", "description"):
-        if creating or key in data:
-            values[key] = parse_text(data, key, errors) or ""
-    if creating or "external_id" in data:
-        values["external_id"] = parse_text(data, "external_id", errors, nullable=True)
-    for key in ("publish_at", "expire_at"):
-        if creating or key in data:
-            values[key] = parse_moment(data, key, errors)
-    if creating or "discontinued" in data:
-        values["discontinued"] = parse_flag(data, "discontinued", errors)
-    publish = values.get("publish_at", None if creating else offer.publish_at)
-    expire = values.get("expire_at", None if creating else offer.expire_at)
-    check_window(publish, expire, errors)
-    ext = values.get("external_id")
-    if ext and "external_id" not in errors:
-        clash = db.session.scalar(sa.select(Offer.id).where(Offer.external_id == ext))
-        if clash is not None and (creating or clash != offer.id):
-            errors["external_id"] = f"{ext!r} is already used by offer #{clash}"
+    values = parse_catalog_fields(data, offer, Offer, "offer", errors)
     if errors:
         raise OfferError(errors)
+    creating = offer is None
     before = None if creating else offer_snapshot(offer)
     if creating:
         offer = Offer()

@@ -16,12 +16,9 @@ from webapp.extensions import db
 from webapp.models import Member, Reward, RewardRequiredSegment, Segment
 from webapp.offers.service import (
     MAX_ID,
-    check_window,
     member_exists,
     moment_text,
-    parse_flag,
-    parse_moment,
-    parse_text,
+    parse_catalog_fields,
     segment_driven_count,
     store_item,
 )
@@ -70,32 +67,12 @@ def save_reward(data: Mapping[str, Any], *, reward: Reward | None = None, actor:
     """Create a reward, or change the given fields of an existing one; audits and commits."""
     errors = {str(k): "is not an attribute of this resource"
               for k in data if k not in REWARD_FIELDS}
-    creating = reward is None
-    values: dict[str, Any] = {}
-    if creating or "name" in data:
-        values["name"] = parse_text(data, "name", errors, required=True)
-    for key in ("category", "description"):
-        if creating or key in data:
-            values[key] = parse_text(data, key, errors) or ""
-    if creating or "external_id" in data:
-        values["external_id"] = parse_text(data, "external_id", errors, nullable=True)
-    if creating or "points" in data:
+    values = parse_catalog_fields(data, reward, Reward, "reward", errors)
+    if reward is None or "points" in data:
         values["points"] = _parse_points(data, errors)
-    for key in ("publish_at", "expire_at"):
-        if creating or key in data:
-            values[key] = parse_moment(data, key, errors)
-    if creating or "discontinued" in data:
-        values["discontinued"] = parse_flag(data, "discontinued", errors)
-    publish = values.get("publish_at", None if creating else reward.publish_at)
-    expire = values.get("expire_at", None if creating else reward.expire_at)
-    check_window(publish, expire, errors)
-    ext = values.get("external_id")
-    if ext and "external_id" not in errors:
-        clash = db.session.scalar(sa.select(Reward.id).where(Reward.external_id == ext))
-        if clash is not None and (creating or clash != reward.id):
-            errors["external_id"] = f"{ext!r} is already used by reward #{clash}"
     if errors:
         raise RewardError(errors)
+    creating = reward is None
     before = None if creating else reward_snapshot(reward)
     if creating:
         reward = Reward()
