@@ -304,16 +304,20 @@ def what_if(member_id: str):
 # --- permalinks ---------------------------------------------------------------------------------
 
 
+def _explain(member, item, kind: str, decision):
+    """The permalink page (or its block for htmx) for one decision."""
+    return render("members/explain.html", "explanation", member=member, item=item, kind=kind,
+                  decision=decision, misses=visibility.near_misses(decision.explanation),
+                  node_values=node_values)
+
+
 @bp.route("/<member_id>/offers/<int:offer_id>")
 @access("read")
 def offer(member_id: str, offer_id: int):
     """One offer for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
     item = get_or_404(Offer, offer_id)
-    decision = visibility.offer_decision(member, item)
-    return render("members/explain.html", "explanation", member=member, item=item,
-                  kind="offer", decision=decision,
-                  misses=visibility.near_misses(decision.explanation), node_values=node_values)
+    return _explain(member, item, "offer", visibility.offer_decision(member, item))
 
 
 @bp.route("/<member_id>/rewards/<int:reward_id>")
@@ -322,7 +326,4 @@ def reward(member_id: str, reward_id: int):
     """One reward for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
     item = get_or_404(Reward, reward_id)
-    decision = visibility.reward_decision(member, item)
-    return render("members/explain.html", "explanation", member=member, item=item,
-                  kind="reward", decision=decision,
-                  misses=visibility.near_misses(decision.explanation), node_values=node_values)
+    return _explain(member, item, "reward", visibility.reward_decision(member, item))

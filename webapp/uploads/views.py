@@ -157,26 +157,10 @@ def apply(segment_id: int, upload_id: int):
     """Confirm a dry run: apply the upload to the list (in the background for large files)."""
     segment = _segment(segment_id)
     upload = _upload(segment, upload_id)
-    form = EmptyForm()
-    error = None
-    if not form.validate_on_submit():
-        error = "The form expired; reload the page and confirm again."
-    else:
-        try:
-            service.request_apply(upload)
-        except service.UploadError as exc:
-            error = str(exc)
-    db.session.expire_all()
-    upload = db.session.get(Upload, upload_id)
-    if error is None and not is_htmx():
-        return redirect(url_for("uploads.show", segment_id=segment.id, upload_id=upload.id),
-                        code=303)
-    context = _show_context(segment, upload, apply_error=error)
-    response = render("uploads/show.html", "upload_status", **context)
-    if error is not None:
-        return response, 422
-    return _message(make_response(response),
-                    "Upload applied." if upload.status == "applied" else "Applying the upload…")
+    return _act(segment, upload, service.request_apply,
+                expired="The form expired; reload the page and confirm again.",
+                done=lambda u: "Upload applied." if u.status == "applied"
+                else "Applying the upload…")
 
 
 @bp.route("/<int:segment_id>/uploads/<int:upload_id>/recheck", methods=["POST"])
@@ -185,16 +169,23 @@ def recheck(segment_id: int, upload_id: int):
     """Compute a dry run again against the list as it is now (after the list changed)."""
     segment = _segment(segment_id)
     upload = _upload(segment, upload_id)
+    return _act(segment, upload, service.rerun_dry_run,
+                expired="The form expired; reload the page and try again.",
+                done=lambda u: "The dry run was computed again.")
+
+
+def _act(segment, upload, action, *, expired: str, done):
+    """Run an upload action; redirect (or the refreshed status block and a toast), 422 on error."""
     error = None
     if not EmptyForm().validate_on_submit():
-        error = "The form expired; reload the page and try again."
+        error = expired
     else:
         try:
-            service.rerun_dry_run(upload)
+            action(upload)
         except service.UploadError as exc:
             error = str(exc)
     db.session.expire_all()
-    upload = db.session.get(Upload, upload_id)
+    upload = db.session.get(Upload, upload.id)
     if error is None and not is_htmx():
         return redirect(url_for("uploads.show", segment_id=segment.id, upload_id=upload.id),
                         code=303)
@@ -202,7 +193,7 @@ def recheck(segment_id: int, upload_id: int):
                       **_show_context(segment, upload, apply_error=error))
     if error is not None:
         return response, 422
-    return _message(make_response(response), "The dry run was computed again.")
+    return _message(make_response(response), done(upload))
 
 
 @bp.route("/<int:segment_id>/uploads/<int:upload_id>/discard", methods=["POST"])
