@@ -354,3 +354,40 @@ def test_cli_loop_survives_a_failed_pass(app, runner, receiver, monkeypatch):
     assert "Delivery pass failed (RuntimeError: database went away)" in result.output
     assert "1 new deliveries; 1 POSTs: 1 delivered" in result.output
     assert sleeps == [0.5, 0.5] and len(receiver.requests) == 1
+
+
+def test_prune_keeps_the_queue_and_recent_log_and_deletes_the_old_log(app, runner, receiver):
+    segment = make_segment(kind="static")
+    webhook = subscribe(receiver)
+    add_to_list(segment, *[make_member() for _ in range(4)])
+    t0 = utcnow()
+    receiver.statuses = [200]
+    app.config["WEBHOOK_BATCH_SIZE"] = 1
+    app.config["WEBHOOK_MAX_ATTEMPTS"] = 1
+    receiver.statuses = [200, 500, 200]
+    deliver(now=t0)  # one delivered, one failed; the other two wait behind the failure
+    rows = deliveries(webhook)
+    assert [r.status for r in rows[:2]] == ["delivered", "failed"]
+
+    # 29 days later nothing is old enough; 31 days later the delivered and failed rows are.
+    assert delivery_module.prune(now=t0 + timedelta(days=29)) == 0
+    assert delivery_module.prune(now=t0 + timedelta(days=31)) == 2
+    left = deliveries(webhook)
+    assert len(left) == 2 and all(r.status in ("pending", "retrying") for r in left)
+    assert delivery_module.prune(now=t0 + timedelta(days=400)) == 0  # never the queue
+
+    app.config["WEBHOOK_LOG_RETENTION_DAYS"] = 0
+    assert delivery_module.prune(now=t0 + timedelta(days=400)) == 0
+    result = runner.invoke(args=["events", "prune"])
+    assert result.exit_code == 0 and "kept forever" in result.output
+    result = runner.invoke(args=["events", "prune", "--days", "-1"])
+    assert result.exit_code == 2 and "-1" in result.output
+
+
+def test_a_delivery_pass_prunes_at_most_hourly(app, receiver, monkeypatch):
+    calls = []
+    monkeypatch.setattr(delivery_module, "prune", lambda now=None: calls.append(now) or 0)
+    monkeypatch.setattr(delivery_module, "_last_prune", [-1e9])
+    deliver()
+    deliver()
+    assert len(calls) == 1

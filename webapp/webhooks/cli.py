@@ -31,13 +31,31 @@ def deliver_command(loop: bool, interval: float, webhook_id: int | None) -> None
                 click.echo(f"Delivery pass failed ({exc.__class__.__name__}: {exc}); "
                            "trying again.", err=True)
             else:
-                if not loop or result.created or result.posts:
+                if not loop or result.created or result.posts or result.pruned:
                     click.echo(f"{result.created:,} new deliveries; {result.posts:,} POSTs: "
                                f"{result.delivered:,} delivered, {result.retrying:,} to retry, "
-                               f"{result.failed:,} failed.")
+                               f"{result.failed:,} failed"
+                               + (f"; {result.pruned:,} old log rows pruned." if result.pruned
+                                  else "."))
                 if not loop:
                     return
             db.session.remove()  # a fresh session per pass: no stale reads between passes
             time.sleep(interval)
     except KeyboardInterrupt:
         click.echo("Stopped.", err=True)
+
+
+@events_cli.command("prune")
+@click.option("--days", type=click.IntRange(0, 36500), default=None,
+              help="Keep this many days of delivered and failed deliveries "
+                   "(default: WEBHOOK_LOG_RETENTION_DAYS, 30; 0 keeps everything).")
+def prune_command(days: int | None) -> None:
+    """Delete delivered and failed webhook deliveries older than the retention."""
+    from webapp.webhooks.delivery import prune, settings
+
+    kept = settings()["retention_days"] if days is None else days
+    if kept == 0:
+        click.echo("Retention is 0 days: the delivery log is kept forever; nothing pruned.")
+        return
+    click.echo(f"{prune(days=kept):,} delivered or failed deliveries older than "
+               f"{kept} days pruned.")

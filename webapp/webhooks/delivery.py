@@ -64,10 +64,12 @@ from sqlalchemy import (
     Insert,
     Integer,
     String,
+    delete,
     event,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -89,6 +91,8 @@ BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_RETENTION_DAYS = 30
+PRUNE_EVERY_SECONDS = 3600
 DUE = ("pending", "retrying")
 TEST_EVENT_ID = 0
 USER_AGENT = "Beacon-Webhooks/1.0"
@@ -110,6 +114,7 @@ class PassResult:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
+    pruned: int = 0
 
     def add(self, other: PassResult) -> None:
         """Accumulate another pass's counts."""
@@ -166,6 +171,8 @@ def settings() -> dict[str, Any]:
     return {"batch_size": int(_setting("WEBHOOK_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
             "max_attempts": int(_setting("WEBHOOK_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)),
             "timeout": float(_setting("WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT)),
+            "retention_days": int(_setting("WEBHOOK_LOG_RETENTION_DAYS",
+                                           DEFAULT_RETENTION_DAYS)),
             "backoff": BACKOFF_SECONDS}
 
 
@@ -461,12 +468,41 @@ def send_due(now: datetime | None = None, webhook_id: int | None = None,
 
 def deliver(now: datetime | None = None, webhook_id: int | None = None,
             max_seconds: float | None = None) -> PassResult:
-    """One pass: collect new events into deliveries, then send what is due."""
+    """One pass: collect new events into deliveries, send what is due, prune the old log."""
     deadline = time.monotonic() + max_seconds if max_seconds else None
     created = collect(now, webhook_id)
     result = send_due(now, webhook_id, deadline)
     result.created = created
+    if time.monotonic() - _last_prune[0] >= PRUNE_EVERY_SECONDS:
+        _last_prune[0] = time.monotonic()
+        result.pruned = prune(now)
     return result
+
+
+# --- the log's retention ----------------------------------------------------------------
+
+_last_prune = [-float(PRUNE_EVERY_SECONDS)]  # monotonic time of this process's last prune
+
+
+def prune(now: datetime | None = None, days: int | None = None) -> int:
+    """Delete delivered and failed deliveries older than the retention; commits; returns how many.
+
+    The retention is `days`, else WEBHOOK_LOG_RETENTION_DAYS (default 30); 0 keeps the log
+    forever. Waiting and retrying deliveries are never pruned, whatever their age: they are
+    the queue, not the log. A delivered row ages from its delivery, a failed one from its
+    creation (its last attempt is at most a day later, by the backoff).
+    """
+    now = now or utcnow()
+    days = settings()["retention_days"] if days is None else days
+    if days <= 0:
+        return 0
+    cutoff = now - timedelta(days=days)
+    c = deliveries_t.c
+    result = db.session.execute(delete(deliveries_t).where(or_(
+        (c.status == "delivered") & (c.delivered_at < cutoff),
+        (c.status == "failed") & (c.created_at < cutoff))))
+    db.session.commit()
+    return max(result.rowcount or 0, 0)
 
 
 # --- triggering -------------------------------------------------------------------------
