@@ -22,6 +22,7 @@ ours to agree with itself: every path above, and the explanation tree's verdict)
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import random
 import statistics
@@ -101,18 +102,24 @@ def flagsmith_segment(i: int, conditions: list[dict]) -> dict[str, Any]:
 
 
 def alternating(fns: tuple[Callable[[list[Any]], None], ...], work: list[Any], repeat: int,
-                chunk: int = 50) -> list[float]:
+                chunk: int = 50, seed: int = 1) -> list[float]:
     """Total seconds per function over `work`, medians of `repeat` rounds.
 
     The functions take turns on small chunks of the work, so a busy machine slows every side
-    alike instead of whichever happened to run during a burst.
+    alike instead of whichever happened to run during a burst; the turn order is shuffled for
+    every chunk, because the first chunk after another engine's runs slower (its caches are
+    cold), and a fixed order would always hand that cost to the same function.
     """
     chunks = [work[i:i + chunk] for i in range(0, len(work), chunk)]
+    order = list(range(len(fns)))
+    shuffle = random.Random(seed).shuffle
     rounds = []
     for _ in range(repeat):
         totals = [0.0] * len(fns)
         for part in chunks:
-            for k, fn in enumerate(fns):
+            shuffle(order)
+            for k in order:
+                fn = fns[k]
                 started = time.perf_counter()
                 fn(part)
                 totals[k] += time.perf_counter() - started
@@ -153,21 +160,32 @@ def run(argv: list[str]) -> dict:
     matchers = [compile_segment(d, now=now) for d in ours_defs]
     full_context_segments = {seg["key"]: seg for seg in their_segs}
 
+    # Each measure reads its own copy of the definitions and members (flagsmith reads its own
+    # contexts), so no measure finds its data in the caches because another one just read it.
+    def own_copy() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return copy.deepcopy(ours_defs), copy.deepcopy(members)
+
+    defs_1, members_1 = own_copy()
+    defs_2, members_2 = own_copy()
+    defs_3, members_3 = own_copy()
+    _, members_4 = own_copy()
+    _, members_5 = own_copy()
+
     def ours_single(chunk: list[tuple[int, int]]) -> None:
         for s, m in chunk:
-            _ = evaluate_segment(ours_defs[s], members[m], now=now).matched
+            _ = evaluate_segment(defs_1[s], members_1[m], now=now).matched
 
     def ours_single_explained(chunk: list[tuple[int, int]]) -> None:
         for s, m in chunk:
-            json.dumps(evaluate_segment(ours_defs[s], members[m], now=now).explanation)
+            json.dumps(evaluate_segment(defs_2[s], members_2[m], now=now).explanation)
 
     def ours_single_matches(chunk: list[tuple[int, int]]) -> None:
         for s, m in chunk:
-            matches(ours_defs[s], members[m], now=now)
+            matches(defs_3[s], members_3[m], now=now)
 
     def ours_single_compiled(chunk: list[tuple[int, int]]) -> None:
         for s, m in chunk:
-            matchers[s](members[m])
+            matchers[s](members_4[m])
 
     def theirs_single(chunk: list[tuple[int, int]]) -> None:
         for s, m in chunk:
@@ -175,7 +193,7 @@ def run(argv: list[str]) -> dict:
 
     def ours_bulk(chunk: list[int]) -> None:
         for i in chunk:
-            m = members[i]
+            m = members_5[i]
             [f(m) for f in matchers]
 
     def theirs_bulk(chunk: list[int]) -> None:

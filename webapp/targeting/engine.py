@@ -143,6 +143,8 @@ class CompiledCriterion:
     exclude_label: str
     explain_include: Callable[[Member, Env], dict[str, Any]]
     explain_exclude: Callable[[Member, Env], dict[str, Any]]
+    gap_include: Callable[[Any, Env, Member], str | None] = lambda actual, env, m: None
+    gap_exclude: Callable[[Any, Env, Member], str | None] = lambda actual, env, m: None
 
 
 def _getter(c: Criterion) -> Callable[[Member, Env], Any]:
@@ -339,56 +341,105 @@ def _inline_spec(c: Criterion) -> tuple[str, Any] | None:
     return None
 
 
-def _generate_match(groups: tuple[tuple[tuple[CompiledCriterion, ...], bool], ...],
-                    name: str) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any]]:
-    """One Python function testing every criterion in turn (include, then exclude).
+def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
+                 ) -> tuple[list[str], str] | None:
+    """Lines setting `v` to the member's value, and the expression of the criterion's test."""
+    c = cc.criterion
+    spec = _inline_spec(c)
+    if spec is None:
+        return None
+    key, value = spec
+    consts[f"v{i}"] = value
+    consts[f"p{i}"] = cc.pred
+    if c.kind == s.ANY:
+        consts[f"k{i}"] = c.path[0]
+        lines = ["cf = m.get('custom_fields')",
+                 f"v = cf.get(k{i}) if cf.__class__ is dict else None"]
+    else:
+        consts[f"k{i}"] = c.field
+        lines = [f"v = m.get(k{i})"]
+    holds = _INLINE_HOLDS[key].format(V=f"v{i}", P=f"p{i}")
+    return lines, (f"(v is None or not {holds})" if cc.negative
+                   else f"(v is not None and {holds})")
 
-    Same answers, in the same order, as calling each criterion's test; the commonest criteria
-    are inlined (see `_INLINE_HOLDS`), the others call their test. Criterion values and field
-    names reach the code as arguments of the factory, never as source text. Returns
-    `match(member, env)` and `bind(env, slow)`, which makes a `compile_segment` matcher
-    `matcher(member, memberships=None)` for a fixed `env` (`slow` answers with memberships).
+
+def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
+              name: str) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
+                                  Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
+    """The definition's criteria as three Python functions, made once per definition.
+
+    `match(member, env)` tests every criterion in turn (include, then exclude), with the same
+    answers, in the same order, as calling each criterion's test; `bind(env, slow)` makes a
+    `compile_segment` matcher `matcher(member, memberships=None)` for a fixed `env` (`slow`
+    answers with memberships); `explain(member, env)` returns what :func:`explain_rules` does,
+    the same nodes as calling each criterion's explainer. The commonest criteria are inlined
+    (see `_INLINE_HOLDS`), the others call their own test or explainer. Criterion values,
+    labels and field names reach the code as arguments of a factory, never as source text.
     """
-    consts: dict[str, Any] = {}
-    lines: list[str] = []
-    for criteria, excluding in groups:
-        for cc in criteria:
-            i = len(consts)
-            c = cc.criterion
-            spec = _inline_spec(c)
-            if spec is None:
+    consts: dict[str, Any] = {"plain": _PLAIN, "jsonable": jsonable}
+    match: list[str] = []
+    explain: list[str] = []
+    for group, excluding in ((include, False), (exclude, True)):
+        ok = "xok" if excluding else "ok"
+        explain.append(f"{ok} = True")
+        names = []
+        for cc in group:
+            i = len(names) + (len(include) if excluding else 0)
+            names.append(f"n{i}")
+            inline = _inline_test(i, cc, consts)
+            if inline is None:
                 consts[f"t{i}"] = cc.test
-                test = f"t{i}(m, env)"
-            else:
-                key, value = spec
-                consts[f"v{i}"] = value
-                consts[f"p{i}"] = cc.pred
-                consts[f"k{i}"] = c.path[0] if c.kind == s.ANY else c.field
-                if c.kind == s.ANY:
-                    lines.append("cf = m.get('custom_fields')")
-                    lines.append(f"v = cf.get(k{i}) if cf.__class__ is dict else None")
-                else:
-                    lines.append(f"v = m.get(k{i})")
-                holds = _INLINE_HOLDS[key].format(V=f"v{i}", P=f"p{i}")
-                test = (f"(v is None or not {holds})" if cc.negative
-                        else f"(v is not None and {holds})")
-            lines.append(f"if {test}: return False" if excluding
-                         else f"if not {test}: return False")
-    lines.append("return True")
-    body = "\n".join("        " + line for line in lines)
-    bound = "\n".join("            " + line for line in lines)
+                consts[f"e{i}"] = cc.explain_exclude if excluding else cc.explain_include
+                match.append(f"if {'' if excluding else 'not '}t{i}(m, env): return False")
+                explain.append(f"n{i} = e{i}(m, env)")
+                explain.append(f"if not n{i}['passed']: {ok} = False")
+                continue
+            lines, test = inline
+            match.extend(lines)
+            match.append(f"if {test if excluding else 'not ' + test}: return False")
+            consts[f"l{i}"] = cc.exclude_label if excluding else cc.label
+            consts[f"x{i}"] = cc.criterion.value
+            consts[f"g{i}"] = cc.gap_exclude if excluding else cc.gap_include
+            explain.extend(lines)
+            explain.append(f"h = {'not ' if excluding else ''}{test}")
+            explain.append(
+                f"n{i} = {{'kind': 'criterion', 'label': l{i}, 'passed': h, "
+                "'actual': v if v.__class__ in plain else jsonable(v), "
+                f"'expected': x{i}, 'gap': None if h else g{i}(v, env, m), 'children': []}}")
+            explain.append(f"if not h: {ok} = False")
+        kind, label = ("exclude", "matches no exclude criterion") if excluding else (
+            "include", "matches every include criterion" if include
+            else "no include criteria: everyone matches")
+        consts[f"{kind}_label"] = label
+        group_node = (f"{{'kind': '{kind}', 'label': {kind}_label, 'passed': {ok}, "
+                      "'actual': None, 'expected': None, 'gap': None, "
+                      f"'children': [{', '.join(names)}]}}")
+        if not excluding:
+            explain.append(f"nodes = [{group_node}]")
+        elif exclude:
+            explain.append(f"nodes.append({group_node})")
+            explain.append("return ok and xok, nodes")
+        else:
+            explain.pop()  # no exclude criteria, no exclude node
+            explain.append("return ok, nodes")
+    match.append("return True")
+
+    def indent(lines: list[str], depth: int) -> str:
+        return "\n".join(" " * depth + line for line in lines)
+
     source = (
         f"def factory({', '.join(consts)}):\n"
-        f"    def match(m, env):\n{body}\n"
+        f"    def match(m, env):\n{indent(match, 8)}\n"
         "    def bind(env, slow):\n"
         "        def matcher(m, memberships=None):\n"
         "            if memberships is not None:\n"
         "                return slow(m, memberships)\n"
-        f"{bound}\n"
+        f"{indent(match, 12)}\n"
         "        return matcher\n"
-        "    return match, bind\n")
+        f"    def explain(m, env):\n{indent(explain, 8)}\n"
+        "    return match, bind, explain\n")
     namespace: dict[str, Any] = {}
-    exec(compile(source, f"<segment matcher: {name}>", "exec"), namespace)
+    exec(compile(source, f"<segment rules: {name}>", "exec"), namespace)
     return namespace["factory"](**consts)
 
 
@@ -432,13 +483,15 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
             return v is not None and pred(v, env)
     label = criterion_label(c, segment_names)
     exclude_label = f"excluded when {label}"
+    gap_include = make_gap(c, c.operator)
+    gap_exclude = make_gap(c, _FLIP.get(c.operator, ""))
     return CompiledCriterion(
         criterion=c, test=test, get=get, label=label, pred=pred, negative=negative,
         exclude_label=exclude_label,
-        explain_include=_make_explainer(c, get, test, pred, negative, label,
-                                        make_gap(c, c.operator), False),
+        explain_include=_make_explainer(c, get, test, pred, negative, label, gap_include, False),
         explain_exclude=_make_explainer(c, get, test, pred, negative, exclude_label,
-                                        make_gap(c, _FLIP.get(c.operator, "")), True))
+                                        gap_exclude, True),
+        gap_include=gap_include, gap_exclude=gap_exclude)
 
 
 # --- gaps -----------------------------------------------------------------------------------
@@ -604,10 +657,12 @@ class CompiledDefinition:
     description: str
     match: Test
     bind: Callable[[Env, Callable[..., bool]], Callable[..., bool]]
+    explain: Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]
     include_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
     exclude_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
     static: bool = False                 # its members are its list: the rules never match
     segment_criteria: bool = False       # it has `segment` criteria (they need memberships)
+    rules: Test | None = None            # `match` when membership is the rules alone, else None
 
 
 def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
@@ -617,21 +672,26 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
     inc = tuple(compile_criterion(c, segment_names) for c in d.include)
     exc = tuple(compile_criterion(c, segment_names) for c in d.exclude)
     description = describe_definition(d, segment_names)
+    segment_criteria = any(c.kind == s.SEGMENT for c in d.include + d.exclude)
     if d.kind == "static":
         def match(m: Member, env: Env) -> bool:
             return False
 
         def bind(env: Env, slow: Callable[..., bool]) -> Callable[..., bool]:
             return lambda m, memberships=None: False
+
+        def explain(m: Member, env: Env) -> tuple[bool, list[dict[str, Any]]]:
+            return _explain_each(inc, exc, m, env)
     else:
-        match, bind = _generate_match(((inc, False), (exc, True)), description)
+        match, bind, explain = _generate(inc, exc, description)
     return CompiledDefinition(definition=d, include=inc, exclude=exc,
                               description=description, match=match, bind=bind,
+                              explain=explain,
                               include_explainers=tuple(c.explain_include for c in inc),
                               exclude_explainers=tuple(c.explain_exclude for c in exc),
                               static=d.kind == "static",
-                              segment_criteria=any(c.kind == s.SEGMENT
-                                                   for c in d.include + d.exclude))
+                              segment_criteria=segment_criteria,
+                              rules=None if d.kind == "static" or segment_criteria else match)
 
 
 _BY_TEXT: dict[str, CompiledDefinition] = {}
@@ -755,14 +815,20 @@ def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
 
 def explain_rules(compiled: CompiledDefinition, m: Member, env: Env) -> tuple[bool, list[dict]]:
     """Whether the rules match, and the include/exclude nodes that say why."""
-    inc_nodes = [f(m, env) for f in compiled.include_explainers]
+    return compiled.explain(m, env)
+
+
+def _explain_each(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
+                  m: Member, env: Env) -> tuple[bool, list[dict]]:
+    """`explain_rules` by calling each criterion's explainer (what the generated code does)."""
+    inc_nodes = [c.explain_include(m, env) for c in include]
     inc_ok = all(n["passed"] for n in inc_nodes)
     nodes = [{"kind": "include", "label": "matches every include criterion" if inc_nodes
               else "no include criteria: everyone matches", "passed": inc_ok, "actual": None,
               "expected": None, "gap": None, "children": inc_nodes}]
-    if not compiled.exclude:
+    if not exclude:
         return inc_ok, nodes
-    exc_nodes = [f(m, env) for f in compiled.exclude_explainers]
+    exc_nodes = [c.explain_exclude(m, env) for c in exclude]
     exc_ok = all(n["passed"] for n in exc_nodes)
     nodes.append({"kind": "exclude", "label": "matches no exclude criterion", "passed": exc_ok,
                   "actual": None, "expected": None, "gap": None, "children": exc_nodes})
@@ -779,7 +845,7 @@ def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_
         children = [node("list", "on the segment's list" if on_list
                          else "not on the segment's list", on_list, on_list, True)]
     else:
-        matched, children = explain_rules(compiled, m, env)
+        matched, children = compiled.explain(m, env)
     if override is not None:
         if override == "block":
             matched = False
@@ -869,6 +935,13 @@ def evaluate_segment(segment: dict[str, Any], member: dict[str, Any], *, on_list
         env = last[2] if now is not None and last[0] is now and last[1] == tz else None
         if env is None:
             env = _shared_env(now, tz)
+        rules = compiled.rules
+        if rules is not None and override is None:  # the common case, in short
+            result = _new_result(SegmentResult)
+            result._matched = rules(member, env)
+            result._tree = None
+            result._later = (compiled, member, env, on_list, None)
+            return result
         if compiled.segment_criteria:
             # Explaining reads the memberships, so this raises the missing-memberships error
             # exactly as before, at the call.
