@@ -714,17 +714,19 @@ class _Strict:
 
 
 def _snapshot(value: Any) -> Any:
-    """A deep copy to compare a definition against with one `==` (numbers and bools strict)."""
+    """A deep copy to compare a definition against with one `==` (other leaves strict)."""
     cls = value.__class__
-    if cls is dict:
-        return {k: _snapshot(v) for k, v in value.items()}
-    if cls is list:
-        return [_snapshot(v) for v in value]
     if cls is str or value is None:
         return value
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_snapshot(v) for v in value)
     if cls in (bool, int, float):
         return _Strict(value)
-    return copy.deepcopy(value)
+    return _Strict(copy.deepcopy(value))
 
 
 def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
