@@ -363,8 +363,8 @@ def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
                    else f"(v is not None and {holds})")
 
 
-def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
-              name: str) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
+def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...]
+              ) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
                                   Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
     """The definition's criteria as three Python functions, made once per definition.
 
@@ -438,9 +438,20 @@ def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCri
         "        return matcher\n"
         f"    def explain(m, env):\n{indent(explain, 8)}\n"
         "    return match, bind, explain\n")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<segment rules: {name}>", "exec"), namespace)
-    return namespace["factory"](**consts)
+    factory = _FACTORIES.get(source)
+    if factory is None:
+        # The source depends only on the definition's shape (which criteria, which operators),
+        # so definitions of the same shape share one compiled factory.
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<segment rules>", "exec"), namespace)
+        factory = namespace["factory"]
+        if len(_FACTORIES) >= _CACHE_LIMIT:
+            _FACTORIES.clear()
+        _FACTORIES[source] = factory
+    return factory(**consts)
+
+
+_FACTORIES: dict[str, Callable[..., Any]] = {}
 
 
 def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
@@ -683,7 +694,7 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
         def explain(m: Member, env: Env) -> tuple[bool, list[dict[str, Any]]]:
             return _explain_each(inc, exc, m, env)
     else:
-        match, bind, explain = _generate(inc, exc, description)
+        match, bind, explain = _generate(inc, exc)
     return CompiledDefinition(definition=d, include=inc, exclude=exc,
                               description=description, match=match, bind=bind,
                               explain=explain,
