@@ -143,8 +143,8 @@ class CompiledCriterion:
     exclude_label: str
     explain_include: Callable[[Member, Env], dict[str, Any]]
     explain_exclude: Callable[[Member, Env], dict[str, Any]]
-    gap_include: Callable[[Any, Env, Member], str | None] = lambda actual, env, m: None
-    gap_exclude: Callable[[Any, Env, Member], str | None] = lambda actual, env, m: None
+    gap_include: Callable[[Any, Env, Member], str | None]
+    gap_exclude: Callable[[Any, Env, Member], str | None]
 
 
 def _getter(c: Criterion) -> Callable[[Member, Env], Any]:
@@ -365,8 +365,8 @@ def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
 
 def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...]
               ) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
-                                  Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
-    """The definition's criteria as three Python functions, made once per definition.
+                         Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
+    """A dynamic definition's criteria as three generated Python functions.
 
     `match(member, env)` tests every criterion in turn (include, then exclude), with the same
     answers, in the same order, as calling each criterion's test; `bind(env, slow)` makes a
@@ -374,7 +374,8 @@ def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCri
     answers with memberships); `explain(member, env)` returns what :func:`explain_rules` does,
     the same nodes as calling each criterion's explainer. The commonest criteria are inlined
     (see `_INLINE_HOLDS`), the others call their own test or explainer. Criterion values,
-    labels and field names reach the code as arguments of a factory, never as source text.
+    labels and field names reach the code as arguments of a factory, never as source text, so
+    the source depends only on the definition's shape and is compiled once per shape.
     """
     consts: dict[str, Any] = {"plain": _PLAIN, "jsonable": jsonable}
     match: list[str] = []
@@ -440,8 +441,6 @@ def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCri
         "    return match, bind, explain\n")
     factory = _FACTORIES.get(source)
     if factory is None:
-        # The source depends only on the definition's shape (which criteria, which operators),
-        # so definitions of the same shape share one compiled factory.
         namespace: dict[str, Any] = {}
         exec(compile(source, "<segment rules>", "exec"), namespace)
         factory = namespace["factory"]
