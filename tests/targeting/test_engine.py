@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from webapp.targeting import (
+    OPERATORS_BY_TYPE,
     SegmentDefinitionError,
+    SegmentResult,
     age_on,
+    compile_definition,
     compile_segment,
+    engine,
     evaluate_segment,
+    field_type,
     matches,
+    parse_criterion,
 )
+from webapp.targeting.engine import _explain_each, explain_membership, make_env
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 MEMBER: dict[str, Any] = {
@@ -327,3 +336,136 @@ def test_cache_sees_changes_and_compile_segment() -> None:
     refs = compile_segment({"include": [{"field": "segment", "operator": "in", "value": [1]}]})
     assert refs({}, memberships={1}) and not refs({}, memberships={2})
     assert compile_segment({"kind": "static"})({}) is False
+
+
+def test_cache_sees_changes_inside_tuples() -> None:
+    """A definition given with tuples is checked as strictly as one with lists."""
+    crit = {"field": "custom_fields.flag", "operator": "equals", "value": True}
+    seg = {"include": (crit,)}
+    flag = {"custom_fields": {"flag": True}}
+    assert evaluate_segment(seg, flag).matched and matches(seg, flag)
+    crit["value"] = 1  # edited in place: True is not 1
+    assert not evaluate_segment(seg, flag).matched and not matches(seg, flag)
+
+
+EXPLAINED = {"kind": "dynamic",
+             "include": [{"field": "tier", "operator": "equals", "value": "gold"},
+                         {"field": "points", "operator": ">=", "value": 1000}],
+             "exclude": [{"field": "badges", "operator": "contains", "value": "banned"}]}
+
+
+def test_result_explanation_is_built_on_first_read() -> None:
+    """The lazily built tree is the eager one; equality, repr, pickling and copies see it."""
+    result = evaluate_segment(EXPLAINED, MEMBER, now=NOW)
+    env = make_env(NOW)
+    matched, tree = explain_membership(compile_definition(EXPLAINED), MEMBER, env,
+                                       on_list=False, override=None)
+    assert result.matched is matched is False
+    assert result.explanation == tree
+    assert result.explanation is result.explanation  # built once
+    assert tree["children"][0]["children"][1]["gap"] == "needs 120 more points"
+    eager = SegmentResult(matched=False, explanation=tree)
+    fresh = evaluate_segment(EXPLAINED, MEMBER, now=NOW)
+    assert fresh == eager and eager == fresh and fresh != SegmentResult(True, tree)
+    assert repr(fresh) == f"SegmentResult(matched=False, explanation={tree!r})"
+    for copied in (pickle.loads(pickle.dumps(evaluate_segment(EXPLAINED, MEMBER, now=NOW))),
+                   copy.deepcopy(evaluate_segment(EXPLAINED, MEMBER, now=NOW))):
+        assert copied == eager and copied.explanation == tree
+    with pytest.raises(AttributeError):
+        result.matched = True  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(result)
+    assert json.loads(json.dumps(result.explanation)) == tree
+
+
+def test_later_explanation_explains_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without `now`, the tree read later explains the instant of the call, not of the read."""
+    later = NOW + timedelta(hours=1)
+    clock = iter([NOW, later, later])
+    real = engine.make_env
+
+    def make_env_at(now: datetime | None = None, *args: Any, **kwargs: Any) -> engine.Env:
+        return real(next(clock) if now is None else now, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "make_env", make_env_at)
+    seg = {"include": [{"field": "created_at", "operator": ">=", "value": {"days_ago": 1}}]}
+    member = {"created_at": (NOW - timedelta(days=1)).isoformat()}
+    result = evaluate_segment(seg, member)  # at NOW: joined exactly one day ago
+    assert result.matched
+    assert not evaluate_segment(seg, member).matched  # an hour later it no longer holds
+    assert result.explanation["passed"] is True
+    assert result.explanation["children"][0]["children"][0]["passed"] is True
+
+
+def test_a_changed_member_cannot_be_explained_silently() -> None:
+    """Changing the member before reading a lazy tree that then disagrees raises."""
+    member = dict(MEMBER, points=2000)
+    result = evaluate_segment(EXPLAINED, member, now=NOW)
+    assert result.matched
+    member["points"] = 10
+    with pytest.raises(RuntimeError, match="member was changed"):
+        _ = result.explanation
+
+
+def test_problems_raise_at_the_call() -> None:
+    """Invalid definitions, overrides, zones and missing memberships raise at the call."""
+    with pytest.raises(SegmentDefinitionError, match="include"):
+        evaluate_segment({"include": [{"field": "points", "operator": ">="}]}, MEMBER)
+    with pytest.raises(ValueError, match="override"):
+        evaluate_segment({"kind": "static"}, MEMBER, override="maybe")
+    with pytest.raises(ValueError, match="time zone"):
+        evaluate_segment(EXPLAINED, MEMBER, tz="Mars/Olympus")
+    seg = {"include": [{"field": "tier", "operator": "equals", "value": "nobody"},
+                       {"field": "segment", "operator": "in", "value": [1]}]}
+    with pytest.raises(SegmentDefinitionError, match="need the member's memberships"):
+        evaluate_segment(seg, MEMBER, override="add")
+    assert not matches(seg, MEMBER)  # no tree: the failed first criterion decides
+    asked: list[int] = []
+    result = evaluate_segment(seg, MEMBER, memberships=lambda i: asked.append(i) or True)
+    assert asked and set(asked) == {1} and not result.matched  # asked at the call
+
+
+def _grid_definitions() -> list[dict[str, Any]]:
+    out = []
+    for field in ("tier", "points", "email", "age", "badges", "created_at", "custom_fields.v",
+                  "custom_fields.v.a"):
+        for op in OPERATORS_BY_TYPE[field_type(field) or ""]:
+            for value in (None, 5, 5.0, True, "gold", "GOLD", ["gold", 5], {"days_ago": 3},
+                          "2025-06-01", {"a": 5}):
+                raw: dict[str, Any] = {"field": field, "operator": op}
+                if value is not None:
+                    raw["value"] = value
+                try:
+                    parse_criterion(raw)
+                except SegmentDefinitionError:
+                    continue
+                out += [{"include": [raw]}, {"exclude": [raw]},
+                        {"include": [raw, {"field": "tier", "operator": "exists"}],
+                         "exclude": [raw]}]
+    return out
+
+
+GRID_PEOPLE: list[dict[str, Any]] = [
+    MEMBER, {}, {"tier": "GOLD", "points": 5.0, "email": None, "badges": ["gold", 5]},
+    {"tier": 5, "points": "5", "badges": "gold", "birthday": "2020-06-15",
+     "created_at": "2025-06-12T12:00:00Z"},
+    {"tier": ["gold"], "points": True, "custom_fields": {"v": 5}},
+    {"custom_fields": {"v": {"a": 5.0}}}, {"custom_fields": {"v": [True, "gold"]}},
+    {"custom_fields": []}, {"points": float("nan"), "custom_fields": {"v": "GOLD"}},
+]
+
+
+def test_generated_rules_agree_with_each_criterion() -> None:
+    """The generated matcher and explainer give what each criterion's own rule gives."""
+    env = make_env(NOW, memberships={1})
+    definitions = _grid_definitions()
+    assert len(definitions) > 300
+    for definition in definitions:
+        compiled = compile_definition(definition)
+        bound = compiled.bind(env, lambda m, memberships: pytest.fail("no memberships given"))
+        for m in GRID_PEOPLE:
+            slow = _explain_each(compiled.include, compiled.exclude, m, env)
+            assert compiled.explain(m, env) == slow, (definition, m)
+            one_by_one = (all(c.test(m, env) for c in compiled.include)
+                          and not any(c.test(m, env) for c in compiled.exclude))
+            assert compiled.match(m, env) is bound(m) is one_by_one is slow[0], (definition, m)

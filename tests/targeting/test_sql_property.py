@@ -198,9 +198,13 @@ def _same_answers(db: MemberDB, definition: dict[str, Any], people: list[dict[st
         conn.rollback()
     in_python = {row["id"] for m, row, sids in zip(people, rows, memberships, strict=True)
                  if matches(definition, m, now=now, tz=tz, memberships=sids)}
-    explained = {row["id"] for m, row, sids in zip(people, rows, memberships, strict=True)
-                 if evaluate_segment(definition, m, now=now, tz=tz, memberships=sids).matched}
+    results = [evaluate_segment(definition, m, now=now, tz=tz, memberships=sids)
+               for m, sids in zip(people, memberships, strict=True)]
+    explained = {row["id"] for row, r in zip(rows, results, strict=True) if r.matched}
     assert explained == in_python
+    # The tree is built from each criterion's own rule, apart from the compiled matcher.
+    trees = {row["id"] for row, r in zip(rows, results, strict=True) if r.explanation["passed"]}
+    assert trees == in_python
     assert in_sql == in_python, {
         "sql_only": [people[rows.index(r)] for r in rows if r["id"] in in_sql - in_python],
         "python_only": [people[rows.index(r)] for r in rows if r["id"] in in_python - in_sql],
@@ -304,4 +308,7 @@ def test_grid_agrees(member_db: MemberDB) -> None:
                 sa.select(member_db.members.c.external_id).where(expr))}
             in_python = {m["external_id"] for m in people if matches(definition, m, now=now)}
             assert in_sql == in_python, definition
+            trees = {m["external_id"] for m in people
+                     if evaluate_segment(definition, m, now=now).explanation["passed"]}
+            assert trees == in_python, definition
         conn.rollback()

@@ -30,6 +30,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from webapp.targeting import schema as s
@@ -142,6 +143,8 @@ class CompiledCriterion:
     exclude_label: str
     explain_include: Callable[[Member, Env], dict[str, Any]]
     explain_exclude: Callable[[Member, Env], dict[str, Any]]
+    gap_include: Callable[[Any, Env, Member], str | None]
+    gap_exclude: Callable[[Any, Env, Member], str | None]
 
 
 def _getter(c: Criterion) -> Callable[[Member, Env], Any]:
@@ -298,14 +301,26 @@ def _lower_all(value: Any) -> Any:
     return value
 
 
-_NUMBER_CLASSES = (int, float)
+# The inline form of the commonest criteria: a present member value `v` is answered by the first
+# test when it has the usual type, and by the criterion's full rule `P` (from `_positive`)
+# otherwise, so the rules stay those of `_positive`. `V` is the criterion's value (as prepared).
+_NUMBER = "v.__class__ is int or v.__class__ is float"
+_INLINE_HOLDS = {
+    "str_equals": "(v == {V} if v.__class__ is str else {P}(v, env))",
+    "str_in": "(v in {V} if v.__class__ is str else {P}(v, env))",
+    "num_equals": f"(v == {{V}} if {_NUMBER} else {{P}}(v, env))",
+    s.GTE: f"(v >= {{V}} if {_NUMBER} else {{P}}(v, env))",
+    s.GT: f"(v > {{V}} if {_NUMBER} else {{P}}(v, env))",
+    s.LTE: f"(v <= {{V}} if {_NUMBER} else {{P}}(v, env))",
+    s.LT: f"(v < {{V}} if {_NUMBER} else {{P}}(v, env))",
+}
 
 
-def _fast_test(c: Criterion, pred: Callable[[Any, Env], bool]) -> Test | None:
-    """A flatter test for the most common criteria on plain attributes (same answers).
+def _inline_spec(c: Criterion) -> tuple[str, Any] | None:
+    """(`_INLINE_HOLDS` key, prepared value) for a criterion matched inline, else None.
 
-    The common member value type is answered inline; any other type falls back to `pred`, so
-    the rules stay those of `_positive`.
+    Plain string and number attributes and one-key custom fields, without case folding; `email`
+    (lower-cased) and `age` (computed) always go through their full rule.
     """
     op = c.operator
     if c.case_insensitive or c.field in ("email", "age"):
@@ -313,73 +328,129 @@ def _fast_test(c: Criterion, pred: Callable[[Any, Env], bool]) -> Test | None:
     if c.kind not in (s.STRING, s.INTEGER) and not (c.kind == s.ANY and len(c.path) == 1):
         return None
     value = c.value
-    negative = op in s.NEGATIVE
     base = s.NEGATIVE.get(op, op)
-    if c.kind == s.ANY and not (base in s.ORDERING or (
-            base == s.EQUALS and (value.__class__ is str or value.__class__ in _NUMBER_CLASSES))):
-        return None
+    number = value.__class__ is int or value.__class__ is float
     if base == s.EQUALS and value.__class__ is str:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ is str:
-                return v == value
-            return pred(v, env)
-    elif base == s.IN and c.kind == s.STRING:
-        options = frozenset(value)
+        return "str_equals", value
+    if base == s.EQUALS and number:
+        return "num_equals", value
+    if base in s.ORDERING:
+        return base, value
+    if base == s.IN and c.kind == s.STRING:
+        return "str_in", frozenset(value)
+    return None
 
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ is str:
-                return v in options
-            return pred(v, env)
-    elif base == s.GTE:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ in _NUMBER_CLASSES:
-                return v >= value
-            return pred(v, env)
-    elif base == s.GT:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ in _NUMBER_CLASSES:
-                return v > value
-            return pred(v, env)
-    elif base == s.LTE:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ in _NUMBER_CLASSES:
-                return v <= value
-            return pred(v, env)
-    elif base == s.LT:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ in _NUMBER_CLASSES:
-                return v < value
-            return pred(v, env)
-    elif base == s.EQUALS and value.__class__ in _NUMBER_CLASSES:
-        def holds(v: Any, env: Env) -> bool:
-            if v.__class__ in _NUMBER_CLASSES:
-                return v == value
-            return pred(v, env)
-    else:
+
+def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
+                 ) -> tuple[list[str], str] | None:
+    """Lines setting `v` to the member's value, and the expression of the criterion's test."""
+    c = cc.criterion
+    spec = _inline_spec(c)
+    if spec is None:
         return None
+    key, value = spec
+    consts[f"v{i}"] = value
+    consts[f"p{i}"] = cc.pred
     if c.kind == s.ANY:
-        key = c.path[0]
-        if negative:
-            def test(m: Member, env: Env) -> bool:
-                cf = m.get("custom_fields")
-                v = cf.get(key) if cf.__class__ is dict else None
-                return v is None or not holds(v, env)
-        else:
-            def test(m: Member, env: Env) -> bool:
-                cf = m.get("custom_fields")
-                v = cf.get(key) if cf.__class__ is dict else None
-                return v is not None and holds(v, env)
-        return test
-    name = c.field
-    if negative:
-        def test(m: Member, env: Env) -> bool:
-            v = m.get(name)
-            return v is None or not holds(v, env)
+        consts[f"k{i}"] = c.path[0]
+        lines = ["cf = m.get('custom_fields')",
+                 f"v = cf.get(k{i}) if cf.__class__ is dict else None"]
     else:
-        def test(m: Member, env: Env) -> bool:
-            v = m.get(name)
-            return v is not None and holds(v, env)
-    return test
+        consts[f"k{i}"] = c.field
+        lines = [f"v = m.get(k{i})"]
+    holds = _INLINE_HOLDS[key].format(V=f"v{i}", P=f"p{i}")
+    return lines, (f"(v is None or not {holds})" if cc.negative
+                   else f"(v is not None and {holds})")
+
+
+def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...]
+              ) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
+                         Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
+    """A dynamic definition's criteria as three generated Python functions.
+
+    `match(member, env)` tests every criterion in turn (include, then exclude), with the same
+    answers, in the same order, as calling each criterion's test; `bind(env, slow)` makes a
+    `compile_segment` matcher `matcher(member, memberships=None)` for a fixed `env` (`slow`
+    answers with memberships); `explain(member, env)` returns what :func:`explain_rules` does,
+    the same nodes as calling each criterion's explainer. The commonest criteria are inlined
+    (see `_INLINE_HOLDS`), the others call their own test or explainer. Criterion values,
+    labels and field names reach the code as arguments of a factory, never as source text, so
+    the source depends only on the definition's shape and is compiled once per shape.
+    """
+    consts: dict[str, Any] = {"plain": _PLAIN, "jsonable": jsonable}
+    match: list[str] = []
+    explain: list[str] = []
+    for group, excluding in ((include, False), (exclude, True)):
+        ok = "xok" if excluding else "ok"
+        explain.append(f"{ok} = True")
+        names = []
+        for cc in group:
+            i = len(names) + (len(include) if excluding else 0)
+            names.append(f"n{i}")
+            inline = _inline_test(i, cc, consts)
+            if inline is None:
+                consts[f"t{i}"] = cc.test
+                consts[f"e{i}"] = cc.explain_exclude if excluding else cc.explain_include
+                match.append(f"if {'' if excluding else 'not '}t{i}(m, env): return False")
+                explain.append(f"n{i} = e{i}(m, env)")
+                explain.append(f"if not n{i}['passed']: {ok} = False")
+                continue
+            lines, test = inline
+            match.extend(lines)
+            match.append(f"if {test if excluding else 'not ' + test}: return False")
+            consts[f"l{i}"] = cc.exclude_label if excluding else cc.label
+            consts[f"x{i}"] = cc.criterion.value
+            consts[f"g{i}"] = cc.gap_exclude if excluding else cc.gap_include
+            explain.extend(lines)
+            explain.append(f"h = {'not ' if excluding else ''}{test}")
+            explain.append(
+                f"n{i} = {{'kind': 'criterion', 'label': l{i}, 'passed': h, "
+                "'actual': v if v.__class__ in plain else jsonable(v), "
+                f"'expected': x{i}, 'gap': None if h else g{i}(v, env, m), 'children': []}}")
+            explain.append(f"if not h: {ok} = False")
+        kind, label = ("exclude", "matches no exclude criterion") if excluding else (
+            "include", "matches every include criterion" if include
+            else "no include criteria: everyone matches")
+        consts[f"{kind}_label"] = label
+        group_node = (f"{{'kind': '{kind}', 'label': {kind}_label, 'passed': {ok}, "
+                      "'actual': None, 'expected': None, 'gap': None, "
+                      f"'children': [{', '.join(names)}]}}")
+        if not excluding:
+            explain.append(f"nodes = [{group_node}]")
+        elif exclude:
+            explain.append(f"nodes.append({group_node})")
+            explain.append("return ok and xok, nodes")
+        else:
+            explain.pop()  # no exclude criteria, no exclude node
+            explain.append("return ok, nodes")
+    match.append("return True")
+
+    def indent(lines: list[str], depth: int) -> str:
+        return "\n".join(" " * depth + line for line in lines)
+
+    source = (
+        f"def factory({', '.join(consts)}):\n"
+        f"    def match(m, env):\n{indent(match, 8)}\n"
+        "    def bind(env, slow):\n"
+        "        def matcher(m, memberships=None):\n"
+        "            if memberships is not None:\n"
+        "                return slow(m, memberships)\n"
+        f"{indent(match, 12)}\n"
+        "        return matcher\n"
+        f"    def explain(m, env):\n{indent(explain, 8)}\n"
+        "    return match, bind, explain\n")
+    factory = _FACTORIES.get(source)
+    if factory is None:
+        namespace: dict[str, Any] = {}
+        exec(compile(source, "<segment rules>", "exec"), namespace)
+        factory = namespace["factory"]
+        if len(_FACTORIES) >= _CACHE_LIMIT:
+            _FACTORIES.clear()
+        _FACTORIES[source] = factory
+    return factory(**consts)
+
+
+_FACTORIES: dict[str, Callable[..., Any]] = {}
 
 
 def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
@@ -402,8 +473,6 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
         else:
             def test(m: Member, env: Env) -> bool:
                 return pred(None, env)
-    elif (fast := _fast_test(c, pred)) is not None:
-        test = fast
     elif c.kind in (s.STRING, s.INTEGER, s.LIST) and c.field not in ("email", "age"):
         name = c.field
         if negative:
@@ -424,13 +493,15 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
             return v is not None and pred(v, env)
     label = criterion_label(c, segment_names)
     exclude_label = f"excluded when {label}"
+    gap_include = make_gap(c, c.operator)
+    gap_exclude = make_gap(c, _FLIP.get(c.operator, ""))
     return CompiledCriterion(
         criterion=c, test=test, get=get, label=label, pred=pred, negative=negative,
         exclude_label=exclude_label,
-        explain_include=_make_explainer(c, get, test, pred, negative, label,
-                                        make_gap(c, c.operator), False),
+        explain_include=_make_explainer(c, get, test, pred, negative, label, gap_include, False),
         explain_exclude=_make_explainer(c, get, test, pred, negative, exclude_label,
-                                        make_gap(c, _FLIP.get(c.operator, "")), True))
+                                        gap_exclude, True),
+        gap_include=gap_include, gap_exclude=gap_exclude)
 
 
 # --- gaps -----------------------------------------------------------------------------------
@@ -595,8 +666,13 @@ class CompiledDefinition:
     exclude: tuple[CompiledCriterion, ...]
     description: str
     match: Test
+    bind: Callable[[Env, Callable[..., bool]], Callable[..., bool]]
+    explain: Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]
     include_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
     exclude_explainers: tuple[Callable[[Member, Env], dict[str, Any]], ...] = ()
+    static: bool = False                 # its members are its list: the rules never match
+    segment_criteria: bool = False       # it has `segment` criteria (they need memberships)
+    rules: Test | None = None            # `match` when membership is the rules alone, else None
 
 
 def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
@@ -605,26 +681,27 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
     d = segment if isinstance(segment, Definition) else parse_definition(segment)
     inc = tuple(compile_criterion(c, segment_names) for c in d.include)
     exc = tuple(compile_criterion(c, segment_names) for c in d.exclude)
-    inc_tests = tuple(c.test for c in inc)
-    exc_tests = tuple(c.test for c in exc)
+    description = describe_definition(d, segment_names)
+    segment_criteria = any(c.kind == s.SEGMENT for c in d.include + d.exclude)
     if d.kind == "static":
         def match(m: Member, env: Env) -> bool:
             return False
-    elif len(inc_tests) == 1 and not exc_tests:
-        match = inc_tests[0]
+
+        def bind(env: Env, slow: Callable[..., bool]) -> Callable[..., bool]:
+            return lambda m, memberships=None: False
+
+        def explain(m: Member, env: Env) -> tuple[bool, list[dict[str, Any]]]:
+            return _explain_each(inc, exc, m, env)
     else:
-        def match(m: Member, env: Env) -> bool:
-            for t in inc_tests:
-                if not t(m, env):
-                    return False
-            for t in exc_tests:
-                if t(m, env):
-                    return False
-            return True
+        match, bind, explain = _generate(inc, exc)
     return CompiledDefinition(definition=d, include=inc, exclude=exc,
-                              description=describe_definition(d, segment_names), match=match,
+                              description=description, match=match, bind=bind,
+                              explain=explain,
                               include_explainers=tuple(c.explain_include for c in inc),
-                              exclude_explainers=tuple(c.explain_exclude for c in exc))
+                              exclude_explainers=tuple(c.explain_exclude for c in exc),
+                              static=d.kind == "static",
+                              segment_criteria=segment_criteria,
+                              rules=None if d.kind == "static" or segment_criteria else match)
 
 
 _BY_TEXT: dict[str, CompiledDefinition] = {}
@@ -647,17 +724,19 @@ class _Strict:
 
 
 def _snapshot(value: Any) -> Any:
-    """A deep copy to compare a definition against with one `==` (numbers and bools strict)."""
+    """A deep copy to compare a definition against with one `==` (other leaves strict)."""
     cls = value.__class__
-    if cls is dict:
-        return {k: _snapshot(v) for k, v in value.items()}
-    if cls is list:
-        return [_snapshot(v) for v in value]
     if cls is str or value is None:
         return value
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_snapshot(v) for v in value)
     if cls in (bool, int, float):
         return _Strict(value)
-    return copy.deepcopy(value)
+    return _Strict(copy.deepcopy(value))
 
 
 def cached_definition(segment: dict[str, Any]) -> CompiledDefinition:
@@ -697,12 +776,10 @@ def compile_segment(definition: Any, *, now: datetime | None = None, tz: str | t
     env = make_env(now, tz)
     match = compiled.match
 
-    def matcher(member: Member, memberships: Collection[int] | None = None) -> bool:
-        if memberships is None:
-            return match(member, env)
+    def with_memberships(member: Member, memberships: Collection[int]) -> bool:
         return match(member, Env(now=env.now, tz=env.tz, today=env.today,
                                  in_segment=frozenset(memberships).__contains__))
-    return matcher
+    return compiled.bind(env, with_memberships)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -750,14 +827,20 @@ def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
 
 def explain_rules(compiled: CompiledDefinition, m: Member, env: Env) -> tuple[bool, list[dict]]:
     """Whether the rules match, and the include/exclude nodes that say why."""
-    inc_nodes = [f(m, env) for f in compiled.include_explainers]
+    return compiled.explain(m, env)
+
+
+def _explain_each(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
+                  m: Member, env: Env) -> tuple[bool, list[dict]]:
+    """`explain_rules` by calling each criterion's explainer (what the generated code does)."""
+    inc_nodes = [c.explain_include(m, env) for c in include]
     inc_ok = all(n["passed"] for n in inc_nodes)
     nodes = [{"kind": "include", "label": "matches every include criterion" if inc_nodes
               else "no include criteria: everyone matches", "passed": inc_ok, "actual": None,
               "expected": None, "gap": None, "children": inc_nodes}]
-    if not compiled.exclude:
+    if not exclude:
         return inc_ok, nodes
-    exc_nodes = [f(m, env) for f in compiled.exclude_explainers]
+    exc_nodes = [c.explain_exclude(m, env) for c in exclude]
     exc_ok = all(n["passed"] for n in exc_nodes)
     nodes.append({"kind": "exclude", "label": "matches no exclude criterion", "passed": exc_ok,
                   "actual": None, "expected": None, "gap": None, "children": exc_nodes})
@@ -774,7 +857,7 @@ def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_
         children = [node("list", "on the segment's list" if on_list
                          else "not on the segment's list", on_list, on_list, True)]
     else:
-        matched, children = explain_rules(compiled, m, env)
+        matched, children = compiled.explain(m, env)
     if override is not None:
         if override == "block":
             matched = False
@@ -790,38 +873,139 @@ def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_
                      "children": children}
 
 
-@dataclass(frozen=True, slots=True)
 class SegmentResult:
-    """Whether a member is in a segment, and why."""
+    """Whether a member is in a segment (`matched`), and why (`explanation`, a node tree).
 
-    matched: bool
-    explanation: dict[str, Any]
+    Read-only. From :func:`evaluate_segment` the tree is built on first read of `explanation`
+    (deciding `matched` does not need it), for the clock, zone, memberships, list and override
+    given at the call; the member is read as it is then, so do not change it in between.
+    Equality, repr and pickling see the full tree, as for an eagerly built result.
+    """
+
+    __slots__ = ("_matched", "_tree", "_later")
+    __match_args__ = ("matched", "explanation")
+    __hash__ = None  # type: ignore[assignment]  # the tree is a dict
+
+    def __init__(self, matched: bool, explanation: dict[str, Any]) -> None:
+        self._matched = matched
+        self._tree = explanation
+        self._later: tuple[Any, ...] | None = None
+
+    matched = property(attrgetter("_matched"), doc="Effective membership (SPEC §3).")
+
+    @property
+    def explanation(self) -> dict[str, Any]:
+        """The explanation tree (see the module docstring), built once on first read."""
+        tree = self._tree
+        if tree is None:
+            later = self._later
+            if later is None:  # built meanwhile by another thread
+                return self._tree  # type: ignore[return-value]
+            compiled, member, env, on_list, override = later
+            matched, tree = explain_membership(compiled, member, env, on_list=on_list,
+                                               override=override)
+            if bool(matched) is not bool(self._matched):
+                raise RuntimeError(
+                    "the member was changed between evaluate_segment and reading the "
+                    "explanation, which now disagrees with `matched`")
+            self._tree = tree
+            self._later = None  # the member and environment are no longer needed
+        return tree
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, SegmentResult)
+        return (self._matched, self.explanation) == (other._matched, other.explanation)
+
+    def __repr__(self) -> str:
+        return f"SegmentResult(matched={self._matched!r}, explanation={self.explanation!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return SegmentResult, (self._matched, self.explanation)
+
+
+_new_result = object.__new__
 
 
 def evaluate_segment(segment: dict[str, Any], member: dict[str, Any], *, on_list: bool = False,
                      override: str | None = None, now: datetime | None = None,
                      memberships: Collection[int] | Callable[[int], bool] | None = None,
                      tz: str | tzinfo = "UTC") -> SegmentResult:
-    """Effective membership of one member in one segment (SPEC §3), with its explanation."""
-    compiled = cached_definition(segment)
-    env = _shared_env(now, tz) if memberships is None else make_env(now, tz, memberships)
-    matched, tree = explain_membership(compiled, member, env, on_list=on_list, override=override)
-    return SegmentResult(matched=matched, explanation=tree)
+    """Effective membership of one member in one segment (SPEC §3), with its explanation.
+
+    `matched` is decided by the compiled definition; the explanation tree is built when first
+    read (see :class:`SegmentResult`). Invalid definitions, overrides and zones raise here.
+    """
+    hit = _BY_ID.get(id(segment))
+    if hit is not None and hit[0] is segment and hit[1] == segment:
+        compiled = hit[2]
+    else:
+        compiled = cached_definition(segment)
+    if memberships is None:
+        last = _last_env
+        env = last[2] if now is not None and last[0] is now and last[1] == tz else None
+        if env is None:
+            env = _shared_env(now, tz)
+        rules = compiled.rules
+        if rules is not None and override is None:  # the common case, in short
+            result = _new_result(SegmentResult)
+            result._matched = rules(member, env)
+            result._tree = None
+            result._later = (compiled, member, env, on_list, None)
+            return result
+        if compiled.segment_criteria:
+            # Explaining reads the memberships, so this raises the missing-memberships error
+            # exactly as before, at the call.
+            matched, tree = explain_membership(compiled, member, env, on_list=on_list,
+                                               override=override)
+            return SegmentResult(matched, tree)
+    elif callable(memberships):
+        # The caller's function may have effects or fail: ask it exactly as before, now.
+        env = make_env(now, tz, memberships)
+        matched, tree = explain_membership(compiled, member, env, on_list=on_list,
+                                           override=override)
+        return SegmentResult(matched, tree)
+    else:
+        env = make_env(now, tz, memberships)
+    if override is None:
+        matched = on_list if compiled.static else compiled.match(member, env)
+    elif override == "block":
+        matched = False
+    elif override == "add":
+        matched = True
+    else:
+        raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
+    result = _new_result(SegmentResult)
+    result._matched = matched
+    result._tree = None
+    result._later = (compiled, member, env, on_list, override)
+    return result
 
 
 def matches(segment: dict[str, Any], member: dict[str, Any], *, on_list: bool = False,
             override: str | None = None, now: datetime | None = None,
             memberships: Collection[int] | Callable[[int], bool] | None = None,
             tz: str | tzinfo = "UTC") -> bool:
-    """Effective membership only (no explanation): the fast path of evaluate_segment."""
+    """Effective membership only (no explanation): `evaluate_segment(...).matched`, as a bool."""
     if override == "block":
         return False
     if override == "add":
         return True
     if override is not None:
         raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
-    compiled = cached_definition(segment)
-    if compiled.definition.kind == "static":
+    hit = _BY_ID.get(id(segment))
+    if hit is not None and hit[0] is segment and hit[1] == segment:
+        compiled = hit[2]
+    else:
+        compiled = cached_definition(segment)
+    if compiled.static:
         return on_list
-    env = _shared_env(now, tz) if memberships is None else make_env(now, tz, memberships)
+    if memberships is None:
+        last = _last_env
+        env = last[2] if now is not None and last[0] is now and last[1] == tz else None
+        if env is None:
+            env = _shared_env(now, tz)
+    else:
+        env = make_env(now, tz, memberships)
     return compiled.match(member, env)
