@@ -252,6 +252,7 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
             ["segment_id", "member_id", "via", "since"],
             select(literal(segment.id), chosen.c.member_id, literal(via), literal(now))
             .order_by(chosen.c.member_id)).returning(memberships_t.c.member_id).cte("changed")
+        # RETURNING hands the rows back as inserted, so the events follow member_id order too.
         events = _event_select(segment, action, changed, cause, now)
     else:
         changed = delete(memberships_t).where(
