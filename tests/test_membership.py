@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union_all
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
@@ -142,3 +142,33 @@ def test_ids_of_deleted_rows_are_never_reused(app):
     db.session.commit()
     second = make_segment("Next", kind="static")
     assert second.id != first_id
+
+
+def test_select_based_changes_write_one_event_per_member_that_changed(app):
+    """The set-based path (one statement on PostgreSQL): candidates named twice count once,
+    members already in (add) or not in (remove) get no row change and no event."""
+    segment = make_segment("Set based", kind="static")
+    members = [make_member(tier="gold") for _ in range(4)]
+    add_to_list(segment, members[0])
+    golds = select(Member.id.label("member_id")).where(Member.tier == "gold")
+    twice = union_all(golds, golds).subquery()
+    delta = apply_delta(segment, add=select(twice.c.member_id), via="list",
+                        cause=Cause("upload", "u", {"upload_id": 9}, upload_id=9))
+    db.session.commit()
+    assert delta.added == 3 and segment.size == 4
+    added = [e for e in _events(segment.id) if e.upload_id == 9]
+    assert sorted(e.member_id for e in added) == sorted(m.id for m in members[1:])
+    assert {(e.action, e.source, e.cause["upload_id"]) for e in added} == {("ADD", "upload", 9)}
+    outsider = make_member(tier="bronze")
+    chosen = select(Member.id.label("member_id")).where(
+        Member.id.in_([members[1].id, members[2].id, outsider.id]))
+    delta = apply_delta(segment, remove=chosen, via="list",
+                        cause=Cause("upload", "u", {"upload_id": 10}, upload_id=10))
+    db.session.commit()
+    assert delta.removed == 2 and segment.size == 2
+    removed = [(e.action, e.member_id) for e in _events(segment.id) if e.upload_id == 10]
+    assert sorted(removed) == sorted(("REMOVE", m.id) for m in members[1:3])
+    audits = db.session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "membership.change", AuditEntry.entity_id == str(segment.id))
+        .order_by(AuditEntry.id)).all()
+    assert [(a.after["added"], a.after["removed"]) for a in audits][-2:] == [(3, 0), (0, 2)]

@@ -225,9 +225,56 @@ def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: C
                   now: datetime) -> int:
     """Set-based add or remove: the candidate ids come from a SELECT (member_id column).
 
-    The chosen ids are staged once in a temporary table, so the (possibly expensive)
-    candidate query runs once for the events and the rows alike.
+    Returns how many members joined (ADD) or left (REMOVE); only they get an event.
     """
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return _apply_returning(connection, segment, ids, action, via, cause, now)
+    return _apply_staged(connection, segment, ids, action, via, cause, now)
+
+
+def _apply_returning(connection, segment: Segment, ids: Select, action: str, via: str,
+                     cause: Cause, now: datetime) -> int:
+    """PostgreSQL: change the rows and write their events in one statement.
+
+    The membership INSERT (or DELETE) runs as a data-modifying CTE whose RETURNING rows feed
+    the events INSERT, so the candidate query runs once, nothing is staged, and exactly the
+    rows that changed get an event.
+    """
+    candidates = ids.subquery("candidates")
+    if action == "ADD":
+        absent = ~exists().where(memberships_t.c.segment_id == segment.id,
+                                 memberships_t.c.member_id == candidates.c.member_id)
+        # DISTINCT and ORDER BY share one sort; inserting in member_id order keeps the index
+        # inserts local (member_id leads the memberships index and the events index).
+        chosen = select(candidates.c.member_id).where(absent).distinct().subquery("chosen")
+        changed = insert(memberships_t).from_select(
+            ["segment_id", "member_id", "via", "since"],
+            select(literal(segment.id), chosen.c.member_id, literal(via), literal(now))
+            .order_by(chosen.c.member_id)).returning(memberships_t.c.member_id).cte("changed")
+        # RETURNING hands the rows back as inserted, so the events follow member_id order too.
+        events = _event_select(segment, action, changed, cause, now)
+    else:
+        changed = delete(memberships_t).where(
+            memberships_t.c.segment_id == segment.id,
+            memberships_t.c.member_id.in_(select(candidates.c.member_id)),
+        ).returning(memberships_t.c.member_id).cte("changed")
+        events = _event_select(segment, action, changed, cause, now) \
+            .order_by(changed.c.member_id)
+    # preserve_rowcount: SQLAlchemy keeps cursor.rowcount only for UPDATE/DELETE otherwise.
+    result = connection.execute(
+        insert(events_t).from_select(list(EVENT_COLUMNS), events).add_cte(changed)
+        .execution_options(preserve_rowcount=True))
+    count = result.rowcount
+    if count is None or count < 0:
+        raise RuntimeError("the database did not report how many events were written")
+    return count
+
+
+def _apply_staged(connection, segment: Segment, ids: Select, action: str, via: str,
+                  cause: Cause, now: datetime) -> int:
+    """SQLite: the chosen ids are staged once in a temporary table, so the (possibly
+    expensive) candidate query runs once for the events and the rows alike."""
     candidates = ids.subquery("candidates")
     in_segment = exists().where(memberships_t.c.segment_id == segment.id,
                                 memberships_t.c.member_id == candidates.c.member_id)
@@ -235,7 +282,6 @@ def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: C
         ~in_segment if action == "ADD" else in_segment).distinct()
     staged = Table(f"delta_{uuid.uuid4().hex[:12]}", MetaData(),
                    Column("member_id", String(36), primary_key=True), prefixes=["TEMPORARY"])
-    connection = db.session.connection()
     staged.create(connection)
     try:
         count = connection.execute(

@@ -31,7 +31,8 @@ app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_SYNC": True})
 with app.app_context():
     @event.listens_for(db.engine, "after_cursor_execute")
     def pause(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("INSERT INTO MEMBERSHIP_EVENTS"):
+        # Events are written by a plain INSERT or after a data-modifying WITH (PostgreSQL).
+        if "INSERT INTO MEMBERSHIP_EVENTS" in statement.upper():
             marker.write_text("events written, not committed")
             time.sleep(120)
     run_apply(upload_id)

@@ -274,3 +274,19 @@ def test_concurrent_applies_are_serialized_never_interleaved(app, tmp_path, peop
     assert list_ids(static.id) == {p.id for p in people[2:]}
     assert db.session.get(Upload, second_id).report["applied"] == {
         "added": 3, "removed": 2, "size": 4}
+
+
+def test_identifiers_are_tried_as_member_id_then_external_id_then_email(tmp_path, static):
+    """SPEC section 6: the same text can name one member by id and another by external id
+    (or by external id and by email); the earlier kind wins, on every database."""
+    by_id = make_member(external_id="ID-OWNER")
+    shadow = make_member(external_id=by_id.id)
+    by_ext = make_member(external_id="taken@example.com")
+    by_email = make_member(external_id="MAIL-OWNER", email="taken@example.com")
+    other = make_member(external_id="E-1", email="plain@example.com")
+    path = write(tmp_path, f"{by_id.id}\ntaken@example.com\nPLAIN@Example.com\nnobody\n")
+    upload = upload_and_apply(static, path)
+    assert upload.status == "applied", upload.error
+    assert list_ids(static.id) == {by_id.id, by_ext.id, other.id}
+    assert shadow.id not in list_ids(static.id) and by_email.id not in list_ids(static.id)
+    assert upload.report["unknown"] == 1 and upload.report["distinct"] == 3

@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     case,
     exists,
     func,
@@ -36,6 +37,8 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -98,15 +101,42 @@ def phase_label(progress: int) -> str:
     return label
 
 
+PROGRESS_KEY = "beacon:upload-progress:{}"
+_redis_clients: dict[str, Any] = {}
+
+
+def _progress_redis():
+    """The Redis client for live progress when REDIS_URL is set (jobs then run in RQ workers,
+    another process than the web server), else None."""
+    url = current_app.config.get("REDIS_URL")
+    if not url:
+        return None
+    client = _redis_clients.get(url)
+    if client is None:
+        from redis import Redis
+
+        # Short timeouts: progress is a courtesy and must never hold up an upload or a page.
+        client = _redis_clients[url] = Redis.from_url(url, socket_timeout=0.5,
+                                                      socket_connect_timeout=0.5)
+    return client
+
+
 class Progress:
-    """Reports an upload's progress: in memory at once, in the database at most twice a second."""
+    """Reports an upload's progress: in memory at once, in Redis (when jobs run in RQ) at
+    most four times a second, in the database at most twice a second.
+
+    On SQLite the upload's transaction holds the write lock, so the database row cannot
+    follow; Redis carries the progress to the web process instead.
+    """
 
     def __init__(self, upload_id: int | None, callback: Callable[[int], None] | None = None):
         self.upload_id = upload_id
         self.callback = callback
         self.value = 0
         self.database = upload_id is not None
+        self.redis = _progress_redis() if upload_id is not None else None
         self._written = 0.0
+        self._pushed = 0.0
 
     def set(self, value: int) -> None:
         """Move to `value` thousandths (never backwards)."""
@@ -121,9 +151,21 @@ class Progress:
         with _LIVE_LOCK:
             _LIVE[self.upload_id] = value
         now = time.monotonic()
+        if self.redis is not None and (now - self._pushed > 0.25 or value == 1000):
+            self._pushed = now
+            self._push(value)
         if self.database and now - self._written > 0.5:
             self._written = now
             self._write(value)
+
+    def _push(self, value: int) -> None:
+        """Store the progress in Redis for the web process; on failure stop trying."""
+        try:
+            self.redis.set(PROGRESS_KEY.format(self.upload_id), value, ex=JOB_HOURS * 3600)
+        except Exception:  # Redis gone: the database row and the final state still tell
+            current_app.logger.warning("could not store upload progress in Redis",
+                                       exc_info=True)
+            self.redis = None
 
     def _write(self, value: int) -> None:
         """Commit the progress on a separate connection, giving up at once if it would wait."""
@@ -147,17 +189,32 @@ class Progress:
                 self.database = False  # the upload holds the write lock: memory only
 
     def finish(self) -> None:
-        """Forget the in-memory value (the job stores the final state itself)."""
-        if self.upload_id is not None:
-            with _LIVE_LOCK:
-                _LIVE.pop(self.upload_id, None)
+        """Forget the live value (the job stores the final state itself)."""
+        if self.upload_id is None:
+            return
+        with _LIVE_LOCK:
+            _LIVE.pop(self.upload_id, None)
+        if self.redis is not None:
+            try:
+                self.redis.delete(PROGRESS_KEY.format(self.upload_id))
+            except Exception:  # the key expires on its own
+                current_app.logger.warning("could not clear upload progress in Redis",
+                                           exc_info=True)
 
 
 def live_progress(upload: Upload) -> int:
-    """The freshest known progress of an upload, in thousandths."""
+    """The freshest known progress of an upload, in thousandths (this process's jobs, an RQ
+    worker's through Redis, or the database row)."""
     with _LIVE_LOCK:
-        live = _LIVE.get(upload.id)
-    return max(live or 0, upload.progress or 0)
+        live = _LIVE.get(upload.id) or 0
+    if upload.status in ("analyzing", "applying"):
+        try:
+            client = _progress_redis()
+            stored = client.get(PROGRESS_KEY.format(upload.id)) if client is not None else None
+            live = max(live, int(stored or 0))
+        except Exception:  # Redis gone or a stray value: fall back to what else is known
+            current_app.logger.warning("could not read upload progress from Redis")
+    return max(live, upload.progress or 0)
 
 
 # --- Configuration and files ---------------------------------------------------------------
@@ -236,12 +293,16 @@ class Staging:
             table.create(self.conn)
 
     def _postgres_memory(self) -> None:
-        """Room for the staging tables and their sorts in memory, for this transaction.
+        """Room for the staging tables and their sorts in memory, and no JIT, for this
+        transaction.
 
         temp_buffers can only grow before the session's first temporary table, so on a
         pooled connection that already had one the setting is kept as it is.
         """
         self.conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
+        # The planner's cost of the identifier lookups over a large file passes the JIT
+        # thresholds, and compiling them takes longer than running them (0.3 s at 100,000).
+        self.conn.exec_driver_sql("SET LOCAL jit = off")
         try:
             with self.conn.begin_nested():
                 self.conn.exec_driver_sql("SET LOCAL temp_buffers = '256MB'")
@@ -264,11 +325,14 @@ class Staging:
         """(FROM clause, member id expression) naming each staged row's member or NULL."""
         rows = self.rows
         if self.dialect == "postgresql":
-            # Hash or merge joins: PostgreSQL picks what suits the file's size.
+            # Hash or merge joins: PostgreSQL picks what suits the file's size. The same
+            # conditions as _matches and SQLite: ids are 36 characters, emails have @.
             by_id, by_ext, by_email = (members_t.alias(n) for n in ("m_id", "m_ext", "m_email"))
-            joined = (rows.outerjoin(by_id, by_id.c.id == rows.c.ident)
+            joined = (rows.outerjoin(by_id, and_(by_id.c.id == rows.c.ident,
+                                                 func.length(rows.c.ident) == 36))
                       .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
-                      .outerjoin(by_email, by_email.c.email == func.lower(rows.c.ident)))
+                      .outerjoin(by_email, and_(by_email.c.email == func.lower(rows.c.ident),
+                                                func.strpos(rows.c.ident, "@") > 0)))
             return joined, func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id)
         # One index probe per kind that can match: ids are 36 characters, emails have @.
         return rows, func.coalesce(
@@ -292,17 +356,48 @@ class Staging:
             return query.cte("resolved").prefix_with("MATERIALIZED")
         return query.subquery("resolved")
 
+    def _matches(self):
+        """PostgreSQL: each staged row that names a member, with that member (line, member_id).
+
+        One inner join per kind of identifier, each over the rows that can be of that kind
+        and are not taken by an earlier kind (member id, then external id, then email: SPEC
+        section 6), so every line appears at most once without sorting the rows. A join
+        whose rows cannot match costs next to nothing, where outer joins would each hash
+        every member.
+        """
+        rows = self.rows
+        by_id, by_ext = members_t.alias("by_id"), members_t.alias("by_ext")
+        is_id = func.length(rows.c.ident) == 36
+        not_an_id = case((is_id, ~exists().where(by_id.c.id == rows.c.ident)), else_=true())
+        branches = (
+            select(rows.c.line, members_t.c.id.label("member_id"))
+            .join_from(rows, members_t, members_t.c.id == rows.c.ident).where(is_id),
+            select(rows.c.line, members_t.c.id)
+            .join_from(rows, members_t, members_t.c.external_id == rows.c.ident)
+            .where(not_an_id),
+            select(rows.c.line, members_t.c.id)
+            .join_from(rows, members_t, members_t.c.email == func.lower(rows.c.ident))
+            .where(func.strpos(rows.c.ident, "@") > 0, not_an_id,
+                   ~exists().where(by_ext.c.external_id == rows.c.ident)),
+        )
+        return union_all(*branches).subquery("matches")
+
     def resolve(self) -> None:
         """The distinct members the rows name, each with its first line and its row count."""
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
+            matches = self._matches()
+            self.conn.execute(insert(self.members).from_select(
+                ["member_id", "line", "rows"],
+                select(matches.c.member_id, func.min(matches.c.line), func.count())
+                .group_by(matches.c.member_id)))
+            self.conn.exec_driver_sql(f"ANALYZE {self.members.name}")
+            return
         resolved = self.resolved(materialized=True)
         self.conn.execute(insert(self.members).from_select(
             ["member_id", "line", "rows"],
             select(resolved.c.member_id, func.min(resolved.c.line), func.count())
             .where(resolved.c.member_id.is_not(None)).group_by(resolved.c.member_id)))
-        if self.dialect == "postgresql":
-            self.conn.exec_driver_sql(f"ANALYZE {self.members.name}")
 
     def count(self, query) -> int:
         """A count query's value."""
@@ -621,8 +716,68 @@ def create_upload(segment: Segment, *, stored_path: Path, filename: str, mode: s
     return upload
 
 
+PROBLEMS_SUFFIX = ".problems.csv"
+KEEP_HOURS = 24
+SWEPT_MESSAGE = ("Discarded automatically: it was not applied within {hours:g} hours of the "
+                 "upload. Upload the file again to apply it.")
+
+
+def sweep_unapplied(now: datetime | None = None) -> int:
+    """Discard dry runs not applied within UPLOAD_KEEP_HOURS (default 24) and delete the
+    files nothing needs any more; returns how many files were deleted (commits).
+
+    Kept: the files of uploads still running or awaiting confirmation within the age, and
+    the problems report of applied uploads (the history links to it). Deleted: the stored
+    files of older unapplied, refused and failed uploads, and stray files in the folder
+    older than the age that no upload names (a request that died before recording one).
+    """
+    hours = float(current_app.config.get("UPLOAD_KEEP_HOURS") or KEEP_HOURS)
+    now = now or utcnow()
+    cutoff = now - timedelta(hours=hours)
+    folder = upload_folder()
+    removed = 0
+    for upload in db.session.scalars(select(Upload).where(
+            Upload.status.in_(("ready", "rejected", "failed")),
+            Upload.stored_path.is_not(None), Upload.created_at < cutoff)):
+        removed += _remove_files(upload)
+        if upload.status == "ready":
+            upload.status = "discarded"
+            upload.error = SWEPT_MESSAGE.format(hours=hours)
+            upload.finished_at = now
+        upload.stored_path = None
+    db.session.commit()
+    stray: dict[str, list[Path]] = {}
+    oldest = time.time() - hours * 3600
+    for path in folder.iterdir():
+        if path.is_file() and path.stat().st_mtime < oldest:
+            source = str(folder / path.name.removesuffix(PROBLEMS_SUFFIX))
+            stray.setdefault(source, []).append(path)
+    if not stray:
+        return removed
+    named = dict(db.session.execute(select(Upload.stored_path, Upload.status).where(
+        Upload.stored_path.in_(list(stray)))).tuples().all())
+    for source, paths in stray.items():
+        status = named.get(source)
+        if status in ("analyzing", "applying", "ready"):
+            continue
+        for path in paths:
+            if status == "applied" and path.name.endswith(PROBLEMS_SUFFIX):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def start_dry_run(upload: Upload) -> str:
-    """Run the dry run now for small files, in the background for large ones."""
+    """Run the dry run now for small files, in the background for large ones.
+
+    Old unapplied uploads' files are swept first, so the folder does not grow forever.
+    """
+    try:
+        sweep_unapplied()
+    except OSError:  # a file that cannot be deleted now is tried again at the next upload
+        db.session.rollback()
+        current_app.logger.warning("could not sweep old upload files", exc_info=True)
     size = Path(upload.stored_path or "").stat().st_size if upload.stored_path else 0
     if size <= SYNC_BYTES:
         run_dry_run(upload.id)
@@ -638,7 +793,7 @@ def run_dry_run(upload_id: int) -> None:
     if upload is None:
         return
     progress = Progress(upload.id)
-    problems_file = Path(str(upload.stored_path) + ".problems.csv")
+    problems_file = Path(str(upload.stored_path) + PROBLEMS_SUFFIX)
     try:
         report = process(upload, apply=False, progress=progress, problems_file=problems_file)
     except (FileRejected, UploadError) as exc:
@@ -747,7 +902,7 @@ def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = 
     if upload is None:
         return False
     progress = Progress(upload.id, progress_callback)
-    problems_file = Path(str(upload.stored_path) + ".problems.csv") if upload.stored_path \
+    problems_file = Path(str(upload.stored_path) + PROBLEMS_SUFFIX) if upload.stored_path \
         else None
     try:
         report = process(upload, apply=True, progress=progress, problems_file=problems_file)
@@ -800,10 +955,14 @@ def _remove_source(upload: Upload | None) -> None:
         Path(upload.stored_path).unlink(missing_ok=True)
 
 
-def _remove_files(upload: Upload) -> None:
+def _remove_files(upload: Upload) -> int:
+    """Delete an upload's stored file and problems report; returns how many existed."""
+    removed = 0
     for path in (upload.stored_path, (upload.report or {}).get("problems_file")):
-        if path:
+        if path and Path(path).exists():
             Path(path).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 # --- History and undo ----------------------------------------------------------------------
