@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from webapp import access, config, errors
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.sessions import BeaconSessionInterface
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.session_interface = BeaconSessionInterface()
     app.config.from_mapping(config.load(app.instance_path))
     if test_config:
         app.config.update(test_config)
