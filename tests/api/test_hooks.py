@@ -1,4 +1,5 @@
-"""Bearer-token API requests leave the session cookie alone; people keep their sessions."""
+"""What the app-wide hooks do to API requests: bearer requests leave the session cookie alone
+(people keep their sessions), and every response carries the security headers."""
 
 from __future__ import annotations
 
@@ -57,3 +58,24 @@ def test_sessions_follow_the_secret_key(app, client, auth):
     assert page() == 302  # the cookie is signed with a key no longer valid
     app.config["SECRET_KEY_FALLBACKS"] = [old]
     assert page() == 200  # the old key is accepted again
+
+
+def test_every_api_response_carries_the_security_headers(api):
+    for response in (api.get("/segments"), api.get("/segments/nope")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers.getlist("Vary") == ["HX-Request"]
+
+
+def test_security_headers_keep_what_a_view_set():
+    from flask import Response
+
+    from webapp import _security_headers
+
+    response = Response("x", headers={"Vary": "Cookie", "X-Frame-Options": "SAMEORIGIN"})
+    _security_headers(response)
+    assert set(response.vary) == {"Cookie", "HX-Request"}
+    assert response.headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
