@@ -85,16 +85,17 @@ SECURITY_HEADERS = (
 def _security_headers(response):
     """Every response: Vary on HX-Request and the security headers (unless a view set its own).
 
-    Plain appends where a header is absent: parsing and rewriting Vary and setdefault's
-    scans were a measurable part of a cheap API request.
+    One look at the headers present, then plain appends: parsing and rewriting Vary and
+    setdefault's scans were a measurable part of a cheap API request.
     """
     headers = response.headers
-    if "Vary" in headers:
+    present = {name.lower() for name, _ in headers}
+    if "vary" in present:
         response.vary.add("HX-Request")
     else:
         headers.add("Vary", "HX-Request")
     for name, value in SECURITY_HEADERS:
-        if name not in headers:
+        if name.lower() not in present:
             headers.add(name, value)
     return response
 

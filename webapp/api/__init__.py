@@ -37,11 +37,14 @@ limiter.limit_blueprint(bp, scope="api", limit=rate_limit, key=rate_limit_key)
 @bp.before_request
 def refuse_large_bodies():
     """413 for a body over API_MAX_BODY_BYTES before anything reads it."""
+    length = request.content_length
+    if length is None:  # no body (most reads): nothing to refuse
+        return
     from webapp.api.errors import ApiError
     from webapp.api.jsonapi import MAX_BODY_BYTES
 
     limit = int(current_app.config.get("API_MAX_BODY_BYTES", MAX_BODY_BYTES))
-    if request.content_length is not None and request.content_length > limit:
+    if length > limit:
         raise ApiError(413, "body_too_large", f"The request body is larger than "
                        f"{limit // (1024 * 1024)} MB; split it into smaller requests.",
                        title="Too large", pointer="")
