@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
 
 from tests.api.conftest import ApiClient, errors_of
 from webapp import create_app
+from webapp.extensions import limiter
 from webapp.tokens import create_token
 
 
@@ -111,3 +113,24 @@ def test_unauthenticated_requests_are_refused_before_counting(make_limited, json
 def test_the_disabled_limiter_counts_nothing(api):
     assert all(api.get("/segments").status_code == 200 for _ in range(5))
     assert "X-RateLimit-Remaining" not in api.get("/segments").headers
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
+                    reason="set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/13) to test Redis")
+def test_counters_in_redis_are_shared_by_every_process(make_limited, jsonapi_validator):
+    url = os.environ["TEST_REDIS_URL"]
+    first = make_limited(limit="2 per minute")
+    second = make_limited(limit="2 per minute")
+    for limited in (first, second):
+        limited.config["RATELIMIT_STORAGE_URI"] = url
+        limiter.init_app(limited)
+    limiter.reset(first)  # a throw-away Redis database: forget earlier runs' counters
+    with first.app_context():
+        _, raw = create_token("shared", "support")
+    one = ApiClient(first.test_client(), raw, jsonapi_validator)
+    two = ApiClient(second.test_client(), raw, jsonapi_validator)
+    assert one.get("/segments").headers["X-RateLimit-Remaining"] == "1"
+    assert two.get("/segments").headers["X-RateLimit-Remaining"] == "0"
+    refused = one.get("/segments")
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
+    limiter.reset(first)
