@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from flask import Blueprint, Flask, Response, current_app, g
 from limits import RateLimitItem, parse
@@ -64,8 +65,7 @@ class _State:
     storage: Storage
 
 
-@dataclass(frozen=True)
-class Spent:
+class Spent(NamedTuple):
     """What a counted request spent: the limit, the counter's key and its new count."""
 
     limit: RateLimitItem
@@ -114,10 +114,10 @@ class RateLimiter:
             if spent is not None:
                 state: _State = current_app.extensions[EXTENSION]
                 if state.headers:
-                    headers = response.headers
-                    headers["X-RateLimit-Limit"] = str(spent.limit.amount)
-                    headers["X-RateLimit-Remaining"] = str(spent.remaining)
-                    headers["X-RateLimit-Reset"] = str(int(state.storage.get_expiry(spent.key)))
+                    headers = response.headers  # only this hook writes these: plain appends
+                    headers.add("X-RateLimit-Limit", str(spent.limit.amount))
+                    headers.add("X-RateLimit-Remaining", str(spent.remaining))
+                    headers.add("X-RateLimit-Reset", str(int(state.storage.get_expiry(spent.key))))
             return response
 
         bp.before_request(check)

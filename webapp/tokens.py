@@ -71,12 +71,11 @@ def load_bearer_token() -> TokenPrincipal | None:
         g.api_token = None
         return None
     digest = hash_token(raw)
-    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", 10))
-    now_mono = time.monotonic()
     cached = _cache.get(digest)
-    if cached is not None and cached[0] > now_mono:
+    if cached is not None and cached[0] > time.monotonic():
         g.api_token = cached[1]
         return cached[1]
+    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", 10))
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     principal = None
     if token is not None and token.revoked_at is None:
