@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import abort, current_app, g, request
+from flask import Request, abort, current_app, g, request
 from flask_login import current_user
 
 F = TypeVar("F", bound=Callable)
@@ -52,21 +52,44 @@ def can(level: str) -> bool:
     return role_can(current_role(), level)
 
 
+def bearer_credentials(req: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, else None."""
+    header = req.headers.get("Authorization")
+    if header is None or header[:7].lower() != "bearer ":
+        return None
+    return header[7:].strip()
+
+
+def request_role() -> str | None:
+    """Who makes this request, for the access check.
+
+    An API request that presents a bearer token is that token's alone (valid, or nobody: a
+    signed-in session does not stand in for a bad token, and is not even read); other API
+    requests, like the dashboard's, are the signed-in user's.
+    """
+    if request.path.startswith("/api/"):
+        from webapp.tokens import load_bearer_token
+
+        token = load_bearer_token()
+        if token is not None:
+            return token.role
+        if bearer_credentials(request) is not None:
+            return None
+    return current_user.role if current_user.is_authenticated else None
+
+
 def enforce() -> None:
     """before_request hook: refuse the request unless the view's declared level is met."""
-    if request.endpoint is None or request.endpoint == "static":
+    endpoint = request.endpoint
+    if endpoint is None or endpoint == "static":
         return
-    view = current_app.view_functions.get(request.endpoint)
-    level = getattr(view, "access_level", None)
+    level = getattr(current_app.view_functions.get(endpoint), "access_level", None)
     if level is None:
         abort(403)
     if level == "public":
         return
-    if request.path.startswith("/api/"):
-        from webapp.tokens import load_bearer_token
-
-        load_bearer_token()
-    if current_role() is None:
+    role = request_role()
+    if role is None:
         abort(401)
-    if not role_can(current_role(), level):
+    if not role_can(role, level):
         abort(403)

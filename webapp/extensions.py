@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 
-from webapp import ratelimit  # noqa: F401  (registers the beacon-memory:// limiter storage)
+from webapp.ratelimit import RateLimiter  # (also registers the beacon-memory:// storage)
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -24,4 +22,4 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=naming_convention))
 migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = RateLimiter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, bindparam, case, func, or_, select
 
 from webapp.extensions import db
 from webapp.models import Member, Segment
@@ -21,14 +21,58 @@ def find_member(identifier: str) -> Member | None:
     return member
 
 
-def find_segment(identifier: str | int, *, by_name: bool = False) -> Segment | None:
-    """A segment by id, then customer segment id (then name, when by_name)."""
+def _by_reference(query: Select, columns) -> tuple[Select, Select]:
+    """`query` narrowed to one segment reference, as one indexed lookup.
+
+    A reference that could be an id matches the primary key or the (unique) customer segment
+    id, the id winning when both match; anything else matches the customer segment id alone.
+    The statements are built once with bound parameters, so SQLAlchemy compiles them once.
+    """
+    number, text = bindparam("number"), bindparam("text")
+    by_id_or_customer = (
+        query.where(or_(columns.id == number, columns.customer_segment_id == text))
+        .order_by(case((columns.id == number, 0), else_=1)).limit(1))
+    by_customer = query.where(columns.customer_segment_id == text).limit(1)
+    return by_id_or_customer, by_customer
+
+
+_SEGMENT = _by_reference(select(Segment), Segment)
+# Plain table columns (no ORM attributes anywhere in the statement): rows, not objects.
+_SEGMENT_ROW = _by_reference(select(*Segment.__table__.c), Segment.__table__.c)
+
+
+def _reference(identifier: str | int) -> tuple[int, dict] | None:
+    """Which lookup a segment reference takes (0: id or customer id, 1: customer id)."""
     text = str(identifier).strip()
     if not text or "\x00" in text or len(text) > 255:
         return None
-    segment = db.session.get(Segment, int(text)) if text.isdigit() and len(text) < 10 else None
-    if segment is None:
-        segment = db.session.scalar(select(Segment).where(Segment.customer_segment_id == text))
+    if text.isdigit() and len(text) < 10:
+        return 0, {"number": int(text), "text": text}
+    return 1, {"text": text}
+
+
+def find_segment(identifier: str | int, *, by_name: bool = False) -> Segment | None:
+    """A segment by id, then customer segment id (then name, when by_name)."""
+    reference = _reference(identifier)
+    if reference is None:
+        return None
+    which, params = reference
+    segment = db.session.scalars(_SEGMENT[which], params).first()
     if segment is None and by_name:
+        text = params["text"]
         segment = db.session.scalar(select(Segment).where(func.lower(Segment.name) == text.lower()))
     return segment
+
+
+def segment_row(identifier: str | int) -> Row | None:
+    """A segment's columns (read-only, no ORM object) by id, then customer segment id.
+
+    One statement on a connection of its own: a read that needs no ORM session (creating
+    and closing one costs more than the query).
+    """
+    reference = _reference(identifier)
+    if reference is None:
+        return None
+    which, params = reference
+    with db.engine.connect() as connection:
+        return connection.execute(_SEGMENT_ROW[which], params).first()

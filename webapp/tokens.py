@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from flask import current_app, g, request
 from sqlalchemy import event, select
 
+from webapp.access import bearer_credentials
 from webapp.extensions import db
 from webapp.models import ApiToken, User
 from webapp.timeutil import utcnow
@@ -65,17 +66,16 @@ def _token_changed(mapper, connection, target) -> None:
 
 def load_bearer_token() -> TokenPrincipal | None:
     """Resolve the request's Bearer token into g.api_token (None when absent or invalid)."""
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("bearer "):
+    raw = bearer_credentials(request)
+    if raw is None:
         g.api_token = None
         return None
-    digest = hash_token(header[7:].strip())
-    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", 10))
-    now_mono = time.monotonic()
+    digest = hash_token(raw)
     cached = _cache.get(digest)
-    if cached is not None and cached[0] > now_mono:
+    if cached is not None and cached[0] > time.monotonic():
         g.api_token = cached[1]
         return cached[1]
+    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", 10))
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     principal = None
     if token is not None and token.revoked_at is None:

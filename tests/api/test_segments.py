@@ -228,3 +228,30 @@ def test_customer_segment_id_refused_when_all_digits_or_unsafe_in_a_url(api):
     assert got["id"] == created.get_json()["data"]["id"]
     assert api.get(f"/segments/{other.id}").get_json()["data"]["attributes"]["name"] == \
         "Numbered"
+
+
+def test_get_by_id_wins_over_a_numeric_customer_segment_id(api):
+    first = make_segment("First", kind="static")
+    clash = make_segment("Clash", kind="static", customer_segment_id=str(first.id))
+    named = make_segment("Named", kind="static", customer_segment_id="crm:VIP")
+    for reference, expected in ((first.id, first), ("crm:VIP", named), (clash.id, clash)):
+        document = api.get(f"/segments/{reference}").get_json()
+        assert document["data"]["id"] == str(expected.id)
+        assert document["data"]["attributes"]["name"] == expected.name
+    missing = api.get("/segments/nope")
+    assert missing.status_code == 404
+    assert missing.get_json()["errors"][0]["code"] == "segment_not_found"
+
+
+def test_self_links_are_absolute_uris_of_the_request(api):
+    segment = make_segment("Linked", kind="static", customer_segment_id="crm:VIP_2026.v1~x")
+    document = api.get("/segments/crm:VIP_2026.v1~x").get_json()
+    assert document["links"]["self"] == "http://localhost/api/v1/segments/crm:VIP_2026.v1~x"
+    assert document["data"]["links"]["self"] == f"http://localhost/api/v1/segments/{segment.id}"
+    assert document["data"]["relationships"]["members"]["links"]["self"] == \
+        f"http://localhost/api/v1/segments/{segment.id}/relationships/members"
+    listed = api.get("/segments?page[size]=1").get_json()
+    assert listed["links"]["self"] == "http://localhost/api/v1/segments?page%5Bsize%5D=1"
+    prefixed = api.get("/segments/crm:VIP_2026.v1~x", base_url="https://beacon.example/x")
+    assert prefixed.get_json()["links"]["self"] == \
+        "https://beacon.example/x/api/v1/segments/crm:VIP_2026.v1~x"

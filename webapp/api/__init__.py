@@ -8,7 +8,6 @@ set; a request over it gets 429 with Retry-After and a JSON:API error.
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from webapp.extensions import limiter
@@ -23,7 +22,7 @@ def rate_limit_key() -> str:
         return f"token:{token.id}"
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
-    return f"ip:{get_remote_address()}"
+    return f"ip:{request.remote_addr or '127.0.0.1'}"
 
 
 def rate_limit() -> str:
@@ -31,17 +30,21 @@ def rate_limit() -> str:
     return current_app.config.get("API_RATE_LIMIT", "1200 per minute")
 
 
-limiter.shared_limit(rate_limit, scope="api", key_func=rate_limit_key)(bp)
+# Registered first among the blueprint's hooks, so every request to a view is counted.
+limiter.limit_blueprint(bp, scope="api", limit=rate_limit, key=rate_limit_key)
 
 
 @bp.before_request
 def refuse_large_bodies():
     """413 for a body over API_MAX_BODY_BYTES before anything reads it."""
+    length = request.content_length
+    if length is None:  # no body (most reads): nothing to refuse
+        return
     from webapp.api.errors import ApiError
     from webapp.api.jsonapi import MAX_BODY_BYTES
 
     limit = int(current_app.config.get("API_MAX_BODY_BYTES", MAX_BODY_BYTES))
-    if request.content_length is not None and request.content_length > limit:
+    if length > limit:
         raise ApiError(413, "body_too_large", f"The request body is larger than "
                        f"{limit // (1024 * 1024)} MB; split it into smaller requests.",
                        title="Too large", pointer="")

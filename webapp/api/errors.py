@@ -140,11 +140,9 @@ def _http_error_response(error: HTTPException) -> Response:
     for name, value in error.get_headers():
         if name in ("Retry-After", "Allow"):
             headers[name] = value
-    if status == 429 and "Retry-After" not in headers:
-        # Flask-Limiter sets the exact delay after the request when its headers are enabled;
-        # without them, the length of the limit's window is a safe upper bound.
-        limit = getattr(getattr(error, "limit", None), "limit", None)
-        headers["Retry-After"] = str(limit.get_expiry() if limit is not None else 60)
+    if status == 429:
+        # The rate limiter gives the exact delay; any other 429 still says when to retry.
+        headers.setdefault("Retry-After", "60")
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
     if status == 401:

@@ -42,7 +42,7 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
-from webapp.lookup import find_member, find_segment
+from webapp.lookup import find_member, find_segment, segment_row
 from webapp.membership import Cause, apply_delta, current_member_ids
 from webapp.models import Member, Segment, SegmentMembership
 from webapp.timeutil import parse_datetime
@@ -56,11 +56,15 @@ OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metad
 
 def segment_or_404(segment_ref: str) -> Segment:
     """The segment named by id or customer segment id; 404 otherwise."""
-    segment = find_segment(segment_ref) if "\x00" not in segment_ref else None
+    segment = find_segment(segment_ref)
     if segment is None:
-        raise ApiError(404, "segment_not_found", f"No segment has the id or customer segment "
-                       f"id {segment_ref!r}.", title="Not found")
+        raise _segment_not_found(segment_ref)
     return segment
+
+
+def _segment_not_found(segment_ref: str) -> ApiError:
+    return ApiError(404, "segment_not_found", f"No segment has the id or customer segment "
+                    f"id {segment_ref!r}.", title="Not found")
 
 
 def _segment_error(exc: Exception) -> ApiError:
@@ -125,8 +129,10 @@ def segment_create():
 def segment_get(segment_ref: str):
     """One segment by id or customer segment id, with its exact size."""
     check_query(())
-    return respond({"data": segment_resource(segment_or_404(segment_ref)),
-                    "links": {"self": self_link()}})
+    segment = segment_row(segment_ref)  # read-only columns: nothing to track or flush
+    if segment is None:
+        raise _segment_not_found(segment_ref)
+    return respond({"data": segment_resource(segment), "links": {"self": self_link()}})
 
 
 @bp.route("/segments/<segment_ref>", methods=["PATCH"])

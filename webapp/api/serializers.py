@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from webapp.api.jsonapi import link
 from webapp.models import Audience, Member, MembershipEvent, Offer, Reward, Segment
 
@@ -27,8 +29,9 @@ def member_identifier(member_id: str) -> dict[str, str]:
     return {"type": "members", "id": member_id}
 
 
-def segment_resource(segment: Segment) -> dict[str, Any]:
-    """A segment resource with its exact size and the link to its members."""
+def segment_resource(segment: Segment | Row) -> dict[str, Any]:
+    """A segment resource with its exact size and the link to its members (from the ORM
+    object or a row of the segments table)."""
     return {
         "type": "segments", "id": str(segment.id),
         "attributes": {
