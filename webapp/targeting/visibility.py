@@ -140,9 +140,12 @@ _COMPILED: dict[str, CompiledDefinition] = {}
 
 
 def _compiled(facts: SegmentFacts, names: dict[int, str]) -> CompiledDefinition:
-    raw = {"kind": facts.kind, "include": list(facts.definition.get("include") or []),
-           "exclude": list(facts.definition.get("exclude") or [])}
-    key = json.dumps([raw, sorted(names.items())], sort_keys=True, default=str)
+    include = list(facts.definition.get("include") or [])
+    exclude = list(facts.definition.get("exclude") or [])
+    raw = {"kind": facts.kind, "include": include, "exclude": exclude}
+    # Without criteria the names cannot matter (they only label `segment` criteria).
+    key = (f"{facts.kind!r}:no criteria" if not include and not exclude else
+           json.dumps([raw, sorted(names.items())], sort_keys=True, default=str))
     got = _COMPILED.get(key)
     if got is None:
         if len(_COMPILED) > 4096:
@@ -168,13 +171,14 @@ class _Membership:
     """Evaluates segments for one member from their facts, memoized, refusing cycles."""
 
     def __init__(self, member: Mapping[str, Any], segments: Mapping[int, SegmentFacts],
-                 env: Env) -> None:
+                 env: Env, compiled: dict[int, CompiledDefinition] | None = None) -> None:
         self.member = member
         self.segments = segments
         self.base = env
         self.memo: dict[int, tuple[bool, dict[str, Any]]] = {}
         self.stack: list[int] = []
         self.names = {sid: f.name for sid, f in segments.items()}
+        self.compiled = compiled
 
     def evaluate(self, sid: int) -> tuple[bool, dict[str, Any]]:
         got = self.memo.get(sid)
@@ -191,8 +195,12 @@ class _Membership:
                 f"{self.names.get(i, '?')} (#{i})" for i in cycle))
         self.stack.append(sid)
         try:
-            compiled = _compiled(facts, {i: self.names[i] for i in
-                                         compiled_refs(facts) if i in self.names})
+            compiled = self.compiled.get(sid) if self.compiled is not None else None
+            if compiled is None:
+                compiled = _compiled(facts, {i: self.names[i] for i in
+                                             compiled_refs(facts) if i in self.names})
+                if self.compiled is not None:
+                    self.compiled[sid] = compiled
             env = Env(now=self.base.now, tz=self.base.tz, today=self.base.today,
                       in_segment=lambda i: self.evaluate(i)[0],
                       explain_segment=lambda i: self.evaluate(i)[1])
@@ -238,9 +246,14 @@ def _jsonable_override(override: Mapping[str, Any]) -> dict[str, Any]:
 
 def segment_membership(segment_id: int, member: Mapping[str, Any],
                        segments: Mapping[int, SegmentFacts], *, now: datetime | None = None,
-                       tz: str | tzinfo = "UTC") -> SegmentResult:
-    """Live effective membership of a member in one segment, from the facts, with explanation."""
-    matched, tree = _Membership(member, segments, make_env(now, tz)).evaluate(segment_id)
+                       tz: str | tzinfo = "UTC",
+                       compiled: dict[int, CompiledDefinition] | None = None) -> SegmentResult:
+    """Live effective membership of a member in one segment, from the facts, with explanation.
+
+    `compiled` is a cache of compiled definitions by segment id, filled as segments are
+    evaluated; share it only between calls whose facts carry the same definitions and names."""
+    matched, tree = _Membership(member, segments, make_env(now, tz), compiled
+                                ).evaluate(segment_id)
     return SegmentResult(matched=matched, explanation=tree)
 
 
