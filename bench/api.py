@@ -337,7 +337,9 @@ def _prepare(env: dict, members: int) -> dict:
 
 def _options(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench api")
-    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--members", type=int, default=20000,
+                        help="Demo members to seed (enough that the many-members measure "
+                             "need not repeat a member).")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)

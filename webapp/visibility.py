@@ -102,23 +102,32 @@ def override_fact(override: Any) -> dict[str, Any]:
 _OVERRIDE_COLUMNS = (Override.segment_id, Override.id, Override.status, Override.description,
                      Override.actor_label, Override.status_change_timestamp, Override.expires_at,
                      Override.reference_id)
+# One round trip for both: the member's overrides (first, so the columns keep their types)
+# and the segments whose materialized rows name the member (the lists among them).
+_MEMBER_ROWS = sa.union_all(
+    sa.select(sa.literal_column("'override'").label("source"), *_OVERRIDE_COLUMNS).where(
+        Override.member_id == sa.bindparam("member_id")),
+    sa.select(sa.literal_column("'row'"), SegmentMembership.segment_id,
+              *[sa.null()] * (len(_OVERRIDE_COLUMNS) - 1)).where(
+        SegmentMembership.member_id == sa.bindparam("member_id")))
 
 
 def member_rows(member_id: str, segments: Mapping[int, SegmentFacts]
                 ) -> tuple[set[int], dict[int, dict[str, Any]]]:
     """The static segments (of these) whose list has the member, and the member's overrides
-    in them (two indexed queries)."""
+    in them (one query over two indexed lookups)."""
     if not segments:
         return set(), {}
-    static_ids = [sid for sid, s in segments.items() if s.kind == "static"]
     on_list: set[int] = set()
-    if static_ids:
-        on_list = set(db.session.scalars(sa.select(SegmentMembership.segment_id).where(
-            SegmentMembership.member_id == member_id,
-            SegmentMembership.segment_id.in_(static_ids))))
-    overrides = {row.segment_id: override_fact(row) for row in db.session.execute(
-        sa.select(*_OVERRIDE_COLUMNS).where(Override.member_id == member_id,
-                                            Override.segment_id.in_(list(segments))))}
+    overrides: dict[int, dict[str, Any]] = {}
+    for row in db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}):
+        facts = segments.get(row.segment_id)
+        if facts is None:
+            continue
+        if row.source == "override":
+            overrides[row.segment_id] = override_fact(row)
+        elif facts.kind == "static":
+            on_list.add(row.segment_id)
     return on_list, overrides
 
 
@@ -249,6 +258,7 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
 # --- the shared catalog -------------------------------------------------------------------------
 
 _VERSION = sa.table("catalog_version", sa.column("id"), sa.column("token"))
+_TOKEN = sa.select(_VERSION.c.token).where(_VERSION.c.id == 1)
 _HAS_VERSION: dict[str, bool] = {}
 _CATALOGS: dict[str, Catalog] = {}
 _CATALOG_LOCK = threading.Lock()
@@ -264,8 +274,7 @@ def catalog_token() -> str | None:
         has = _HAS_VERSION[url] = sa.inspect(db.engine).has_table("catalog_version")
     if not has:
         return None
-    token = db.session.execute(sa.select(_VERSION.c.token).where(_VERSION.c.id == 1)
-                               ).scalar()
+    token = db.session.connection().execute(_TOKEN).scalar()
     return None if token is None else str(token)
 
 
@@ -310,13 +319,14 @@ class Explainer:
     attributes: dict[str, Any]
     facts: dict[int, SegmentFacts]
     tz: str = "UTC"
-    _results: dict[int, tuple[bool, dict[str, Any]]] | None = None
-    _resolved: dict[int, SegmentFacts] | None = None
-    _json: dict[int, Any] | None = None
+    _results: dict[int, tuple[bool, Any]] | None = None
+    _serialized: dict[int, tuple[bool, Any]] | None = None
 
-    def _segments(self) -> tuple[dict[int, tuple[bool, dict[str, Any]]], dict[int, SegmentFacts]]:
-        if self._results is None or self._resolved is None:
-            results: dict[int, tuple[bool, dict[str, Any]]] = {}
+    def _segments(self, serialized: bool = False) -> dict[int, tuple[bool, Any]]:
+        """Every segment the catalog names directly, evaluated once: (matched, explanation),
+        with the explanation serialized (an orjson Fragment) when asked and possible."""
+        if self._results is None:
+            results: dict[int, tuple[bool, Any]] = {}
             tz = self.tz
             compiled = self.catalog.compiled
             for sid in sorted(self.catalog.direct):
@@ -329,23 +339,14 @@ class Explainer:
                     continue  # decided the slow way below, which reports the problem
                 results[sid] = (got.matched, got.explanation)
             self._results = results
-            self._resolved = {sid: SegmentFacts(id=sid, name=self.facts[sid].name,
-                                                kind="static", on_list=matched)
-                              for sid, (matched, _) in results.items()}
-        return self._results, self._resolved
-
-    def _subtree(self, sid: int, serialized: bool) -> Any:
-        results, _ = self._segments()
-        if serialized:
-            if self._json is None:
-                self._json = _fragments(results) or {}
-            got = self._json.get(sid)
-            if got is not None:
-                return got
-        return results[sid][1]
+        if not serialized:
+            return self._results
+        if self._serialized is None:
+            self._serialized = _fragments(self._results) or self._results
+        return self._serialized
 
     def _fast(self, ids: Iterable[int]) -> bool:
-        results, _ = self._segments()
+        results = self._segments()
         return all(sid in results for sid in ids) if ids else True
 
     def offer(self, offer: Any, *, serialized: bool = False) -> Decision:
@@ -354,38 +355,21 @@ class Explainer:
         audiences = self.catalog.audiences.get(offer.id, [])
         ids = self.catalog.offer_segments.get(offer.id, ())
         try:
-            if not self._fast(ids):
-                return evaluate_offer(self.catalog.offer_data(offer), audiences,
-                                      self.attributes, self.facts, now=self.now, tz=self.tz)
-            _, resolved = self._segments()
-            decision = evaluate_offer(self.catalog.offer_data(offer), audiences,
-                                      self.attributes, resolved, now=self.now, tz=self.tz)
+            results = self._segments(serialized) if self._fast(ids) else None
+            return evaluate_offer(self.catalog.offer_data(offer), audiences, self.attributes,
+                                  self.facts, now=self.now, tz=self.tz, results=results)
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("offer", offer.name, str(exc))
-        nodes = [n for n in decision.explanation["children"] if n["kind"] == "audience"]
-        for audience, n in zip(audiences, nodes, strict=False):
-            if audience["audience_type"] != "age_within":
-                n["children"] = [self._subtree(sid, serialized)
-                                 for sid in _segment_ids(audience["configuration"])]
-        return decision
 
     def reward(self, reward: Any, *, serialized: bool = False) -> Decision:
         """The decision for one reward of the catalog (`serialized` as for `offer`)."""
         ids = self.catalog.required.get(reward.id, [])
         try:
-            if not self._fast(ids):
-                return evaluate_reward(self.catalog.reward_data(reward), ids, self.attributes,
-                                       self.facts, now=self.now, tz=self.tz)
-            _, resolved = self._segments()
-            decision = evaluate_reward(self.catalog.reward_data(reward), ids, self.attributes,
-                                       resolved, now=self.now, tz=self.tz)
+            results = self._segments(serialized) if self._fast(ids) else None
+            return evaluate_reward(self.catalog.reward_data(reward), ids, self.attributes,
+                                   self.facts, now=self.now, tz=self.tz, results=results)
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("reward", reward.name, str(exc))
-        if ids:
-            for n in decision.explanation["children"]:
-                if n["kind"] == "required_segments":
-                    n["children"] = [self._subtree(sid, serialized) for sid in ids]
-        return decision
 
     def offers(self) -> list[tuple[Any, Decision]]:
         """Every offer of the catalog with its decision."""
@@ -452,14 +436,14 @@ def dumps(value: Any) -> bytes:
                           default=str).encode()
 
 
-def _fragments(results: Mapping[int, tuple[bool, dict[str, Any]]]) -> dict[int, Any] | None:
-    """Every segment's explanation serialized once, or None if one needs the fallback
-    serializer (which cannot embed fragments)."""
+def _fragments(results: Mapping[int, tuple[bool, Any]]) -> dict[int, tuple[bool, Any]] | None:
+    """Segment results with each explanation serialized once, or None if one needs the
+    fallback serializer (which cannot embed fragments)."""
     out = {}
-    for sid, (_, tree) in results.items():
+    for sid, (matched, tree) in results.items():
         try:
-            out[sid] = orjson.Fragment(orjson.dumps(
-                tree, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME))
+            out[sid] = (matched, orjson.Fragment(orjson.dumps(
+                tree, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)))
         except orjson.JSONEncodeError:
             return None
     return out

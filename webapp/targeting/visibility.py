@@ -317,10 +317,16 @@ def _segments_audience(kind: str, ids: Sequence[int], ms: _Membership) -> tuple[
 
 def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, Any]],
                    member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
-                   now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
-    """Visibility and eligibility of one offer for one member (SPEC §4)."""
+                   now: datetime | None = None, tz: str | tzinfo = "UTC",
+                   results: Mapping[int, tuple[bool, Any]] | None = None) -> Decision:
+    """Visibility and eligibility of one offer for one member (SPEC §4).
+
+    `results`: segments already evaluated for this member over the same facts and moment
+    (`segment_membership`), as (matched, explanation); they are used as they are."""
     env = make_env(now, tz)
     ms = _Membership(member, segments, env)
+    if results:
+        ms.memo.update(results)
     children: list[dict[str, Any]] = []
     age_ok = segs_ok = True
     for audience in audiences:
@@ -364,10 +370,16 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
 
 def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[int],
                     member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
-                    now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
-    """Visibility and eligibility of one reward for one member (SPEC §4)."""
+                    now: datetime | None = None, tz: str | tzinfo = "UTC",
+                    results: Mapping[int, tuple[bool, Any]] | None = None) -> Decision:
+    """Visibility and eligibility of one reward for one member (SPEC §4).
+
+    `results`: segments already evaluated for this member over the same facts and moment
+    (`segment_membership`), as (matched, explanation); they are used as they are."""
     env = make_env(now, tz)
     ms = _Membership(member, segments, env)
+    if results:
+        ms.memo.update(results)
     discontinued = bool(reward.get("discontinued"))
     window_problem, window = _window_node(reward, env.now, "reward")
     children = [node("status", "reward is discontinued" if discontinued else "reward is active",
