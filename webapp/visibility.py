@@ -45,7 +45,7 @@ from webapp.targeting import (
 )
 from webapp.targeting.engine import make_env, node
 from webapp.targeting.values import member_datetime
-from webapp.targeting.visibility import compiled_refs
+from webapp.targeting.visibility import compiled_refs, validate_audience
 from webapp.timeutil import utcnow
 
 INVALID_CONFIGURATION = "invalid_configuration"
@@ -189,6 +189,23 @@ class Catalog:
             got = self.memo[key] = offer_data(offer)
         return got
 
+    def validated_audiences(self, offer_id: int) -> list[dict[str, Any]] | None:
+        """An offer's audiences with the configurations `validate_audience` returns (None
+        when one is refused: the core then refuses it again, with its message)."""
+        key = ("audiences", offer_id)
+        if key in self.memo:
+            return self.memo[key]
+        try:
+            got: list[dict[str, Any]] | None = [
+                {"audience_type": a["audience_type"], "configuration": validate_audience(
+                    a["audience_type"], a["configuration"])}
+                for a in self.audiences.get(offer_id, [])]
+        except AudienceDefinitionError:
+            got = None
+        if self.token is not None:
+            self.memo[key] = got
+        return got
+
     def reward_data(self, reward: Any) -> dict[str, Any]:
         """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
         if self.token is None:
@@ -321,6 +338,13 @@ class Explainer:
     tz: str = "UTC"
     _results: dict[int, tuple[bool, Any]] | None = None
     _serialized: dict[int, tuple[bool, Any]] | None = None
+    _names: dict[int, str] | None = None
+
+    def names(self) -> dict[int, str]:
+        """The names of the facts' segments by id (computed once)."""
+        if self._names is None:
+            self._names = {sid: f.name for sid, f in self.facts.items()}
+        return self._names
 
     def _segments(self, serialized: bool = False) -> dict[int, tuple[bool, Any]]:
         """Every segment the catalog names directly, evaluated once: (matched, explanation),
@@ -352,12 +376,15 @@ class Explainer:
     def offer(self, offer: Any, *, serialized: bool = False) -> Decision:
         """The decision for one offer of the catalog (`serialized`: the segments' subtrees
         in the tree are orjson Fragments, each serialized once per member)."""
-        audiences = self.catalog.audiences.get(offer.id, [])
+        validated = self.catalog.validated_audiences(offer.id)
+        audiences = (self.catalog.audiences.get(offer.id, []) if validated is None
+                     else validated)
         ids = self.catalog.offer_segments.get(offer.id, ())
         try:
             results = self._segments(serialized) if self._fast(ids) else None
             return evaluate_offer(self.catalog.offer_data(offer), audiences, self.attributes,
-                                  self.facts, now=self.now, tz=self.tz, results=results)
+                                  self.facts, now=self.now, tz=self.tz, results=results,
+                                  validated=validated is not None, names=self.names())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("offer", offer.name, str(exc))
 
@@ -367,7 +394,8 @@ class Explainer:
         try:
             results = self._segments(serialized) if self._fast(ids) else None
             return evaluate_reward(self.catalog.reward_data(reward), ids, self.attributes,
-                                   self.facts, now=self.now, tz=self.tz, results=results)
+                                   self.facts, now=self.now, tz=self.tz, results=results,
+                                   names=self.names())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("reward", reward.name, str(exc))
 

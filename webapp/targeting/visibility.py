@@ -171,17 +171,23 @@ class _Membership:
     """Evaluates segments for one member from their facts, memoized, refusing cycles."""
 
     def __init__(self, member: Mapping[str, Any], segments: Mapping[int, SegmentFacts],
-                 env: Env, compiled: dict[int, CompiledDefinition] | None = None) -> None:
+                 env: Env, compiled: dict[int, CompiledDefinition] | None = None,
+                 names: dict[int, str] | None = None) -> None:
         self.member = member
         self.segments = segments
         self.base = env
         self.memo: dict[int, tuple[bool, dict[str, Any]]] = {}
         self.stack: list[int] = []
-        self.names = {sid: f.name for sid, f in segments.items()}
+        self.names = ({sid: f.name for sid, f in segments.items()} if names is None
+                      else names)
         self.compiled = compiled
+        self.known: Mapping[int, tuple[bool, Any]] = {}
 
     def evaluate(self, sid: int) -> tuple[bool, dict[str, Any]]:
         got = self.memo.get(sid)
+        if got is not None:
+            return got
+        got = self.known.get(sid)
         if got is not None:
             return got
         facts = self.segments.get(sid)
@@ -318,20 +324,26 @@ def _segments_audience(kind: str, ids: Sequence[int], ms: _Membership) -> tuple[
 def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, Any]],
                    member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
                    now: datetime | None = None, tz: str | tzinfo = "UTC",
-                   results: Mapping[int, tuple[bool, Any]] | None = None) -> Decision:
+                   results: Mapping[int, tuple[bool, Any]] | None = None,
+                   validated: bool = False,
+                   names: dict[int, str] | None = None) -> Decision:
     """Visibility and eligibility of one offer for one member (SPEC §4).
 
     `results`: segments already evaluated for this member over the same facts and moment
-    (`segment_membership`), as (matched, explanation); they are used as they are."""
+    (`segment_membership`), as (matched, explanation); they are used as they are.
+    `names`: the segments' names by id, when the caller has them already.
+    `validated`: the audiences' configurations are already those `validate_audience`
+    returned for them."""
     env = make_env(now, tz)
-    ms = _Membership(member, segments, env)
+    ms = _Membership(member, segments, env, names=names)
     if results:
-        ms.memo.update(results)
+        ms.known = results
     children: list[dict[str, Any]] = []
     age_ok = segs_ok = True
     for audience in audiences:
         kind = audience.get("audience_type")
-        config = validate_audience(kind, audience.get("configuration"))
+        config = (audience["configuration"] if validated else
+                  validate_audience(kind, audience.get("configuration")))
         if kind == AGE_WITHIN:
             ok, n = _age_audience(config, member, env)
             age_ok = age_ok and ok
@@ -371,15 +383,17 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
 def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[int],
                     member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
                     now: datetime | None = None, tz: str | tzinfo = "UTC",
-                    results: Mapping[int, tuple[bool, Any]] | None = None) -> Decision:
+                    results: Mapping[int, tuple[bool, Any]] | None = None,
+                    names: dict[int, str] | None = None) -> Decision:
     """Visibility and eligibility of one reward for one member (SPEC §4).
 
     `results`: segments already evaluated for this member over the same facts and moment
-    (`segment_membership`), as (matched, explanation); they are used as they are."""
+    (`segment_membership`), as (matched, explanation); they are used as they are.
+    `names`: the segments' names by id, when the caller has them already."""
     env = make_env(now, tz)
-    ms = _Membership(member, segments, env)
+    ms = _Membership(member, segments, env, names=names)
     if results:
-        ms.memo.update(results)
+        ms.known = results
     discontinued = bool(reward.get("discontinued"))
     window_problem, window = _window_node(reward, env.now, "reward")
     children = [node("status", "reward is discontinued" if discontinued else "reward is active",
