@@ -62,8 +62,11 @@ def upgrade():
                     sa.Column('id', sa.Integer(), nullable=False),
                     sa.Column('token', sa.String(length=64), nullable=False),
                     sa.PrimaryKeyConstraint('id', name=op.f('pk_catalog_version')))
-    op.execute("INSERT INTO catalog_version (id, token) VALUES (1, 'initial')")
     dialect = op.get_bind().dialect.name
+    # random from the start too: a database re-created at the same URL gets another token
+    random_token = ("lower(hex(randomblob(16)))" if dialect == 'sqlite' else
+                    "md5(random()::text || clock_timestamp()::text)")
+    op.execute(f"INSERT INTO catalog_version (id, token) VALUES (1, {random_token})")
     if dialect == 'sqlite':
         _sqlite_triggers()
     elif dialect == 'postgresql':
