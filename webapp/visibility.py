@@ -133,7 +133,7 @@ def member_rows(member_id: str, segments: Mapping[int, SegmentFacts]
 
 def member_facts(member_id: str, segments: Mapping[int, SegmentFacts]
                  ) -> dict[int, SegmentFacts]:
-    """SegmentFacts of one member for the given segments (two queries: list rows, overrides)."""
+    """SegmentFacts of one member for the given segments (one query: list rows, overrides)."""
     return _facts(segments, *member_rows(member_id, segments))
 
 
@@ -551,7 +551,8 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
     is served only before the first instant the answer could change with time alone
     (`valid_until`); the evaluation moment each decision shows is put back at serving time.
     The token and the member's facts are read before the decisions are computed from them, so
-    a concurrent change can only leave an entry that nobody's key reaches any more."""
+    a concurrent change can only leave an entry that nobody's key reaches any more. The
+    cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0 switches it off)."""
     now = now or utcnow()
     tz = _tz()
     catalog = cached_catalog()
