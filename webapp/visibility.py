@@ -206,6 +206,17 @@ class Catalog:
             self.memo[key] = got
         return got
 
+    def direct_for(self, kind: str) -> set[int]:
+        """The segments the offers (`kind` "offers") or the rewards name directly."""
+        key = ("direct", kind)
+        got = self.memo.get(key)
+        if got is None:
+            lists = self.offer_segments if kind == "offers" else self.required
+            got = {sid for ids in lists.values() for sid in ids}
+            if self.token is not None:
+                self.memo[key] = got
+        return got
+
     def reward_data(self, reward: Any) -> dict[str, Any]:
         """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
         if self.token is None:
@@ -339,6 +350,7 @@ class Explainer:
     _results: dict[int, tuple[bool, Any]] | None = None
     _serialized: dict[int, tuple[bool, Any]] | None = None
     _names: dict[int, str] | None = None
+    direct: set[int] | None = None  # the segments to evaluate (default: all the catalog names)
 
     def names(self) -> dict[int, str]:
         """The names of the facts' segments by id (computed once)."""
@@ -353,7 +365,7 @@ class Explainer:
             results: dict[int, tuple[bool, Any]] = {}
             tz = self.tz
             compiled = self.catalog.compiled
-            for sid in sorted(self.catalog.direct):
+            for sid in sorted(self.catalog.direct if self.direct is None else self.direct):
                 if sid not in self.facts:
                     continue
                 try:
@@ -568,7 +580,8 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
         if entry is not None:
             return _moment_json(now).join(entry.parts), entry.count
     ex = Explainer(member=member, catalog=catalog, now=now, tz=tz, attributes=attributes,
-                   facts=_facts(catalog.segments, on_list, overrides))
+                   facts=_facts(catalog.segments, on_list, overrides),
+                   direct=catalog.direct_for(kind))
     if kind == "offers":
         pairs = [(o, ex.offer(o, serialized=True)) for o in catalog.offers]
     else:
