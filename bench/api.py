@@ -12,12 +12,19 @@ settings (gthread workers, keep-alive) on 127.0.0.1, and measures, one after the
 - the bare endpoint (the reference),
 - `GET /api/v1/segments/{id}` (a simple read),
 - `GET /api/v1/members/{id}/offers` (100 offers decorated with visible_status, eligible,
-  reasons),
+  reasons) for one member, again and again: after the first request the server answers
+  from its per-member result cache (the catalog and the member's facts are still read and
+  checked on every request),
+- the same route round-robin over many distinct members (`member_offers_many`): every
+  client of every round walks its own slice of the members, so no member is asked twice
+  unless a slice runs out (`repeats` says how often that happened); this measures the
+  computation itself, with the per-process catalog cache warm and the result cache cold,
 
 each with C client processes, each holding one keep-alive HTTP/1.1 connection and sending
 requests back to back for S seconds (after a short warm-up). Prints requests per second and
 p50/p99 latency. Targets: simple reads >= 0.5x the bare rate with p99 under 10 ms; the
-decorated offers >= 0.3x the bare rate.
+decorated offers >= 0.3x the bare rate (the many-members measure is reported next to it,
+with the same 0.3x for comparison).
 """
 
 from __future__ import annotations
@@ -56,12 +63,15 @@ BARE_APP = textwrap.dedent('''
 
 # --- load generation --------------------------------------------------------------------
 
-def _client(port: int, path: str, headers: dict[str, str], seconds: float,
-            warmup: float) -> tuple[list[float], dict[int, int]]:
-    """One keep-alive connection sending requests back to back; latencies after warm-up."""
+def _client(port: int, paths: str | list[str], headers: dict[str, str], seconds: float,
+            warmup: float) -> tuple[list[float], dict[int, int], int]:
+    """One keep-alive connection sending requests back to back (cycling through `paths`);
+    latencies after warm-up, statuses, and how many requests repeated an earlier path."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    cycle = [paths] if isinstance(paths, str) else paths
+    sent = 0
     start = time.perf_counter()
     measure_from = start + warmup
     stop = measure_from + seconds
@@ -69,6 +79,8 @@ def _client(port: int, path: str, headers: dict[str, str], seconds: float,
         t0 = time.perf_counter()
         if t0 >= stop:
             break
+        path = cycle[sent % len(cycle)]
+        sent += 1
         try:
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
@@ -86,23 +98,30 @@ def _client(port: int, path: str, headers: dict[str, str], seconds: float,
             latencies.append(t1 - t0)
             statuses[status] = statuses.get(status, 0) + 1
     conn.close()
-    return latencies, statuses
+    return latencies, statuses, max(0, sent - len(cycle)) if len(cycle) > 1 else 0
 
 
-def _client_entry(args: tuple) -> tuple[list[float], dict[int, int]]:
+def _client_entry(args: tuple) -> tuple[list[float], dict[int, int], int]:
     return _client(*args)
 
 
-def load(port: int, path: str, headers: dict[str, str], *, clients: int, seconds: float,
-         warmup: float = 1.0) -> dict:
-    """Requests per second and latency percentiles of `clients` concurrent connections."""
+def load(port: int, path: str | list[list[str]], headers: dict[str, str], *, clients: int,
+         seconds: float, warmup: float = 1.0) -> dict:
+    """Requests per second and latency percentiles of `clients` concurrent connections
+    (`path`: one path for all, or a list of paths per client, each cycled through)."""
     ctx = multiprocessing.get_context("fork")
+    per_client = [path] * clients if isinstance(path, str) else path
     with ctx.Pool(clients) as pool:
         outcomes = pool.map(_client_entry,
-                            [(port, path, headers, seconds, warmup)] * clients)
-    latencies = sorted(x for lat, _ in outcomes for x in lat)
+                            [(port, p, headers, seconds, warmup) for p in per_client])
+    latencies = sorted(x for lat, _, _ in outcomes for x in lat)
+    repeats = sum(r for _, _, r in outcomes)
+    label = path if isinstance(path, str) else (
+        f"{per_client[0][0].rsplit('/', 2)[0]}/<{sum(map(len, per_client))} members>/"
+        f"{per_client[0][0].rsplit('/', 1)[1]}")
+    path = label
     statuses: dict[int, int] = {}
-    for _, st in outcomes:
+    for _, st, _ in outcomes:
         for code, n in st.items():
             statuses[code] = statuses.get(code, 0) + n
     count = len(latencies)
@@ -117,6 +136,7 @@ def load(port: int, path: str, headers: dict[str, str], *, clients: int, seconds
         "p99_ms": round(latencies[min(count - 1, int(count * 0.99))] * 1000, 3),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 3),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        **({} if isinstance(per_client[0], str) else {"repeats": repeats}),
     }
 
 
@@ -124,8 +144,11 @@ def _combine(runs: list[dict]) -> dict:
     """Rounds of one endpoint: the median round's rate and latencies, and every round."""
     ordered = sorted(runs, key=lambda r: r["rps"])
     middle = ordered[len(ordered) // 2]
-    return {**middle, "rps_rounds": [r["rps"] for r in runs],
-            "p99_ms_rounds": [r["p99_ms"] for r in runs]}
+    out = {**middle, "rps_rounds": [r["rps"] for r in runs],
+           "p99_ms_rounds": [r["p99_ms"] for r in runs]}
+    if "repeats" in middle:
+        out["repeats_rounds"] = [r["repeats"] for r in runs]
+    return out
 
 
 # --- servers ----------------------------------------------------------------------------
@@ -230,8 +253,12 @@ PREPARE = textwrap.dedent('''
         ) or db.session.scalar(select(Member.id).limit(1))
         segment_id = db.session.scalar(
             select(Segment.id).order_by(Segment.size.desc(), Segment.id).limit(1))
+        # Distinct members for the many-members measure, in a fixed shuffled order.
+        many = list(db.session.scalars(select(Member.id).order_by(Member.id)))
+        rng.shuffle(many)
         print(json.dumps({{"member_id": member_id, "segment_id": segment_id,
-                           "offers": db.session.scalar(select(func.count()).select_from(Offer))}}))
+                           "offers": db.session.scalar(select(func.count()).select_from(Offer)),
+                           "many": many}}))
 ''')
 
 
@@ -257,13 +284,14 @@ PROFILE = textwrap.dedent('''
 
     out = {}
     for name, path in paths.items():
-        for _ in range(3):
-            client.get(path, headers=headers)
+        cycle = [path] if isinstance(path, str) else path
+        for i in range(3):
+            client.get(cycle[-1 - i % len(cycle)], headers=headers)
         profile = cProfile.Profile()
         start = time.perf_counter()
         profile.enable()
-        for _ in range(count):
-            client.get(path, headers=headers)
+        for i in range(count):
+            client.get(cycle[i % len(cycle)], headers=headers)
         profile.disable()
         per_request = (time.perf_counter() - start) / count * 1000
         stats = pstats.Stats(profile).stats
@@ -283,7 +311,7 @@ PROFILE = textwrap.dedent('''
 ''')
 
 
-def _profile(env: dict, paths: dict[str, str], token: str, count: int) -> dict:
+def _profile(env: dict, paths: dict[str, str | list[str]], token: str, count: int) -> dict:
     """Where a request's time goes: cProfile in-process over the same instance."""
     completed = subprocess.run(
         [sys.executable, "-c", PROFILE, json.dumps(paths), token, str(count)], cwd=ROOT,
@@ -309,7 +337,9 @@ def _prepare(env: dict, members: int) -> dict:
 
 def _options(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench api")
-    parser.add_argument("--members", type=int, default=5000)
+    parser.add_argument("--members", type=int, default=20000,
+                        help="Demo members to seed (enough that the many-members measure "
+                             "need not repeat a member).")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
@@ -379,18 +409,26 @@ def run(argv: list[str]) -> dict:
             _wait_ready(port, segment_path, headers, beacon, log)
             _wait_ready(port, offers_path, headers, beacon, log)
             targets += [("segment_get", port, segment_path, headers),
-                        ("member_offers", port, offers_path, headers)]
+                        ("member_offers", port, offers_path, headers),
+                        ("member_offers_many", port, None, headers)]
+            many = [f"/api/v1/members/{m}/offers" for m in picked["many"]]
+            slices = options.rounds * options.clients
         # Rounds interleave the endpoints so that other load on the machine hits all alike.
         rounds: dict[str, list[dict]] = {name: [] for name, *_ in targets}
-        for _ in range(options.rounds):
+        for number in range(options.rounds):
             for name, target_port, path, target_headers in targets:
+                if path is None:  # every client of every round: its own slice of members
+                    path = [many[(number * options.clients + c)::slices]
+                            for c in range(options.clients)]
                 rounds[name].append(load(target_port, path, target_headers,
                                          clients=options.clients, seconds=options.seconds))
+        settings["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         profile = None
         if options.profile and not options.bare_only:
             for process in servers:
                 _stop(process)
-            profile = _profile(env, {"segment_get": segment_path, "member_offers": offers_path},
+            profile = _profile(env, {"segment_get": segment_path, "member_offers": offers_path,
+                                     "member_offers_many": many[:options.profile]},
                                picked["token"], options.profile)
     finally:
         for process in servers:
@@ -404,19 +442,23 @@ def run(argv: list[str]) -> dict:
         out.update(settings=settings, bare=reference)
         return out
     segment, offers = summary["segment_get"], summary["member_offers"]
+    offers_many = summary["member_offers_many"]
     bare_name = "bare Flask endpoint (same gunicorn settings)"
     measures = [
         measure("segment_get_rps", "requests/s", segment["rps"], reference["rps"], bare_name,
                 0.5, True),
         measure("member_offers_rps", "requests/s", offers["rps"], reference["rps"], bare_name,
                 0.3, True),
+        measure("member_offers_many_members_rps", "requests/s", offers_many["rps"],
+                reference["rps"], bare_name, 0.3, True),
         {"name": "segment_get_p99", "unit": "ms", "ours": segment["p99_ms"],
          "reference": reference["p99_ms"], "reference_name": bare_name, "target": 10.0,
          "met": segment["p99_ms"] is not None and segment["p99_ms"] < 10.0},
     ]
     out = result("api", measures)
     out.update(settings=settings, offers=picked["offers"], bare=reference, segment_get=segment,
-               member_offers=offers)
+               member_offers=offers, member_offers_many=offers_many,
+               distinct_members=len(picked["many"]))
     if profile is not None:
         out["profile"] = profile
     return out

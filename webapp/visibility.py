@@ -10,12 +10,16 @@ dynamic memberships exactly as the rules say, while lists and overrides stay as 
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+import json
+import threading
+from bisect import bisect_right
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from flask import current_app
 
@@ -39,8 +43,9 @@ from webapp.targeting import (
     evaluate_reward,
     segment_membership,
 )
-from webapp.targeting.engine import node
-from webapp.targeting.visibility import compiled_refs
+from webapp.targeting.engine import make_env, node
+from webapp.targeting.values import member_datetime
+from webapp.targeting.visibility import compiled_refs, validate_audience
 from webapp.timeutil import utcnow
 
 INVALID_CONFIGURATION = "invalid_configuration"
@@ -68,45 +73,73 @@ def reward_data(reward: Reward) -> dict[str, Any]:
             "expire_at": reward.expire_at, "points": reward.points}
 
 
-def segments_closure(segment_ids: Iterable[int]) -> dict[int, Segment]:
-    """The segments with these ids and every segment their `segment` criteria reach."""
-    loaded: dict[int, Segment] = {}
+def segments_closure(segment_ids: Iterable[int]) -> dict[int, SegmentFacts]:
+    """The definitions (as SegmentFacts without member facts) of the segments with these ids
+    and of every segment their `segment` criteria reach."""
+    loaded: dict[int, SegmentFacts] = {}
     wanted = set(segment_ids)
+    columns = (Segment.id, Segment.name, Segment.kind, Segment.include, Segment.exclude)
     while wanted:
-        for segment in db.session.scalars(sa.select(Segment).where(
-                Segment.id.in_(sorted(wanted)))):
-            loaded[segment.id] = segment
+        for sid, name, kind, include, exclude in db.session.execute(
+                sa.select(*columns).where(Segment.id.in_(sorted(wanted)))):
+            loaded[sid] = SegmentFacts(id=sid, name=name, kind=kind, definition={
+                "kind": kind, "include": list(include or []), "exclude": list(exclude or [])})
         found = set(loaded)
         refs: set[int] = set()
         for sid in wanted & found:
-            seg = loaded[sid]
-            refs |= compiled_refs(SegmentFacts(id=seg.id, name=seg.name, kind=seg.kind,
-                                               definition=seg.definition()))
+            refs |= compiled_refs(loaded[sid])
         wanted = refs - found - wanted
     return loaded
 
 
-def override_fact(override: Override) -> dict[str, Any]:
+def override_fact(override: Any) -> dict[str, Any]:
     """An override as the core's SegmentFacts carries it (and the explainer shows it)."""
     return {"id": override.id, "status": override.status, "description": override.description,
             "actor": override.actor_label or None, "at": _moment(override.status_change_timestamp),
             "expires_at": _moment(override.expires_at), "reference_id": override.reference_id}
 
 
-def member_facts(member_id: str, segments: Mapping[int, Segment]) -> dict[int, SegmentFacts]:
-    """SegmentFacts of one member for the given segments (two queries: list rows, overrides)."""
+_OVERRIDE_COLUMNS = (Override.segment_id, Override.id, Override.status, Override.description,
+                     Override.actor_label, Override.status_change_timestamp, Override.expires_at,
+                     Override.reference_id)
+# One round trip for both: the member's overrides (first, so the columns keep their types)
+# and the segments whose materialized rows name the member (the lists among them).
+_MEMBER_ROWS = sa.union_all(
+    sa.select(sa.literal_column("'override'").label("source"), *_OVERRIDE_COLUMNS).where(
+        Override.member_id == sa.bindparam("member_id")),
+    sa.select(sa.literal_column("'row'"), SegmentMembership.segment_id,
+              *[sa.null()] * (len(_OVERRIDE_COLUMNS) - 1)).where(
+        SegmentMembership.member_id == sa.bindparam("member_id")))
+
+
+def member_rows(member_id: str, segments: Mapping[int, SegmentFacts]
+                ) -> tuple[set[int], dict[int, dict[str, Any]]]:
+    """The static segments (of these) whose list has the member, and the member's overrides
+    in them (one query over two indexed lookups)."""
     if not segments:
-        return {}
-    static_ids = [sid for sid, s in segments.items() if s.kind == "static"]
+        return set(), {}
     on_list: set[int] = set()
-    if static_ids:
-        on_list = set(db.session.scalars(sa.select(SegmentMembership.segment_id).where(
-            SegmentMembership.member_id == member_id,
-            SegmentMembership.segment_id.in_(static_ids))))
-    overrides = {o.segment_id: override_fact(o) for o in db.session.scalars(
-        sa.select(Override).where(Override.member_id == member_id,
-                                  Override.segment_id.in_(list(segments))))}
-    return {sid: SegmentFacts(id=sid, name=s.name, kind=s.kind, definition=s.definition(),
+    overrides: dict[int, dict[str, Any]] = {}
+    for row in db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}):
+        facts = segments.get(row.segment_id)
+        if facts is None:
+            continue
+        if row.source == "override":
+            overrides[row.segment_id] = override_fact(row)
+        elif facts.kind == "static":
+            on_list.add(row.segment_id)
+    return on_list, overrides
+
+
+def member_facts(member_id: str, segments: Mapping[int, SegmentFacts]
+                 ) -> dict[int, SegmentFacts]:
+    """SegmentFacts of one member for the given segments (one query: list rows, overrides)."""
+    return _facts(segments, *member_rows(member_id, segments))
+
+
+def _facts(segments: Mapping[int, SegmentFacts], on_list: set[int],
+           overrides: Mapping[int, dict[str, Any]]) -> dict[int, SegmentFacts]:
+    return {sid: SegmentFacts(id=sid, name=s.name, kind=s.kind, definition=s.definition,
                               on_list=sid in on_list, override=overrides.get(sid))
             for sid, s in segments.items()}
 
@@ -128,15 +161,71 @@ def _refused(kind: str, name: str, message: str) -> Decision:
 
 @dataclass
 class Catalog:
-    """Everything the decisions need besides the member: loaded once per request."""
+    """Everything the decisions need besides the member.
 
-    offers: list[Offer]
+    A catalog of plain rows for the whole program is kept per process (`cached_catalog`) and
+    shared by requests until the catalog version token changes; one of ORM objects or for
+    some offers/rewards only is loaded per call. `compiled` caches the compiled definitions of
+    `segments`, `memo` whatever the readers derive from the catalog alone."""
+
+    offers: list[Any]
     audiences: dict[int, list[dict[str, Any]]]
-    rewards: list[Reward]
+    rewards: list[Any]
     required: dict[int, list[int]]
-    segments: dict[int, Segment]
+    segments: dict[int, SegmentFacts]
     direct: set[int]
     offer_segments: dict[int, list[int]]
+    token: str | None = None
+    compiled: dict[int, Any] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def offer_data(self, offer: Any) -> dict[str, Any]:
+        """`offer_data` of one of the catalog's offers (memoized for a shared catalog)."""
+        if self.token is None:
+            return offer_data(offer)
+        key = ("offer_data", offer.id)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = offer_data(offer)
+        return got
+
+    def validated_audiences(self, offer_id: int) -> list[dict[str, Any]] | None:
+        """An offer's audiences with the configurations `validate_audience` returns (None
+        when one is refused: the core then refuses it again, with its message)."""
+        key = ("audiences", offer_id)
+        if key in self.memo:
+            return self.memo[key]
+        try:
+            got: list[dict[str, Any]] | None = [
+                {"audience_type": a["audience_type"], "configuration": validate_audience(
+                    a["audience_type"], a["configuration"])}
+                for a in self.audiences.get(offer_id, [])]
+        except AudienceDefinitionError:
+            got = None
+        if self.token is not None:
+            self.memo[key] = got
+        return got
+
+    def direct_for(self, kind: str) -> set[int]:
+        """The segments the offers (`kind` "offers") or the rewards name directly."""
+        key = ("direct", kind)
+        got = self.memo.get(key)
+        if got is None:
+            lists = self.offer_segments if kind == "offers" else self.required
+            got = {sid for ids in lists.values() for sid in ids}
+            if self.token is not None:
+                self.memo[key] = got
+        return got
+
+    def reward_data(self, reward: Any) -> dict[str, Any]:
+        """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
+        if self.token is None:
+            return reward_data(reward)
+        key = ("reward_data", reward.id)
+        got = self.memo.get(key)
+        if got is None:
+            got = self.memo[key] = reward_data(reward)
+        return got
 
 
 def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | None = None,
@@ -144,8 +233,17 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
     """Offers with audiences, rewards with required segments, and the segments they reach.
 
     With `rows`, offers and rewards are plain result rows with the same attribute names
-    instead of ORM objects (several times cheaper for the hundreds a member page lists)."""
-    offer_rows: list[Offer] = []
+    instead of ORM objects (several times cheaper for the hundreds a member page lists);
+    the whole catalog of rows is then the process's shared one (`cached_catalog`)."""
+    if rows and offer_ids is None and reward_ids is None and offers and rewards:
+        return cached_catalog()
+    return _load_catalog(offer_ids=offer_ids, reward_ids=reward_ids, offers=offers,
+                         rewards=rewards, rows=rows)
+
+
+def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | None = None,
+                  offers: bool = True, rewards: bool = True, rows: bool = False) -> Catalog:
+    offer_rows: list[Any] = []
     audiences: dict[int, list[dict[str, Any]]] = defaultdict(list)
     offer_segments: dict[int, list[int]] = defaultdict(list)
     referenced: set[int] = set()
@@ -166,7 +264,7 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
             if ids:
                 offer_segments[offer_id].extend(ids)
                 referenced.update(ids)
-    reward_rows: list[Reward] = []
+    reward_rows: list[Any] = []
     required: dict[int, list[int]] = defaultdict(list)
     if rewards:
         q = (sa.select(*Reward.__table__.c) if rows else sa.select(Reward)).order_by(
@@ -183,6 +281,53 @@ def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | 
     return Catalog(offers=offer_rows, audiences=dict(audiences), rewards=reward_rows,
                    required=dict(required), segments=segments_closure(referenced),
                    direct=referenced, offer_segments=dict(offer_segments))
+
+
+# --- the shared catalog -------------------------------------------------------------------------
+
+_VERSION = sa.table("catalog_version", sa.column("id"), sa.column("token"))
+_TOKEN = sa.select(_VERSION.c.token).where(_VERSION.c.id == 1)
+_HAS_VERSION: dict[str, bool] = {}
+_CATALOGS: dict[str, Catalog] = {}
+_CATALOG_LOCK = threading.Lock()
+
+
+def catalog_token() -> str | None:
+    """The catalog version token: database triggers replace it (in the writing transaction)
+    whenever an offer, audience, reward, required segment or segment definition changes
+    (migration 0002_visibility). None when the database has no version table."""
+    url = _database_key()
+    has = _HAS_VERSION.get(url)
+    if has is None:
+        has = _HAS_VERSION[url] = sa.inspect(db.engine).has_table("catalog_version")
+    if not has:
+        return None
+    token = db.session.connection().execute(_TOKEN).scalar()
+    return None if token is None else str(token)
+
+
+def _database_key() -> str:
+    return db.engine.url.render_as_string(hide_password=True)
+
+
+def cached_catalog() -> Catalog:
+    """The whole catalog as plain rows, shared by this process's requests.
+
+    The version token is read before the catalog, so a change racing with the load can only
+    leave a newer catalog under an older token (reloaded at the next request), never an older
+    catalog under a newer token."""
+    token = catalog_token()
+    if token is None:
+        return _load_catalog(rows=True)
+    key = _database_key()
+    got = _CATALOGS.get(key)
+    if got is not None and got.token == token:
+        return got
+    catalog = _load_catalog(rows=True)
+    catalog.token = token
+    with _CATALOG_LOCK:
+        _CATALOGS[key] = catalog
+    return catalog
 
 
 @dataclass
@@ -202,75 +347,75 @@ class Explainer:
     attributes: dict[str, Any]
     facts: dict[int, SegmentFacts]
     tz: str = "UTC"
-    _results: dict[int, tuple[bool, dict[str, Any]]] | None = None
-    _resolved: dict[int, SegmentFacts] | None = None
+    _results: dict[int, tuple[bool, Any]] | None = None
+    _serialized: dict[int, tuple[bool, Any]] | None = None
+    _names: dict[int, str] | None = None
+    direct: set[int] | None = None  # the segments to evaluate (default: all the catalog names)
 
-    def _segments(self) -> tuple[dict[int, tuple[bool, dict[str, Any]]], dict[int, SegmentFacts]]:
-        if self._results is None or self._resolved is None:
-            results: dict[int, tuple[bool, dict[str, Any]]] = {}
+    def names(self) -> dict[int, str]:
+        """The names of the facts' segments by id (computed once)."""
+        if self._names is None:
+            self._names = {sid: f.name for sid, f in self.facts.items()}
+        return self._names
+
+    def _segments(self, serialized: bool = False) -> dict[int, tuple[bool, Any]]:
+        """Every segment the catalog names directly, evaluated once: (matched, explanation),
+        with the explanation serialized (an orjson Fragment) when asked and possible."""
+        if self._results is None:
+            results: dict[int, tuple[bool, Any]] = {}
             tz = self.tz
-            for sid in sorted(self.catalog.direct):
+            compiled = self.catalog.compiled
+            for sid in sorted(self.catalog.direct if self.direct is None else self.direct):
                 if sid not in self.facts:
                     continue
                 try:
                     got = segment_membership(sid, self.attributes, self.facts, now=self.now,
-                                             tz=tz)
+                                             tz=tz, compiled=compiled)
                 except (SegmentDefinitionError, AudienceDefinitionError):
                     continue  # decided the slow way below, which reports the problem
                 results[sid] = (got.matched, got.explanation)
             self._results = results
-            self._resolved = {sid: SegmentFacts(id=sid, name=self.facts[sid].name,
-                                                kind="static", on_list=matched)
-                              for sid, (matched, _) in results.items()}
-        return self._results, self._resolved
+        if not serialized:
+            return self._results
+        if self._serialized is None:
+            self._serialized = _fragments(self._results) or self._results
+        return self._serialized
 
     def _fast(self, ids: Iterable[int]) -> bool:
-        results, _ = self._segments()
+        results = self._segments()
         return all(sid in results for sid in ids) if ids else True
 
-    def offer(self, offer: Offer) -> Decision:
-        """The decision for one offer of the catalog."""
-        audiences = self.catalog.audiences.get(offer.id, [])
+    def offer(self, offer: Any, *, serialized: bool = False) -> Decision:
+        """The decision for one offer of the catalog (`serialized`: the segments' subtrees
+        in the tree are orjson Fragments, each serialized once per member)."""
+        validated = self.catalog.validated_audiences(offer.id)
+        audiences = (self.catalog.audiences.get(offer.id, []) if validated is None
+                     else validated)
         ids = self.catalog.offer_segments.get(offer.id, ())
         try:
-            if not self._fast(ids):
-                return evaluate_offer(offer_data(offer), audiences, self.attributes, self.facts,
-                                      now=self.now, tz=self.tz)
-            results, resolved = self._segments()
-            decision = evaluate_offer(offer_data(offer), audiences, self.attributes, resolved,
-                                      now=self.now, tz=self.tz)
+            results = self._segments(serialized) if self._fast(ids) else None
+            return evaluate_offer(self.catalog.offer_data(offer), audiences, self.attributes,
+                                  self.facts, now=self.now, tz=self.tz, results=results,
+                                  validated=validated is not None, names=self.names())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("offer", offer.name, str(exc))
-        nodes = [n for n in decision.explanation["children"] if n["kind"] == "audience"]
-        for audience, n in zip(audiences, nodes, strict=False):
-            if audience["audience_type"] != "age_within":
-                n["children"] = [results[sid][1]
-                                 for sid in _segment_ids(audience["configuration"])]
-        return decision
 
-    def reward(self, reward: Reward) -> Decision:
-        """The decision for one reward of the catalog."""
+    def reward(self, reward: Any, *, serialized: bool = False) -> Decision:
+        """The decision for one reward of the catalog (`serialized` as for `offer`)."""
         ids = self.catalog.required.get(reward.id, [])
         try:
-            if not self._fast(ids):
-                return evaluate_reward(reward_data(reward), ids, self.attributes, self.facts,
-                                       now=self.now, tz=self.tz)
-            results, resolved = self._segments()
-            decision = evaluate_reward(reward_data(reward), ids, self.attributes, resolved,
-                                       now=self.now, tz=self.tz)
+            results = self._segments(serialized) if self._fast(ids) else None
+            return evaluate_reward(self.catalog.reward_data(reward), ids, self.attributes,
+                                   self.facts, now=self.now, tz=self.tz, results=results,
+                                   names=self.names())
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
             return _refused("reward", reward.name, str(exc))
-        if ids:
-            for n in decision.explanation["children"]:
-                if n["kind"] == "required_segments":
-                    n["children"] = [results[sid][1] for sid in ids]
-        return decision
 
-    def offers(self) -> list[tuple[Offer, Decision]]:
+    def offers(self) -> list[tuple[Any, Decision]]:
         """Every offer of the catalog with its decision."""
         return [(o, self.offer(o)) for o in self.catalog.offers]
 
-    def rewards(self) -> list[tuple[Reward, Decision]]:
+    def rewards(self) -> list[tuple[Any, Decision]]:
         """Every reward of the catalog with its decision."""
         return [(r, self.reward(r)) for r in self.catalog.rewards]
 
@@ -316,6 +461,232 @@ def reward_decision(member: Member, reward: Reward, *, now: datetime | None = No
     """The decision for one reward and one member."""
     catalog = load_catalog(reward_ids=[reward.id], offers=False)
     return explainer(member, catalog, now=now, attributes=attributes).reward(reward)
+
+
+# --- serializing decisions ----------------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes (orjson; the standard library for what orjson refuses, such as
+    integers beyond 64 bits). Datetimes are written with `str`, as the API always did."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                          default=str).encode()
+
+
+def _fragments(results: Mapping[int, tuple[bool, Any]]) -> dict[int, tuple[bool, Any]] | None:
+    """Segment results with each explanation serialized once, or None if one needs the
+    fallback serializer (which cannot embed fragments)."""
+    out = {}
+    for sid, (matched, tree) in results.items():
+        try:
+            out[sid] = (matched, orjson.Fragment(orjson.dumps(
+                tree, default=str, option=orjson.OPT_PASSTHROUGH_DATETIME)))
+        except orjson.JSONEncodeError:
+            return None
+    return out
+
+
+# --- decorated results, cached per member -------------------------------------------------------
+
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    parts: tuple[bytes, ...]  # the rendered data, split where the evaluation moment goes
+    count: int
+    valid_until: datetime     # the first instant the answer may differ
+    size: int
+
+
+class ResultCache:
+    """Rendered decisions per (catalog, member inputs), least recently used first out,
+    bounded in bytes; one per process, shared by its threads."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Any, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: Any, now: datetime) -> _Entry | None:
+        """The entry for `key` if it still holds at `now`."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or not now < entry.valid_until:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key: Any, entry: _Entry, limit: int) -> None:
+        """Keep `entry`, dropping the least recently used beyond `limit` bytes."""
+        if entry.size > limit // 4:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = entry
+            self._bytes += entry.size
+            while self._bytes > limit and self._entries:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+RESULTS = ResultCache()
+
+Render = Callable[[Catalog, list[tuple[Any, Decision]]], bytes]
+
+
+def decorated(member: Member, kind: str, render: Render, *, now: datetime | None = None
+              ) -> tuple[bytes, int]:
+    """Every offer (`kind` "offers") or reward ("rewards") of the catalog decided for this
+    member and rendered by `render`, with how many there are.
+
+    The rendered bytes are kept per process, keyed by everything they are computed from: the
+    catalog version token, the program time zone, the member's attributes, the static lists
+    (of the catalog's segments) the member is on and the member's overrides in them. An entry
+    is served only before the first instant the answer could change with time alone
+    (`valid_until`); the evaluation moment each decision shows is put back at serving time.
+    The token and the member's facts are read before the decisions are computed from them, so
+    a concurrent change can only leave an entry that nobody's key reaches any more. The
+    cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0 switches it off)."""
+    now = now or utcnow()
+    tz = _tz()
+    catalog = cached_catalog()
+    on_list, overrides = member_rows(member.id, catalog.segments)
+    attributes = member.attributes()
+    limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
+    key = None
+    if catalog.token is not None and limit > 0:
+        key = (_database_key(), catalog.token, kind, tz, member.id, json.dumps(
+            [attributes, sorted(on_list), sorted(overrides.items())], separators=(",", ":"),
+            default=repr))
+        entry = RESULTS.get(key, now)
+        if entry is not None:
+            return _moment_json(now).join(entry.parts), entry.count
+    ex = Explainer(member=member, catalog=catalog, now=now, tz=tz, attributes=attributes,
+                   facts=_facts(catalog.segments, on_list, overrides),
+                   direct=catalog.direct_for(kind))
+    if kind == "offers":
+        pairs = [(o, ex.offer(o, serialized=True)) for o in catalog.offers]
+    else:
+        pairs = [(r, ex.reward(r, serialized=True)) for r in catalog.rewards]
+    body = render(catalog, pairs)
+    if key is not None:
+        windows = sum(1 for _, d in pairs if any(
+            n.get("kind") == "window" for n in d.explanation.get("children") or ()))
+        parts = body.split(_moment_json(now))
+        # Every window node shows the moment; any other occurrence (a member's value that
+        # happens to be the same text) would be replaced too, so such a result is not kept.
+        valid_until = valid_until_for(catalog, kind, attributes, overrides, now, tz)
+        if len(parts) == windows + 1 and valid_until > now:
+            RESULTS.put(key, _Entry(tuple(parts), len(pairs), valid_until, len(body)), limit)
+    return body, len(pairs)
+
+
+def _moment_json(now: datetime) -> bytes:
+    return orjson.dumps(now.isoformat())
+
+
+def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
+                    overrides: Mapping[int, Mapping[str, Any]], now: datetime, tz: str
+                    ) -> datetime:
+    """The first instant after `now` at which the decisions of this kind for a member with
+    these attributes and overrides may change although nothing stored changed: the next
+    midnight in the program time zone (ages, "turns 18 in 37 days", relative dates), the next
+    publish or expiry of an offer or reward, the expiry of one of the member's overrides, and
+    for a relative datetime criterion ({"days_ago": N} on created_at/updated_at) when it flips
+    or its "joined 3 days too early" text moves on."""
+    env = make_env(now, tz)
+    midnight = datetime.combine(env.today + timedelta(days=1), time(), tzinfo=env.tz)
+    until = midnight.astimezone(UTC).replace(tzinfo=None)
+    bounds = catalog.memo.get(("bounds", kind))
+    if bounds is None:
+        items = catalog.offers if kind == "offers" else catalog.rewards
+        bounds = sorted({m for item in items for m in (
+            _instant(item.publish_at), _instant(item.expire_at)) if m is not None})
+        catalog.memo[("bounds", kind)] = bounds
+    at = bisect_right(bounds, now)
+    if at < len(bounds):
+        until = min(until, bounds[at])
+    for fact in overrides.values():
+        expires = _instant(fact.get("expires_at"))
+        if expires is not None and expires > now:
+            until = min(until, expires)
+    for field_name, days in _relative_criteria(catalog):
+        value = attributes.get(field_name)
+        moment = member_datetime(value) if value is not None else None
+        if moment is not None:
+            until = min(until, _relative_boundary(moment, days, now))
+    return until
+
+
+def _instant(value: Any) -> datetime | None:
+    return None if value is None else member_datetime(value)
+
+
+_DATETIME_FIELDS = ("created_at", "updated_at")
+
+
+def _relative_criteria(catalog: Catalog) -> list[tuple[str, int]]:
+    """(field, N) of every {"days_ago": N} criterion on a datetime field in the catalog's
+    segments (a superset of those a member's decisions read)."""
+    got = catalog.memo.get("relative")
+    if got is None:
+        found = set()
+        for facts in catalog.segments.values():
+            for group in ("include", "exclude"):
+                for c in facts.definition.get(group) or ():
+                    if not isinstance(c, Mapping):
+                        continue
+                    value = c.get("value")
+                    if (c.get("field") in _DATETIME_FIELDS and isinstance(value, Mapping)
+                            and isinstance(value.get("days_ago"), int)):
+                        found.add((c["field"], value["days_ago"]))
+        got = catalog.memo["relative"] = sorted(found)
+    return got
+
+
+_US = timedelta(microseconds=1)
+_UNITS_US = (86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000)
+
+
+def _unit(distance_us: int) -> int:
+    """The rounding unit of the core's duration texts (days, hours, minutes, seconds)."""
+    for unit in _UNITS_US:
+        if distance_us >= unit:
+            return unit
+    return _UNITS_US[-1]
+
+
+def _relative_boundary(moment: datetime, days: int, now: datetime) -> datetime:
+    """When a criterion comparing `moment` with "N days ago" next changes its outcome or its
+    gap text (which rounds the distance up to whole days, hours, minutes or seconds)."""
+    distance = (now - timedelta(days=days) - moment) // _US  # grows with time
+    if distance < 0:
+        remaining = -distance
+        unit = _unit(remaining)
+        lower = (-(-remaining // unit) - 1) * unit  # where the rounded-up text drops
+        return now + timedelta(microseconds=remaining - lower)
+    unit = _unit(distance)
+    if distance % unit == 0:
+        return now  # exactly on a step: the text moves at once
+    return now + timedelta(microseconds=(distance // unit + 1) * unit - distance)
 
 
 # --- reading a decision -------------------------------------------------------------------------

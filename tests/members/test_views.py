@@ -251,3 +251,24 @@ def test_permalinks_refuse_ids_beyond_64_bits(client, auth):
     for kind in ("offers", "rewards"):
         for item_id in ("9223372036854775808", "99999999999999999999"):
             assert client.get(f"/members/{member.id}/{kind}/{item_id}").status_code == 404
+
+
+def test_member_page_shares_the_catalog_until_it_changes(client, auth):
+    """The page reads the process's shared catalog, and a catalog change shows at once."""
+    auth.login("support")
+    member = make_member(tier="gold")
+    gold = make_segment("Gold", include=[{"field": "tier", "operator": "equals",
+                                          "value": "gold"}])
+    offer = make_offer("Gold brunch", audiences=[("in_any_segment", {"segments": [gold.id]})])
+    first = visibility.load_catalog(rows=True)
+    assert visibility.load_catalog(rows=True) is first
+    assert "Gold brunch" in client.get(f"/members/{member.id}").get_data(as_text=True)
+    offer.name = "Gold dinner"
+    db.session.commit()
+    assert visibility.load_catalog(rows=True) is not first
+    page = client.get(f"/members/{member.id}").get_data(as_text=True)
+    assert "Gold dinner" in page and "Gold brunch" not in page
+    gold.include = [{"field": "tier", "operator": "equals", "value": "silver"}]
+    db.session.commit()
+    statuses = _statuses(client.get(f"/members/{member.id}").get_data(as_text=True), "offer")
+    assert statuses == {offer.id: ("missing_required_segments", "false")}

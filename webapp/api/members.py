@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
+from flask import Response
 from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import ApiError, error_object, escape, validation_error
+from webapp.api.errors import MEDIA_TYPE, ApiError, error_object, escape, validation_error
 from webapp.api.jsonapi import (
     actor_label,
     attributes_of,
@@ -30,12 +32,7 @@ from webapp.api.pagination import (
     keyset_page,
     page_size,
 )
-from webapp.api.serializers import (
-    decision_attributes,
-    member_resource,
-    offer_attributes,
-    reward_attributes,
-)
+from webapp.api.serializers import decorated_items, member_resource
 from webapp.lookup import find_member
 from webapp.members.service import (
     FIELDS,
@@ -217,36 +214,28 @@ def member_search():
                     "links": {"self": self_link()}})
 
 
+def _decorated(member_ref: str, resource_type: str) -> Response:
+    """Every offer or reward decorated for a member, as a JSON:API document."""
+    from webapp.visibility import decorated, dumps
+
+    check_query(())
+    member = member_or_404(member_ref)
+    data, count = decorated(member, resource_type, partial(decorated_items, resource_type))
+    body = b"".join((b'{"data":', data, b',"meta":',
+                     dumps({"member_id": member.id, "count": count}), b',"links":',
+                     dumps({"self": self_link()}), b"}"))
+    return Response(body, mimetype=MEDIA_TYPE)
+
+
 @bp.route("/members/<member_ref>/offers", methods=["GET"])
 @access("read")
 def member_offers(member_ref: str):
     """Every offer decorated for this member: visible_status, eligible and the reasons tree."""
-    from webapp.visibility import member_offers as decide
-
-    check_query(())
-    member = member_or_404(member_ref)
-    data = []
-    for offer, decision in decide(member):
-        attributes = offer_attributes(offer)
-        attributes.update(decision_attributes(decision))
-        data.append({"type": "offers", "id": str(offer.id), "attributes": attributes})
-    return respond({"data": data, "meta": {"member_id": member.id, "count": len(data)},
-                    "links": {"self": self_link()}})
+    return _decorated(member_ref, "offers")
 
 
 @bp.route("/members/<member_ref>/rewards", methods=["GET"])
 @access("read")
 def member_rewards(member_ref: str):
     """Every reward decorated for this member: visible_status, eligible and the reasons tree."""
-    from webapp.visibility import member_rewards as decide
-
-    check_query(())
-    member = member_or_404(member_ref)
-    data = []
-    for reward, decision in decide(member):
-        attributes = reward_attributes(reward)
-        attributes.update(decision_attributes(decision))
-        data.append({"type": "rewards", "id": str(reward.id), "attributes": attributes})
-    return respond({"data": data, "meta": {"member_id": member.id, "count": len(data)},
-                    "links": {"self": self_link()}})
-
+    return _decorated(member_ref, "rewards")

@@ -106,6 +106,31 @@ def decision_attributes(decision: Any) -> dict[str, Any]:
             "reason": decision.reason, "reasons": decision.explanation}
 
 
+def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any]]) -> bytes:
+    """The JSON array of offer or reward resources of the catalog, each with its decision's
+    attributes after its own (as `decision_attributes`), serialized.
+
+    The items' own attributes depend on the catalog alone and are serialized once per
+    catalog; the decisions' trees carry their segments' subtrees pre-serialized."""
+    from webapp.visibility import dumps
+
+    own = offer_attributes if resource_type == "offers" else reward_attributes
+    parts = []
+    for item, decision in pairs:
+        key = ("api", resource_type, item.id)
+        head = catalog.memo.get(key)
+        if head is None:
+            head = catalog.memo[key] = (
+                b'{"type":' + dumps(resource_type) + b',"id":' + dumps(str(item.id))
+                + b',"attributes":' + dumps(own(item))[:-1] + b',"visible_status":')
+        parts.append(b"".join((
+            head, dumps(decision.visible_status),
+            b',"eligible":true,"reason":' if decision.eligible else
+            b',"eligible":false,"reason":', dumps(decision.reason),
+            b',"reasons":', dumps(decision.explanation), b"}}")))
+    return b"[" + b",".join(parts) + b"]"
+
+
 def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str, Any]:
     """A membership event resource (the same fields as a webhook delivery's body)."""
     from webapp.webhooks.service import event_payload

@@ -140,9 +140,12 @@ _COMPILED: dict[str, CompiledDefinition] = {}
 
 
 def _compiled(facts: SegmentFacts, names: dict[int, str]) -> CompiledDefinition:
-    raw = {"kind": facts.kind, "include": list(facts.definition.get("include") or []),
-           "exclude": list(facts.definition.get("exclude") or [])}
-    key = json.dumps([raw, sorted(names.items())], sort_keys=True, default=str)
+    include = list(facts.definition.get("include") or [])
+    exclude = list(facts.definition.get("exclude") or [])
+    raw = {"kind": facts.kind, "include": include, "exclude": exclude}
+    # Without criteria the names cannot matter (they only label `segment` criteria).
+    key = (f"{facts.kind!r}:no criteria" if not include and not exclude else
+           json.dumps([raw, sorted(names.items())], sort_keys=True, default=str))
     got = _COMPILED.get(key)
     if got is None:
         if len(_COMPILED) > 4096:
@@ -168,16 +171,23 @@ class _Membership:
     """Evaluates segments for one member from their facts, memoized, refusing cycles."""
 
     def __init__(self, member: Mapping[str, Any], segments: Mapping[int, SegmentFacts],
-                 env: Env) -> None:
+                 env: Env, compiled: dict[int, CompiledDefinition] | None = None,
+                 names: dict[int, str] | None = None) -> None:
         self.member = member
         self.segments = segments
         self.base = env
         self.memo: dict[int, tuple[bool, dict[str, Any]]] = {}
         self.stack: list[int] = []
-        self.names = {sid: f.name for sid, f in segments.items()}
+        self.names = ({sid: f.name for sid, f in segments.items()} if names is None
+                      else names)
+        self.compiled = compiled
+        self.known: Mapping[int, tuple[bool, Any]] = {}
 
     def evaluate(self, sid: int) -> tuple[bool, dict[str, Any]]:
         got = self.memo.get(sid)
+        if got is not None:
+            return got
+        got = self.known.get(sid)
         if got is not None:
             return got
         facts = self.segments.get(sid)
@@ -191,8 +201,12 @@ class _Membership:
                 f"{self.names.get(i, '?')} (#{i})" for i in cycle))
         self.stack.append(sid)
         try:
-            compiled = _compiled(facts, {i: self.names[i] for i in
-                                         compiled_refs(facts) if i in self.names})
+            compiled = self.compiled.get(sid) if self.compiled is not None else None
+            if compiled is None:
+                compiled = _compiled(facts, {i: self.names[i] for i in
+                                             compiled_refs(facts) if i in self.names})
+                if self.compiled is not None:
+                    self.compiled[sid] = compiled
             env = Env(now=self.base.now, tz=self.base.tz, today=self.base.today,
                       in_segment=lambda i: self.evaluate(i)[0],
                       explain_segment=lambda i: self.evaluate(i)[1])
@@ -238,9 +252,14 @@ def _jsonable_override(override: Mapping[str, Any]) -> dict[str, Any]:
 
 def segment_membership(segment_id: int, member: Mapping[str, Any],
                        segments: Mapping[int, SegmentFacts], *, now: datetime | None = None,
-                       tz: str | tzinfo = "UTC") -> SegmentResult:
-    """Live effective membership of a member in one segment, from the facts, with explanation."""
-    matched, tree = _Membership(member, segments, make_env(now, tz)).evaluate(segment_id)
+                       tz: str | tzinfo = "UTC",
+                       compiled: dict[int, CompiledDefinition] | None = None) -> SegmentResult:
+    """Live effective membership of a member in one segment, from the facts, with explanation.
+
+    `compiled` is a cache of compiled definitions by segment id, filled as segments are
+    evaluated; share it only between calls whose facts carry the same definitions and names."""
+    matched, tree = _Membership(member, segments, make_env(now, tz), compiled
+                                ).evaluate(segment_id)
     return SegmentResult(matched=matched, explanation=tree)
 
 
@@ -304,15 +323,27 @@ def _segments_audience(kind: str, ids: Sequence[int], ms: _Membership) -> tuple[
 
 def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, Any]],
                    member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
-                   now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
-    """Visibility and eligibility of one offer for one member (SPEC §4)."""
+                   now: datetime | None = None, tz: str | tzinfo = "UTC",
+                   results: Mapping[int, tuple[bool, Any]] | None = None,
+                   validated: bool = False,
+                   names: dict[int, str] | None = None) -> Decision:
+    """Visibility and eligibility of one offer for one member (SPEC §4).
+
+    `results`: segments already evaluated for this member over the same facts and moment
+    (`segment_membership`), as (matched, explanation); they are used as they are.
+    `names`: the segments' names by id, when the caller has them already.
+    `validated`: the audiences' configurations are already those `validate_audience`
+    returned for them."""
     env = make_env(now, tz)
-    ms = _Membership(member, segments, env)
+    ms = _Membership(member, segments, env, names=names)
+    if results:
+        ms.known = results
     children: list[dict[str, Any]] = []
     age_ok = segs_ok = True
     for audience in audiences:
         kind = audience.get("audience_type")
-        config = validate_audience(kind, audience.get("configuration"))
+        config = (audience["configuration"] if validated else
+                  validate_audience(kind, audience.get("configuration")))
         if kind == AGE_WITHIN:
             ok, n = _age_audience(config, member, env)
             age_ok = age_ok and ok
@@ -351,10 +382,18 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
 
 def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[int],
                     member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
-                    now: datetime | None = None, tz: str | tzinfo = "UTC") -> Decision:
-    """Visibility and eligibility of one reward for one member (SPEC §4)."""
+                    now: datetime | None = None, tz: str | tzinfo = "UTC",
+                    results: Mapping[int, tuple[bool, Any]] | None = None,
+                    names: dict[int, str] | None = None) -> Decision:
+    """Visibility and eligibility of one reward for one member (SPEC §4).
+
+    `results`: segments already evaluated for this member over the same facts and moment
+    (`segment_membership`), as (matched, explanation); they are used as they are.
+    `names`: the segments' names by id, when the caller has them already."""
     env = make_env(now, tz)
-    ms = _Membership(member, segments, env)
+    ms = _Membership(member, segments, env, names=names)
+    if results:
+        ms.known = results
     discontinued = bool(reward.get("discontinued"))
     window_problem, window = _window_node(reward, env.now, "reward")
     children = [node("status", "reward is discontinued" if discontinued else "reward is active",
