@@ -431,3 +431,16 @@ class WebhookDelivery(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class CatalogVersion(db.Model):
+    """One row whose token database triggers replace whenever the visibility catalog changes.
+
+    Offers, audiences, rewards, required segments and segment definitions: see migration
+    0002_visibility. Never written by the application; read by webapp/visibility.py.
+    """
+
+    __tablename__ = "catalog_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))

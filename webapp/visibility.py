@@ -26,6 +26,7 @@ from flask import current_app
 from webapp.extensions import db
 from webapp.models import (
     Audience,
+    CatalogVersion,
     Member,
     Offer,
     Override,
@@ -285,8 +286,7 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
 
 # --- the shared catalog -------------------------------------------------------------------------
 
-_VERSION = sa.table("catalog_version", sa.column("id"), sa.column("token"))
-_TOKEN = sa.select(_VERSION.c.token).where(_VERSION.c.id == 1)
+_TOKEN = sa.select(CatalogVersion.token).where(CatalogVersion.id == 1)
 _HAS_VERSION: dict[str, bool] = {}
 _CATALOGS: dict[str, Catalog] = {}
 _CATALOG_LOCK = threading.Lock()

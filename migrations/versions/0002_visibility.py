@@ -72,7 +72,8 @@ def upgrade():
     elif dialect == 'postgresql':
         _postgresql_triggers()
     else:
-        raise NotImplementedError(f"catalog version triggers for {dialect}")
+        raise RuntimeError(f"Beacon runs on SQLite or PostgreSQL, not {dialect}: no catalog "
+                           "version triggers for it")
 
 
 def downgrade():
