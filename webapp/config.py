@@ -31,6 +31,16 @@ def _database_url(instance_path: str) -> str:
     return url
 
 
+def _number(name: str, default: int) -> int:
+    """A whole number >= 0 from the environment, with a message naming the variable if not."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise RuntimeError(f"{name} must be a whole number >= 0, not {raw!r}")
+    return int(raw)
+
+
 def load(instance_path: str) -> dict:
     """The configuration mapping for a new app."""
     url = _database_url(instance_path)
@@ -56,6 +66,9 @@ def load(instance_path: str) -> dict:
         "LIMIT_STATIC_MEMBERS": 5_000_000,
         "LIMIT_BATCH": 10_000,
         "TIERS": ["bronze", "silver", "gold", "platinum"],
+        "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES", 64 * 1024 * 1024),
+        "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
+        "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
     }
 
 

@@ -287,7 +287,7 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
 # --- the shared catalog -------------------------------------------------------------------------
 
 _TOKEN = sa.select(CatalogVersion.token).where(CatalogVersion.id == 1)
-_HAS_VERSION: dict[str, bool] = {}
+_HAS_VERSION: set[str] = set()
 _CATALOGS: dict[str, Catalog] = {}
 _CATALOG_LOCK = threading.Lock()
 
@@ -297,11 +297,10 @@ def catalog_token() -> str | None:
     whenever an offer, audience, reward, required segment or segment definition changes
     (migration 0002_visibility). None when the database has no version table."""
     url = _database_key()
-    has = _HAS_VERSION.get(url)
-    if has is None:
-        has = _HAS_VERSION[url] = sa.inspect(db.engine).has_table("catalog_version")
-    if not has:
-        return None
+    if url not in _HAS_VERSION:
+        if not sa.inspect(db.engine).has_table("catalog_version"):
+            return None  # not migrated yet: asked again next time, never remembered
+        _HAS_VERSION.add(url)
     token = db.session.connection().execute(_TOKEN).scalar()
     return None if token is None else str(token)
 
