@@ -106,6 +106,15 @@ def current_member_ids(segment_id: int, candidates: Sequence[str]) -> set[str]:
     return found
 
 
+# Set in the session's info when the transaction wrote membership events: the webhooks'
+# commit hook then schedules a delivery pass (webapp/webhooks/delivery.py).
+EVENTS_WRITTEN = "beacon_membership_events_written"
+
+
+def _events_written() -> None:
+    db.session.info[EVENTS_WRITTEN] = True
+
+
 def _event_rows(segment: Segment, action: str, member_ids: Iterable[str], cause: Cause,
                 now: datetime) -> list[dict]:
     return [{
@@ -156,6 +165,7 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
             db.session.execute(insert(memberships_t), [
                 {"segment_id": segment.id, "member_id": m, "via": via, "since": now} for m in new])
             db.session.execute(insert(events_t), _event_rows(segment, "ADD", new, cause, now))
+            _events_written()
         if retag and present:
             for chunk in _chunks(sorted(present)):
                 db.session.execute(update(memberships_t).where(
@@ -171,6 +181,7 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
         gone = [m for m in wanted if m in present]
         if gone:
             db.session.execute(insert(events_t), _event_rows(segment, "REMOVE", gone, cause, now))
+            _events_written()
             for chunk in _chunks(gone):
                 db.session.execute(delete(memberships_t).where(
                     memberships_t.c.segment_id == segment.id,
@@ -268,6 +279,8 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
     count = result.rowcount
     if count is None or count < 0:
         raise RuntimeError("the database did not report how many events were written")
+    if count:
+        _events_written()
     return count
 
 
@@ -296,6 +309,7 @@ def _apply_staged(connection, segment: Segment, ids: Select, action: str, via: s
         connection.execute(insert(events_t).from_select(
             list(EVENT_COLUMNS),
             _event_select(segment, action, chosen, cause, now).order_by(chosen.c.member_id)))
+        _events_written()
         if action == "ADD":
             connection.execute(insert(memberships_t).from_select(
                 ["segment_id", "member_id", "via", "since"],

@@ -53,7 +53,6 @@ import logging
 import time
 import urllib.error
 import urllib.request
-import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,7 +60,6 @@ from typing import Any
 from flask import current_app, has_app_context
 from sqlalchemy import (
     DateTime,
-    Insert,
     Integer,
     String,
     delete,
@@ -74,11 +72,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
+from webapp.membership import EVENTS_WRITTEN
 from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
 from webapp.timeutil import utcnow
 from webapp.webhooks.service import event_payload
@@ -97,7 +95,6 @@ DUE = ("pending", "retrying")
 TEST_EVENT_ID = 0
 USER_AGENT = "Beacon-Webhooks/1.0"
 SCHEDULE_KEY = "beacon:webhooks:delivery-scheduled"
-EVENTS_WRITTEN = "beacon_membership_events_written"
 JOB_SECONDS = 60
 LOCK_TRIES = 5
 
@@ -606,24 +603,6 @@ def schedule_after_commit() -> bool:
     return True
 
 
-# Which session a connection works for: membership changes write their events through the
-# session (ORM execute) or straight through its connection (set-based staging); both end in
-# Connection.execute, which is where the insert is noticed.
-_session_infos: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _remember_connection(session: Session, transaction, connection) -> None:
-    _session_infos[connection] = session.info
-
-
-def _note_event_insert(conn, clauseelement, multiparams, params, execution_options,
-                       result) -> None:
-    if isinstance(clauseelement, Insert) and clauseelement.table is events_t:
-        info = _session_infos.get(conn)
-        if info is not None:
-            info[EVENTS_WRITTEN] = True
-
-
 def _after_commit(session: Session) -> None:
     if not session.info.pop(EVENTS_WRITTEN, False) or not has_app_context():
         return
@@ -644,8 +623,6 @@ def _after_rollback(session: Session) -> None:
 
 def install_commit_hook() -> None:
     """Schedule a delivery job after each commit that wrote membership events (idempotent)."""
-    if not event.contains(Engine, "after_execute", _note_event_insert):
-        event.listen(Session, "after_begin", _remember_connection)
-        event.listen(Engine, "after_execute", _note_event_insert)
+    if not event.contains(Session, "after_commit", _after_commit):
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
