@@ -180,53 +180,45 @@ class Catalog:
     compiled: dict[int, Any] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)
 
+    def _memoized(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()`, kept in `memo` when the catalog is shared (it has a version token)."""
+        if self.token is None:
+            return make()
+        got = self.memo.get(key, _MISSING)
+        if got is _MISSING:
+            got = self.memo[key] = make()
+        return got
+
     def offer_data(self, offer: Any) -> dict[str, Any]:
         """`offer_data` of one of the catalog's offers (memoized for a shared catalog)."""
-        if self.token is None:
-            return offer_data(offer)
-        key = ("offer_data", offer.id)
-        got = self.memo.get(key)
-        if got is None:
-            got = self.memo[key] = offer_data(offer)
-        return got
+        return self._memoized(("offer_data", offer.id), lambda: offer_data(offer))
+
+    def reward_data(self, reward: Any) -> dict[str, Any]:
+        """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
+        return self._memoized(("reward_data", reward.id), lambda: reward_data(reward))
 
     def validated_audiences(self, offer_id: int) -> list[dict[str, Any]] | None:
         """An offer's audiences with the configurations `validate_audience` returns (None
         when one is refused: the core then refuses it again, with its message)."""
-        key = ("audiences", offer_id)
-        if key in self.memo:
-            return self.memo[key]
-        try:
-            got: list[dict[str, Any]] | None = [
-                {"audience_type": a["audience_type"], "configuration": validate_audience(
+
+        def validate() -> list[dict[str, Any]] | None:
+            try:
+                return [{"audience_type": a["audience_type"], "configuration": validate_audience(
                     a["audience_type"], a["configuration"])}
-                for a in self.audiences.get(offer_id, [])]
-        except AudienceDefinitionError:
-            got = None
-        if self.token is not None:
-            self.memo[key] = got
-        return got
+                    for a in self.audiences.get(offer_id, [])]
+            except AudienceDefinitionError:
+                return None
+
+        return self._memoized(("audiences", offer_id), validate)
 
     def direct_for(self, kind: str) -> set[int]:
         """The segments the offers (`kind` "offers") or the rewards name directly."""
-        key = ("direct", kind)
-        got = self.memo.get(key)
-        if got is None:
-            lists = self.offer_segments if kind == "offers" else self.required
-            got = {sid for ids in lists.values() for sid in ids}
-            if self.token is not None:
-                self.memo[key] = got
-        return got
+        lists = self.offer_segments if kind == "offers" else self.required
+        return self._memoized(("direct", kind),
+                              lambda: {sid for ids in lists.values() for sid in ids})
 
-    def reward_data(self, reward: Any) -> dict[str, Any]:
-        """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
-        if self.token is None:
-            return reward_data(reward)
-        key = ("reward_data", reward.id)
-        got = self.memo.get(key)
-        if got is None:
-            got = self.memo[key] = reward_data(reward)
-        return got
+
+_MISSING = object()
 
 
 def load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] | None = None,

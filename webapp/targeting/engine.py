@@ -847,6 +847,15 @@ def _explain_each(include: tuple[CompiledCriterion, ...], exclude: tuple[Compile
     return inc_ok and exc_ok, nodes
 
 
+def _override_verdict(override: str) -> bool:
+    """Membership under an override: "block" is out and "add" is in, whatever the rules say."""
+    if override == "block":
+        return False
+    if override == "add":
+        return True
+    raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
+
+
 def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_list: bool,
                        override: str | None, label: str | None = None,
                        override_node: dict[str, Any] | None = None) -> tuple[bool, dict]:
@@ -859,12 +868,7 @@ def explain_membership(compiled: CompiledDefinition, m: Member, env: Env, *, on_
     else:
         matched, children = compiled.explain(m, env)
     if override is not None:
-        if override == "block":
-            matched = False
-        elif override == "add":
-            matched = True
-        else:
-            raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
+        matched = _override_verdict(override)
         children.insert(0, override_node or node(
             "override", "blocked by override" if override == "block" else "added by override",
             override == "add", actual=override))
@@ -970,12 +974,8 @@ def evaluate_segment(segment: dict[str, Any], member: dict[str, Any], *, on_list
         env = make_env(now, tz, memberships)
     if override is None:
         matched = on_list if compiled.static else compiled.match(member, env)
-    elif override == "block":
-        matched = False
-    elif override == "add":
-        matched = True
     else:
-        raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
+        matched = _override_verdict(override)
     result = _new_result(SegmentResult)
     result._matched = matched
     result._tree = None
