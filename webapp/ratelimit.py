@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -28,6 +28,7 @@ from limits.storage import MemoryStorage, Storage, storage_from_string
 from werkzeug.exceptions import TooManyRequests
 
 EXTENSION = "beacon_rate_limit"
+RESET_CACHE_SIZE = 10_000
 
 
 class SweepingMemoryStorage(MemoryStorage):
@@ -63,6 +64,29 @@ class _State:
     enabled: bool
     headers: bool
     storage: Storage
+    # counter key -> when its window resets (epoch seconds), as this process last learnt it
+    resets: dict[str, float] = field(default_factory=dict)
+
+    def reset_at(self, spent: Spent) -> float:
+        """When the spent counter's window resets, asking the storage at most once a window.
+
+        A fixed window only ends at its expiry, so a reset time learnt in this process holds
+        until then; the request that opens a window (count 1) knows it without asking. With
+        Redis this saves a round trip on nearly every request.
+        """
+        now = time.time()
+        if spent.count == 1:
+            reset = now + spent.limit.get_expiry()
+        else:
+            reset = self.resets.get(spent.key, 0.0)
+            if reset <= now:
+                reset = self.storage.get_expiry(spent.key)
+        if len(self.resets) >= RESET_CACHE_SIZE:
+            self.resets = {k: v for k, v in self.resets.items() if v > now}
+            if len(self.resets) >= RESET_CACHE_SIZE:
+                self.resets.clear()
+        self.resets[spent.key] = reset
+        return reset
 
 
 class Spent(NamedTuple):
@@ -117,7 +141,7 @@ class RateLimiter:
                     headers = response.headers  # only this hook writes these: plain appends
                     headers.add("X-RateLimit-Limit", str(spent.limit.amount))
                     headers.add("X-RateLimit-Remaining", str(spent.remaining))
-                    headers.add("X-RateLimit-Reset", str(int(state.storage.get_expiry(spent.key))))
+                    headers.add("X-RateLimit-Reset", str(int(state.reset_at(spent))))
             return response
 
         bp.before_request(check)
@@ -126,7 +150,7 @@ class RateLimiter:
     @staticmethod
     def _retry_after(state: _State, spent: Spent) -> int:
         """Whole seconds until the principal's window resets (at least 1)."""
-        return max(1, math.ceil(state.storage.get_expiry(spent.key) - time.time()))
+        return max(1, math.ceil(state.reset_at(spent) - time.time()))
 
     def reset(self, app: Flask) -> None:
         """Forget every counter of `app` (tests)."""

@@ -134,3 +134,27 @@ def test_counters_in_redis_are_shared_by_every_process(make_limited, jsonapi_val
     refused = one.get("/segments")
     assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 60
     limiter.reset(first)
+
+
+def test_the_window_reset_is_asked_of_the_storage_at_most_once_a_window(
+        make_limited, jsonapi_validator, monkeypatch):
+    from webapp.ratelimit import EXTENSION
+
+    limited = make_limited(limit="100 per minute")
+    with limited.app_context():
+        _, token = create_token("counted", "support")
+    storage = limited.extensions[EXTENSION].storage
+    asked = []
+    real = storage.get_expiry
+    monkeypatch.setattr(storage, "get_expiry", lambda key: asked.append(key) or real(key))
+    api = ApiClient(limited.test_client(), token, jsonapi_validator)
+    resets = {api.get("/segments").headers["X-RateLimit-Reset"] for _ in range(5)}
+    # The first request opened the window (its reset is known); the others reuse it.
+    assert asked == [] and len(resets) == 1
+    assert 0 < int(resets.pop()) - time.time() <= 61
+
+    # A process that has not learnt the reset (as if another worker) asks once, then knows.
+    limited.extensions[EXTENSION].resets.clear()
+    for _ in range(3):
+        api.get("/segments")
+    assert len(asked) == 1
