@@ -163,7 +163,7 @@ def _gunicorn(app: str, port: int, env: dict, cwd: Path, workers: int, threads: 
               log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(workers),
                "--threads", str(threads), "--keep-alive", "30", "-b", f"127.0.0.1:{port}",
-               "--log-level", "warning", app]
+               "--log-level", "warning", "--config", str(ROOT / "gunicorn.conf.py"), app]
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 
