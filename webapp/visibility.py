@@ -279,26 +279,21 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
 # --- the shared catalog -------------------------------------------------------------------------
 
 _TOKEN = sa.select(CatalogVersion.token).where(CatalogVersion.id == 1)
-_HAS_VERSION: set[str] = set()
-_CATALOGS: dict[str, Catalog] = {}
+_CATALOGS: dict[Any, Catalog] = {}
 _CATALOG_LOCK = threading.Lock()
 
 
 def catalog_token() -> str | None:
     """The catalog version token: database triggers replace it (in the writing transaction)
     whenever an offer, audience, reward, required segment or segment definition changes
-    (migration 0002_visibility). None when the database has no version table."""
-    url = _database_key()
-    if url not in _HAS_VERSION:
-        if not sa.inspect(db.engine).has_table("catalog_version"):
-            return None  # not migrated yet: asked again next time, never remembered
-        _HAS_VERSION.add(url)
+    (migration 0002_visibility). None if its row is missing: nothing is then shared."""
     token = db.session.connection().execute(_TOKEN).scalar()
     return None if token is None else str(token)
 
 
-def _database_key() -> str:
-    return db.engine.url.render_as_string(hide_password=True)
+def _database_key() -> Any:
+    """Which database a shared catalog or cached answer belongs to (its URL, hashable)."""
+    return db.engine.url
 
 
 def cached_catalog() -> Catalog:
@@ -606,12 +601,9 @@ def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
     env = make_env(now, tz)
     midnight = datetime.combine(env.today + timedelta(days=1), time(), tzinfo=env.tz)
     until = midnight.astimezone(UTC).replace(tzinfo=None)
-    bounds = catalog.memo.get(("bounds", kind))
-    if bounds is None:
-        items = catalog.offers if kind == "offers" else catalog.rewards
-        bounds = sorted({m for item in items for m in (
-            _instant(item.publish_at), _instant(item.expire_at)) if m is not None})
-        catalog.memo[("bounds", kind)] = bounds
+    items = catalog.offers if kind == "offers" else catalog.rewards
+    bounds = catalog._memoized(("bounds", kind), lambda: sorted({m for item in items for m in (
+        _instant(item.publish_at), _instant(item.expire_at)) if m is not None}))
     at = bisect_right(bounds, now)
     if at < len(bounds):
         until = min(until, bounds[at])
@@ -637,21 +629,19 @@ _DATETIME_FIELDS = ("created_at", "updated_at")
 def _relative_criteria(catalog: Catalog) -> list[tuple[str, int]]:
     """(field, N) of every {"days_ago": N} criterion on a datetime field in the catalog's
     segments (a superset of those a member's decisions read)."""
-    got = catalog.memo.get("relative")
-    if got is None:
+
+    def find() -> list[tuple[str, int]]:
         found = set()
         for facts in catalog.segments.values():
-            for group in ("include", "exclude"):
-                for c in facts.definition.get(group) or ():
-                    if not isinstance(c, Mapping):
-                        continue
-                    value = c.get("value")
-                    if (c.get("field") in _DATETIME_FIELDS and isinstance(value, Mapping)
-                            and isinstance(value.get("days_ago"), int)):
-                        found.add((c["field"], value["days_ago"]))
-        got = catalog.memo["relative"] = sorted(found)
-    return got
+            for c in [*(facts.definition.get("include") or ()),
+                      *(facts.definition.get("exclude") or ())]:
+                value = c.get("value") if isinstance(c, Mapping) else None
+                if (isinstance(value, Mapping) and c.get("field") in _DATETIME_FIELDS
+                        and isinstance(value.get("days_ago"), int)):
+                    found.add((c["field"], value["days_ago"]))
+        return sorted(found)
 
+    return catalog._memoized("relative", find)
 
 _US = timedelta(microseconds=1)
 _UNITS_US = (86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000)
