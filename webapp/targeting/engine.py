@@ -941,16 +941,9 @@ def evaluate_segment(segment: dict[str, Any], member: dict[str, Any], *, on_list
     `matched` is decided by the compiled definition; the explanation tree is built when first
     read (see :class:`SegmentResult`). Invalid definitions, overrides and zones raise here.
     """
-    hit = _BY_ID.get(id(segment))
-    if hit is not None and hit[0] is segment and hit[1] == segment:
-        compiled = hit[2]
-    else:
-        compiled = cached_definition(segment)
+    compiled = cached_definition(segment)
     if memberships is None:
-        last = _last_env
-        env = last[2] if now is not None and last[0] is now and last[1] == tz else None
-        if env is None:
-            env = _shared_env(now, tz)
+        env = _shared_env(now, tz)
         rules = compiled.rules
         if rules is not None and override is None:  # the common case, in short
             result = _new_result(SegmentResult)
@@ -988,24 +981,13 @@ def matches(segment: dict[str, Any], member: dict[str, Any], *, on_list: bool = 
             memberships: Collection[int] | Callable[[int], bool] | None = None,
             tz: str | tzinfo = "UTC") -> bool:
     """Effective membership only (no explanation): `evaluate_segment(...).matched`, as a bool."""
-    if override == "block":
-        return False
-    if override == "add":
-        return True
     if override is not None:
-        raise ValueError(f"override is 'add', 'block' or None, not {override!r}")
-    hit = _BY_ID.get(id(segment))
-    if hit is not None and hit[0] is segment and hit[1] == segment:
-        compiled = hit[2]
-    else:
-        compiled = cached_definition(segment)
+        return _override_verdict(override)
+    compiled = cached_definition(segment)
     if compiled.static:
         return on_list
     if memberships is None:
-        last = _last_env
-        env = last[2] if now is not None and last[0] is now and last[1] == tz else None
-        if env is None:
-            env = _shared_env(now, tz)
+        env = _shared_env(now, tz)
     else:
         env = make_env(now, tz, memberships)
     return compiled.match(member, env)
