@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from typing import Any
 
 from flask import Flask, current_app
 
@@ -54,3 +55,17 @@ def enqueue(path: str, *args, **kwargs) -> str:
                               daemon=True, name=f"job:{path}")
     thread.start()
     return "thread"
+
+
+_redis_clients: dict[tuple[str, float], Any] = {}
+
+
+def redis_client(url: str, timeout: float) -> Any:
+    """A Redis client for `url` with this socket timeout, one per process (its pool shared)."""
+    client = _redis_clients.get((url, timeout))
+    if client is None:
+        from redis import Redis
+
+        client = _redis_clients[(url, timeout)] = Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    return client

@@ -28,7 +28,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     case,
     exists,
     func,
@@ -102,23 +101,14 @@ def phase_label(progress: int) -> str:
 
 
 PROGRESS_KEY = "beacon:upload-progress:{}"
-_redis_clients: dict[str, Any] = {}
-
-
 def _progress_redis():
     """The Redis client for live progress when REDIS_URL is set (jobs then run in RQ workers,
-    another process than the web server), else None."""
-    url = current_app.config.get("REDIS_URL")
-    if not url:
-        return None
-    client = _redis_clients.get(url)
-    if client is None:
-        from redis import Redis
+    another process than the web server), else None. Short timeouts: progress is a courtesy
+    and must never hold up an upload or a page."""
+    from webapp.jobs import redis_client
 
-        # Short timeouts: progress is a courtesy and must never hold up an upload or a page.
-        client = _redis_clients[url] = Redis.from_url(url, socket_timeout=0.5,
-                                                      socket_connect_timeout=0.5)
-    return client
+    url = current_app.config.get("REDIS_URL")
+    return redis_client(url, 0.5) if url else None
 
 
 class Progress:
@@ -325,15 +315,9 @@ class Staging:
         """(FROM clause, member id expression) naming each staged row's member or NULL."""
         rows = self.rows
         if self.dialect == "postgresql":
-            # Hash or merge joins: PostgreSQL picks what suits the file's size. The same
-            # conditions as _matches and SQLite: ids are 36 characters, emails have @.
-            by_id, by_ext, by_email = (members_t.alias(n) for n in ("m_id", "m_ext", "m_email"))
-            joined = (rows.outerjoin(by_id, and_(by_id.c.id == rows.c.ident,
-                                                 func.length(rows.c.ident) == 36))
-                      .outerjoin(by_ext, by_ext.c.external_id == rows.c.ident)
-                      .outerjoin(by_email, and_(by_email.c.email == func.lower(rows.c.ident),
-                                                func.strpos(rows.c.ident, "@") > 0)))
-            return joined, func.coalesce(by_id.c.id, by_ext.c.id, by_email.c.id)
+            matches = self._matches()  # the same matching as resolve(): one definition
+            return (rows.outerjoin(matches, matches.c.line == rows.c.line),
+                    matches.c.member_id)
         # One index probe per kind that can match: ids are 36 characters, emails have @.
         return rows, func.coalesce(
             case((func.length(rows.c.ident) == 36, select(members_t.c.id).where(

@@ -579,17 +579,10 @@ def start(webhook_id: int | None = None) -> str:
     return enqueue("webapp.webhooks.delivery.deliver_job", webhook_id)
 
 
-_redis_clients: dict[str, Any] = {}
-
-
 def _redis(url: str):
-    client = _redis_clients.get(url)
-    if client is None:
-        from redis import Redis
+    from webapp.jobs import redis_client
 
-        client = _redis_clients[url] = Redis.from_url(url, socket_timeout=2,
-                                                      socket_connect_timeout=2)
-    return client
+    return redis_client(url, 2.0)
 
 
 def schedule_after_commit() -> bool:
