@@ -180,7 +180,7 @@ class Catalog:
     compiled: dict[int, Any] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)
 
-    def _memoized(self, key: Any, make: Callable[[], Any]) -> Any:
+    def memoized(self, key: Any, make: Callable[[], Any]) -> Any:
         """`make()`, kept in `memo` when the catalog is shared (it has a version token)."""
         if self.token is None:
             return make()
@@ -191,11 +191,11 @@ class Catalog:
 
     def offer_data(self, offer: Any) -> dict[str, Any]:
         """`offer_data` of one of the catalog's offers (memoized for a shared catalog)."""
-        return self._memoized(("offer_data", offer.id), lambda: offer_data(offer))
+        return self.memoized(("offer_data", offer.id), lambda: offer_data(offer))
 
     def reward_data(self, reward: Any) -> dict[str, Any]:
         """`reward_data` of one of the catalog's rewards (memoized for a shared catalog)."""
-        return self._memoized(("reward_data", reward.id), lambda: reward_data(reward))
+        return self.memoized(("reward_data", reward.id), lambda: reward_data(reward))
 
     def validated_audiences(self, offer_id: int) -> list[dict[str, Any]] | None:
         """An offer's audiences with the configurations `validate_audience` returns (None
@@ -209,12 +209,12 @@ class Catalog:
             except AudienceDefinitionError:
                 return None
 
-        return self._memoized(("audiences", offer_id), validate)
+        return self.memoized(("audiences", offer_id), validate)
 
     def direct_for(self, kind: str) -> set[int]:
         """The segments the offers (`kind` "offers") or the rewards name directly."""
         lists = self.offer_segments if kind == "offers" else self.required
-        return self._memoized(("direct", kind),
+        return self.memoized(("direct", kind),
                               lambda: {sid for ids in lists.values() for sid in ids})
 
 
@@ -602,7 +602,7 @@ def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
     midnight = datetime.combine(env.today + timedelta(days=1), time(), tzinfo=env.tz)
     until = midnight.astimezone(UTC).replace(tzinfo=None)
     items = catalog.offers if kind == "offers" else catalog.rewards
-    bounds = catalog._memoized(("bounds", kind), lambda: sorted({m for item in items for m in (
+    bounds = catalog.memoized(("bounds", kind), lambda: sorted({m for item in items for m in (
         _instant(item.publish_at), _instant(item.expire_at)) if m is not None}))
     at = bisect_right(bounds, now)
     if at < len(bounds):
@@ -641,7 +641,7 @@ def _relative_criteria(catalog: Catalog) -> list[tuple[str, int]]:
                     found.add((c["field"], value["days_ago"]))
         return sorted(found)
 
-    return catalog._memoized("relative", find)
+    return catalog.memoized("relative", find)
 
 _US = timedelta(microseconds=1)
 _UNITS_US = (86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Row
@@ -107,28 +108,23 @@ def decision_attributes(decision: Any) -> dict[str, Any]:
 
 
 def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any]]) -> bytes:
-    """The JSON array of offer or reward resources of the catalog, each with its decision's
-    attributes after its own (as `decision_attributes`), serialized.
+    """The JSON array of offer or reward resources of the catalog, each with its own
+    attributes and then its decision's (`decision_attributes`), serialized.
 
     The items' own attributes depend on the catalog alone and are serialized once per
-    catalog; the decisions' trees carry their segments' subtrees pre-serialized."""
+    shared catalog; the decisions' trees carry their segments' subtrees pre-serialized."""
     from webapp.visibility import dumps
 
     own = offer_attributes if resource_type == "offers" else reward_attributes
-    parts = []
-    for item, decision in pairs:
-        key = ("api", resource_type, item.id)
-        head = catalog.memo.get(key)
-        if head is None:
-            head = catalog.memo[key] = (
-                b'{"type":' + dumps(resource_type) + b',"id":' + dumps(str(item.id))
-                + b',"attributes":' + dumps(own(item))[:-1] + b',"visible_status":')
-        parts.append(b"".join((
-            head, dumps(decision.visible_status),
-            b',"eligible":true,"reason":' if decision.eligible else
-            b',"eligible":false,"reason":', dumps(decision.reason),
-            b',"reasons":', dumps(decision.explanation), b"}}")))
-    return b"[" + b",".join(parts) + b"]"
+
+    def head(item: Any) -> bytes:  # the resource up to its own attributes' last value
+        return (b'{"type":' + dumps(resource_type) + b',"id":' + dumps(str(item.id))
+                + b',"attributes":' + dumps(own(item))[:-1] + b",")
+
+    return b"[" + b",".join(
+        catalog.memoized(("api", resource_type, item.id), partial(head, item))
+        + dumps(decision_attributes(decision))[1:] + b"}"
+        for item, decision in pairs) + b"]"
 
 
 def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str, Any]:
