@@ -69,6 +69,7 @@ def load(instance_path: str) -> dict:
         "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES", 64 * 1024 * 1024),
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
         "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
+        "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
     }
 
 

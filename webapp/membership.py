@@ -54,6 +54,7 @@ SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change")
 CHUNK = 500
 
 members_t = Member.__table__
+segments_t = Segment.__table__
 memberships_t = SegmentMembership.__table__
 events_t = MembershipEvent.__table__
 overrides_t = Override.__table__
@@ -250,15 +251,30 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
 
     The membership INSERT (or DELETE) runs as a data-modifying CTE whose RETURNING rows feed
     the events INSERT, so the candidate query runs once, nothing is staged, and exactly the
-    rows that changed get an event.
+    rows that changed get an event. Only candidates that are members are added.
+
+    Foreign keys of an add are checked set-based when the role may (see set_based_checks):
+    the statement locks the members and the segment it adds FOR KEY SHARE, the lock each
+    per-row foreign-key check takes, in one join instead of two trigger queries per row,
+    with those triggers off for that statement only.
     """
     candidates = ids.subquery("candidates")
+    set_based = False
     if action == "ADD":
         absent = ~exists().where(memberships_t.c.segment_id == segment.id,
                                  memberships_t.c.member_id == candidates.c.member_id)
-        # DISTINCT and ORDER BY share one sort; inserting in member_id order keeps the index
-        # inserts local (member_id leads the memberships index and the events index).
-        chosen = select(candidates.c.member_id).where(absent).distinct().subquery("chosen")
+        wanted = select(candidates.c.member_id).where(absent).distinct().subquery("wanted")
+        chosen = select(members_t.c.id.label("member_id")) \
+            .join_from(wanted, members_t, members_t.c.id == wanted.c.member_id)
+        set_based = set_based_checks(connection)
+        if set_based:
+            # A member or the segment deleted meanwhile drops out here (and is then not
+            # added); one being deleted waits for this transaction, as with the triggers.
+            chosen = chosen.join(segments_t, segments_t.c.id == segment.id) \
+                .with_for_update(read=True, key_share=True, of=[members_t, segments_t])
+        chosen = chosen.cte("chosen")
+        # Inserting in member_id order keeps the index inserts local (member_id leads the
+        # memberships index and the events index).
         changed = insert(memberships_t).from_select(
             ["segment_id", "member_id", "via", "since"],
             select(literal(segment.id), chosen.c.member_id, literal(via), literal(now))
@@ -272,16 +288,49 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
         ).returning(memberships_t.c.member_id).cte("changed")
         events = _event_select(segment, action, changed, cause, now) \
             .order_by(changed.c.member_id)
+    statement = insert(events_t).from_select(list(EVENT_COLUMNS), events).add_cte(changed)
+    if set_based:
+        # Transaction-scoped; an error aborts the transaction (or savepoint), which undoes it.
+        connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
     # preserve_rowcount: SQLAlchemy keeps cursor.rowcount only for UPDATE/DELETE otherwise.
-    result = connection.execute(
-        insert(events_t).from_select(list(EVENT_COLUMNS), events).add_cte(changed)
-        .execution_options(preserve_rowcount=True))
+    result = connection.execute(statement.execution_options(preserve_rowcount=True))
+    if set_based:
+        connection.exec_driver_sql("SET LOCAL session_replication_role = DEFAULT")
     count = result.rowcount
     if count is None or count < 0:
         raise RuntimeError("the database did not report how many events were written")
     if count:
         _events_written()
     return count
+
+
+# Cached per database connection: whether its role may set session_replication_role.
+_SET_BASED_KEY = "beacon_set_based_checks"
+
+
+def set_based_checks(connection) -> bool:
+    """Whether a set-based add on this PostgreSQL connection checks its foreign keys itself.
+
+    It turns the per-row foreign-key triggers off for its one statement, which takes
+    `session_replication_role`: superuser, or on PostgreSQL 15 and later a role granted
+    `SET ON PARAMETER session_replication_role`. segment_memberships has no triggers but
+    its two foreign keys' (tests/test_membership_keys.py keeps it so), and the statement
+    locks exactly what they would. Config SET_BASED_KEY_CHECKS=False keeps the per-row
+    triggers. The answer is remembered per connection.
+    """
+    from flask import current_app
+
+    if not current_app.config.get("SET_BASED_KEY_CHECKS", True):
+        return False
+    info = connection.connection.info
+    allowed = info.get(_SET_BASED_KEY)
+    if allowed is None:
+        if (connection.dialect.server_version_info or (0,)) >= (15,):
+            query = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
+        else:
+            query = "SELECT current_setting('is_superuser') = 'on'"
+        allowed = info[_SET_BASED_KEY] = bool(connection.exec_driver_sql(query).scalar())
+    return allowed
 
 
 def _apply_staged(connection, segment: Segment, ids: Select, action: str, via: str,
