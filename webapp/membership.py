@@ -142,7 +142,8 @@ EVENT_COLUMNS = ("action", "segment_id", "segment_name", "customer_segment_id", 
 
 def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
                 remove: Sequence[str] | Select = (), via: str, cause: Cause,
-                audit: bool = True, retag: bool = False, cascade: bool = True) -> Delta:
+                audit: bool = True, retag: bool = False, cascade: bool = True,
+                members_locked: bool = False) -> Delta:
     """Add and remove members of a segment with their events and audit entry (no commit).
 
     `add` and `remove` are member ids, or a SELECT yielding a `member_id` column for changes
@@ -153,11 +154,15 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
     With `cascade` (the default), segments whose `segment` criteria name this one are brought
     up to date too: for the changed members only when they are known, else whole. Callers
     that already walk every dynamic segment in dependency order pass cascade=False.
+
+    `members_locked` says that this transaction already holds FOR KEY SHARE on every member
+    an `add` SELECT yields (an upload locks them while it resolves its file), so a
+    set-based add need not lock them again (see set_based_checks).
     """
     now = utcnow()
     delta = Delta(segment.id)
     if isinstance(add, Select):
-        delta.added += _apply_select(segment, add, "ADD", via, cause, now)
+        delta.added += _apply_select(segment, add, "ADD", via, cause, now, members_locked)
     elif add:
         wanted = list(dict.fromkeys(add))
         present = current_member_ids(segment.id, wanted)
@@ -234,19 +239,20 @@ def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: 
 
 
 def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: Cause,
-                  now: datetime) -> int:
+                  now: datetime, members_locked: bool = False) -> int:
     """Set-based add or remove: the candidate ids come from a SELECT (member_id column).
 
     Returns how many members joined (ADD) or left (REMOVE); only they get an event.
     """
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        return _apply_returning(connection, segment, ids, action, via, cause, now)
+        return _apply_returning(connection, segment, ids, action, via, cause, now,
+                                members_locked)
     return _apply_staged(connection, segment, ids, action, via, cause, now)
 
 
 def _apply_returning(connection, segment: Segment, ids: Select, action: str, via: str,
-                     cause: Cause, now: datetime) -> int:
+                     cause: Cause, now: datetime, members_locked: bool = False) -> int:
     """PostgreSQL: change the rows and write their events in one statement.
 
     The membership INSERT (or DELETE) runs as a data-modifying CTE whose RETURNING rows feed
@@ -264,14 +270,18 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
         absent = ~exists().where(memberships_t.c.segment_id == segment.id,
                                  memberships_t.c.member_id == candidates.c.member_id)
         wanted = select(candidates.c.member_id).where(absent).distinct().subquery("wanted")
-        chosen = select(members_t.c.id.label("member_id")) \
-            .join_from(wanted, members_t, members_t.c.id == wanted.c.member_id)
         set_based = set_based_checks(connection)
-        if set_based:
-            # A member or the segment deleted meanwhile drops out here (and is then not
-            # added); one being deleted waits for this transaction, as with the triggers.
-            chosen = chosen.join(segments_t, segments_t.c.id == segment.id) \
-                .with_for_update(read=True, key_share=True, of=[members_t, segments_t])
+        if set_based and members_locked:
+            chosen = select(wanted.c.member_id).join(segments_t, segments_t.c.id == segment.id) \
+                .with_for_update(read=True, key_share=True, of=segments_t)
+        else:
+            chosen = select(members_t.c.id.label("member_id")) \
+                .join_from(wanted, members_t, members_t.c.id == wanted.c.member_id)
+            if set_based:
+                # A member or the segment deleted meanwhile drops out here (and is then not
+                # added); one being deleted waits for this transaction, as with the triggers.
+                chosen = chosen.join(segments_t, segments_t.c.id == segment.id) \
+                    .with_for_update(read=True, key_share=True, of=[members_t, segments_t])
         chosen = chosen.cte("chosen")
         # Inserting in member_id order keeps the index inserts local (member_id leads the
         # memberships index and the events index).

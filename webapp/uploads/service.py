@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta
+from webapp.membership import Cause, apply_delta, set_based_checks
 from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
 from webapp.timeutil import utcnow
 from webapp.uploads.parser import (
@@ -340,7 +340,7 @@ class Staging:
             return query.cte("resolved").prefix_with("MATERIALIZED")
         return query.subquery("resolved")
 
-    def _matches(self):
+    def _matches(self, lock: bool = False):
         """PostgreSQL: each staged row that names a member, with that member (line, member_id).
 
         One inner join per kind of identifier, each over the rows that can be of that kind
@@ -348,29 +348,39 @@ class Staging:
         section 6), so every line appears at most once without sorting the rows. A join
         whose rows cannot match costs next to nothing, where outer joins would each hash
         every member.
+
+        With `lock`, each join also locks the members it finds FOR KEY SHARE (the lock a
+        foreign-key check takes), so the apply that follows need not join them again.
         """
         rows = self.rows
         by_id, by_ext = members_t.alias("by_id"), members_t.alias("by_ext")
         is_id = func.length(rows.c.ident) == 36
         not_an_id = case((is_id, ~exists().where(by_id.c.id == rows.c.ident)), else_=true())
-        branches = (
+        branches = [
             select(rows.c.line, members_t.c.id.label("member_id"))
             .join_from(rows, members_t, members_t.c.id == rows.c.ident).where(is_id),
-            select(rows.c.line, members_t.c.id)
+            select(rows.c.line, members_t.c.id.label("member_id"))
             .join_from(rows, members_t, members_t.c.external_id == rows.c.ident)
             .where(not_an_id),
-            select(rows.c.line, members_t.c.id)
+            select(rows.c.line, members_t.c.id.label("member_id"))
             .join_from(rows, members_t, members_t.c.email == func.lower(rows.c.ident))
             .where(func.strpos(rows.c.ident, "@") > 0, not_an_id,
                    ~exists().where(by_ext.c.external_id == rows.c.ident)),
-        )
+        ]
+        if lock:  # row locks are not allowed beside UNION: each branch locks in its own CTE
+            branches = [select(cte.c.line, cte.c.member_id) for cte in (
+                branch.with_for_update(read=True, key_share=True, of=members_t)
+                .cte(f"locked_{kind}") for kind, branch in enumerate(branches))]
         return union_all(*branches).subquery("matches")
 
-    def resolve(self) -> None:
-        """The distinct members the rows name, each with its first line and its row count."""
+    def resolve(self, lock: bool = False) -> None:
+        """The distinct members the rows name, each with its first line and its row count.
+
+        `lock` (PostgreSQL): hold FOR KEY SHARE on those members until the transaction ends.
+        """
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
-            matches = self._matches()
+            matches = self._matches(lock)
             self.conn.execute(insert(self.members).from_select(
                 ["member_id", "line", "rows"],
                 select(matches.c.member_id, func.min(matches.c.line), func.count())
@@ -584,7 +594,11 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
                                       progress=lambda done: progress.set(600 * done / size)):
             staging.stage(batch)
         progress.set(600)
-        staging.resolve()
+        # Adding members that are locked while resolving spares the apply a second join
+        # with them (PostgreSQL with set-based key checks: webapp.membership).
+        locked = apply and mode != "remove" and staging.dialect == "postgresql" \
+            and set_based_checks(staging.conn)
+        staging.resolve(lock=locked)
         progress.set(700)
         report = _report(upload, segment, shape, column, detected_by, stats, staging)
         report["list_marker"] = list_marker(segment.id)
@@ -604,14 +618,15 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
                           {"upload_id": upload.id, "filename": upload.filename, "mode": mode},
                           upload_id=upload.id)
             if mode == "add":
-                delta = apply_delta(segment, add=staging.member_ids(), via="list", cause=cause)
+                delta = apply_delta(segment, add=staging.member_ids(), via="list", cause=cause,
+                                    members_locked=locked)
             elif mode == "remove":
                 delta = apply_delta(segment, remove=staging.member_ids(), via="list",
                                     cause=cause)
             else:
                 delta = apply_delta(segment, add=staging.member_ids(),
                                     remove=staging.not_in_file(segment.id), via="list",
-                                    cause=cause)
+                                    cause=cause, members_locked=locked)
             report["applied"] = {"added": delta.added, "removed": delta.removed,
                                  "size": segment.size}
             mark_changed(segment, upload)
