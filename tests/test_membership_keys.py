@@ -136,3 +136,50 @@ def test_a_role_may_use_it_only_when_granted_the_parameter(app):
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM pg_roles WHERE rolname = :r"),
                             {"r": role}).scalar() == 0
+
+
+@pytest.mark.parametrize("set_based", [True, False], ids=["set-based", "per-row"])
+@pytest.mark.parametrize("mode", ["add", "replace"])
+def test_uploads_apply_alike_on_both_paths(app, tmp_path, set_based, mode):
+    from tests.uploads.helpers import events, list_ids, upload_and_apply, write
+
+    app.config["SET_BASED_KEY_CHECKS"] = set_based
+    segment = make_segment(kind="static")
+    people = [make_member(external_id=f"K-{i}", email=f"k{i}@example.com") for i in range(4)]
+    add_to_list(segment, people[3])
+    upload = upload_and_apply(segment, write(tmp_path, "\n".join(
+        [people[0].id, people[1].external_id, people[2].email, people[1].email, "nobody"])),
+        mode=mode)
+    assert upload.status == "applied", upload.error
+    kept = {people[3].id} if mode == "add" else set()
+    assert list_ids(segment.id) == {p.id for p in people[:3]} | kept
+    assert {e for e in events(segment.id) if e[2] == upload.id} == {
+        ("ADD", p.id, upload.id) for p in people[:3]} | (
+        set() if mode == "add" else {("REMOVE", people[3].id, upload.id)})
+
+
+def test_an_applying_upload_holds_its_members_until_commit(app, tmp_path, database_url):
+    """The upload locks the members it adds while resolving them (all three identifier
+    kinds), so none can be deleted before the list and its events are committed."""
+    from tests.uploads.helpers import dry_run, write
+    from webapp.uploads import service
+
+    segment = make_segment(kind="static")
+    people = [make_member(external_id=f"L-{i}", email=f"l{i}@example.com") for i in range(3)]
+    upload = dry_run(segment, write(tmp_path, "\n".join(
+        [people[0].id, people[1].external_id, people[2].email])))
+    report = service.process(upload, apply=True)
+    assert report["applied"]["added"] == 3
+    other = create_engine(database_url)
+    try:
+        with other.connect() as conn:
+            conn.execute(text("SET lock_timeout = '200ms'"))
+            for person in people:
+                with pytest.raises(Exception, match="lock timeout"):
+                    with conn.begin_nested():
+                        conn.execute(text("DELETE FROM members WHERE id = :id"),
+                                     {"id": person.id})
+            conn.rollback()
+    finally:
+        other.dispose()
+        db.session.rollback()

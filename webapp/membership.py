@@ -155,9 +155,9 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
     up to date too: for the changed members only when they are known, else whole. Callers
     that already walk every dynamic segment in dependency order pass cascade=False.
 
-    `members_locked` says that this transaction already holds FOR KEY SHARE on every member
-    an `add` SELECT yields (an upload locks them while it resolves its file), so a
-    set-based add need not lock them again (see set_based_checks).
+    `members_locked` says that an `add` SELECT yields distinct, existing members that this
+    transaction already holds FOR KEY SHARE (an upload locks them while it resolves its
+    file), so a set-based add need neither deduplicate nor lock them again.
     """
     now = utcnow()
     delta = Delta(segment.id)
@@ -260,28 +260,30 @@ def _apply_returning(connection, segment: Segment, ids: Select, action: str, via
     rows that changed get an event. Only candidates that are members are added.
 
     Foreign keys of an add are checked set-based when the role may (see set_based_checks):
-    the statement locks the members and the segment it adds FOR KEY SHARE, the lock each
-    per-row foreign-key check takes, in one join instead of two trigger queries per row,
-    with those triggers off for that statement only.
+    the segment and the members it adds are locked FOR KEY SHARE, the lock each per-row
+    foreign-key check takes, the members in one join instead of two trigger queries per
+    row, with those triggers off for the statement only.
     """
     candidates = ids.subquery("candidates")
     set_based = False
     if action == "ADD":
+        set_based = set_based_checks(connection)
+        if set_based and connection.scalar(select(segments_t.c.id).where(
+                segments_t.c.id == segment.id).with_for_update(read=True, key_share=True)) \
+                is None:
+            return 0  # the segment was deleted meanwhile (the per-row check would refuse)
         absent = ~exists().where(memberships_t.c.segment_id == segment.id,
                                  memberships_t.c.member_id == candidates.c.member_id)
-        wanted = select(candidates.c.member_id).where(absent).distinct().subquery("wanted")
-        set_based = set_based_checks(connection)
-        if set_based and members_locked:
-            chosen = select(wanted.c.member_id).join(segments_t, segments_t.c.id == segment.id) \
-                .with_for_update(read=True, key_share=True, of=segments_t)
+        if members_locked:  # distinct, existing and locked by the caller already
+            chosen = select(candidates.c.member_id).where(absent)
         else:
+            wanted = select(candidates.c.member_id).where(absent).distinct().subquery("wanted")
             chosen = select(members_t.c.id.label("member_id")) \
                 .join_from(wanted, members_t, members_t.c.id == wanted.c.member_id)
             if set_based:
-                # A member or the segment deleted meanwhile drops out here (and is then not
-                # added); one being deleted waits for this transaction, as with the triggers.
-                chosen = chosen.join(segments_t, segments_t.c.id == segment.id) \
-                    .with_for_update(read=True, key_share=True, of=[members_t, segments_t])
+                # A member deleted meanwhile drops out here (and is then not added); one
+                # being deleted waits for this transaction, as with the per-row checks.
+                chosen = chosen.with_for_update(read=True, key_share=True, of=members_t)
         chosen = chosen.cte("chosen")
         # Inserting in member_id order keeps the index inserts local (member_id leads the
         # memberships index and the events index).
