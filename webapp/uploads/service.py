@@ -43,7 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, set_based_checks
+from webapp.membership import Cause, apply_delta
 from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
 from webapp.timeutil import utcnow
 from webapp.uploads.parser import (
@@ -601,10 +601,9 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
                                       progress=lambda done: progress.set(600 * done / size)):
             staging.stage(batch)
         progress.set(600)
-        # Adding members that are locked while resolving spares the apply a second join
-        # with them (PostgreSQL with set-based key checks: webapp.membership).
-        locked = apply and mode != "remove" and staging.dialect == "postgresql" \
-            and set_based_checks(staging.conn)
+        # Members locked while resolving (FOR KEY SHARE, as a foreign-key check does) spare
+        # the apply another join with them to check and lock them (webapp.membership).
+        locked = apply and mode != "remove" and staging.dialect == "postgresql"
         staging.resolve(lock=locked)
         progress.set(700)
         report = _report(upload, segment, shape, column, detected_by, stats, staging)
