@@ -381,7 +381,8 @@ class MembershipEvent(db.Model):
     __table_args__ = (
         Index("ix_membership_events_segment", "segment_id", "id"),
         Index("ix_membership_events_member_id", "member_id", postgresql_using="hash"),
-        Index("ix_membership_events_upload_id", "upload_id", postgresql_using="brin"),
+        Index("ix_membership_events_upload_id", "upload_id", postgresql_using="brin",
+              postgresql_with={"autosummarize": "on"}),
     )
 
 

@@ -8,7 +8,8 @@ every upload, rule refresh and override. On PostgreSQL two of the four indexes c
   and takes about half the upkeep of the btree.
 - upload_id follows the id order (an upload writes its events in one statement, so they sit
   together in the table); a BRIN index keeps one summary per block range, costs next to
-  nothing to maintain, and still finds one upload's events (undo) by their block ranges.
+  nothing to maintain, and still finds one upload's events (undo) by their block ranges
+  (autosummarize: each filled range is summarized soon after, not at the next vacuum).
 
 SQLite keeps its btrees.
 
@@ -33,7 +34,7 @@ def upgrade():
                     postgresql_using='hash')
     op.drop_index('ix_membership_events_upload_id', table_name='membership_events')
     op.create_index('ix_membership_events_upload_id', 'membership_events', ['upload_id'],
-                    postgresql_using='brin')
+                    postgresql_using='brin', postgresql_with={'autosummarize': 'on'})
 
 
 def downgrade():
