@@ -34,6 +34,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench._util import measure, result
+from webapp.bulk import insert_rows
 
 RAW_TABLE = "bench_raw_memberships"
 
@@ -68,16 +69,9 @@ def _seed_members(db, count: int) -> list[tuple[str, str]]:
     conn = db.session.connection()
     rows = [(mid, ext, f"m{i}@bench.test", "bronze", 0, 0, 0, "[]", "{}", now, now)
             for i, (mid, ext) in enumerate(pairs)]
-    columns = ("id, external_id, email, tier, points, xp, coins, badges, custom_fields, "
-               "created_at, updated_at")
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY members ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        conn.exec_driver_sql(f"INSERT INTO members ({columns}) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    insert_rows(conn, "members", ("id", "external_id", "email", "tier", "points", "xp",
+                                  "coins", "badges", "custom_fields", "created_at",
+                                  "updated_at"), rows)
     db.session.commit()
     if conn.dialect.name == "postgresql":
         db.session.execute(text("ANALYZE members"))
@@ -123,16 +117,8 @@ def _new_segment(db, n: int):
 
 
 def _insert(db, table: str, rows: list[tuple]) -> None:
-    conn = db.session.connection()
-    if conn.dialect.name == "postgresql":
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY {table} (segment_id, member_id, via, since) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        conn.exec_driver_sql(f"INSERT INTO {table} (segment_id, member_id, via, since) "
-                             "VALUES (?, ?, ?, ?)", rows)
+    insert_rows(db.session.connection(), table, ("segment_id", "member_id", "via", "since"),
+                rows)
 
 
 def _reference(db, pairs: list[tuple[str, str]], n: int) -> float:

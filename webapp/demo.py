@@ -14,6 +14,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, insert, select
 
+from webapp.bulk import insert_rows
 from webapp.extensions import db
 from webapp.models import (
     Audience,
@@ -136,26 +137,20 @@ def _insert_members(rows: list[dict]) -> None:
     """Bulk insert at driver speed: COPY on PostgreSQL, executemany of tuples on SQLite."""
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(
-                f"COPY members ({', '.join(MEMBER_COLUMNS)}) FROM STDIN") as copy:
-            for r in rows:
-                copy.write_row([r["id"], r["external_id"], r["email"], r["birthday"], r["tier"],
-                                r["points"], r["xp"], r["coins"], json.dumps(r["badges"]),
-                                json.dumps(r["custom_fields"]), r["created_at"],
-                                r["updated_at"]])
+        insert_rows(connection, "members", MEMBER_COLUMNS, (
+            (r["id"], r["external_id"], r["email"], r["birthday"], r["tier"], r["points"],
+             r["xp"], r["coins"], json.dumps(r["badges"]), json.dumps(r["custom_fields"]),
+             r["created_at"], r["updated_at"]) for r in rows))
         return
     if connection.dialect.name != "sqlite":
         db.session.execute(insert(Member.__table__), rows)
         return
     stamp = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite DATETIME
-    connection.exec_driver_sql(
-        f"INSERT INTO members ({', '.join(MEMBER_COLUMNS)}) VALUES "
-        f"({', '.join('?' for _ in MEMBER_COLUMNS)})",
-        [(r["id"], r["external_id"], r["email"],
-          r["birthday"].isoformat() if r["birthday"] else None, r["tier"], r["points"],
-          r["xp"], r["coins"], json.dumps(r["badges"]), json.dumps(r["custom_fields"]),
-          r["created_at"].strftime(stamp), r["updated_at"].strftime(stamp)) for r in rows])
+    insert_rows(connection, "members", MEMBER_COLUMNS, (
+        (r["id"], r["external_id"], r["email"],
+         r["birthday"].isoformat() if r["birthday"] else None, r["tier"], r["points"],
+         r["xp"], r["coins"], json.dumps(r["badges"]), json.dumps(r["custom_fields"]),
+         r["created_at"].strftime(stamp), r["updated_at"].strftime(stamp)) for r in rows))
 
 
 DYNAMIC = (

@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from webapp.bulk import insert_rows
 from webapp.extensions import db
 from webapp.membership import Cause, apply_delta
 from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
@@ -301,15 +302,7 @@ class Staging:
 
     def stage(self, batch: list[tuple[int, str]]) -> None:
         """Append (line, identifier) rows: COPY on PostgreSQL, executemany elsewhere."""
-        if self.dialect == "postgresql":
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cursor, cursor.copy(
-                    f"COPY {self.rows.name} (line, ident) FROM STDIN") as copy:
-                for row in batch:
-                    copy.write_row(row)
-        else:
-            self.conn.exec_driver_sql(
-                f"INSERT INTO {self.rows.name} (line, ident) VALUES (?, ?)", batch)
+        insert_rows(self.conn, self.rows.name, ("line", "ident"), batch)
 
     def _resolution(self):
         """(FROM clause, member id expression) naming each staged row's member or NULL."""
