@@ -374,15 +374,17 @@ class Staging:
         if self.dialect == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {self.rows.name}")
             matches = self._matches(lock)
-            # In member_id order: grouping by sorting beats hashing a million groups, and the
-            # apply then inserts in index order from input that is already sorted. The locking
-            # CTEs have no statistics (the planner guesses 200 groups and would hash them).
+            grouped = select(matches.c.member_id, func.min(matches.c.line), func.count()) \
+                .group_by(matches.c.member_id)
             if lock:
+                # For an apply, in member_id order: grouping by sorting beats hashing a
+                # million groups, and the add then inserts in index order from input that is
+                # already sorted. The locking CTEs have no statistics (the planner guesses 200
+                # groups and would hash them), hence the setting for this one statement.
                 self.conn.exec_driver_sql("SET LOCAL enable_hashagg = off")
+                grouped = grouped.order_by(matches.c.member_id)
             self.conn.execute(insert(self.members).from_select(
-                ["member_id", "line", "rows"],
-                select(matches.c.member_id, func.min(matches.c.line), func.count())
-                .group_by(matches.c.member_id).order_by(matches.c.member_id)))
+                ["member_id", "line", "rows"], grouped))
             if lock:
                 self.conn.exec_driver_sql("SET LOCAL enable_hashagg = DEFAULT")
             self.conn.exec_driver_sql(f"ANALYZE {self.members.name}")
