@@ -11,6 +11,7 @@ no other trigger is skipped, and a role that may not set the parameter keeps the
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, literal, select, text, union_all
@@ -36,6 +37,26 @@ def _events(segment_id):
     return sorted(db.session.execute(select(
         MembershipEvent.action, MembershipEvent.member_id, MembershipEvent.upload_id).where(
         MembershipEvent.segment_id == segment_id)).all())
+
+
+@contextmanager
+def _other_connection(database_url):
+    """A second session on the test database, that waits at most 200 ms for a lock."""
+    other = create_engine(database_url)
+    try:
+        with other.connect() as conn:
+            conn.execute(text("SET lock_timeout = '200ms'"))
+            yield conn
+    finally:
+        other.dispose()
+
+
+def _assert_undeletable(conn, member_ids):
+    """Each member's deletion waits for a lock this test's session holds (then gives up)."""
+    for member_id in member_ids:
+        with pytest.raises(Exception, match="lock timeout"), conn.begin_nested():
+            conn.execute(text("DELETE FROM members WHERE id = :id"), {"id": member_id})
+    conn.rollback()
 
 
 def test_memberships_have_no_trigger_but_their_foreign_keys():
@@ -83,18 +104,11 @@ def test_a_member_being_added_cannot_be_deleted_until_commit(app, database_url):
     assert set_based_checks(db.session.connection())
     apply_delta(segment, add=select(Member.id.label("member_id")).where(Member.id == member.id),
                 via="list", cause=Cause("upload", "tester", upload_id=1))
-    other = create_engine(database_url)
-    try:
-        with other.connect() as conn:
-            conn.execute(text("SET lock_timeout = '200ms'"))
-            with pytest.raises(Exception, match="lock timeout"):
-                conn.execute(text("DELETE FROM members WHERE id = :id"), {"id": member.id})
-            conn.rollback()
-            db.session.commit()  # the add lands; the member's deletion may now go ahead
-            conn.execute(text("DELETE FROM members WHERE id = :id"), {"id": member.id})
-            conn.commit()
-    finally:
-        other.dispose()
+    with _other_connection(database_url) as conn:
+        _assert_undeletable(conn, [member.id])
+        db.session.commit()  # the add lands; the member's deletion may now go ahead
+        conn.execute(text("DELETE FROM members WHERE id = :id"), {"id": member.id})
+        conn.commit()
     db.session.expire_all()
     assert _rows(segment.id) == []  # ON DELETE CASCADE took the new row with the member
 
@@ -170,16 +184,8 @@ def test_an_applying_upload_holds_its_members_until_commit(app, tmp_path, databa
         [people[0].id, people[1].external_id, people[2].email])))
     report = service.process(upload, apply=True)
     assert report["applied"]["added"] == 3
-    other = create_engine(database_url)
     try:
-        with other.connect() as conn:
-            conn.execute(text("SET lock_timeout = '200ms'"))
-            for person in people:
-                with pytest.raises(Exception, match="lock timeout"):
-                    with conn.begin_nested():
-                        conn.execute(text("DELETE FROM members WHERE id = :id"),
-                                     {"id": person.id})
-            conn.rollback()
+        with _other_connection(database_url) as conn:
+            _assert_undeletable(conn, [person.id for person in people])
     finally:
-        other.dispose()
         db.session.rollback()

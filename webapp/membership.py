@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import (
     Column,
     MetaData,
@@ -330,8 +331,6 @@ def set_based_checks(connection) -> bool:
     locks exactly what they would. Config SET_BASED_KEY_CHECKS=False keeps the per-row
     triggers. The answer is remembered per connection.
     """
-    from flask import current_app
-
     if not current_app.config.get("SET_BASED_KEY_CHECKS", True):
         return False
     info = connection.connection.info
@@ -417,8 +416,6 @@ def rule_condition(segment: Segment, now: datetime | None = None):
 
 
 def _timezone() -> str:
-    from flask import current_app
-
     return current_app.config.get("TIMEZONE", "UTC")
 
 
