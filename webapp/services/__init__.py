@@ -1,0 +1,1 @@
+"""The service layer: business logic that the dashboard, the API and the CLI call."""
