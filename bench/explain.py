@@ -151,11 +151,11 @@ def _measure(app, args) -> dict:
     from flask import render_template
     from sqlalchemy import func, select
 
-    from webapp import visibility
     from webapp.demo import demo_password
     from webapp.extensions import db
     from webapp.members.views import page_context
     from webapp.models import Member, Offer, Reward
+    from webapp.services import decisions as visibility
 
     total = db.session.scalar(select(func.count()).select_from(Member))
     n_offers = db.session.scalar(select(func.count()).select_from(Offer))

@@ -85,7 +85,7 @@ def _ours(db, pairs: list[tuple[str, str]], folder: Path, n: int,
     from flask import current_app
 
     from webapp.models import Segment
-    from webapp.uploads import service
+    from webapp.services import uploads as service
 
     segment = _new_segment(db, n)
     path = folder / f"ids-{n}-{segment.id}.csv"
@@ -200,7 +200,7 @@ def run(argv: list[str]) -> dict:
             postgres = dialect == "postgresql"
             checks = "per row"
             if postgres:
-                from webapp.membership import set_based_checks
+                from webapp.services.membership import set_based_checks
 
                 if set_based_checks(db.session.connection()):
                     checks = "set-based (the role may set session_replication_role)"

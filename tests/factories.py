@@ -62,7 +62,7 @@ def make_member(**kw: Any) -> Member:
 def make_segment(name: str | None = None, kind: str = "dynamic", include=None, exclude=None,
                  refresh: bool = True, **kw: Any) -> Segment:
     """A segment; dynamic ones are materialized through the membership service."""
-    from webapp.membership import Cause, refresh_segment
+    from webapp.services.membership import Cause, refresh_segment
     from webapp.targeting import SegmentDefinitionError, referenced_segments
 
     segment = Segment(name=name or f"Segment {next(_counter)}", kind=kind,
@@ -84,7 +84,7 @@ def make_segment(name: str | None = None, kind: str = "dynamic", include=None, e
 
 def add_to_list(segment: Segment, *members: Member) -> None:
     """Put members on a static segment's list through the membership service."""
-    from webapp.membership import Cause, apply_delta
+    from webapp.services.membership import Cause, apply_delta
 
     apply_delta(segment, add=[m.id for m in members], via="list",
                 cause=Cause("static_list", "test", {}))

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models import ApiToken, Member, Offer, Override, Reward, Segment, User
-from webapp.tokens import hash_token
+from webapp.services.tokens import hash_token
 
 
 def test_users_create_reads_password_from_stdin(runner):

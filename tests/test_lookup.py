@@ -7,7 +7,7 @@ from sqlalchemy import event
 
 from tests.factories import make_segment
 from webapp.extensions import db
-from webapp.lookup import find_segment, segment_row
+from webapp.services.lookup import find_segment, segment_row
 
 
 @pytest.fixture

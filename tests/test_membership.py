@@ -6,19 +6,19 @@ from sqlalchemy import func, select, union_all
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import (
+from webapp.models import (
+    AuditEntry,
+    Member,
+    MembershipEvent,
+    SegmentMembership,
+)
+from webapp.services.membership import (
     Cause,
     apply_delta,
     refresh_member,
     refresh_segment,
     segment_ids_of,
     verify_all,
-)
-from webapp.models import (
-    AuditEntry,
-    Member,
-    MembershipEvent,
-    SegmentMembership,
 )
 
 

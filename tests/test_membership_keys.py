@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, literal, select, text, union_all
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, set_based_checks
 from webapp.models import Member, MembershipEvent, SegmentMembership
+from webapp.services.membership import Cause, apply_delta, set_based_checks
 
 
 @pytest.fixture(autouse=True)
@@ -176,7 +176,7 @@ def test_an_applying_upload_holds_its_members_until_commit(app, tmp_path, databa
     """The upload locks the members it adds while resolving them (all three identifier
     kinds), so none can be deleted before the list and its events are committed."""
     from tests.uploads.helpers import dry_run, write
-    from webapp.uploads import service
+    from webapp.services import uploads as service
 
     segment = make_segment(kind="static")
     people = [make_member(external_id=f"L-{i}", email=f"l{i}@example.com") for i in range(3)]

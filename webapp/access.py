@@ -68,7 +68,7 @@ def request_role() -> str | None:
     requests, like the dashboard's, are the signed-in user's.
     """
     if request.path.startswith("/api/"):
-        from webapp.tokens import load_bearer_token
+        from webapp.services.tokens import load_bearer_token
 
         token = load_bearer_token()
         if token is not None:

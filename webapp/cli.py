@@ -26,7 +26,7 @@ events_cli = AppGroup("events", help="Membership events and webhook delivery.")
               help="Read from BEACON_PASSWORD; otherwise prompted, or read from standard input.")
 def create_user_command(email: str, role: str, name: str, password: str | None) -> None:
     """Create a dashboard user; the password comes from a prompt or standard input."""
-    from webapp.users import UserError, create_user
+    from webapp.services.users import UserError, create_user
 
     if password is None:
         if sys.stdin.isatty():
@@ -45,7 +45,7 @@ def create_user_command(email: str, role: str, name: str, password: str | None) 
 @click.option("--role", type=click.Choice(ROLES), required=True)
 def create_token_command(name: str, role: str) -> None:
     """Create an API token and print it once on standard output."""
-    from webapp.tokens import create_token
+    from webapp.services.tokens import create_token
 
     _, raw = create_token(name.strip() or "token", role)
     click.echo(raw)
@@ -81,8 +81,8 @@ def demo_users_command() -> None:
 @segments_cli.command("refresh")
 def refresh_command() -> None:
     """Apply override expiries and re-evaluate time-dependent rules, recording the events."""
-    from webapp.membership import Cause, refresh_all
-    from webapp.overrides.service import apply_expiries
+    from webapp.services.membership import Cause, refresh_all
+    from webapp.services.overrides import apply_expiries
 
     expired = apply_expiries(actor="flask segments refresh")
     deltas = refresh_all(Cause("rule", "flask segments refresh", {"reason": "refresh"}))
@@ -98,7 +98,7 @@ def refresh_command() -> None:
 @segments_cli.command("verify")
 def verify_command() -> None:
     """Compare materialized membership with live evaluation and list every difference."""
-    from webapp.membership import verify_all
+    from webapp.services.membership import verify_all
 
     problems = verify_all()
     if not problems:

@@ -189,7 +189,7 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
          only_if_empty: bool = False,
          progress: Callable[[str], None] = lambda _: None) -> dict | None:
     """Create demo users and data; with only_if_empty, skip when members exist."""
-    from webapp.membership import Cause, apply_delta, refresh_segment
+    from webapp.services.membership import Cause, apply_delta, refresh_segment
 
     started = time.perf_counter()
     ensure_demo_users()
@@ -262,7 +262,7 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
 def _seed_overrides(segments: dict[str, Segment], now: datetime) -> None:
     """A few realistic pins through the overrides service: adds of members the rules leave
     out, blocks of members the rules put in, one with an expiry."""
-    from webapp.overrides.service import set_override
+    from webapp.services.overrides import set_override
 
     admin = db.session.scalar(select(User).where(User.role == "admin"))
     member_in = select(Member).join(SegmentMembership, SegmentMembership.member_id == Member.id)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from webapp.tokens import create_token
+from webapp.services.tokens import create_token
 
 MEDIA = "application/vnd.api+json"
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "jsonapi" / \

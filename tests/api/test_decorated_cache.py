@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.factories import make_member, make_offer, make_reward, make_segment
-from webapp import visibility
 from webapp.api.serializers import offer_attributes, reward_attributes
 from webapp.extensions import db
 from webapp.models import Upload
+from webapp.services import decisions as visibility
 from webapp.timeutil import utcnow
 
 ZONE = "Pacific/Auckland"
@@ -183,7 +183,7 @@ def test_cached_answers_equal_fresh_ones_through_every_kind_of_change(
     check(api, clock, members, stats)
     clock.now = expires + timedelta(seconds=1)
     check(api, clock, members, stats)
-    from webapp.overrides.service import apply_expiries
+    from webapp.services.overrides import apply_expiries
 
     assert apply_expiries(actor="test", now=clock.now) == 1
     db.session.commit()

@@ -24,8 +24,8 @@ def test_401_without_or_with_a_bad_token(client, jsonapi_validator):
 
 def test_revoked_token_is_refused(app, client, jsonapi_validator):
     from webapp.models import ApiToken
+    from webapp.services.tokens import create_token
     from webapp.timeutil import utcnow
-    from webapp.tokens import create_token
 
     token, raw = create_token("old", "admin")
     api = ApiClient(client, raw, jsonapi_validator)
@@ -215,8 +215,8 @@ def test_deeply_nested_documents_are_refused(api):
 def test_revoked_token_is_refused_at_once_even_after_a_cached_success(client, app):
     from webapp.extensions import db as database
     from webapp.models import ApiToken as Token
+    from webapp.services.tokens import create_token
     from webapp.timeutil import utcnow as now
-    from webapp.tokens import create_token
 
     token, raw = create_token("cached", "admin")
     headers = {"Authorization": f"Bearer {raw}"}

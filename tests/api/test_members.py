@@ -181,7 +181,7 @@ def test_search_refuses_a_bad_criterion_with_its_pointer(api):
 def test_batch_keeps_materialized_membership_equal_to_the_rules(api):
     """The batched re-evaluation agrees with live evaluation, dependent segments and
     overrides included (membership.verify_all is the oracle)."""
-    from webapp.membership import verify_all
+    from webapp.services.membership import verify_all
 
     def create(name, include):
         response = api.post("/segments", {"data": {"type": "segments", "attributes": {

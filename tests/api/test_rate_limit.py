@@ -10,7 +10,7 @@ import pytest
 from tests.api.conftest import ApiClient, errors_of
 from webapp import create_app
 from webapp.extensions import limiter
-from webapp.tokens import create_token
+from webapp.services.tokens import create_token
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from schemathesis.checks import (
 
 from tests.api.conftest import assert_jsonapi
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
-from webapp.tokens import create_token
+from webapp.services.tokens import create_token
 
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "8"))
 NEGATIVE_EXAMPLES = int(os.environ.get("API_FUZZ_NEGATIVE_EXAMPLES", "3"))
@@ -31,7 +31,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 def _seed() -> dict[str, list[str]]:
     """Data for the generated requests to find, and real values for their path parameters."""
-    from webapp.webhooks.service import create_webhook
+    from webapp.services.webhooks import create_webhook
 
     member = make_member(external_id="FUZZ-1", email="fuzz@example.com")
     make_member(external_id="FUZZ-2")

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
-from webapp import visibility
 from webapp.extensions import db
 from webapp.models import AuditEntry, Member, MembershipEvent, Override, SegmentMembership
+from webapp.services import decisions as visibility
 from webapp.timeutil import utcnow
 
 HX = {"HX-Request": "true"}

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
-from webapp import visibility
 from webapp.extensions import db
 from webapp.models import Override
+from webapp.services import decisions as visibility
 
 NOW = datetime(2026, 6, 15, 12, 0)
 TODAY = NOW.date()

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.factories import add_to_list, make_member, make_segment
-from webapp import visibility
 from webapp.extensions import db
 from webapp.models import AudienceSegment, AuditEntry, Offer
-from webapp.offers.service import (
+from webapp.services import decisions as visibility
+from webapp.services.offers import (
     OfferError,
     add_audience,
     delete_offer,

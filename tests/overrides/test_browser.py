@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 
 from tests.factories import make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import segment_ids_of
+from webapp.services.membership import segment_ids_of
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import make_member, make_segment
-from webapp.overrides.service import set_override
+from webapp.services.overrides import set_override
 from webapp.timeutil import utcnow
 
 pytestmark = pytest.mark.browser

@@ -7,7 +7,7 @@ import pytest
 from tests.factories import make_member, make_segment
 from webapp.extensions import db
 from webapp.models import Override
-from webapp.overrides.service import MAX_DESCRIPTION, OverrideError, reset_override, set_override
+from webapp.services.overrides import MAX_DESCRIPTION, OverrideError, reset_override, set_override
 
 GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
 HX = {"HX-Request": "true"}

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import segment_ids_of
 from webapp.models import AuditEntry, MembershipEvent, Override, OverrideHistory
-from webapp.overrides.service import (
+from webapp.services.membership import segment_ids_of
+from webapp.services.overrides import (
     OverrideError,
     apply_expiries,
     bulk_reset,
@@ -89,7 +89,7 @@ def test_add_on_a_member_already_in_pins_without_an_event(app):
     # The member now stays in when the rules stop matching.
     member.tier = "bronze"
     db.session.commit()
-    from webapp.membership import Cause, refresh_segment
+    from webapp.services.membership import Cause, refresh_segment
 
     refresh_segment(gold, Cause("rule", "test"))
     db.session.commit()
@@ -253,7 +253,7 @@ def test_dependent_segments_follow(app):
     gold = make_segment("Gold", include=GOLD)
     not_gold = make_segment("Not gold", include=[
         {"field": "segment", "operator": "not_in", "value": [gold.id]}], refresh=False)
-    from webapp.membership import Cause, refresh_segment
+    from webapp.services.membership import Cause, refresh_segment
 
     refresh_segment(not_gold, Cause("rule", "test"))
     db.session.commit()

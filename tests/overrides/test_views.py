@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from tests.factories import make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import segment_ids_of
 from webapp.models import AuditEntry, Member, Override, OverrideHistory
-from webapp.overrides.service import set_override
+from webapp.services.membership import segment_ids_of
+from webapp.services.overrides import set_override
 from webapp.timeutil import utcnow
 
 GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
 from webapp.models import AuditEntry, Reward, RewardRequiredSegment
-from webapp.rewards.service import (
+from webapp.services.rewards import (
     RewardError,
     change_required_segments,
     delete_reward,

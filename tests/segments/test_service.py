@@ -9,7 +9,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
 from webapp.extensions import db
 from webapp.models import AuditEntry, MembershipEvent, Segment, SegmentDependency
-from webapp.segments.service import (
+from webapp.services.segments import (
     SegmentError,
     SegmentInUse,
     delete_segment,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.models import MembershipEvent, SegmentMembership, Upload
-from webapp.uploads import service
+from webapp.services import uploads as service
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "list.csv") -> Path:

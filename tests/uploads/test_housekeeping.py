@@ -14,8 +14,8 @@ from tests.factories import make_member, make_segment
 from tests.uploads.helpers import dry_run, upload_and_apply, write
 from webapp.extensions import db
 from webapp.models import Upload
+from webapp.services import uploads as service
 from webapp.timeutil import utcnow
-from webapp.uploads import service
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.factories import add_to_list, make_member, make_segment
 from tests.uploads.helpers import events, list_ids, write
 from webapp.extensions import db
 from webapp.models import Member, Segment
-from webapp.uploads import service
+from webapp.services import uploads as service
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = """
@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import event
 from webapp import create_app
 from webapp.extensions import db
-from webapp.uploads.service import run_apply
+from webapp.services.uploads import run_apply
 
 url, upload_id, marker = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_SYNC": True})

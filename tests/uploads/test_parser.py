@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.uploads.helpers import write
-from webapp.uploads.parser import (
+from webapp.services.upload_parser import (
     FileRejected,
     ParseStats,
     choose_column,

@@ -12,7 +12,7 @@ from tests.factories import add_to_list, make_member, make_segment, make_user
 from tests.uploads.helpers import dry_run, list_ids, upload_and_apply, write
 from webapp.extensions import db
 from webapp.models import Segment, Upload
-from webapp.uploads import service
+from webapp.services import uploads as service
 
 HX = {"HX-Request": "true"}
 
@@ -63,7 +63,7 @@ def test_apply_refuses_numbers_the_list_no_longer_matches(tmp_path, people, stat
     # The list changes after the page was checked but before the job takes the lock.
     upload.status = "applying"
     db.session.commit()
-    from webapp.membership import Cause, apply_delta
+    from webapp.services.membership import Cause, apply_delta
 
     apply_delta(db.session.get(Segment, static.id), remove=[people[4].id], via="list",
                 cause=Cause("static_list", "test", {}))

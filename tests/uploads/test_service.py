@@ -13,8 +13,8 @@ from tests.factories import add_to_list, make_member, make_segment
 from tests.uploads.helpers import dry_run, events, list_ids, upload_and_apply, write
 from webapp.extensions import db
 from webapp.models import AuditEntry, Segment, Upload
+from webapp.services import uploads as service
 from webapp.timeutil import utcnow
-from webapp.uploads import service
 
 
 @pytest.fixture

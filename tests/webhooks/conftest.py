@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from webapp.webhooks.delivery import SIGNATURE_HEADER, verify_signature
+from webapp.services.webhook_delivery import SIGNATURE_HEADER, verify_signature
 
 
 class Receiver:

@@ -12,11 +12,10 @@ from sqlalchemy import func, insert, select
 
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta
 from webapp.models import MembershipEvent, WebhookDelivery
-from webapp.timeutil import utcnow
-from webapp.webhooks import delivery as delivery_module
-from webapp.webhooks.delivery import (
+from webapp.services import webhook_delivery as delivery_module
+from webapp.services.membership import Cause, apply_delta
+from webapp.services.webhook_delivery import (
     deliver,
     queue_test_event,
     retry_delivery,
@@ -24,7 +23,8 @@ from webapp.webhooks.delivery import (
     signature_header,
     verify_signature,
 )
-from webapp.webhooks.service import create_webhook, update_webhook
+from webapp.services.webhooks import create_webhook, update_webhook
+from webapp.timeutil import utcnow
 
 
 def subscribe(receiver, **data):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from tests.factories import make_member, make_segment
 from webapp.extensions import db
 from webapp.models import AuditEntry, MembershipEvent, Webhook, WebhookDelivery
-from webapp.webhooks.service import (
+from webapp.services.webhooks import (
     WebhookError,
     create_webhook,
     delete_webhook,
@@ -37,7 +37,7 @@ def test_create_generates_a_secret_and_audits_without_it(app):
 def test_create_keeps_a_given_secret_and_starts_after_existing_events(app):
     segment = make_segment(kind="dynamic")
     make_member()
-    from webapp.membership import Cause, refresh_segment
+    from webapp.services.membership import Cause, refresh_segment
     refresh_segment(segment, Cause("rule", "test"))
     db.session.commit()
     latest = db.session.scalar(select(func.max(MembershipEvent.id)))

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from tests.factories import add_to_list, make_member, make_segment
 from webapp.extensions import db
 from webapp.models import AuditEntry, Webhook, WebhookDelivery
-from webapp.webhooks.delivery import deliver
-from webapp.webhooks.service import create_webhook
+from webapp.services.webhook_delivery import deliver
+from webapp.services.webhooks import create_webhook
 
 HX = {"HX-Request": "true"}
 
@@ -192,7 +192,7 @@ def test_the_documented_verification_recipe_works(client, auth):
     import re
     import time
 
-    from webapp.webhooks.delivery import signature_header
+    from webapp.services.webhook_delivery import signature_header
 
     auth.login("admin")
     page = client.get("/webhooks/").get_data(as_text=True)

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from webapp.access import access
 from webapp.admin import bp
 from webapp.admin.forms import EmptyForm, TokenCreateForm, UserCreateForm, UserUpdateForm
-from webapp.audit import diff, record
 from webapp.extensions import db
 from webapp.models import ApiToken, AuditEntry, User
+from webapp.services.audit import diff, record
+from webapp.services.tokens import create_token
+from webapp.services.users import UserError, create_user, update_user
 from webapp.timeutil import utcnow
-from webapp.tokens import create_token
-from webapp.users import UserError, create_user, update_user
 
 
 @bp.route("/users", methods=["GET", "POST"])

@@ -103,7 +103,7 @@ def docs():
 def _signature_header() -> str:
     """The webhook signature header's name, from the delivery module."""
     try:
-        from webapp.webhooks.delivery import SIGNATURE_HEADER
+        from webapp.services.webhook_delivery import SIGNATURE_HEADER
     except ImportError:
         return "Beacon-Signature"
     return SIGNATURE_HEADER

@@ -16,8 +16,8 @@ from webapp.api.jsonapi import check_query, query_value, respond, self_link
 from webapp.api.pagination import PAGE_PARAMS, decode_cursor, encode_cursor, next_link, page_size
 from webapp.api.serializers import event_resource
 from webapp.extensions import db
-from webapp.lookup import find_member, find_segment
 from webapp.models import Member, MembershipEvent, Segment
+from webapp.services.lookup import find_member, find_segment
 from webapp.timeutil import parse_datetime
 
 FILTERS = ("filter[segment]", "filter[member]", "filter[action]", "filter[source]",

@@ -33,8 +33,9 @@ from webapp.api.pagination import (
     page_size,
 )
 from webapp.api.serializers import decorated_items, member_resource
-from webapp.lookup import find_member
-from webapp.members.service import (
+from webapp.models import Member
+from webapp.services.lookup import find_member
+from webapp.services.members import (
     FIELDS,
     READ_ONLY,
     MemberError,
@@ -44,7 +45,6 @@ from webapp.members.service import (
     update_member,
     upsert_members,
 )
-from webapp.models import Member
 from webapp.targeting import SegmentDefinitionError
 
 _CRITERION_PATH = re.compile(r"^(include|exclude)(?:\[(\d+)\])?")
@@ -216,7 +216,7 @@ def member_search():
 
 def _decorated(member_ref: str, resource_type: str) -> Response:
     """Every offer or reward decorated for a member, as a JSON:API document."""
-    from webapp.visibility import decorated, dumps
+    from webapp.services.decisions import decorated, dumps
 
     check_query(())
     member = member_or_404(member_ref)

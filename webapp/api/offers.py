@@ -28,8 +28,8 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import audience_resource, offer_resource
 from webapp.extensions import db
-from webapp.lookup import find_segment
 from webapp.models import Audience, Offer
+from webapp.services.lookup import find_segment
 
 OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_at",
                     "expire_at", "discontinued")
@@ -73,7 +73,7 @@ def offer_list():
 @access("write")
 def offer_create():
     """Create an offer (add audiences with POST /audiences)."""
-    from webapp.offers.service import OfferError, save_offer
+    from webapp.services.offers import OfferError, save_offer
 
     data = resource_object(read_document(), "offers", creating=True)
     attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
@@ -99,7 +99,7 @@ def offer_get(offer_id: str):
 @access("write")
 def offer_update(offer_id: str):
     """Change the given attributes of an offer."""
-    from webapp.offers.service import OfferError, save_offer
+    from webapp.services.offers import OfferError, save_offer
 
     offer = offer_or_404(offer_id)
     data = resource_object(read_document(), "offers")
@@ -118,7 +118,7 @@ def offer_update(offer_id: str):
 @access("admin")
 def offer_delete(offer_id: str):
     """Delete an offer and its audiences."""
-    from webapp.offers.service import delete_offer
+    from webapp.services.offers import delete_offer
 
     delete_offer(offer_or_404(offer_id), actor=actor_label())
     return no_content()
@@ -147,7 +147,7 @@ def _segment_ids(configuration: Any) -> Any:
 @access("write")
 def audience_create():
     """Add an audience (age_within, in_all_segments, in_any_segment) to the offer it names."""
-    from webapp.offers.service import OfferError, add_audience
+    from webapp.services.offers import OfferError, add_audience
 
     data = resource_object(read_document(), "audiences", creating=True)
     attributes = attributes_of(data, ("audience_type", "configuration"),
@@ -175,7 +175,7 @@ def audience_create():
 @access("write")
 def audience_delete(audience_id: str):
     """Remove an audience from its offer."""
-    from webapp.offers.service import remove_audience
+    from webapp.services.offers import remove_audience
 
     number = int_id(audience_id)
     audience = db.session.get(Audience, number) if number is not None else None

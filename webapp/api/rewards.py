@@ -29,8 +29,8 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import reward_resource, segment_identifier
 from webapp.extensions import db
-from webapp.lookup import find_segment
 from webapp.models import Reward
+from webapp.services.lookup import find_segment
 
 REWARD_ATTRIBUTES = ("name", "external_id", "category", "description", "points", "publish_at",
                      "expire_at", "discontinued")
@@ -66,7 +66,7 @@ def reward_list():
 @access("write")
 def reward_create():
     """Create a reward (require segments with its required_segments relationship)."""
-    from webapp.rewards.service import RewardError, save_reward
+    from webapp.services.rewards import RewardError, save_reward
 
     data = resource_object(read_document(), "rewards", creating=True)
     attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY)
@@ -91,7 +91,7 @@ def reward_get(reward_id: str):
 @access("write")
 def reward_update(reward_id: str):
     """Change the given attributes of a reward."""
-    from webapp.rewards.service import RewardError, save_reward
+    from webapp.services.rewards import RewardError, save_reward
 
     reward = reward_or_404(reward_id)
     data = resource_object(read_document(), "rewards")
@@ -110,7 +110,7 @@ def reward_update(reward_id: str):
 @access("admin")
 def reward_delete(reward_id: str):
     """Delete a reward."""
-    from webapp.rewards.service import delete_reward
+    from webapp.services.rewards import delete_reward
 
     delete_reward(reward_or_404(reward_id), actor=actor_label())
     return no_content()
@@ -156,7 +156,7 @@ def _segment_ids(document: dict) -> list[int]:
 
 
 def _change(reward_id: str, mode: str):
-    from webapp.rewards.service import RewardError, change_required_segments
+    from webapp.services.rewards import RewardError, change_required_segments
 
     reward = reward_or_404(reward_id)
     ids = _segment_ids(read_document())

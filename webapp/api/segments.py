@@ -42,9 +42,9 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
-from webapp.lookup import find_member, find_segment, segment_row
-from webapp.membership import Cause, apply_delta, current_member_ids
 from webapp.models import Member, Segment, SegmentMembership
+from webapp.services.lookup import find_member, find_segment, segment_row
+from webapp.services.membership import Cause, apply_delta, current_member_ids
 from webapp.timeutil import parse_datetime
 
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
@@ -112,7 +112,7 @@ def segment_list():
 @access("write")
 def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
-    from webapp.segments.service import SegmentError, save_segment
+    from webapp.services.segments import SegmentError, save_segment
 
     data = resource_object(read_document(), "segments", creating=True)
     attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"))
@@ -139,7 +139,7 @@ def segment_get(segment_ref: str):
 @access("write")
 def segment_update(segment_ref: str):
     """Change a segment; give `version` to refuse the change if someone saved meanwhile."""
-    from webapp.segments.service import SegmentError, save_segment
+    from webapp.services.segments import SegmentError, save_segment
 
     segment = segment_or_404(segment_ref)
     data = resource_object(read_document(), "segments")
@@ -163,7 +163,7 @@ def segment_update(segment_ref: str):
 @access("admin")
 def segment_delete(segment_ref: str):
     """Delete an unused segment; 409 segment_in_use lists where it is still used."""
-    from webapp.segments.service import SegmentError, SegmentInUse, delete_segment
+    from webapp.services.segments import SegmentError, SegmentInUse, delete_segment
 
     segment = segment_or_404(segment_ref)
     try:
@@ -419,7 +419,7 @@ def _override_attributes(override: Any) -> dict[str, Any] | None:
 @access("admin")
 def segment_overrides(segment_ref: str):
     """Add, block or reset one or many members' overrides of a dynamic segment (a result each)."""
-    from webapp.overrides.service import OverrideError, set_override
+    from webapp.services.overrides import OverrideError, set_override
 
     segment = segment_or_404(segment_ref)
     document = read_document()

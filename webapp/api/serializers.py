@@ -113,7 +113,7 @@ def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any
 
     The items' own attributes depend on the catalog alone and are serialized once per
     shared catalog; the decisions' trees carry their segments' subtrees pre-serialized."""
-    from webapp.visibility import dumps
+    from webapp.services.decisions import dumps
 
     own = offer_attributes if resource_type == "offers" else reward_attributes
 
@@ -129,7 +129,7 @@ def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any
 
 def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str, Any]:
     """A membership event resource (the same fields as a webhook delivery's body)."""
-    from webapp.webhooks.service import event_payload
+    from webapp.services.webhooks import event_payload
 
     attributes = event_payload(event, external_id)
     attributes.pop("event_id", None)

@@ -21,11 +21,11 @@ from webapp.api.jsonapi import (
 )
 from webapp.api.offers import int_id
 from webapp.api.serializers import iso
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import ROLES, ApiToken
+from webapp.services.audit import record
+from webapp.services.tokens import create_token
 from webapp.timeutil import utcnow
-from webapp.tokens import create_token
 
 
 def token_resource(token: ApiToken, raw: str | None = None) -> dict[str, Any]:

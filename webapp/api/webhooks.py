@@ -47,7 +47,7 @@ def _attributes(data: dict) -> dict:
 @access("admin")
 def webhook_list():
     """Every webhook subscription with its delivery counts (never the secret)."""
-    from webapp.webhooks.service import delivery_stats, serialize_webhook
+    from webapp.services.webhooks import delivery_stats, serialize_webhook
 
     check_query(())
     rows = list(db.session.scalars(select(Webhook).order_by(Webhook.id)))
@@ -60,7 +60,7 @@ def webhook_list():
 @access("admin")
 def webhook_create():
     """Subscribe a URL to membership events; the response shows the signing secret once."""
-    from webapp.webhooks.service import WebhookError, create_webhook, serialize_webhook
+    from webapp.services.webhooks import WebhookError, create_webhook, serialize_webhook
 
     data = resource_object(read_document(), "webhooks", creating=True)
     try:
@@ -76,7 +76,7 @@ def webhook_create():
 @access("admin")
 def webhook_get(webhook_id: str):
     """One webhook subscription (never the secret)."""
-    from webapp.webhooks.service import serialize_webhook
+    from webapp.services.webhooks import serialize_webhook
 
     check_query(())
     webhook = webhook_or_404(webhook_id)
@@ -88,7 +88,7 @@ def webhook_get(webhook_id: str):
 @access("admin")
 def webhook_update(webhook_id: str):
     """Change a webhook's URL, description, event filter, active flag or secret."""
-    from webapp.webhooks.service import WebhookError, serialize_webhook, update_webhook
+    from webapp.services.webhooks import WebhookError, serialize_webhook, update_webhook
 
     webhook = webhook_or_404(webhook_id)
     data = resource_object(read_document(), "webhooks")
@@ -106,7 +106,7 @@ def webhook_update(webhook_id: str):
 @access("admin")
 def webhook_delete(webhook_id: str):
     """Delete a webhook subscription and its delivery log."""
-    from webapp.webhooks.service import delete_webhook
+    from webapp.services.webhooks import delete_webhook
 
     delete_webhook(webhook_or_404(webhook_id), actor=actor_label())
     return no_content()

@@ -10,7 +10,7 @@ from flask_login import current_user, login_user, logout_user
 from webapp.access import access
 from webapp.auth import bp
 from webapp.auth.forms import LoginForm
-from webapp.users import authenticate
+from webapp.services.users import authenticate
 
 
 def safe_next(target: str | None) -> str:

@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, request, url_for
 from sqlalchemy import select
 
-from webapp import visibility
 from webapp.access import access
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.lookup import find_member
 from webapp.members import bp
 from webapp.members.forms import WhatIfForm
 from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
+from webapp.services import decisions as visibility
+from webapp.services.lookup import find_member
 from webapp.targeting import age_on
 from webapp.timeutil import utcnow
 

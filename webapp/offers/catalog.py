@@ -13,9 +13,9 @@ from flask_login import current_user
 from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import render
-from webapp.lookup import find_member
 from webapp.offers.fields import page_number
-from webapp.offers.service import (
+from webapp.services.lookup import find_member
+from webapp.services.offers import (
     STATES,
     clean_query,
     search_condition,

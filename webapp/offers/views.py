@@ -17,7 +17,7 @@ from webapp.models import Audience, Offer, Segment
 from webapp.offers import bp, catalog
 from webapp.offers.fields import get_or_404
 from webapp.offers.forms import AgeAudienceForm, OfferForm, SegmentAudienceForm
-from webapp.offers.service import (
+from webapp.services.offers import (
     OfferError,
     add_audience,
     clean_query,

@@ -19,7 +19,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from webapp.overrides.service import MAX_DESCRIPTION
+from webapp.services.overrides import MAX_DESCRIPTION
 from webapp.timeutil import parse_datetime
 
 STATUS_CHOICES = [

@@ -28,11 +28,11 @@ from sqlalchemy.orm import joinedload
 from webapp.access import access
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.lookup import find_member, find_segment
 from webapp.models import Member, Override, OverrideHistory, Segment, SegmentMembership
 from webapp.overrides import bp
 from webapp.overrides.forms import BulkResetForm, OverrideForm, ResetForm
-from webapp.overrides.service import (
+from webapp.services.lookup import find_member, find_segment
+from webapp.services.overrides import (
     Effect,
     OverrideError,
     bulk_reset,
@@ -43,8 +43,8 @@ from webapp.overrides.service import (
     reset_override,
     set_override,
 )
+from webapp.services.upload_parser import spreadsheet_safe
 from webapp.timeutil import utcnow
-from webapp.uploads.parser import spreadsheet_safe
 
 PER_PAGE = 50
 BLOCK_PER_PAGE = 20

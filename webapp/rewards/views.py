@@ -16,14 +16,14 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Reward, RewardRequiredSegment
 from webapp.offers import catalog
 from webapp.offers.fields import get_or_404, in_id_range
-from webapp.offers.service import (
+from webapp.rewards import bp
+from webapp.rewards.forms import RequiredSegmentsForm, RewardForm
+from webapp.services.offers import (
     clean_query,
     segment_options,
     state_of,
 )
-from webapp.rewards import bp
-from webapp.rewards.forms import RequiredSegmentsForm, RewardForm
-from webapp.rewards.service import (
+from webapp.services.rewards import (
     RewardError,
     change_required_segments,
     delete_reward,

@@ -23,7 +23,6 @@ from webapp.models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
-from webapp.segments import service
 from webapp.segments.builder import (
     FIELD_CHOICES,
     FIELD_LABELS,
@@ -35,6 +34,7 @@ from webapp.segments.builder import (
     split_list,
 )
 from webapp.segments.forms import DeleteForm, SegmentForm
+from webapp.services import segments as service
 from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
 from webapp.targeting import criterion_label as _criterion_label
 from webapp.targeting import schema as ts

@@ -15,7 +15,7 @@ from webapp.models import Segment
 from webapp.segments import bp, pages
 from webapp.segments.builder import Builder
 from webapp.segments.forms import DeleteForm, SegmentForm
-from webapp.segments.service import SegmentError, SegmentInUse, delete_segment, save_segment
+from webapp.services.segments import SegmentError, SegmentInUse, delete_segment, save_segment
 
 PER_PAGE = 50
 SORTS = {"name": Segment.name, "size": Segment.size, "updated": Segment.updated_at}

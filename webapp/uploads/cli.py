@@ -11,7 +11,7 @@ import click
 
 from webapp.cli import segments_cli
 from webapp.extensions import db
-from webapp.lookup import find_segment
+from webapp.services.lookup import find_segment
 
 
 def _print_report(report: dict, mode: str) -> None:
@@ -60,8 +60,8 @@ def upload_command(segment: str, file: Path, mode: str, dry_run: bool, column: s
     nothing could be applied (file refused, no known member, limit, dynamic segment).
     """
     from webapp.models import Upload
-    from webapp.uploads import service
-    from webapp.uploads.parser import FileRejected
+    from webapp.services import uploads as service
+    from webapp.services.upload_parser import FileRejected
 
     target = find_segment(segment, by_name=True)
     if target is None:

@@ -25,9 +25,10 @@ from webapp.access import access, can
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.models import Segment, Upload
-from webapp.uploads import bp, service
+from webapp.services import uploads as service
+from webapp.services.upload_parser import spreadsheet_safe
+from webapp.uploads import bp
 from webapp.uploads.forms import EmptyForm, UploadForm
-from webapp.uploads.parser import spreadsheet_safe
 
 
 def _segment(segment_id: int) -> Segment:

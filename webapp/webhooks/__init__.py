@@ -4,6 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-from webapp.webhooks import cli, delivery, views  # noqa: E402,F401
+from webapp.services import webhook_delivery as delivery  # noqa: E402
+from webapp.webhooks import cli, views  # noqa: E402,F401
 
 delivery.install_commit_hook()

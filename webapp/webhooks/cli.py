@@ -18,7 +18,7 @@ from webapp.cli import events_cli
 def deliver_command(loop: bool, interval: float, webhook_id: int | None) -> None:
     """Create deliveries for new membership events and send those due (one pass, or --loop)."""
     from webapp.extensions import db
-    from webapp.webhooks.delivery import deliver
+    from webapp.services.webhook_delivery import deliver
 
     try:
         while True:
@@ -51,7 +51,7 @@ def deliver_command(loop: bool, interval: float, webhook_id: int | None) -> None
                    "(default: WEBHOOK_LOG_RETENTION_DAYS, 30; 0 keeps everything).")
 def prune_command(days: int | None) -> None:
     """Delete delivered and failed webhook deliveries older than the retention."""
-    from webapp.webhooks.delivery import prune, settings
+    from webapp.services.webhook_delivery import prune, settings
 
     kept = settings()["retention_days"] if days is None else days
     if kept == 0:

@@ -12,8 +12,7 @@ from webapp.access import access
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.models import MembershipEvent, Segment, Webhook, WebhookDelivery
-from webapp.webhooks import bp
-from webapp.webhooks.delivery import (
+from webapp.services.webhook_delivery import (
     SIGNATURE_HEADER,
     TEST_EVENT_ID,
     overdue_since,
@@ -22,8 +21,7 @@ from webapp.webhooks.delivery import (
     settings,
     start,
 )
-from webapp.webhooks.forms import EmptyForm, WebhookForm
-from webapp.webhooks.service import (
+from webapp.services.webhooks import (
     WebhookError,
     create_webhook,
     delete_webhook,
@@ -31,6 +29,8 @@ from webapp.webhooks.service import (
     rotate_secret,
     update_webhook,
 )
+from webapp.webhooks import bp
+from webapp.webhooks.forms import EmptyForm, WebhookForm
 
 LOG_PAGE_SIZE = 25
 LOG_STATUSES = ("pending", "retrying", "delivered", "failed")

@@ -44,10 +44,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from webapp.bulk import insert_rows
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta
 from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
-from webapp.timeutil import utcnow
-from webapp.uploads.parser import (
+from webapp.services.membership import Cause, apply_delta
+from webapp.services.upload_parser import (
     FileRejected,
     FileShape,
     ParseStats,
@@ -57,6 +56,7 @@ from webapp.uploads.parser import (
     read_identifiers,
     spreadsheet_safe,
 )
+from webapp.timeutil import utcnow
 
 MODES = ("add", "remove", "replace")
 MODE_LABELS = {"add": "Add to the list", "remove": "Remove from the list",
@@ -784,7 +784,7 @@ def start_dry_run(upload: Upload) -> str:
         return "now"
     from webapp.jobs import enqueue
 
-    return enqueue("webapp.uploads.service.run_dry_run", upload.id)
+    return enqueue("webapp.services.uploads.run_dry_run", upload.id)
 
 
 def run_dry_run(upload_id: int) -> None:
@@ -882,7 +882,7 @@ def request_apply(upload: Upload) -> str:
     db.session.commit()
     from webapp.jobs import enqueue
 
-    return enqueue("webapp.uploads.service.run_apply", upload.id)
+    return enqueue("webapp.services.uploads.run_apply", upload.id)
 
 
 def _not_ready(upload: Upload) -> str:
@@ -991,7 +991,7 @@ def request_undo(upload: Upload, *, actor_label: str, actor_id: int | None = Non
     db.session.commit()
     from webapp.jobs import enqueue
 
-    enqueue("webapp.uploads.service.run_undo", undo.id)
+    enqueue("webapp.services.uploads.run_undo", undo.id)
     return undo
 
 

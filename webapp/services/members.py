@@ -21,10 +21,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from webapp.audit import record
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
 from webapp.models import Member, Override, Segment, SegmentMembership
+from webapp.services.audit import record
+from webapp.services.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
 from webapp.timeutil import utcnow
 
 FIELDS = ("external_id", "email", "birthday", "tier", "points", "xp", "coins", "badges",
@@ -440,7 +440,7 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     `definition` holds `include` and `exclude` lists; raises SegmentDefinitionError for a
     criterion the core refuses. The page is ordered by member id, after `after` when given.
     """
-    from webapp.membership import members_t, memberships_t
+    from webapp.services.membership import members_t, memberships_t
     from webapp.targeting import parse_definition
     from webapp.targeting.sql import compile_criteria
 

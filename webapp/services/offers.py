@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
+from webapp.services.audit import record
 from webapp.targeting import AudienceDefinitionError, validate_audience
 from webapp.timeutil import parse_datetime, utcnow
 

@@ -37,7 +37,6 @@ from sqlalchemy import (
     update,
 )
 
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import (
     JSONType,
@@ -49,6 +48,7 @@ from webapp.models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from webapp.services.audit import record
 from webapp.timeutil import utcnow
 
 SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change")

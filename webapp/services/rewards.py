@@ -11,10 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import Member, Reward, RewardRequiredSegment, Segment
-from webapp.offers.service import (
+from webapp.services.audit import record
+from webapp.services.offers import (
     MAX_ID,
     member_exists,
     moment_text,

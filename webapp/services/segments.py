@@ -30,9 +30,7 @@ from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from webapp.audit import record
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.models import (
     Audience,
     AudienceSegment,
@@ -45,6 +43,8 @@ from webapp.models import (
     SegmentDependency,
     SegmentMembership,
 )
+from webapp.services.audit import record
+from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.targeting import (
     Criterion,
     Definition,

@@ -47,9 +47,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import delete, func, select
 
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import MembershipEvent, Segment, Webhook, WebhookDelivery
+from webapp.services.audit import record
 
 ACTIONS = ("ADD", "REMOVE")
 STATUSES = ("pending", "retrying", "delivered", "failed")

@@ -76,10 +76,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
-from webapp.membership import EVENTS_WRITTEN
 from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
+from webapp.services.membership import EVENTS_WRITTEN
+from webapp.services.webhooks import event_payload
 from webapp.timeutil import utcnow
-from webapp.webhooks.service import event_payload
 
 log = logging.getLogger(__name__)
 
@@ -539,7 +539,7 @@ def overdue_since(now: datetime | None = None,
 def retry_delivery(delivery: WebhookDelivery, *, actor: str,
                    now: datetime | None = None) -> None:
     """Make a delivery (and the queue waiting behind it) due now; audited and committed."""
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     now = now or utcnow()
     if delivery.status == "delivered":
@@ -560,7 +560,7 @@ def retry_delivery(delivery: WebhookDelivery, *, actor: str,
 def queue_test_event(webhook: Webhook, *, actor: str,
                      now: datetime | None = None) -> WebhookDelivery:
     """Queue a test delivery for the webhook (sent by the worker); audited and committed."""
-    from webapp.audit import record
+    from webapp.services.audit import record
 
     now = now or utcnow()
     delivery = WebhookDelivery(webhook_id=webhook.id, event_id=TEST_EVENT_ID, status="pending",
@@ -576,7 +576,7 @@ def start(webhook_id: int | None = None) -> str:
     """Hand a delivery pass to the background (RQ, a thread, or at once in tests)."""
     from webapp.jobs import enqueue
 
-    return enqueue("webapp.webhooks.delivery.deliver_job", webhook_id)
+    return enqueue("webapp.services.webhook_delivery.deliver_job", webhook_id)
 
 
 def _redis(url: str):

@@ -23,10 +23,10 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from webapp.audit import record
 from webapp.extensions import db
-from webapp.membership import Cause, apply_delta, current_member_ids
 from webapp.models import Member, Override, OverrideHistory, Segment
+from webapp.services.audit import record
+from webapp.services.membership import Cause, apply_delta, current_member_ids
 from webapp.timeutil import utcnow
 
 STATUSES = ("add", "block")
@@ -428,7 +428,7 @@ def _status_words(status: str) -> str:
 
 
 def _member_segments(member_id: str) -> set[int]:
-    from webapp.membership import segment_ids_of
+    from webapp.services.membership import segment_ids_of
 
     return segment_ids_of(member_id)
 

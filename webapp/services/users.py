@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from webapp.audit import record
 from webapp.extensions import db
 from webapp.models import ROLES, User
 from webapp.passwords import hash_password, verify_password
+from webapp.services.audit import record
 from webapp.timeutil import utcnow
 
 MIN_PASSWORD = 10
