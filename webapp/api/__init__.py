@@ -58,6 +58,7 @@ from webapp.api import (  # noqa: E402,F401
     offers,
     openapi,
     rewards,
+    segment_replace,
     segments,
     tokens,
     webhooks,

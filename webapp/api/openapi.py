@@ -92,6 +92,15 @@ def changed_resource(type_name: str, attributes: dict[str, Any]) -> dict[str, An
     return document
 
 
+def replaced_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...]
+                      ) -> dict[str, Any]:
+    """A request document stating a whole resource (PUT): required attributes, id optional."""
+    document = new_resource(type_name, attributes, required)
+    document["properties"]["data"]["properties"]["id"] = {
+        "type": "string", "description": "when given, the id in the URL"}
+    return document
+
+
 def single(resource_name: str, **extra: Any) -> dict[str, Any]:
     """A document whose primary data is one resource."""
     properties = {"data": ref(resource_name), "links": ref("Links"), "meta": META}
@@ -180,6 +189,8 @@ def _schemas() -> dict[str, Any]:
         ("external_id", "tier", "points", "xp", "coins", "badges", "custom_fields"))
     segment_attributes = obj({
         **SEGMENT_WRITE, "name": STRING, "size": {"type": "integer", "minimum": 0},
+        "estimatedSize": {"type": "integer", "minimum": 0, "description": "the Monterosa "
+                          "seed's name for size: the same exact count, not an estimate"},
         "version": INTEGER, "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT),
         "updated_by": nullable(STRING)}, ("name", "kind", "size", "include", "exclude"))
     offer_attributes = obj({**OFFER_WRITE, "created_at": nullable(MOMENT),
@@ -246,6 +257,8 @@ def _schemas() -> dict[str, Any]:
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
         "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
+        "SegmentReplace": replaced_resource("segments", {**SEGMENT_WRITE, "version": INTEGER},
+                                            ("name", "kind")),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
         "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
@@ -393,7 +406,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "DecoratedRewardCollection"),
     Operation("get", "/segments", "segment_list", "Segments", 200, "SegmentCollection", params=[
         query("filter[kind]", "static or dynamic", {"enum": ["static", "dynamic"]}),
-        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE]),
+        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE,
+        query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
+              "two", {"enum": ["static", "dynamic"]}),
+        query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "
+              "two", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",
@@ -407,6 +424,16 @@ OPERATIONS: tuple[Operation, ...] = (
               "SegmentDocument", "SegmentUpdate", example={"data": {
                   "type": "segments", "attributes": {"description": "Gold and up",
                                                      "version": 1}}}),
+    Operation("put", "/segments/{segment_ref}", "segment_replace", "Segments", 200,
+              "SegmentDocument", "SegmentReplace", example={"data": {
+                  "type": "segments", "attributes": {
+                      "name": "Engaged VIPs", "kind": "dynamic",
+                      "description": "Gold or platinum with 1,000+ points",
+                      "include": [{"field": "tier", "operator": "in",
+                                   "value": ["gold", "platinum"]},
+                                  {"field": "points", "operator": ">=", "value": 1000}],
+                      "exclude": [{"field": "customFields.test_account",
+                                   "operator": "equals", "value": True}]}}}),
     Operation("delete", "/segments/{segment_ref}", "segment_delete", "Segments", 204, None),
     Operation("get", "/segments/{segment_ref}/relationships/members", "segment_members",
               "Segment members", 200, "MemberLinkage", params=list(PAGE)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import select
 
 from webapp.access import access
@@ -49,7 +49,9 @@ from webapp.timeutil import parse_datetime
 
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
             "customerSegmentId")
-READ_ONLY = ("size", "created_at", "updated_at", "updated_by")
+READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by")
+# The Monterosa seed's names for page[size] and filter[kind] on the segment list.
+LIST_ALIASES = ("limit", "type")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
 
@@ -89,22 +91,32 @@ def _segment_error(exc: Exception) -> ApiError:
     return ApiError(status, errors=objects)
 
 
+def _aliased(name: str, alias: str) -> str:
+    """Which of a query parameter and its seed-document alias the request uses (not both)."""
+    if name in request.args and alias in request.args:
+        raise ApiError(400, "repeated_parameter", f"Give {name} or its alias {alias}, not "
+                       "both.", parameter=alias)
+    return alias if alias in request.args else name
+
+
 @bp.route("/segments", methods=["GET"])
 @access("read")
 def segment_list():
-    """List segments with their exact sizes; filter[kind], filter[customer_segment_id]."""
-    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS))
+    """List segments with exact sizes; filter[kind] (or type), page[size] (or limit)."""
+    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS, *LIST_ALIASES))
     query = select(Segment)
-    kind = query_value("filter[kind]")
+    kind_parameter = _aliased("filter[kind]", "type")
+    kind = query_value(kind_parameter)
     if kind is not None:
         if kind not in ("static", "dynamic"):
-            raise ApiError(400, "invalid_filter", "filter[kind] is static or dynamic.",
-                           parameter="filter[kind]")
+            raise ApiError(400, "invalid_filter", f"{kind_parameter} is static or dynamic.",
+                           parameter=kind_parameter)
         query = query.where(Segment.kind == kind)
     customer_id = query_value("filter[customer_segment_id]", max_length=255)
     if customer_id is not None:
         query = query.where(Segment.customer_segment_id == customer_id)
-    rows, links = keyset_page(query, Segment.id)
+    size = page_size(parameter=_aliased("page[size]", "limit"))
+    rows, links = keyset_page(query, Segment.id, size=size)
     return respond({"data": [segment_resource(s) for s in rows], "links": links})
 
 
