@@ -57,6 +57,7 @@ from webapp.api import (  # noqa: E402,F401
     members,
     offers,
     openapi,
+    overrides,
     rewards,
     segment_replace,
     segments,

@@ -267,18 +267,36 @@ def _schemas() -> dict[str, Any]:
             "type": {"const": "overrides"},
             "attributes": obj({
                 "member": {"type": "string", "description": "member id, external id or email"},
+                "user": {"type": "string", "description": "alias of member (the Village "
+                         "seed's name); give one of the two"},
                 "status": {"enum": ["add", "block", "reset"]},
+                "user_status": {"enum": ["add", "block", "reset"], "description": "alias of "
+                                "status (the Village seed's name); give one of the two"},
                 "description": STRING, "reference_id": nullable(STRING),
                 "metadata": nullable({"type": "object"}),
                 "status_change_timestamp": nullable({
                     "type": ["integer", "string"],
                     "description": "Unix seconds or RFC 3339; now when absent"}),
-                "expires_at": nullable({"type": ["integer", "string"]})}, ("status",)),
+                "expires_at": nullable({"type": ["integer", "string"]})},
+                oneOf=[{"required": ["status"]}, {"required": ["user_status"]}]),
             "relationships": obj({"member": obj({"data": identifier("members")}, ("data",))}),
         }, ("type", "attributes")),
         "OverrideRequest": obj({"data": {"anyOf": [ref("Override"),
                                                    array(ref("Override"), maxItems=10_000)]}},
                                ("data",)),
+        "OverrideAttributes": obj({
+            "member_id": STRING, "member_external_id": nullable(STRING),
+            "member_email": nullable(STRING), "status": {"enum": ["add", "block"]},
+            "description": STRING, "reference_id": nullable(STRING), "metadata": META,
+            "status_change_timestamp": nullable(MOMENT), "expires_at": nullable(MOMENT),
+            "expired": {"type": "boolean", "description": "the expiry has passed: the "
+                        "override no longer applies (listed until reset or replaced)"},
+            "actor": nullable(STRING), "created_at": nullable(MOMENT)},
+            ("member_id", "status", "status_change_timestamp", "expired")),
+        "OverrideResource": resource("overrides", "OverrideAttributes", {
+            "segment": obj({"data": identifier("segments"), "links": ref("Links")}),
+            "member": obj({"data": identifier("members"), "links": ref("Links")})}),
+        "OverrideCollection": collection("OverrideResource"),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
                           {"audiences": obj({"data": array(identifier("audiences"))})}),
@@ -444,14 +462,22 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "/segments/{segment_ref}/relationships/members",
               "segment_members_remove", "Segment members", 200, "ResultsDocument",
               "MemberIdentifiers", example={"data": [{"type": "members", "id": "U-1001"}]}),
+    Operation("get", "/segments/{segment_ref}/overrides", "segment_override_list",
+              "Overrides", 200, "OverrideCollection", params=[
+                  query("filter[member]", MEMBER_REF),
+                  query("filter[status]", "add or block", {"enum": ["add", "block"]}),
+                  query("filter[expired]", "true: only overrides whose expiry has passed; "
+                        "false: only those that still apply", {"enum": ["true", "false"]}),
+                  *PAGE]),
     Operation("post", "/segments/{segment_ref}/overrides", "segment_overrides", "Overrides",
               200, "ResultsDocument", "OverrideRequest", example={"data": [
                   {"type": "overrides", "attributes": {
                       "member": "U-1001", "status": "add", "reference_id": "TICKET-7",
                       "description": "VIP by contract", "metadata": {"agent": "sam"},
                       "status_change_timestamp": 1763800000}},
-                  {"type": "overrides", "attributes": {"member": "bob@example.com",
-                                                       "status": "block"}}]}),
+                  {"type": "overrides", "attributes": {
+                      "user": "bob@example.com", "user_status": "block",
+                      "description": "Developer test account"}}]}),
     Operation("get", "/offers", "offer_list", "Offers", 200, "OfferCollection",
               params=list(PAGE)),
     Operation("post", "/offers", "offer_create", "Offers", 201, "OfferDocument", "OfferCreate",

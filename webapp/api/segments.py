@@ -54,6 +54,8 @@ READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by")
 LIST_ALIASES = ("limit", "type")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
+# The Village seed's names, accepted on input: user for member, user_status for status.
+OVERRIDE_ALIASES = {"user": "member", "user_status": "status"}
 
 
 def segment_or_404(segment_ref: str) -> Segment:
@@ -377,7 +379,15 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
         raise ApiError(400, "invalid_data", "Each item is a resource object of type "
                        '"overrides".', pointer=pointer)
     check_resource(item, "overrides", pointer)
-    attributes = attributes_of(item, OVERRIDE_ATTRIBUTES, pointer=pointer)
+    attributes = attributes_of(item, (*OVERRIDE_ATTRIBUTES, *OVERRIDE_ALIASES), pointer=pointer)
+    given_as = {"member": "member", "status": "status"}  # for pointers into the request
+    for alias, name in OVERRIDE_ALIASES.items():
+        if alias in attributes:
+            given_as[name] = alias
+            if name in attributes:
+                raise ApiError(422, "invalid_attribute", f"{alias} is another name for {name}; "
+                               "give one of the two.", pointer=f"{pointer}/attributes/{alias}")
+            attributes[name] = attributes.pop(alias)
     member_ref = attributes.pop("member", None)
     rel = (item.get("relationships") or {}).get("member")
     if rel is not None:
@@ -388,13 +398,13 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
                            '"members", "id": ...}}.', pointer=f"{pointer}/relationships/member")
         member_ref = linkage["id"]
     if not isinstance(member_ref, str) or not member_ref.strip() or len(member_ref) > 320:
-        raise ApiError(422, "missing_member", "Name the member: attributes.member or the "
-                       "member relationship (member id, external id or email).",
-                       pointer=f"{pointer}/attributes/member")
+        raise ApiError(422, "missing_member", "Name the member: attributes.member (or user) "
+                       "or the member relationship (member id, external id or email).",
+                       pointer=f"{pointer}/attributes/{given_as['member']}")
     status = attributes.get("status")
     if status not in ("add", "block", "reset"):
-        raise ApiError(422, "invalid_attribute", "status is add, block or reset.",
-                       pointer=f"{pointer}/attributes/status")
+        raise ApiError(422, "invalid_attribute", f"{given_as['status']} is add, block or reset.",
+                       pointer=f"{pointer}/attributes/{given_as['status']}")
     for key in ("description", "reference_id"):
         value = attributes.get(key)
         if value is not None and not isinstance(value, str):
