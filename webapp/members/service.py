@@ -441,12 +441,17 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     criterion the core refuses. The page is ordered by member id, after `after` when given.
     """
     from webapp.membership import members_t, memberships_t
-    from webapp.targeting import parse_definition
+    from webapp.segments.service import resolve_segment_references
+    from webapp.targeting import SegmentDefinitionError, parse_definition
     from webapp.targeting.sql import compile_criteria
 
+    unknown: dict[str, str] = {}
+    include, exclude = (resolve_segment_references(definition.get(group) or [], group, unknown)
+                        for group in ("include", "exclude"))
+    if unknown:
+        raise SegmentDefinitionError(next(iter(unknown.values())))
     limit_criteria = current_app.config.get("LIMIT_CRITERIA", 50)
-    parsed = parse_definition({"kind": "dynamic", "include": definition.get("include") or [],
-                               "exclude": definition.get("exclude") or []},
+    parsed = parse_definition({"kind": "dynamic", "include": include, "exclude": exclude},
                               max_include=limit_criteria, max_exclude=limit_criteria)
     condition = compile_criteria(parsed, members_t, dialect=db.session.get_bind().dialect.name,
                                  now=now or utcnow(), tz=current_app.config.get("TIMEZONE", "UTC"),
