@@ -59,6 +59,7 @@ from webapp.api import (  # noqa: E402,F401
     openapi,
     overrides,
     rewards,
+    segment_memberships,
     segment_replace,
     segments,
     tokens,

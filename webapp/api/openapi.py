@@ -297,6 +297,37 @@ def _schemas() -> dict[str, Any]:
             "segment": obj({"data": identifier("segments"), "links": ref("Links")}),
             "member": obj({"data": identifier("members"), "links": ref("Links")})}),
         "OverrideCollection": collection("OverrideResource"),
+        "SegmentMembershipsRequest": obj({
+            "data": array(obj({
+                "type": {"const": "segment-memberships"},
+                "attributes": obj({
+                    "segment": {"type": ["string", "integer"],
+                                "description": "a static segment's id or customer segment id"},
+                    "action": {"enum": ["add", "remove"]},
+                    "members": array({"type": "string", "description": MEMBER_REF},
+                                     minItems=1, maxItems=100)},
+                    ("segment", "action", "members"))}, ("type", "attributes")),
+                maxItems=100, description="one item per segment, at most 100 segments and "
+                "100 different members per request"),
+            "meta": obj({"create_unknown_members": {
+                "type": "boolean", "description": "create a member from an identity no member "
+                "has (external id, and email when it is one) before adding it; false by "
+                "default"}})}, ("data",)),
+        "SegmentMembershipResult": obj({
+            "index": {"type": "integer", "description": "the item of `data`"},
+            "position": {"type": "integer", "description": "the member within the item"},
+            "segment": {"type": "string", "description": "the segment as the item named it"},
+            "segment_id": STRING, "id": {"type": "string", "description": "the identity given"},
+            "member_id": STRING, "member_created": BOOLEAN,
+            "result": {"enum": ["added", "already_member", "removed", "not_member",
+                                "unknown_member", "invalid"]},
+            "detail": STRING, "errors": array(ref("Error"))}, ("index", "result")),
+        "SegmentMembershipsResults": obj({"meta": obj({
+            "results": array(ref("SegmentMembershipResult")), "counts": {"type": "object"},
+            "members_created": INTEGER,
+            "segments": array(obj({"id": STRING, "customer_segment_id": nullable(STRING),
+                                   "name": STRING, "size": INTEGER}, ("id", "size")))},
+            ("results", "counts", "segments"))}, ("meta",)),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
                           {"audiences": obj({"data": array(identifier("audiences"))})}),
@@ -478,6 +509,15 @@ OPERATIONS: tuple[Operation, ...] = (
                   {"type": "overrides", "attributes": {
                       "user": "bob@example.com", "user_status": "block",
                       "description": "Developer test account"}}]}),
+    Operation("post", "/segment-memberships", "segment_memberships", "Segment members", 200,
+              "SegmentMembershipsResults", "SegmentMembershipsRequest", example={
+                  "data": [
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": "SEG12345", "action": "add",
+                          "members": ["U-1001", "ana@example.com", "new-user-77"]}},
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": 12, "action": "remove", "members": ["U-1001"]}}],
+                  "meta": {"create_unknown_members": True}}),
     Operation("get", "/offers", "offer_list", "Offers", 200, "OfferCollection",
               params=list(PAGE)),
     Operation("post", "/offers", "offer_create", "Offers", 201, "OfferDocument", "OfferCreate",
