@@ -105,7 +105,7 @@ def test_invalid_items_are_reported_and_skipped_while_the_rest_applies(api):
     dynamic = make_segment("Rules", customer_segment_id="rules",
                            include=[{"field": "points", "operator": ">=", "value": 10**6}])
     response = api.post("/segment-memberships", body(
-        item("no-such-segment", "add", "M1"),
+        item("no-such-segment", "add", "M1", "M2"),
         item("rules", "add", "M1"),
         item("list", "toggle", "M1"),
         {"type": "segments", "attributes": {}},
@@ -119,6 +119,9 @@ def test_invalid_items_are_reported_and_skipped_while_the_rest_applies(api):
     assert "no segment has the id or customer segment id 'no-such-segment'" in \
         by_index[0][0]["detail"].lower()
     assert by_index[0][0]["errors"][0]["source"]["pointer"] == "/data/0/attributes/segment"
+    assert [(r["id"], r["position"], r["result"]) for r in by_index[0]] == [
+        ("M1", 0, "invalid"), ("M2", 1, "invalid")]
+    assert by_index[1][0]["segment_id"] == str(dynamic.id)
     assert f"/api/v1/segments/{dynamic.id}/overrides" in by_index[1][0]["detail"]
     assert by_index[2][0]["errors"][0]["source"]["pointer"] == "/data/2/attributes/action"
     assert by_index[3][0]["errors"][0]["source"]["pointer"] == "/data/3/type"

@@ -686,7 +686,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
                 f"{MAX_SIZE}. Bulk requests take up to {batch:,} items and report a result "
                 f"per item. Each token may make {rate_limit}; beyond that the answer is 429 "
                 "with Retry-After. Errors are JSON:API error objects whose `source.pointer` "
-                "(into your request document) or `source.parameter` names what is wrong."),
+                "(into your request document) or `source.parameter` names what is wrong. "
+                "Clients written for Hatch, CleverTap, Village or Monterosa: the API reference "
+                "page maps each of their requests to Beacon's."),
         },
         "servers": [{"url": server}],
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

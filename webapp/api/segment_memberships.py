@@ -127,8 +127,9 @@ def _segments(parsed: list[dict[str, Any] | None]) -> dict[str, Segment]:
             found[item["segment"]] = find_segment(item["segment"])
     ids = sorted({s.id for s in found.values() if s is not None})
     if ids:
-        db.session.execute(select(Segment.id).where(Segment.id.in_(ids)).order_by(Segment.id)
-                           .with_for_update())
+        # Re-read under the lock: the static-list limit is checked against the current size.
+        db.session.scalars(select(Segment).where(Segment.id.in_(ids)).order_by(Segment.id)
+                           .with_for_update().execution_options(populate_existing=True)).all()
     return {ref: segment for ref, segment in found.items() if segment is not None}
 
 
@@ -198,14 +199,18 @@ def _apply_item(index: int, item: dict[str, Any], segment: Segment | None,
     """Apply one item's add or remove through the membership service; a result per member."""
     where = f"/data/{index}/attributes"
     base = {"segment": item["segment"]}
+    refusal = None
     if segment is None:
-        detail = f"No segment has the id or customer segment id {item['segment']!r}."
-        return [_invalid(index, detail, f"{where}/segment", **base)]
+        refusal = f"No segment has the id or customer segment id {item['segment']!r}."
+    elif segment.kind != "static":
+        base["segment_id"] = str(segment.id)
+        refusal = (f"{segment.name} is a dynamic segment: its rules decide who is in. Pin "
+                   f"members in or out with POST /api/v1/segments/{segment.id}/overrides.")
+    if refusal is not None:  # still a result per (segment, member), each saying why
+        return [_invalid(index, refusal, f"{where}/segment", **base, position=position,
+                         **({"id": _identity(value)} if _identity(value) else {}))
+                for position, value in enumerate(item["members"])]
     base["segment_id"] = str(segment.id)
-    if segment.kind != "static":
-        detail = (f"{segment.name} is a dynamic segment: its rules decide who is in. Pin "
-                  f"members in or out with POST /api/v1/segments/{segment.id}/overrides.")
-        return [_invalid(index, detail, f"{where}/segment", **base)]
     adding = item["action"] == "add"
     ids = [resolved[i] for i in map(_identity, item["members"]) if i in resolved]
     present = current_member_ids(segment.id, sorted(set(ids)))
