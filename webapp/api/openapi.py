@@ -129,7 +129,8 @@ def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str
 
 CRITERION = obj({
     "field": {"type": "string", "description": "tier, email, external_id, points, xp, coins, "
-              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment"},
+              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment "
+              "(in / not_in a list of segment ids or customer segment ids, stored as ids)"},
     "operator": {"enum": list(OPERATORS)},
     "value": {"description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},

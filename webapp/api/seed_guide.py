@@ -144,6 +144,14 @@ SEED_SYSTEMS: tuple[SeedSystem, ...] = (
         Mapping("DELETE /v1/segments/{segmentId}", "delete", "/segments/{segment_ref}", "",
                 "Monterosa deletes a segment still used by campaigns; Beacon refuses (409 "
                 "`segment_in_use`, listing the offers, rewards and segments using it)."),
+        Mapping("Reference segments in rule conditions (Campaigns / Rules APIs)", "post",
+                "/segments",
+                '{"data": {"type": "segments", "attributes": {"name": "VIPs not in test", '
+                '"kind": "dynamic", "include": [{"field": "segment", "operator": "in", '
+                '"value": ["SEG-42"]}]}}}',
+                "A `segment` criterion names segments by id or customer segment id and "
+                "stores the ids; Beacon's offers and rewards use segments through audiences "
+                "and required segments."),
         Mapping("Audience API search (exact counts)", "post", "/members/search",
                 '{"data": {"type": "member-searches", "attributes": {"include": […], '
                 '"exclude": […]}}}', "The exact `meta.count` and the first page of members."),
