@@ -93,6 +93,14 @@ def test_unknown_members_are_created_when_the_request_asks(api):
     assert members_of(segment) == {"KNOWN", "new-77", "New.Person@Example.com"}
     # A new member is placed in the dynamic segments it matches, in the same transaction.
     assert {"new-77", "New.Person@Example.com"} <= members_of(rich)
+    long_identity = "x" * 300  # a member may be named by 320 characters, an external id 255
+    too_long = api.post("/segment-memberships", body(item("api-seg", "add", long_identity),
+                                                     create_unknown_members=True))
+    refused = too_long.get_json()["meta"]["results"][0]
+    assert refused["result"] == "invalid"
+    assert "none can be created from it: external_id has at most 255 characters" in \
+        refused["detail"]
+    assert refused["errors"][0]["source"]["pointer"] == "/data/0/attributes/members/0"
     without_flag = api.post("/segment-memberships", body(item("api-seg", "add", "other-9")))
     assert without_flag.get_json()["meta"]["results"][0]["result"] == "unknown_member"
     assert db.session.scalar(select(func.count()).select_from(Member).where(
