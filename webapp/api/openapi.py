@@ -92,6 +92,15 @@ def changed_resource(type_name: str, attributes: dict[str, Any]) -> dict[str, An
     return document
 
 
+def replaced_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...]
+                      ) -> dict[str, Any]:
+    """A request document stating a whole resource (PUT): required attributes, id optional."""
+    document = new_resource(type_name, attributes, required)
+    document["properties"]["data"]["properties"]["id"] = {
+        "type": "string", "description": "when given, the id in the URL"}
+    return document
+
+
 def single(resource_name: str, **extra: Any) -> dict[str, Any]:
     """A document whose primary data is one resource."""
     properties = {"data": ref(resource_name), "links": ref("Links"), "meta": META}
@@ -120,7 +129,8 @@ def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str
 
 CRITERION = obj({
     "field": {"type": "string", "description": "tier, email, external_id, points, xp, coins, "
-              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment"},
+              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment "
+              "(in / not_in a list of segment ids or customer segment ids, stored as ids)"},
     "operator": {"enum": list(OPERATORS)},
     "value": {"description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
@@ -180,6 +190,8 @@ def _schemas() -> dict[str, Any]:
         ("external_id", "tier", "points", "xp", "coins", "badges", "custom_fields"))
     segment_attributes = obj({
         **SEGMENT_WRITE, "name": STRING, "size": {"type": "integer", "minimum": 0},
+        "estimatedSize": {"type": "integer", "minimum": 0, "description": "the Monterosa "
+                          "seed's name for size: the same exact count, not an estimate"},
         "version": INTEGER, "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT),
         "updated_by": nullable(STRING)}, ("name", "kind", "size", "include", "exclude"))
     offer_attributes = obj({**OFFER_WRITE, "created_at": nullable(MOMENT),
@@ -246,6 +258,8 @@ def _schemas() -> dict[str, Any]:
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
         "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
+        "SegmentReplace": replaced_resource("segments", {**SEGMENT_WRITE, "version": INTEGER},
+                                            ("name", "kind")),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
         "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
@@ -254,18 +268,67 @@ def _schemas() -> dict[str, Any]:
             "type": {"const": "overrides"},
             "attributes": obj({
                 "member": {"type": "string", "description": "member id, external id or email"},
+                "user": {"type": "string", "description": "alias of member (the Village "
+                         "seed's name); give one of the two"},
                 "status": {"enum": ["add", "block", "reset"]},
+                "user_status": {"enum": ["add", "block", "reset"], "description": "alias of "
+                                "status (the Village seed's name); give one of the two"},
                 "description": STRING, "reference_id": nullable(STRING),
                 "metadata": nullable({"type": "object"}),
                 "status_change_timestamp": nullable({
                     "type": ["integer", "string"],
                     "description": "Unix seconds or RFC 3339; now when absent"}),
-                "expires_at": nullable({"type": ["integer", "string"]})}, ("status",)),
+                "expires_at": nullable({"type": ["integer", "string"]})},
+                oneOf=[{"required": ["status"]}, {"required": ["user_status"]}]),
             "relationships": obj({"member": obj({"data": identifier("members")}, ("data",))}),
         }, ("type", "attributes")),
         "OverrideRequest": obj({"data": {"anyOf": [ref("Override"),
                                                    array(ref("Override"), maxItems=10_000)]}},
                                ("data",)),
+        "OverrideAttributes": obj({
+            "member_id": STRING, "member_external_id": nullable(STRING),
+            "member_email": nullable(STRING), "status": {"enum": ["add", "block"]},
+            "description": STRING, "reference_id": nullable(STRING), "metadata": META,
+            "status_change_timestamp": nullable(MOMENT), "expires_at": nullable(MOMENT),
+            "expired": {"type": "boolean", "description": "the expiry has passed: the "
+                        "override no longer applies (listed until reset or replaced)"},
+            "actor": nullable(STRING), "created_at": nullable(MOMENT)},
+            ("member_id", "status", "status_change_timestamp", "expired")),
+        "OverrideResource": resource("overrides", "OverrideAttributes", {
+            "segment": obj({"data": identifier("segments"), "links": ref("Links")}),
+            "member": obj({"data": identifier("members"), "links": ref("Links")})}),
+        "OverrideCollection": collection("OverrideResource"),
+        "SegmentMembershipsRequest": obj({
+            "data": array(obj({
+                "type": {"const": "segment-memberships"},
+                "attributes": obj({
+                    "segment": {"type": ["string", "integer"],
+                                "description": "a static segment's id or customer segment id"},
+                    "action": {"enum": ["add", "remove"]},
+                    "members": array({"type": "string", "description": MEMBER_REF},
+                                     minItems=1, maxItems=100)},
+                    ("segment", "action", "members"))}, ("type", "attributes")),
+                maxItems=100, description="one item per segment, at most 100 segments and "
+                "100 different members per request"),
+            "meta": obj({"create_unknown_members": {
+                "type": "boolean", "description": "create a member from an identity no member "
+                "has (external id, and email when it is one) before adding it; false by "
+                "default"}})}, ("data",)),
+        "SegmentMembershipResult": obj({
+            "index": {"type": "integer", "description": "the item of `data`"},
+            "position": {"type": "integer", "description": "the member within the item"},
+            "segment": {"type": "string", "description": "the segment as the item named it"},
+            "segment_id": STRING, "id": {"type": "string", "description": "the identity given"},
+            "member_id": STRING, "member_created": BOOLEAN,
+            "result": {"enum": ["added", "already_member", "removed", "not_member",
+                                "unknown_member", "invalid"]},
+            "detail": STRING, "errors": array(ref("Error"))}, ("index", "result")),
+        "SegmentMembershipsResults": obj({"meta": obj({
+            "results": array(ref("SegmentMembershipResult")), "counts": {"type": "object"},
+            "members_created": INTEGER,
+            "segments": array(obj({"id": STRING, "customer_segment_id": nullable(STRING),
+                                   "name": STRING, "size": INTEGER}, ("id", "size")))},
+            ("results", "counts", "segments"))}, ("meta",)),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
                           {"audiences": obj({"data": array(identifier("audiences"))})}),
@@ -393,7 +456,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "DecoratedRewardCollection"),
     Operation("get", "/segments", "segment_list", "Segments", 200, "SegmentCollection", params=[
         query("filter[kind]", "static or dynamic", {"enum": ["static", "dynamic"]}),
-        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE]),
+        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE,
+        query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
+              "two", {"enum": ["static", "dynamic"]}),
+        query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "
+              "two", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",
@@ -407,6 +474,16 @@ OPERATIONS: tuple[Operation, ...] = (
               "SegmentDocument", "SegmentUpdate", example={"data": {
                   "type": "segments", "attributes": {"description": "Gold and up",
                                                      "version": 1}}}),
+    Operation("put", "/segments/{segment_ref}", "segment_replace", "Segments", 200,
+              "SegmentDocument", "SegmentReplace", example={"data": {
+                  "type": "segments", "attributes": {
+                      "name": "Engaged VIPs", "kind": "dynamic",
+                      "description": "Gold or platinum with 1,000+ points",
+                      "include": [{"field": "tier", "operator": "in",
+                                   "value": ["gold", "platinum"]},
+                                  {"field": "points", "operator": ">=", "value": 1000}],
+                      "exclude": [{"field": "customFields.test_account",
+                                   "operator": "equals", "value": True}]}}}),
     Operation("delete", "/segments/{segment_ref}", "segment_delete", "Segments", 204, None),
     Operation("get", "/segments/{segment_ref}/relationships/members", "segment_members",
               "Segment members", 200, "MemberLinkage", params=list(PAGE)),
@@ -417,14 +494,31 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "/segments/{segment_ref}/relationships/members",
               "segment_members_remove", "Segment members", 200, "ResultsDocument",
               "MemberIdentifiers", example={"data": [{"type": "members", "id": "U-1001"}]}),
+    Operation("get", "/segments/{segment_ref}/overrides", "segment_override_list",
+              "Overrides", 200, "OverrideCollection", params=[
+                  query("filter[member]", MEMBER_REF),
+                  query("filter[status]", "add or block", {"enum": ["add", "block"]}),
+                  query("filter[expired]", "true: only overrides whose expiry has passed; "
+                        "false: only those that still apply", {"enum": ["true", "false"]}),
+                  *PAGE]),
     Operation("post", "/segments/{segment_ref}/overrides", "segment_overrides", "Overrides",
               200, "ResultsDocument", "OverrideRequest", example={"data": [
                   {"type": "overrides", "attributes": {
                       "member": "U-1001", "status": "add", "reference_id": "TICKET-7",
                       "description": "VIP by contract", "metadata": {"agent": "sam"},
                       "status_change_timestamp": 1763800000}},
-                  {"type": "overrides", "attributes": {"member": "bob@example.com",
-                                                       "status": "block"}}]}),
+                  {"type": "overrides", "attributes": {
+                      "user": "bob@example.com", "user_status": "block",
+                      "description": "Developer test account"}}]}),
+    Operation("post", "/segment-memberships", "segment_memberships", "Segment members", 200,
+              "SegmentMembershipsResults", "SegmentMembershipsRequest", example={
+                  "data": [
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": "SEG12345", "action": "add",
+                          "members": ["U-1001", "ana@example.com", "new-user-77"]}},
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": 12, "action": "remove", "members": ["U-1001"]}}],
+                  "meta": {"create_unknown_members": True}}),
     Operation("get", "/offers", "offer_list", "Offers", 200, "OfferCollection",
               params=list(PAGE)),
     Operation("post", "/offers", "offer_create", "Offers", 201, "OfferDocument", "OfferCreate",
@@ -593,7 +687,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
                 f"{MAX_SIZE}. Bulk requests take up to {batch:,} items and report a result "
                 f"per item. Each token may make {rate_limit}; beyond that the answer is 429 "
                 "with Retry-After. Errors are JSON:API error objects whose `source.pointer` "
-                "(into your request document) or `source.parameter` names what is wrong."),
+                "(into your request document) or `source.parameter` names what is wrong. "
+                "Clients written for Hatch, CleverTap, Village or Monterosa: the API reference "
+                "page maps each of their requests to Beacon's."),
         },
         "servers": [{"url": server}],
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import select
 
 from webapp.access import access
@@ -49,9 +49,13 @@ from webapp.timeutil import parse_datetime
 
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
             "customerSegmentId")
-READ_ONLY = ("size", "created_at", "updated_at", "updated_by")
+READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by")
+# The Monterosa seed's names for page[size] and filter[kind] on the segment list.
+LIST_ALIASES = ("limit", "type")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
+# The Village seed's names, accepted on input: user for member, user_status for status.
+OVERRIDE_ALIASES = {"user": "member", "user_status": "status"}
 
 
 def segment_or_404(segment_ref: str) -> Segment:
@@ -89,22 +93,32 @@ def _segment_error(exc: Exception) -> ApiError:
     return ApiError(status, errors=objects)
 
 
+def _aliased(name: str, alias: str) -> str:
+    """Which of a query parameter and its seed-document alias the request uses (not both)."""
+    if name in request.args and alias in request.args:
+        raise ApiError(400, "repeated_parameter", f"Give {name} or its alias {alias}, not "
+                       "both.", parameter=alias)
+    return alias if alias in request.args else name
+
+
 @bp.route("/segments", methods=["GET"])
 @access("read")
 def segment_list():
-    """List segments with their exact sizes; filter[kind], filter[customer_segment_id]."""
-    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS))
+    """List segments with exact sizes; filter[kind] (or type), page[size] (or limit)."""
+    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS, *LIST_ALIASES))
     query = select(Segment)
-    kind = query_value("filter[kind]")
+    kind_parameter = _aliased("filter[kind]", "type")
+    kind = query_value(kind_parameter)
     if kind is not None:
         if kind not in ("static", "dynamic"):
-            raise ApiError(400, "invalid_filter", "filter[kind] is static or dynamic.",
-                           parameter="filter[kind]")
+            raise ApiError(400, "invalid_filter", f"{kind_parameter} is static or dynamic.",
+                           parameter=kind_parameter)
         query = query.where(Segment.kind == kind)
     customer_id = query_value("filter[customer_segment_id]", max_length=255)
     if customer_id is not None:
         query = query.where(Segment.customer_segment_id == customer_id)
-    rows, links = keyset_page(query, Segment.id)
+    size = page_size(parameter=_aliased("page[size]", "limit"))
+    rows, links = keyset_page(query, Segment.id, size=size)
     return respond({"data": [segment_resource(s) for s in rows], "links": links})
 
 
@@ -365,7 +379,15 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
         raise ApiError(400, "invalid_data", "Each item is a resource object of type "
                        '"overrides".', pointer=pointer)
     check_resource(item, "overrides", pointer)
-    attributes = attributes_of(item, OVERRIDE_ATTRIBUTES, pointer=pointer)
+    attributes = attributes_of(item, (*OVERRIDE_ATTRIBUTES, *OVERRIDE_ALIASES), pointer=pointer)
+    given_as = {"member": "member", "status": "status"}  # for pointers into the request
+    for alias, name in OVERRIDE_ALIASES.items():
+        if alias in attributes:
+            given_as[name] = alias
+            if name in attributes:
+                raise ApiError(422, "invalid_attribute", f"{alias} is another name for {name}; "
+                               "give one of the two.", pointer=f"{pointer}/attributes/{alias}")
+            attributes[name] = attributes.pop(alias)
     member_ref = attributes.pop("member", None)
     rel = (item.get("relationships") or {}).get("member")
     if rel is not None:
@@ -376,13 +398,13 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
                            '"members", "id": ...}}.', pointer=f"{pointer}/relationships/member")
         member_ref = linkage["id"]
     if not isinstance(member_ref, str) or not member_ref.strip() or len(member_ref) > 320:
-        raise ApiError(422, "missing_member", "Name the member: attributes.member or the "
-                       "member relationship (member id, external id or email).",
-                       pointer=f"{pointer}/attributes/member")
+        raise ApiError(422, "missing_member", "Name the member: attributes.member (or user) "
+                       "or the member relationship (member id, external id or email).",
+                       pointer=f"{pointer}/attributes/{given_as['member']}")
     status = attributes.get("status")
     if status not in ("add", "block", "reset"):
-        raise ApiError(422, "invalid_attribute", "status is add, block or reset.",
-                       pointer=f"{pointer}/attributes/status")
+        raise ApiError(422, "invalid_attribute", f"{given_as['status']} is add, block or reset.",
+                       pointer=f"{pointer}/attributes/{given_as['status']}")
     for key in ("description", "reference_id"):
         value = attributes.get(key)
         if value is not None and not isinstance(value, str):

@@ -40,6 +40,8 @@ def segment_resource(segment: Segment | Row) -> dict[str, Any]:
             "kind": segment.kind, "customer_segment_id": segment.customer_segment_id,
             "url": segment.url, "include": list(segment.include or []),
             "exclude": list(segment.exclude or []), "size": segment.size or 0,
+            # The Monterosa seed's name for the size; Beacon's is exact, not an estimate.
+            "estimatedSize": segment.size or 0,
             "version": segment.version, "created_at": iso(segment.created_at),
             "updated_at": iso(segment.updated_at),
             "updated_by": segment.updated_by_label or None,

@@ -44,6 +44,7 @@ from webapp.models import (
     SegmentMembership,
 )
 from webapp.services.audit import record
+from webapp.services.lookup import find_segment
 from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.targeting import (
     Criterion,
@@ -153,6 +154,46 @@ def _repeated_segments(c: Criterion) -> list[int]:
     return sorted({v for v in c.value if v in seen or seen.add(v)})
 
 
+def resolve_segment_references(items: Any, group: str, errors: dict[str, str]) -> Any:
+    """Criteria with each `segment` criterion's customer segment ids replaced by segment ids.
+
+    Segments are named by id or customer segment id everywhere (audiences, required segments,
+    URLs); criteria store ids, so a name is resolved once, here, and an unknown one is
+    recorded under the criterion's path naming it. Groups (`any`/`all`/`none`) are walked.
+    """
+    if not isinstance(items, list | tuple):
+        return items
+    return [_resolve_criterion(raw, f"{group}[{i}]", errors) for i, raw in enumerate(items)]
+
+
+def _resolve_criterion(raw: Any, where: str, errors: dict[str, str]) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    if raw.get("field") != "segment":
+        nested = {key: resolve_segment_references(raw[key], f"{where}.{key}", errors)
+                  for key in ("any", "all", "none") if isinstance(raw.get(key), list)}
+        return {**raw, **nested} if nested else raw
+    value = raw.get("value")
+    if not isinstance(value, list) or not any(isinstance(v, str) for v in value):
+        return raw
+    resolved: list[Any] = []
+    unknown: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            resolved.append(item)
+            continue
+        segment = find_segment(item)
+        if segment is None:
+            unknown.append(item)
+        resolved.append(segment.id if segment is not None else item)
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        errors[where] = (f"{where} (segment {raw.get('operator')} {value}): no segment has "
+                         f"the id or customer segment id {names}")
+        return raw
+    return {**raw, "value": resolved}
+
+
 def parse_definition_input(definition: dict, errors: dict[str, str], *,
                            segment_id: int | None = None) -> Definition | None:
     """Validate {kind, include, exclude}: criteria, limits, referenced segments and cycles."""
@@ -160,8 +201,12 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     if kind not in KINDS:
         errors["kind"] = f"kind is static or dynamic, not {kind!r}"
         return None
-    include = parse_criteria(definition.get("include"), "include", errors)
-    exclude = parse_criteria(definition.get("exclude"), "exclude", errors)
+    unknown: dict[str, str] = {}
+    include = parse_criteria(resolve_segment_references(definition.get("include"), "include",
+                                                        unknown), "include", errors)
+    exclude = parse_criteria(resolve_segment_references(definition.get("exclude"), "exclude",
+                                                        unknown), "exclude", errors)
+    errors.update(unknown)  # "no segment named X" says more than "ids are whole numbers"
     limit = _limit("LIMIT_CRITERIA", ts.MAX_INCLUDE)
     for group in ("include", "exclude"):
         items = definition.get(group) or []
@@ -677,6 +722,6 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
 
 __all__ = [
     "SegmentError", "SegmentInUse", "delete_segment", "has_content", "names_of", "parse_criteria",
-    "parse_definition_input", "preview", "rule_expression", "save_segment", "total_members",
-    "validate", "warnings", "where_used",
+    "parse_definition_input", "preview", "resolve_segment_references", "rule_expression",
+    "save_segment", "total_members", "validate", "warnings", "where_used",
 ]
