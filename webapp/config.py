@@ -41,6 +41,16 @@ def _number(name: str, default: int) -> int:
     return int(raw)
 
 
+def _allowed_hosts() -> tuple[str, ...]:
+    """WEBHOOK_ALLOWED_HOSTS as normalised entries, with a message naming the variable if bad."""
+    from webapp.webhooks.addresses import parse_allowed_hosts
+
+    try:
+        return parse_allowed_hosts(os.environ.get("WEBHOOK_ALLOWED_HOSTS", ""))
+    except ValueError as exc:
+        raise RuntimeError(f"WEBHOOK_ALLOWED_HOSTS: {exc}") from None
+
+
 def load(instance_path: str) -> dict:
     """The configuration mapping for a new app."""
     url = _database_url(instance_path)
@@ -69,6 +79,8 @@ def load(instance_path: str) -> dict:
         "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES", 64 * 1024 * 1024),
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
         "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
+        # Hosts exempt from the internal-address check (local development, the test suite).
+        "WEBHOOK_ALLOWED_HOSTS": _allowed_hosts(),
         "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
     }
 
