@@ -69,8 +69,13 @@ def load(instance_path: str) -> dict:
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "1200 per minute"),
         "TIMEZONE": os.environ.get("BEACON_TIMEZONE", "UTC"),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024))),
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCK_SECONDS": 300,
+        # Sign-in throttling (webapp/login_throttle.py): failures before backoff starts,
+        # per client address and per account (browsers it has not signed in with), the
+        # longest wait, and how long failures are remembered.
+        "LOGIN_ADDRESS_FREE_FAILURES": 10,
+        "LOGIN_ACCOUNT_FREE_FAILURES": 5,
+        "LOGIN_BACKOFF_MAX_SECONDS": 900,
+        "LOGIN_FAILURE_MEMORY_SECONDS": 24 * 3600,
         "LIMIT_SEGMENTS": 10_000,
         "LIMIT_CRITERIA": 50,
         "LIMIT_STATIC_MEMBERS": 5_000_000,
@@ -81,6 +86,9 @@ def load(instance_path: str) -> dict:
         "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
         # Hosts exempt from the internal-address check (local development, the test suite).
         "WEBHOOK_ALLOWED_HOSTS": _allowed_hosts(),
+        # Reverse proxies in front of Beacon whose X-Forwarded-For/-Proto are trusted, so
+        # that sign-in throttling sees the client's address rather than the proxy's.
+        "PROXY_COUNT": _number("PROXY_COUNT", 0),
         "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
     }
 
