@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +18,8 @@ from webapp.extensions import db
 from webapp.models import Webhook, WebhookDelivery
 from webapp.tokens import create_token
 from webapp.webhooks import addresses
-from webapp.webhooks.delivery import deliver
+from webapp.webhooks import delivery as delivery_module
+from webapp.webhooks.delivery import deliver, post
 from webapp.webhooks.service import WebhookError, create_webhook, update_webhook
 
 
@@ -213,3 +218,50 @@ def test_the_pinned_connection_tries_each_checked_address_in_turn(app, receiver,
     _subscribe_then_add(receiver, f"http://hooks.example:{port}/hook")
     assert deliver().delivered == 1
     assert len(receiver.requests) == 1
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_https_checks_the_certificate_of_the_urls_host_at_the_checked_address(
+        app, dns, monkeypatch):
+    """TLS server name and certificate check use the URL's host; TCP goes to the checked IP.
+
+    The receiver's certificate (tests/webhooks/data, self-signed for secure.example, made
+    for this test) is trusted only in the second attempt.
+    """
+    seen: dict[str, str] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen["host"] = self.headers["Host"]
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(DATA / "receiver-cert.pem", DATA / "receiver-key.pem")
+    context.sni_callback = lambda sock, name, ctx: seen.__setitem__("server_name", name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        app.config["WEBHOOK_ALLOWED_HOSTS"] = "secure.example"
+        dns.answers["secure.example"] = ["127.0.0.1"]
+        url = f"https://secure.example:{port}/hook"
+
+        status, error = post(url, b"[]", {"Content-Type": "application/json"}, 5)
+        assert (status, seen.get("server_name")) == (None, "secure.example")
+        assert "CERTIFICATE_VERIFY_FAILED" in error  # not trusted: nothing is sent
+
+        monkeypatch.setattr(delivery_module, "_tls_context", lambda: ssl.create_default_context(
+            cafile=str(DATA / "receiver-cert.pem")))
+        assert post(url, b"[]", {"Content-Type": "application/json"}, 5) == (204, None)
+        assert seen == {"server_name": "secure.example", "host": f"secure.example:{port}"}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -281,6 +281,11 @@ def _pinned_connector(addresses: tuple[str, ...]):
     return create_connection
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings of deliveries: the system's trusted CAs, host names checked."""
+    return ssl.create_default_context()
+
+
 def post(url: str, body: bytes, headers: dict[str, str],
          timeout: float) -> tuple[int | None, str | None]:
     """POST the body; returns (status code or None, error message or None for a 2xx).
@@ -298,7 +303,7 @@ def post(url: str, body: bytes, headers: dict[str, str],
     if destination.scheme == "https":
         connection: http.client.HTTPConnection = http.client.HTTPSConnection(
             destination.host, destination.port, timeout=timeout,
-            context=ssl.create_default_context())
+            context=_tls_context())
     else:
         connection = http.client.HTTPConnection(destination.host, destination.port,
                                                 timeout=timeout)
