@@ -189,3 +189,26 @@ def test_behind_a_proxy_the_forwarded_client_address_is_throttled(app, clock):
     assert "from your network" in text(refused)
     with proxied.app_context():
         db.engine.dispose()
+
+
+def test_parallel_attempts_cannot_slip_through_a_wait(app):
+    """Each attempt is reserved atomically: of many at once, only those the policy allows
+    (the free one, then the one that starts the wait) get through."""
+    import threading
+
+    policy = Policy(free=1, cap=900, memory=600)
+    results: list[float] = []
+    start = threading.Barrier(8)
+
+    def try_once() -> None:
+        with app.app_context():
+            start.wait()
+            results.append(DatabaseStore().hit("ip:race", policy))
+            db.session.remove()
+
+    threads = [threading.Thread(target=try_once) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r == 0 for r in results) == [False] * 6 + [True] * 2
