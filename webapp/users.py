@@ -20,6 +20,10 @@ class UserError(ValueError):
     """A refused user operation, with a message for the person."""
 
 
+class WrongPassword(UserError):
+    """The current password given to confirm a change is wrong."""
+
+
 def find_by_email(email: str) -> User | None:
     """The user with this email, case-insensitively."""
     return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
@@ -107,7 +111,7 @@ def authenticate(email: str, password: str, *, address: str | None,
 def change_password(user: User, current: str, new: str) -> None:
     """Set a new password after checking the current one; ends the user's other sessions."""
     if not verify_password(user.password_hash, current):
-        raise UserError("The current password is wrong.")
+        raise WrongPassword("The current password is wrong.")
     if len(new) < MIN_PASSWORD:
         raise UserError(f"The new password must have at least {MIN_PASSWORD} characters.")
     if new == current:

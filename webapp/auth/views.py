@@ -12,7 +12,13 @@ from webapp.auth import bp
 from webapp.auth.forms import LoginForm, PasswordForm
 from webapp.login_throttle import remember_device, remembered_accounts
 from webapp.sessions import start_session
-from webapp.users import UserError, authenticate, change_password, end_sessions
+from webapp.users import (
+    UserError,
+    WrongPassword,
+    authenticate,
+    change_password,
+    end_sessions,
+)
 
 
 def safe_next(target: str | None) -> str:
@@ -69,7 +75,7 @@ def password():
         try:
             change_password(user, form.current.data, form.new.data)
         except UserError as exc:
-            field = form.current if "current password" in str(exc) else form.new
+            field = form.current if isinstance(exc, WrongPassword) else form.new
             field.errors = [*field.errors, str(exc)]
         else:
             start_session(user)  # this browser stays signed in, on the new generation
