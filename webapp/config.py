@@ -41,6 +41,16 @@ def _number(name: str, default: int) -> int:
     return int(raw)
 
 
+def _allowed_hosts() -> tuple[str, ...]:
+    """WEBHOOK_ALLOWED_HOSTS as normalised entries, with a message naming the variable if bad."""
+    from webapp.services.webhook_addresses import parse_allowed_hosts
+
+    try:
+        return parse_allowed_hosts(os.environ.get("WEBHOOK_ALLOWED_HOSTS", ""))
+    except ValueError as exc:
+        raise RuntimeError(f"WEBHOOK_ALLOWED_HOSTS: {exc}") from None
+
+
 def load(instance_path: str) -> dict:
     """The configuration mapping for a new app."""
     url = _database_url(instance_path)
@@ -59,8 +69,13 @@ def load(instance_path: str) -> dict:
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "1200 per minute"),
         "TIMEZONE": os.environ.get("BEACON_TIMEZONE", "UTC"),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024))),
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCK_SECONDS": 300,
+        # Sign-in throttling (webapp/login_throttle.py): failures before backoff starts,
+        # per client address and per account (browsers it has not signed in with), the
+        # longest wait, and how long failures are remembered.
+        "LOGIN_ADDRESS_FREE_FAILURES": 10,
+        "LOGIN_ACCOUNT_FREE_FAILURES": 5,
+        "LOGIN_BACKOFF_MAX_SECONDS": 900,
+        "LOGIN_FAILURE_MEMORY_SECONDS": 24 * 3600,
         "LIMIT_SEGMENTS": 10_000,
         "LIMIT_CRITERIA": 50,
         "LIMIT_STATIC_MEMBERS": 5_000_000,
@@ -69,6 +84,11 @@ def load(instance_path: str) -> dict:
         "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES", 64 * 1024 * 1024),
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
         "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
+        # Hosts exempt from the internal-address check (local development, the test suite).
+        "WEBHOOK_ALLOWED_HOSTS": _allowed_hosts(),
+        # Reverse proxies in front of Beacon whose X-Forwarded-For/-Proto are trusted, so
+        # that sign-in throttling sees the client's address rather than the proxy's.
+        "PROXY_COUNT": _number("PROXY_COUNT", 0),
         "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
     }
 
