@@ -19,7 +19,7 @@ import pytest
 
 from tests.factories import make_member, make_offer, make_reward, make_segment
 from webapp import visibility
-from webapp.api.serializers import offer_attributes, reward_attributes
+from webapp.api.serializers import decision_attributes, offer_attributes, reward_attributes
 from webapp.extensions import db
 from webapp.models import Upload
 from webapp.timeutil import utcnow
@@ -69,8 +69,7 @@ def _core(member_id: str, kind: str, now: datetime) -> list[dict]:
     else:
         pairs, own = visibility.member_rewards(member, now=now), reward_attributes
     return [{"type": kind, "id": str(item.id), "attributes": {
-        **own(item), "visible_status": d.visible_status, "eligible": bool(d.eligible),
-        "reason": d.reason, "reasons": d.explanation}} for item, d in pairs]
+        **own(item), **decision_attributes(d)}} for item, d in pairs]
 
 
 def check(api, clock: Clock, members: list, stats: dict) -> None:

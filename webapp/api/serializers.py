@@ -56,6 +56,8 @@ def offer_attributes(offer: Offer) -> dict[str, Any]:
     return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
             "description": offer.description, "publish_at": iso(offer.publish_at),
             "expire_at": iso(offer.expire_at), "discontinued": bool(offer.discontinued),
+            "requires_activation": bool(offer.requires_activation),
+            "must_fulfill_within_days": offer.must_fulfill_within_days,
             "created_at": iso(offer.created_at), "updated_at": iso(offer.updated_at)}
 
 
@@ -102,9 +104,16 @@ def segment_identifier(segment_id: int) -> dict[str, str]:
 
 
 def decision_attributes(decision: Any) -> dict[str, Any]:
-    """A visibility decision's attributes: visible_status, eligible, reason and reasons."""
-    return {"visible_status": decision.visible_status, "eligible": bool(decision.eligible),
-            "reason": decision.reason, "reasons": decision.explanation}
+    """A visibility decision's attributes: visible_status, eligible, reason, for an offer
+    must_activate, activated and fulfillment_count, and reasons."""
+    out = {"visible_status": decision.visible_status, "eligible": bool(decision.eligible),
+           "reason": decision.reason}
+    if decision.must_activate is not None:
+        out["must_activate"] = decision.must_activate
+        out["activated"] = decision.activated
+        out["fulfillment_count"] = decision.fulfillment_count
+    out["reasons"] = decision.explanation
+    return out
 
 
 def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any]]) -> bytes:

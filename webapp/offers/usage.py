@@ -1,0 +1,82 @@
+"""What members did with offers, as the limits and activation checks read it (the database
+edge of webapp.targeting.limits).
+
+One round trip loads a member's activations and awards (for every offer, or some) and the
+counts over all members of the offers that have a global limit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import OfferActivation, OfferFulfillment, OfferUsage
+from webapp.targeting.limits import Activation, Usage
+
+_A = OfferActivation.__table__
+_F = OfferFulfillment.__table__
+_U = OfferUsage.__table__
+_N = sa.cast(sa.null(), sa.BigInteger)
+_T = sa.cast(sa.null(), sa.DateTime)
+
+
+def _query(member_id: str, offer_ids: Collection[int] | None, global_ids: Collection[int]
+           ) -> sa.CompoundSelect | sa.Select:
+    activations = sa.select(sa.literal("a").label("source"), _A.c.offer_id,
+                            _A.c.activated_at.label("t1"), _A.c.expires_at.label("t2"),
+                            _A.c.fulfilled_at.label("t3"), _N.label("n1"), _N.label("n2")
+                            ).where(_A.c.member_id == member_id)
+    awards = sa.select(sa.literal("f"), _F.c.offer_id, _F.c.fulfilled_at, _T, _T, _N, _N
+                       ).where(_F.c.member_id == member_id)
+    if offer_ids is not None:
+        activations = activations.where(_A.c.offer_id.in_(sorted(offer_ids)))
+        awards = awards.where(_F.c.offer_id.in_(sorted(offer_ids)))
+    parts: list[Any] = [activations, awards]
+    if global_ids:
+        parts.append(sa.select(sa.literal("g"), _U.c.offer_id, _T, _T, _T, _U.c.activations,
+                               _U.c.awards).where(_U.c.offer_id.in_(sorted(global_ids))))
+    return sa.union_all(*parts)
+
+
+def usage_rows(member_id: str, *, offer_ids: Collection[int] | None = None,
+               global_ids: Collection[int] = ()) -> list[tuple]:
+    """The member's activity rows (and the global counts of `global_ids`) as plain tuples,
+    sorted, so that they can key a cache: (source, offer_id, t1, t2, t3, n1, n2)."""
+    rows = db.session.connection().execute(_query(member_id, offer_ids, global_ids))
+    return sorted((tuple(r) for r in rows), key=_sort_key)
+
+
+def _sort_key(row: tuple) -> tuple:
+    return (row[0], row[1], row[2] or datetime.min)
+
+
+def usage_from_rows(rows: Iterable[tuple]) -> dict[int, Usage]:
+    """Usage per offer id from `usage_rows`."""
+    activations: dict[int, list[Activation]] = defaultdict(list)
+    awards: dict[int, list[datetime]] = defaultdict(list)
+    totals: dict[int, tuple[int, int]] = {}
+    for source, offer_id, t1, t2, t3, n1, n2 in rows:
+        if source == "a":
+            activations[offer_id].append(Activation(t1, t2, t3))
+        elif source == "f":
+            awards[offer_id].append(t1)
+        else:
+            totals[offer_id] = (int(n1 or 0), int(n2 or 0))
+    out: dict[int, Usage] = {}
+    for offer_id in set(activations) | set(awards) | set(totals):
+        g_act, g_awd = totals.get(offer_id, (0, 0))
+        out[offer_id] = Usage(activations=tuple(activations.get(offer_id, ())),
+                              awards=tuple(awards.get(offer_id, ())),
+                              global_activations=g_act, global_awards=g_awd)
+    return out
+
+
+def member_usage(member_id: str, *, offer_ids: Collection[int] | None = None,
+                 global_ids: Collection[int] = ()) -> dict[int, Usage]:
+    """Usage per offer id for one member (offers with no activity are absent)."""
+    return usage_from_rows(usage_rows(member_id, offer_ids=offer_ids, global_ids=global_ids))
