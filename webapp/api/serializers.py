@@ -65,7 +65,9 @@ def offer_resource(offer: Offer) -> dict[str, Any]:
     """An offer resource with its audiences as a to-many relationship."""
     return {"type": "offers", "id": str(offer.id), "attributes": offer_attributes(offer),
             "relationships": {"audiences": {"data": [
-                {"type": "audiences", "id": str(a.id)} for a in offer.audiences]}},
+                {"type": "audiences", "id": str(a.id)} for a in offer.audiences]},
+                "limits": {"data": [{"type": "limits", "id": str(lim.id)}
+                                    for lim in offer.limits]}},
             "links": {"self": link("api.offer_get", offer_id=offer.id)}}
 
 
@@ -146,3 +148,55 @@ def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str,
             "relationships": {
                 "segment": {"data": segment_identifier(event.segment_id)},
                 "member": {"data": member_identifier(event.member_id)}}}
+
+
+def limit_resource(limit: Any) -> dict[str, Any]:
+    """An offer limit resource with its offer as a to-one relationship."""
+    return {"type": "limits", "id": str(limit.id),
+            "attributes": {"limit_type": limit.limit_type,
+                           "configuration": dict(limit.configuration or {}),
+                           "created_at": iso(limit.created_at)},
+            "relationships": {"offer": {
+                "data": {"type": "offers", "id": str(limit.offer_id)},
+                "links": {"related": link("api.offer_get", offer_id=limit.offer_id)}}},
+            "links": {"self": link("api.limit_get", limit_id=limit.id)}}
+
+
+def _member_and_offer(item: Any) -> dict[str, Any]:
+    return {"member": {"data": member_identifier(item.member_id)},
+            "offer": {"data": {"type": "offers", "id": str(item.offer_id)}}}
+
+
+def activation_resource(activation: Any) -> dict[str, Any]:
+    """An activation resource (member and offer as to-one relationships)."""
+    return {"type": "activations", "id": str(activation.id),
+            "attributes": {"activated_at": iso(activation.activated_at),
+                           "expires_at": iso(activation.expires_at),
+                           "fulfilled_at": iso(activation.fulfilled_at)},
+            "relationships": _member_and_offer(activation)}
+
+
+def fulfillment_resource(fulfillment: Any) -> dict[str, Any]:
+    """A fulfillment (award) resource (member and offer as to-one relationships)."""
+    rels = _member_and_offer(fulfillment)
+    if fulfillment.activation_id is not None:
+        rels["activation"] = {"data": {"type": "activations",
+                                       "id": str(fulfillment.activation_id)}}
+    return {"type": "fulfillments", "id": str(fulfillment.id),
+            "attributes": {"external_id": fulfillment.external_id,
+                           "fulfilled_at": iso(fulfillment.fulfilled_at)},
+            "relationships": rels}
+
+
+def redemption_resource(redemption: Any) -> dict[str, Any]:
+    """A reward redemption resource (member and reward as to-one relationships)."""
+    rels: dict[str, Any] = {"member": {"data": member_identifier(redemption.member_id)},
+                            "reward": {"data": None if redemption.reward_id is None else
+                                       {"type": "rewards", "id": str(redemption.reward_id)}}}
+    return {"type": "redemptions", "id": str(redemption.id),
+            "attributes": {"reward_name": redemption.reward_name, "points": redemption.points,
+                           "status": redemption.status, "external_id": redemption.external_id,
+                           "created_at": iso(redemption.created_at),
+                           "cancelled_at": iso(redemption.cancelled_at)},
+            "relationships": rels,
+            "links": {"self": link("api.redemption_get", redemption_id=redemption.id)}}
