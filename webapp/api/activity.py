@@ -48,7 +48,7 @@ def _optional_document() -> dict[str, Any]:
     """The request's resource document, or an empty one when there is no body."""
     from flask import request
 
-    if not request.get_data(cache=True):
+    if not request.get_data(cache=True).strip():
         return {}
     return read_document()
 
@@ -127,19 +127,13 @@ def redemption_create():
                                           "reward_name"))
     member_ref = _reference(data, attributes, "member", "members")
     reward_ref = _reference(data, attributes, "reward", "rewards")
-    where = ("/data/attributes/" if "member" in attributes else
-             "/data/relationships/member/data/id")
     try:
         member = member_or_404(member_ref)
-    except ApiError as exc:
-        exc.errors[0]["source"] = {"pointer": where.rstrip("/") +
-                                   ("member" if where.endswith("/") else "")}
-        raise
-    try:
         reward = reward_or_404(reward_ref)
     except ApiError as exc:
-        exc.errors[0]["source"] = {"pointer": "/data/attributes/reward" if "reward" in
-                                   attributes else "/data/relationships/reward/data/id"}
+        name = "member" if exc.errors[0]["code"] == "member_not_found" else "reward"
+        exc.errors[0]["source"] = {"pointer": f"/data/attributes/{name}" if name in
+                                   attributes else f"/data/relationships/{name}/data/id"}
         raise
     from webapp.rewards.redemptions import redeem
 
@@ -182,6 +176,10 @@ def redemption_cancel(redemption_id: str):
     cancelled)."""
     check_query(())
     redemption = redemption_or_404(redemption_id)
+    document = _optional_document()
+    if document:
+        data = resource_object(document, "redemptions", resource_id=str(redemption.id))
+        attributes_of(data, ())
     from webapp.rewards.redemptions import cancel
 
     try:

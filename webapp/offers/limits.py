@@ -39,11 +39,11 @@ def limit_snapshot(limit: OfferLimit) -> dict[str, Any]:
 
 def _error_key(message: str) -> str:
     body = message.split(":", 1)[-1].strip()
-    if message.startswith("limit_type") or " counts " in message:
+    if message.startswith("limit_type"):
         return "limit_type"
     if body.startswith("limit "):
         return "configuration.limit"
-    if "window" in body:
+    if body.startswith(("window", "a global limit")):
         return "configuration.window"
     return "configuration"
 
