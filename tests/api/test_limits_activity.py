@@ -138,7 +138,7 @@ def test_unknown_offer_of_a_limit_is_a_404_with_a_pointer(api):
 
 
 def test_every_offer_status_on_demand_with_precedence_and_reasons(api):
-    member = make_member(external_id="ANA", birthday=date(2012, 1, 1), points=10)
+    make_member(external_id="ANA", birthday=date(2012, 1, 1), points=10)
     other = make_member(external_id="BEN", birthday=date(1990, 1, 1))
     vip = make_segment("VIP", kind="static")
     offer = _offer(api, "Coffee")
