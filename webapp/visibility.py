@@ -217,11 +217,11 @@ class Catalog:
 
         return self.memoized(("audiences", offer_id), validate)
 
-    def global_limited(self) -> set[int]:
-        """The offers with a global limit (their counts over all members are read)."""
-        return self.memoized("global_limited", lambda: {
+    def global_limited(self) -> list[int]:
+        """The offers with a global limit, sorted (their counts over all members are read)."""
+        return self.memoized("global_limited", lambda: sorted(
             offer_id for offer_id, limits in self.limits.items()
-            if any(is_global(lim["limit_type"]) for lim in limits)})
+            if any(is_global(lim["limit_type"]) for lim in limits)))
 
     def direct_for(self, kind: str) -> set[int]:
         """The segments the offers (`kind` "offers") or the rewards name directly."""

@@ -22,37 +22,65 @@ _A = OfferActivation.__table__
 _F = OfferFulfillment.__table__
 _U = OfferUsage.__table__
 _N = sa.cast(sa.null(), sa.BigInteger)
-_T = sa.cast(sa.null(), sa.DateTime)
+_T = sa.null()
 
 
-def _query(member_id: str, offer_ids: Collection[int] | None, global_ids: Collection[int]
-           ) -> sa.CompoundSelect | sa.Select:
+def _raw(column: Any) -> Any:
+    """A datetime column read as the driver gives it (SQLite: text, parsed only when a
+    decision is computed; the cache key needs no parsing)."""
+    return sa.type_coerce(column, sa.String)
+
+
+def _query(offer_ids: bool, global_ids: bool) -> sa.CompoundSelect:
+    member = sa.bindparam("member_id")
     activations = sa.select(sa.literal("a").label("source"), _A.c.offer_id,
-                            _A.c.activated_at.label("t1"), _A.c.expires_at.label("t2"),
-                            _A.c.fulfilled_at.label("t3"), _N.label("n1"), _N.label("n2")
-                            ).where(_A.c.member_id == member_id)
-    awards = sa.select(sa.literal("f"), _F.c.offer_id, _F.c.fulfilled_at, _T, _T, _N, _N
-                       ).where(_F.c.member_id == member_id)
-    if offer_ids is not None:
-        activations = activations.where(_A.c.offer_id.in_(sorted(offer_ids)))
-        awards = awards.where(_F.c.offer_id.in_(sorted(offer_ids)))
+                            _raw(_A.c.activated_at).label("t1"),
+                            _raw(_A.c.expires_at).label("t2"),
+                            _raw(_A.c.fulfilled_at).label("t3"), _N.label("n1"),
+                            _N.label("n2")).where(_A.c.member_id == member)
+    awards = sa.select(sa.literal("f"), _F.c.offer_id, _raw(_F.c.fulfilled_at), _T, _T, _N,
+                       _N).where(_F.c.member_id == member)
+    if offer_ids:
+        ids = sa.bindparam("offer_ids", expanding=True)
+        activations = activations.where(_A.c.offer_id.in_(ids))
+        awards = awards.where(_F.c.offer_id.in_(ids))
     parts: list[Any] = [activations, awards]
     if global_ids:
         parts.append(sa.select(sa.literal("g"), _U.c.offer_id, _T, _T, _T, _U.c.activations,
-                               _U.c.awards).where(_U.c.offer_id.in_(sorted(global_ids))))
+                               _U.c.awards).where(_U.c.offer_id.in_(
+                                   sa.bindparam("global_ids", expanding=True))))
     return sa.union_all(*parts)
+
+
+# Built once: the decorated offers read them on every request.
+_QUERIES = {(o, g): _query(o, g) for o in (False, True) for g in (False, True)}
 
 
 def usage_rows(member_id: str, *, offer_ids: Collection[int] | None = None,
                global_ids: Collection[int] = ()) -> list[tuple]:
     """The member's activity rows (and the global counts of `global_ids`) as plain tuples,
     sorted, so that they can key a cache: (source, offer_id, t1, t2, t3, n1, n2)."""
-    rows = db.session.connection().execute(_query(member_id, offer_ids, global_ids))
-    return sorted((tuple(r) for r in rows), key=_sort_key)
+    params: dict[str, Any] = {"member_id": member_id}
+    if offer_ids is not None:
+        params["offer_ids"] = sorted(offer_ids)
+    if global_ids:
+        params["global_ids"] = list(global_ids)
+    query = _QUERIES[(offer_ids is not None, bool(global_ids))]
+    rows = db.session.connection().execute(query, params).all()
+    if len(rows) > 1:
+        rows.sort(key=_sort_key)
+    return [tuple(r) for r in rows]
 
 
-def _sort_key(row: tuple) -> tuple:
-    return (row[0], row[1], row[2] or datetime.min)
+def _sort_key(row: Any) -> tuple:
+    return (row[0], row[1], str(row[2] or ""))
+
+
+def _moment(value: Any) -> datetime | None:
+    """A stored naive-UTC datetime from the driver's value (text on SQLite)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
 
 
 def usage_from_rows(rows: Iterable[tuple]) -> dict[int, Usage]:
@@ -62,9 +90,9 @@ def usage_from_rows(rows: Iterable[tuple]) -> dict[int, Usage]:
     totals: dict[int, tuple[int, int]] = {}
     for source, offer_id, t1, t2, t3, n1, n2 in rows:
         if source == "a":
-            activations[offer_id].append(Activation(t1, t2, t3))
+            activations[offer_id].append(Activation(_moment(t1), _moment(t2), _moment(t3)))
         elif source == "f":
-            awards[offer_id].append(t1)
+            awards[offer_id].append(_moment(t1))
         else:
             totals[offer_id] = (int(n1 or 0), int(n2 or 0))
     out: dict[int, Usage] = {}
