@@ -472,3 +472,36 @@ def test_concurrent_redemptions_never_take_a_balance_below_zero(api, live_server
     db.session.expire_all()
     assert db.session.get(Member, member.id).points == 10
     assert db.session.scalar(select(func.count()).select_from(RewardRedemption)) == 3
+
+
+def test_deleting_offers_rewards_and_members_with_activity(api):
+    make_member(external_id="ANA", points=100)
+    offer = _offer(api, "Coffee", requires_activation=True)
+    _limit(api, offer["id"], "global_activation", 5)
+    assert api.post(f"/members/ANA/offers/{offer['id']}/activation").status_code == 201
+    assert _fulfill(api, "ANA", offer["id"], "o-1").status_code == 201
+    reward = make_reward("Mug", points=10)
+    redemption = _redeem(api, "ANA", reward.id).get_json()["data"]
+    assert api.delete(f"/offers/{offer['id']}").status_code == 204
+    assert db.session.scalar(select(func.count()).select_from(OfferFulfillment)) == 0
+    assert api.delete(f"/rewards/{reward.id}").status_code == 204
+    kept = api.get(f"/redemptions/{redemption['id']}").get_json()["data"]
+    assert kept["attributes"]["reward_name"] == "Mug"
+    assert kept["relationships"]["reward"]["data"] is None
+    assert api.delete("/members/ANA").status_code == 204
+    assert api.get(f"/redemptions/{redemption['id']}").status_code == 404
+
+
+def test_requires_activation_cannot_be_switched_off_under_an_activation_limit(api):
+    offer = _offer(api, "Coffee", requires_activation=True)
+    assert _limit(api, offer["id"], "membership_activation", 1).status_code == 201
+    response = api.patch(f"/offers/{offer['id']}", {"data": {
+        "type": "offers", "attributes": {"requires_activation": False}}})
+    assert response.status_code == 422
+    error = errors_of(response)[0]
+    assert error["source"]["pointer"] == "/data/attributes/requires_activation"
+    assert "delete that limit first" in error["detail"]
+    bad = api.patch(f"/offers/{offer['id']}", {"data": {
+        "type": "offers", "attributes": {"must_fulfill_within_days": -3}}})
+    assert bad.status_code == 422
+    assert "whole number of days" in errors_of(bad)[0]["detail"]

@@ -171,7 +171,14 @@ def offer_activity(decision: visibility.Decision) -> str | None:
     """An offer's activation and usage for this member in words ("activated · awarded 2×")."""
     parts = []
     if decision.must_activate:
-        parts.append("activated" if decision.activated else "not activated")
+        text = "activated" if decision.activated else "not activated"
+        if decision.activated:
+            node = next((n for n in decision.explanation.get("children") or ()
+                         if n.get("kind") == "activation"), None)
+            until = (node or {}).get("expected", {}).get("expires_at")
+            if until:
+                text += f" (fulfil by {_when(until)} UTC)"
+        parts.append(text)
     if decision.fulfillment_count:
         parts.append(f"awarded {decision.fulfillment_count:,}×")
     return " · ".join(parts) or None
