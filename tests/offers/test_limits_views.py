@@ -101,6 +101,8 @@ def test_member_page_shows_activation_usage_redemptions_and_why_a_limit_applies(
     fulfill(member, offer, external_id="o-1", actor="test")
     activate(member, offer, actor="test")
     fulfill(member, capped, external_id="c-1", actor="test")
+    weekly = make_offer("Week", requires_activation=True, must_fulfill_within_days=7)
+    activate(member, weekly, actor="test")
     reward = make_reward("Mug", points=120)
     first, _, _ = redeem(member, reward, actor="test")
     redeem(member, reward, actor="test")
@@ -108,6 +110,7 @@ def test_member_page_shows_activation_usage_redemptions_and_why_a_limit_applies(
     auth.login("support")
     page = client.get(f"/members/{member.id}").get_data(as_text=True)
     assert "activated · awarded 1×" in page
+    assert "activated (fulfil by " in page
     assert "redeemed 1× · 1 cancelled" in page
     assert 'id="redemptions"' in page and "(refunded)" in page
     assert "member limit" in page
