@@ -40,8 +40,10 @@ def _change_points(member: Member, delta: int, *, actor: str, detail: dict[str, 
     """Add `delta` to the member's points (refused below zero) and re-evaluate its dynamic
     segments; no commit."""
     table = Member.__table__
-    done = db.session.execute(sa.update(table).where(
-        table.c.id == member.id, table.c.points + delta >= 0).values(
+    condition = table.c.id == member.id
+    if delta < 0:  # a debit never takes the balance below zero (a refund always applies)
+        condition = sa.and_(condition, table.c.points + delta >= 0)
+    done = db.session.execute(sa.update(table).where(condition).values(
         points=table.c.points + delta, updated_at=now))
     if done.rowcount != 1:
         raise ActivityRefused(409, "insufficient_points",
