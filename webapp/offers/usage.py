@@ -15,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import OfferActivation, OfferFulfillment, OfferUsage
+from webapp.models import OfferActivation, OfferFulfillment, OfferLimit, OfferUsage
 from webapp.targeting.limits import Activation, Usage
 
 _A = OfferActivation.__table__
 _F = OfferFulfillment.__table__
 _U = OfferUsage.__table__
+_L = OfferLimit.__table__
 _N = sa.cast(sa.null(), sa.BigInteger)
 _T = sa.null()
 
@@ -33,22 +34,25 @@ def _raw(column: Any) -> Any:
 
 def _query(offer_ids: bool, global_ids: bool) -> sa.CompoundSelect:
     member = sa.bindparam("member_id")
-    activations = sa.select(sa.literal("a").label("source"), _A.c.offer_id,
+    activations = sa.select(sa.literal_column("'a'").label("source"), _A.c.offer_id,
                             _raw(_A.c.activated_at).label("t1"),
                             _raw(_A.c.expires_at).label("t2"),
                             _raw(_A.c.fulfilled_at).label("t3"), _N.label("n1"),
                             _N.label("n2")).where(_A.c.member_id == member)
-    awards = sa.select(sa.literal("f"), _F.c.offer_id, _raw(_F.c.fulfilled_at), _T, _T, _N,
-                       _N).where(_F.c.member_id == member)
+    awards = sa.select(sa.literal_column("'f'"), _F.c.offer_id, _raw(_F.c.fulfilled_at), _T, _T,
+                       _N, _N).where(_F.c.member_id == member)
     if offer_ids:
         ids = sa.bindparam("offer_ids", expanding=True)
         activations = activations.where(_A.c.offer_id.in_(ids))
         awards = awards.where(_F.c.offer_id.in_(ids))
     parts: list[Any] = [activations, awards]
     if global_ids:
-        parts.append(sa.select(sa.literal("g"), _U.c.offer_id, _T, _T, _T, _U.c.activations,
-                               _U.c.awards).where(_U.c.offer_id.in_(
-                                   sa.bindparam("global_ids", expanding=True))))
+        # the offers with a global limit, as stored (no list of ids to bind on every request)
+        limited = sa.select(_L.c.offer_id).where(_L.c.limit_type.like("global\\_%",
+                                                                      escape="\\"))
+        parts.append(sa.select(sa.literal_column("'g'"), _U.c.offer_id, _T, _T, _T,
+                               _U.c.activations, _U.c.awards).where(
+            _U.c.offer_id.in_(limited)))
     return sa.union_all(*parts)
 
 
@@ -58,22 +62,15 @@ _QUERIES = {(o, g): _query(o, g) for o in (False, True) for g in (False, True)}
 
 def usage_rows(member_id: str, *, offer_ids: Collection[int] | None = None,
                global_ids: Collection[int] = ()) -> list[tuple]:
-    """The member's activity rows (and the global counts of `global_ids`) as plain tuples,
-    sorted, so that they can key a cache: (source, offer_id, t1, t2, t3, n1, n2)."""
+    """The member's activity rows (and, when `global_ids` names any, the counts over all
+    members of every offer with a global limit) as plain tuples that can key a cache:
+    (source, offer_id, t1, t2, t3, n1, n2). They are not sorted: the same data in another
+    order only makes another key (a cache miss), never a wrong answer."""
     params: dict[str, Any] = {"member_id": member_id}
     if offer_ids is not None:
         params["offer_ids"] = sorted(offer_ids)
-    if global_ids:
-        params["global_ids"] = list(global_ids)
     query = _QUERIES[(offer_ids is not None, bool(global_ids))]
-    rows = db.session.connection().execute(query, params).all()
-    if len(rows) > 1:
-        rows.sort(key=_sort_key)
-    return [tuple(r) for r in rows]
-
-
-def _sort_key(row: Any) -> tuple:
-    return (row[0], row[1], str(row[2] or ""))
+    return [tuple(r) for r in db.session.connection().execute(query, params)]
 
 
 def _moment(value: Any) -> datetime | None:
