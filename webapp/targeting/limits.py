@@ -19,7 +19,7 @@ activations, not the use of one already granted). Pure: plain values in, nodes o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -165,7 +165,6 @@ class Usage:
     awards: tuple[datetime, ...] = ()
     global_activations: int = 0
     global_awards: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def current_activation(self, now: datetime) -> Activation | None:
         """The activation the member may use at `now` (made by now, unused, not lapsed)."""
