@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -273,11 +274,17 @@ class Offer(db.Model):
     publish_at: Mapped[datetime | None] = mapped_column(DateTime)
     expire_at: Mapped[datetime | None] = mapped_column(DateTime)
     discontinued: Mapped[bool] = mapped_column(Boolean, default=False)
+    requires_activation: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                      server_default=sa_false())
+    must_fulfill_within_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     audiences: Mapped[list[Audience]] = relationship(
         back_populates="offer", cascade="all, delete-orphan", order_by="Audience.id")
+    limits: Mapped[list[OfferLimit]] = relationship(
+        back_populates="offer", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="OfferLimit.id")
 
 
 class Audience(db.Model):
@@ -306,6 +313,72 @@ class AudienceSegment(db.Model):
         ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True)
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class OfferLimit(db.Model):
+    """A cap on an offer's activations or awards, over all members or per member (SPEC §8).
+
+    `configuration` is {limit, window} as webapp.targeting.limits.validate_limit returns it."""
+
+    __tablename__ = "offer_limits"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    limit_type: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    offer: Mapped[Offer] = relationship(back_populates="limits")
+
+
+class OfferActivation(db.Model):
+    """A member activated an offer; usable for one award until `expires_at` (if any)."""
+
+    __tablename__ = "offer_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    activated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ix_offer_activations_member", "member_id", "offer_id"),
+                      Index("ix_offer_activations_offer", "offer_id"), AUTOINCREMENT)
+
+
+class OfferFulfillment(db.Model):
+    """An award of an offer to a member, idempotent by the caller's external id."""
+
+    __tablename__ = "offer_fulfillments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    activation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("offer_activations.id", ondelete="SET NULL"))
+    fulfilled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (UniqueConstraint("offer_id", "external_id",
+                                       name="uq_offer_fulfillments_external"),
+                      Index("ix_offer_fulfillments_member", "member_id", "offer_id"),
+                      AUTOINCREMENT)
+
+
+class OfferUsage(db.Model):
+    """How many activations and awards an offer has made over all members (the global
+    limits' counts; written with each activation and fulfillment, under the offer's lock)."""
+
+    __tablename__ = "offer_usage"
+
+    offer_id: Mapped[int] = mapped_column(
+        ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True)
+    activations: Mapped[int] = mapped_column(BigInteger, default=0)
+    awards: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Reward(db.Model):
@@ -339,6 +412,27 @@ class RewardRequiredSegment(db.Model):
         ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True)
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class RewardRedemption(db.Model):
+    """A member redeemed a reward for its points; cancelling refunds them."""
+
+    __tablename__ = "reward_redemptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reward_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rewards.id", ondelete="SET NULL"))
+    reward_name: Mapped[str] = mapped_column(String(200), default="")
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="redeemed")
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ix_reward_redemptions_member", "member_id", "reward_id"),
+                      Index("ix_reward_redemptions_reward", "reward_id"), AUTOINCREMENT)
 
 
 class Upload(db.Model):

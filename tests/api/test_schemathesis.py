@@ -43,10 +43,17 @@ def _seed() -> dict[str, list[str]]:
     reward = make_reward("Fuzz reward", required=[dynamic], points=5)
     webhook, _ = create_webhook({"url": "https://example.com/hook"}, actor="test")
     spare, _ = create_token("spare", "support")
+    from webapp.services.offer_limits import add_limit
+    from webapp.services.redemptions import redeem
+
+    limit = add_limit(offer, "membership_award_count", {"limit": 2, "window": {"days": 7}},
+                      actor="test")
+    redemption, _, _ = redeem(member, reward, actor="test")
     return {"token_id": [str(spare.id)],"member_ref": ["FUZZ-1", member.id, "fuzz@example.com"],
             "segment_ref": ["FUZZ", str(dynamic.id)], "offer_id": [str(offer.id)],
             "reward_id": [str(reward.id)], "audience_id": [str(offer.audiences[0].id)],
-            "webhook_id": [str(webhook.id)]}
+            "webhook_id": [str(webhook.id)], "limit_id": [str(limit.id)],
+            "redemption_id": [str(redemption.id)]}
 
 
 def test_generated_requests_never_fail_the_server_or_the_schema(app, token_for,

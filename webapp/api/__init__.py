@@ -51,9 +51,11 @@ def refuse_large_bodies():
 
 
 from webapp.api import (  # noqa: E402,F401
+    activity,
     docs,
     errors,
     events,
+    limits,
     members,
     offers,
     openapi,

@@ -158,12 +158,32 @@ SEGMENT_WRITE = {
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
 }
-OFFER_WRITE = {
+CATALOG_WRITE = {
     "name": STRING, "external_id": nullable(STRING), "category": STRING,
     "description": STRING, "publish_at": nullable(STRING), "expire_at": nullable(STRING),
     "discontinued": BOOLEAN,
 }
-REWARD_WRITE = {**OFFER_WRITE, "points": {"type": "integer", "minimum": 0}}
+OFFER_WRITE = {
+    **CATALOG_WRITE,
+    "requires_activation": {"type": "boolean", "description": "members must activate the "
+                            "offer before it is eligible; each activation allows one award"},
+    "must_fulfill_within_days": nullable({
+        "type": "integer", "minimum": 1, "maximum": 36_600,
+        "description": "an activation lapses this many days after it was made unless the "
+                       "offer awarded it; null for no deadline"}),
+}
+REWARD_WRITE = {**CATALOG_WRITE, "points": {"type": "integer", "minimum": 0}}
+LIMIT_TYPES = ["global_activation", "membership_activation", "global_award_count",
+               "membership_award_count"]
+LIMIT_CONFIGURATION = obj({
+    "limit": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "window": nullable({"type": "object", "description": 'membership kinds only: {"days": N} '
+                        'for a rolling window of the last N days, or {"period": "day" | "week" '
+                        '| "month" | "year"} for the calendar period in the program time zone '
+                        "(weeks start on Monday); absent or null counts over all time"}),
+}, ("limit",), description="A limit is reached when its count (over all members for global_*, "
+   "over the member for membership_*, within the window) is at least `limit`. All the limits "
+   "of one offer count the same thing: activations or awards.")
 WEBHOOK_WRITE = {
     "url": URI, "description": STRING, "active": BOOLEAN,
     "secret": {"type": "string", "minLength": 16, "maxLength": 128},
@@ -176,9 +196,19 @@ DECISION = {
                        "reward_expired"},
     "eligible": BOOLEAN,
     "reason": {"type": "string", "description": "the deciding check, e.g. eligible, "
-               "insufficient_points, offer_expired"},
+               "insufficient_points, offer_expired, activation_required"},
     "reasons": {"type": "object", "description": "the explanation tree: kind, label, passed, "
                 "actual, expected, detail, children"},
+}
+
+
+DECISION_OFFER = {
+    "must_activate": {"type": "boolean", "description": "offers: whether the offer requires "
+                      "activation"},
+    "activated": {"type": ["boolean", "null"], "description": "offers: whether the member "
+                  "holds a usable activation; null when the offer does not require one"},
+    "fulfillment_count": {"type": "integer", "minimum": 0,
+                          "description": "offers: how many times the offer awarded the member"},
 }
 
 
@@ -226,7 +256,67 @@ def _schemas() -> dict[str, Any]:
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
+    activity_rels = {"member": obj({"data": identifier("members")}),
+                     "offer": obj({"data": identifier("offers")})}
     return {
+        "LimitAttributes": obj({"limit_type": {"enum": LIMIT_TYPES},
+                                "configuration": LIMIT_CONFIGURATION,
+                                "created_at": nullable(MOMENT)},
+                               ("limit_type", "configuration")),
+        "Limit": resource("limits", "LimitAttributes",
+                          {"offer": obj({"data": identifier("offers")})}),
+        "LimitDocument": single("Limit"),
+        "LimitCreate": new_resource("limits", {"limit_type": {"enum": LIMIT_TYPES},
+                                               "configuration": LIMIT_CONFIGURATION},
+                                    ("limit_type", "configuration"),
+                                    {"offer": obj({"data": identifier("offers")}, ("data",))}),
+        "ActivationAttributes": obj({"activated_at": MOMENT, "expires_at": nullable(MOMENT),
+                                     "fulfilled_at": nullable(MOMENT)}, ("activated_at",)),
+        "Activation": obj({"type": {"const": "activations"}, "id": STRING,
+                           "attributes": ref("ActivationAttributes"),
+                           "relationships": obj(activity_rels)}, ("type", "id", "attributes")),
+        "ActivationDocument": single("Activation", meta=obj({"decision": ref("Decision")})),
+        "ActivationCreate": obj({"data": obj({"type": {"const": "activations"}}, ("type",))}),
+        "FulfillmentAttributes": obj({"external_id": nullable(STRING),
+                                      "fulfilled_at": MOMENT}, ("fulfilled_at",)),
+        "Fulfillment": obj({"type": {"const": "fulfillments"}, "id": STRING,
+                            "attributes": ref("FulfillmentAttributes"),
+                            "relationships": obj({**activity_rels, "activation": obj({
+                                "data": identifier("activations")})})},
+                           ("type", "id", "attributes")),
+        "FulfillmentDocument": single("Fulfillment", meta=obj({"decision": ref("Decision")})),
+        "FulfillmentCreate": obj({"data": obj({
+            "type": {"const": "fulfillments"},
+            "attributes": obj({"external_id": {
+                "type": "string", "minLength": 1, "maxLength": 255,
+                "description": "your id for this award: the same id again returns the first "
+                               "award (200) instead of awarding twice"}})}, ("type",))}),
+        "RedemptionAttributes": obj({
+            "reward_name": STRING, "points": {"type": "integer", "minimum": 0},
+            "status": {"enum": ["redeemed", "cancelled"]}, "external_id": nullable(STRING),
+            "created_at": MOMENT, "cancelled_at": nullable(MOMENT)},
+            ("points", "status", "created_at")),
+        "Redemption": resource("redemptions", "RedemptionAttributes", {
+            "member": obj({"data": identifier("members")}),
+            "reward": obj({"data": nullable(identifier("rewards"))})}),
+        "RedemptionDocument": single("Redemption", meta=obj({"decision": ref("Decision")})),
+        "RedemptionCreate": obj({"data": obj({
+            "type": {"const": "redemptions"},
+            "attributes": obj({
+                "member": {"type": "string", "description": MEMBER_REF + " (or the member "
+                           "relationship)"},
+                "reward": {"type": "string", "description": "reward id or external id (or the "
+                           "reward relationship)"},
+                "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
+                                "description": "your id for this redemption: the same id "
+                                               "again returns the first one (200)"}}),
+            "relationships": obj({"member": obj({"data": identifier("members")}, ("data",)),
+                                  "reward": obj({"data": identifier("rewards")}, ("data",))})},
+            ("type",))}, ("data",)),
+        "RedemptionCancel": obj({"data": obj({"type": {"const": "redemptions"},
+                                              "id": STRING}, ("type",))}),
+        "Decision": obj({**DECISION, **DECISION_OFFER}, ("visible_status", "eligible",
+                                                         "reasons")),
         "Error": obj({
             "status": STRING, "code": STRING, "title": STRING, "detail": STRING,
             "source": obj({"pointer": STRING, "parameter": STRING}),
@@ -331,9 +421,12 @@ def _schemas() -> dict[str, Any]:
             ("results", "counts", "segments"))}, ("meta",)),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
-                          {"audiences": obj({"data": array(identifier("audiences"))})}),
-        "OfferDocument": single("Offer", included=array(ref("Audience"))),
-        "OfferCollection": collection("Offer", included=array(ref("Audience"))),
+                          {"audiences": obj({"data": array(identifier("audiences"))}),
+                           "limits": obj({"data": array(identifier("limits"))})}),
+        "OfferDocument": single("Offer", included=array(
+            {"anyOf": [ref("Audience"), ref("Limit")]})),
+        "OfferCollection": collection("Offer", included=array(
+            {"anyOf": [ref("Audience"), ref("Limit")]})),
         "OfferCreate": new_resource("offers", OFFER_WRITE, ("name",)),
         "OfferUpdate": changed_resource("offers", OFFER_WRITE),
         "AudienceAttributes": audience_attributes,
@@ -358,7 +451,8 @@ def _schemas() -> dict[str, Any]:
         "SegmentIdentifiers": obj({"data": array(identifier("segments"), maxItems=1000)},
                                   ("data",)),
         "DecoratedOffer": obj({"type": {"const": "offers"}, "id": STRING,
-                               "attributes": obj({**OFFER_WRITE, **DECISION},
+                               "attributes": obj({**OFFER_WRITE, **DECISION,
+                                                  **DECISION_OFFER},
                                                  ("visible_status", "eligible", "reasons"))},
                               ("type", "id", "attributes")),
         "DecoratedOfferCollection": collection("DecoratedOffer"),
@@ -419,6 +513,8 @@ class Operation:
     body: str | None = None
     params: list[dict[str, Any]] = field(default_factory=list)
     example: dict[str, Any] | None = None
+    also: tuple[int, ...] = ()     # other success statuses (an idempotent replay's 200)
+    body_required: bool = True
 
 
 MEMBER_REF = "member id, external id or email"
@@ -537,6 +633,32 @@ OPERATIONS: tuple[Operation, ...] = (
                                  "configuration": {"segments": [12, "SEG-42"]}},
                   "relationships": {"offer": {"data": {"type": "offers", "id": "7"}}}}}),
     Operation("delete", "/audiences/{audience_id}", "audience_delete", "Offers", 204, None),
+    Operation("post", "/limits", "limit_create", "Offers", 201, "LimitDocument", "LimitCreate",
+              example={"data": {
+                  "type": "limits",
+                  "attributes": {"limit_type": "membership_award_count",
+                                 "configuration": {"limit": 3,
+                                                   "window": {"period": "month"}}},
+                  "relationships": {"offer": {"data": {"type": "offers", "id": "7"}}}}}),
+    Operation("get", "/limits/{limit_id}", "limit_get", "Offers", 200, "LimitDocument"),
+    Operation("delete", "/limits/{limit_id}", "limit_delete", "Offers", 204, None),
+    Operation("post", "/members/{member_ref}/offers/{offer_id}/activation", "offer_activate",
+              "Activity", 201, "ActivationDocument", "ActivationCreate", body_required=False,
+              example={"data": {"type": "activations"}}),
+    Operation("post", "/members/{member_ref}/offers/{offer_id}/fulfillments", "offer_fulfill",
+              "Activity", 201, "FulfillmentDocument", "FulfillmentCreate", also=(200,),
+              body_required=False, example={"data": {"type": "fulfillments", "attributes": {
+                  "external_id": "order-88412"}}}),
+    Operation("post", "/redemptions", "redemption_create", "Activity", 201,
+              "RedemptionDocument", "RedemptionCreate", also=(200,), example={"data": {
+                  "type": "redemptions", "attributes": {"external_id": "pos-5531"},
+                  "relationships": {"member": {"data": {"type": "members", "id": "U-1001"}},
+                                    "reward": {"data": {"type": "rewards", "id": "3"}}}}}),
+    Operation("get", "/redemptions/{redemption_id}", "redemption_get", "Activity", 200,
+              "RedemptionDocument"),
+    Operation("patch", "/redemptions/{redemption_id}/cancel", "redemption_cancel", "Activity",
+              200, "RedemptionDocument", "RedemptionCancel", body_required=False,
+              example={"data": {"type": "redemptions", "id": "12"}}),
     Operation("get", "/rewards", "reward_list", "Rewards", 200, "RewardCollection",
               params=list(PAGE)),
     Operation("post", "/rewards", "reward_create", "Rewards", 201, "RewardDocument",
@@ -590,6 +712,7 @@ PATH_PARAMETERS = {
     "member_ref": MEMBER_REF, "segment_ref": SEGMENT_REF,
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
+    "limit_id": "limit id", "redemption_id": "redemption id",
 }
 ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
@@ -639,7 +762,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"schema": ref(op.body)}
         if op.example:
             body["example"] = op.example
-        operation["requestBody"] = {"required": True, "content": {MEDIA: body}}
+        operation["requestBody"] = {"required": op.body_required, "content": {MEDIA: body}}
     responses: dict[str, Any] = {}
     if op.endpoint == "openapi_document":
         responses["200"] = {"description": "This document",
@@ -652,6 +775,10 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     else:
         responses[str(op.ok)] = {"description": "OK",
                                  "content": {MEDIA: {"schema": ref(op.response)}}}
+        for code in op.also:
+            responses[str(code)] = {"description": "The same request again: the first "
+                                    "result, unchanged",
+                                    "content": {MEDIA: {"schema": ref(op.response)}}}
     if op.endpoint not in ("openapi_document", "docs"):
         for code in _error_codes(op):
             response: dict[str, Any] = {"description": ERROR_TEXT[code],
@@ -677,7 +804,8 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
             "title": TITLE, "version": VERSION,
             "description": (
                 "Beacon's JSON:API for other systems: members, segments and their members, "
-                "overrides, offers, audiences, rewards, decorated visibility, the membership "
+                "overrides, offers, audiences, limits, rewards, decorated visibility, "
+                "activations, fulfillments and redemptions, the membership "
                 f"event feed and webhooks. Send `Content-Type: {MEDIA}` with every body and "
                 "`Authorization: Bearer <token>` with every request (admins create tokens in "
                 "the dashboard, or `flask tokens create NAME --role ROLE`). Wherever a member "

@@ -18,10 +18,16 @@ from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
 from webapp.targeting import AudienceDefinitionError, validate_audience
+from webapp.targeting.limits import (
+    ACTIVATIONS,
+    LimitDefinitionError,
+    counts,
+    validate_fulfill_days,
+)
 from webapp.timeutil import parse_datetime, utcnow
 
 OFFER_FIELDS = ("name", "external_id", "category", "description", "publish_at", "expire_at",
-                "discontinued")
+                "discontinued", "requires_activation", "must_fulfill_within_days")
 MAX_ID = 2**63 - 1  # ids beyond 64 bits never reach the database (no such segment)
 LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
 
@@ -139,7 +145,9 @@ def offer_snapshot(offer: Offer) -> dict[str, Any]:
     """The offer's own fields as JSON, for audit before/after."""
     return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
             "description": offer.description, "publish_at": moment_text(offer.publish_at),
-            "expire_at": moment_text(offer.expire_at), "discontinued": offer.discontinued}
+            "expire_at": moment_text(offer.expire_at), "discontinued": offer.discontinued,
+            "requires_activation": bool(offer.requires_activation),
+            "must_fulfill_within_days": offer.must_fulfill_within_days}
 
 
 def _unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, str]:
@@ -150,6 +158,19 @@ def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: st
     """Create an offer, or change the given fields of an existing one; audits and commits."""
     errors = _unknown(data, OFFER_FIELDS)
     values = parse_catalog_fields(data, offer, Offer, "offer", errors)
+    if offer is None or "requires_activation" in data:
+        values["requires_activation"] = parse_flag(data, "requires_activation", errors)
+    if offer is None or "must_fulfill_within_days" in data:
+        try:
+            values["must_fulfill_within_days"] = validate_fulfill_days(
+                data.get("must_fulfill_within_days"))
+        except LimitDefinitionError as exc:
+            errors["must_fulfill_within_days"] = str(exc).removeprefix(
+                "must_fulfill_within_days ")
+    if offer is not None and values.get("requires_activation") is False and any(
+            counts(lim.limit_type) == ACTIVATIONS for lim in offer.limits):
+        errors["requires_activation"] = ("cannot be switched off while the offer has a limit "
+                                         "that counts activations (delete that limit first)")
     if errors:
         raise OfferError(errors)
     creating = offer is None

@@ -1,7 +1,7 @@
 """Segment services: save, delete, where-used, reach/impact preview and rule-check warnings.
 
 The dashboard views and the JSON:API both call these; the rules themselves live in
-`webapp.targeting` and membership changes go through `webapp.membership`.
+`webapp.targeting` and membership changes go through `webapp.services.membership`.
 
 Decisions worth knowing:
 
