@@ -161,7 +161,7 @@ class Segment(db.Model):
     @property
     def tags(self) -> list[str]:
         """The segment's tags, sorted."""
-        return [t.tag for t in self.tag_rows]
+        return sorted(t.tag for t in self.tag_rows)
 
     def definition(self) -> dict[str, Any]:
         """The definition as the targeting core takes it."""

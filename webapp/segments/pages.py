@@ -64,7 +64,8 @@ def version_of(form: SegmentForm) -> int | None:
 
 
 def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> list[dict]:
-    """Segments whose name or customer segment id contains q (any case), or whose id is q."""
+    """Segments not archived whose name or customer segment id contains q (any case), or
+    whose id is q."""
     q = (q or "").strip()
     if not q:
         return []
@@ -73,7 +74,9 @@ def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> l
                Segment.customer_segment_id.ilike(like, escape="\\")]
     if q.lstrip("#").isdigit() and len(q) < 10:
         matches.append(Segment.id == int(q.lstrip("#")))
-    query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(or_(*matches))
+    # Archived segments cannot be newly used, so the builder does not offer them.
+    query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(
+        or_(*matches), Segment.archived_at.is_(None))
     if exclude_id is not None:
         query = query.where(Segment.id != exclude_id)
     rows = db.session.execute(query.order_by(Segment.name).limit(limit))
