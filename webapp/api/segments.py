@@ -155,7 +155,6 @@ def segment_list():
 @access("write")
 def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
-
     data = resource_object(read_document(), "segments", creating=True)
     attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version", "archived"))
     try:

@@ -328,11 +328,9 @@ def _stored(segment: Segment) -> dict[str, Any]:
 
 
 def parse_tags(value: Any, errors: dict[str, str]) -> list[str]:
-    """Tags from a list of strings or comma-separated text: trimmed, lower-cased, unique."""
-    if value is None or value == "":
+    """Tags from a list of strings: trimmed, inner spaces collapsed, lower-cased, unique."""
+    if value is None:
         return []
-    if isinstance(value, str):
-        value = value.split(",")
     if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
         errors["tags"] = "tags is a list of words, e.g. [\"loyalty\", \"q4 campaign\"]"
         return []
