@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, RadioField, StringField, TextAreaField
+from wtforms import HiddenField, RadioField, SelectField, StringField, TextAreaField
 
 KIND_CHOICES = [("dynamic", "Dynamic — members who match criteria"),
                 ("static", "Static — an uploaded or edited list")]
@@ -17,7 +17,27 @@ class SegmentForm(FlaskForm):
     customer_segment_id = StringField("Customer segment id")
     url = StringField("URL")
     kind = RadioField("Kind", choices=KIND_CHOICES, default="dynamic")
+    tags = StringField("Tags")
+    owner = SelectField("Owner", choices=[("", "No owner")], validate_choice=False)
     version = HiddenField()
+
+    def fill_organisation(self, segment, users) -> None:
+        """Owner choices (the active users, and the current owner), and on a GET the segment's
+        tags and owner as the fields show them."""
+        choices = [("", "No owner")] + [(str(u.id), f"{u.label} ({u.email})" if u.name
+                                         else u.email) for u in users]
+        if segment is not None and segment.owner is not None \
+                and str(segment.owner_id) not in {c for c, _ in choices}:
+            choices.append((str(segment.owner_id), segment.owner.label))
+        self.owner.choices = choices
+
+    def tag_list(self) -> list[str]:
+        """The tags typed, split at commas."""
+        return [t for t in (self.tags.data or "").split(",") if t.strip()]
+
+
+class ArchiveForm(FlaskForm):
+    """Only the CSRF token, for the archive and restore buttons."""
 
 
 class DeleteForm(FlaskForm):

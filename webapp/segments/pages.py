@@ -33,16 +33,75 @@ from webapp.segments.builder import (
     short_message,
     split_list,
 )
-from webapp.segments.forms import DeleteForm, SegmentForm
+from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
 from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
 from webapp.targeting import criterion_label as _criterion_label
 from webapp.targeting import schema as ts
 from webapp.timeutil import utcnow
 
-FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind")
+FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
 MEMBERS_PER_PAGE = 25
 EVENTS_SHOWN = 15
+
+
+# --- list filters ---------------------------------------------------------------------------
+
+STATUSES = {"": "Active", "archived": "Archived", "all": "Active and archived"}
+
+
+@dataclass
+class ListFilters:
+    """The segment list's tag, owner and archive filters, read from the address."""
+
+    tag: str
+    owner: str
+    status: str
+    conditions: list[Any]
+    tags: list[tuple[str, int]]
+    owners: list[tuple[str, str]]
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a filter other than the default (active segments) is on."""
+        return bool(self.tag or self.owner or self.status)
+
+    def link_args(self, **more: str) -> dict[str, str]:
+        """The list's current filters as address arguments (for sort links)."""
+        args = {"tag": self.tag, "owner": self.owner, "status": self.status, **more}
+        return {k: v for k, v in args.items() if v}
+
+
+def list_filters(args: Mapping[str, str], me: int) -> ListFilters:
+    """Tag (exact, any case), owner ("me", "none" or a user id) and status ("" active,
+    "archived", "all"); unknown values are ignored."""
+    from webapp.models import SegmentTag, User
+
+    tag = " ".join(str(args.get("tag", "")).split()).lower()[:40]
+    owner = str(args.get("owner", ""))[:12]
+    status = str(args.get("status", ""))
+    status = status if status in STATUSES else ""
+    conditions: list[Any] = []
+    if status == "":
+        conditions.append(Segment.archived_at.is_(None))
+    elif status == "archived":
+        conditions.append(Segment.archived_at.is_not(None))
+    if tag:
+        conditions.append(Segment.id.in_(select(SegmentTag.segment_id).where(
+            SegmentTag.tag == tag)))
+    if owner == "me":
+        conditions.append(Segment.owner_id == me)
+    elif owner == "none":
+        conditions.append(Segment.owner_id.is_(None))
+    elif owner.isdigit() and len(owner) < 10:
+        conditions.append(Segment.owner_id == int(owner))
+    else:
+        owner = ""
+    owners = [(str(uid), label) for uid, label in db.session.execute(
+        select(User.id, func.coalesce(func.nullif(User.name, ""), User.email))
+        .where(User.id.in_(select(Segment.owner_id).where(Segment.owner_id.is_not(None))))
+        .order_by(User.name, User.email))]
+    return ListFilters(tag, owner, status, conditions, service.all_tags(), owners)
 
 
 # --- editor ---------------------------------------------------------------------------------
@@ -147,7 +206,8 @@ def segment_data(form: SegmentForm, builder: Builder) -> tuple[dict, dict[str, s
         criteria, row_errors = {"include": [], "exclude": []}, {}
     data = {"name": form.name.data, "description": form.description.data,
             "customer_segment_id": form.customer_segment_id.data, "url": form.url.data,
-            "kind": kind, **criteria}
+            "kind": kind, "tags": form.tag_list(), "owner": form.owner.data or None,
+            **criteria}
     problems = {f"row:{row_id}": message for row_id, message in row_errors.items()}
     if problems:
         # Show the other fields' problems at the same time.
@@ -192,6 +252,8 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
     }
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)
+    form.fill_organisation(segment, service.owners())
+    context["known_tags"] = [tag for tag, _ in service.all_tags()]
     if errors:
         _, _, paths = builder.criteria(skip_incomplete=False)
         _apply_errors(errors, form, builder, paths, context)
@@ -418,5 +480,6 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
         "exclude_words": [criterion_words(c, names) for c in segment.exclude or []],
         "members": members, "q": q, "uses": service.where_used(segment),
         "events": events, "history": history(segment, names), "chart": size_chart(segment),
-        "delete_form": DeleteForm(), "delete_refused": None,
+        "delete_form": DeleteForm(), "delete_refused": None, "archive_form": ArchiveForm(),
+        "status_refused": None,
     }
