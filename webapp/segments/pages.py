@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, request
 from sqlalchemy import func, or_, select
 
+from webapp.dashboard.charts import size_lines
 from webapp.extensions import db
 from webapp.models import (
     AuditEntry,
@@ -21,7 +21,6 @@ from webapp.models import (
     MembershipEvent,
     Segment,
     SegmentMembership,
-    SegmentSizeSnapshot,
 )
 from webapp.segments.builder import (
     FIELD_CHOICES,
@@ -35,10 +34,11 @@ from webapp.segments.builder import (
 )
 from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
+from webapp.services import stats
+from webapp.services.stats import size_history
 from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
 from webapp.targeting import criterion_label as _criterion_label
 from webapp.targeting import schema as ts
-from webapp.timeutil import utcnow
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
 MEMBERS_PER_PAGE = 25
@@ -386,36 +386,12 @@ def members_page(segment: Segment, args: Mapping[str, str]) -> tuple[Page, str]:
 
 
 def size_chart(segment: Segment, days: int = 90) -> dict[str, Any] | None:
-    """An inline SVG line of the segment's size per day (the last `days` snapshots)."""
-    since = utcnow().date() - timedelta(days=days)
-    snapshots = db.session.execute(
-        select(SegmentSizeSnapshot.day, SegmentSizeSnapshot.size)
-        .where(SegmentSizeSnapshot.segment_id == segment.id, SegmentSizeSnapshot.day >= since)
-        .order_by(SegmentSizeSnapshot.day)).all()
-    if not snapshots:
+    """The segment's size over time as a line chart: hourly points for a segment created in
+    the last two days (rebuilt from its events), daily snapshots otherwise."""
+    history_ = size_history(segment, days)
+    if not history_["points"]:
         return None
-    width, height, pad = 600, 120, 6
-    first, last = snapshots[0].day, snapshots[-1].day
-    span = max((last - first).days, 1)
-    top = max(s.size for s in snapshots)
-    low = min(s.size for s in snapshots)
-    scale_low = 0 if low > top * 0.5 or top == 0 else low
-    rng = max(top - scale_low, 1)
-
-    def xy(day, size) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * ((day - first).days / span if len(snapshots) > 1 else 1)
-        y = height - pad - (height - 2 * pad) * ((size - scale_low) / rng)
-        return round(x, 1), round(y, 1)
-
-    points = [xy(s.day, s.size) for s in snapshots]
-    if len(points) == 1:
-        points = [(pad, points[0][1]), points[0]]
-    line = " ".join(f"{x},{y}" for x, y in points)
-    area = f"{points[0][0]},{height - pad} {line} {points[-1][0]},{height - pad}"
-    return {"width": width, "height": height, "line": line, "area": area,
-            "first": first, "last": last, "top": top, "low": low,
-            "points": [{"x": x, "y": y, "day": s.day, "size": s.size}
-                       for (x, y), s in zip(points[-len(snapshots):], snapshots, strict=True)]}
+    return size_lines([{"name": segment.name, "url": None, "points": history_["points"]}])
 
 
 def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list[dict]:
@@ -483,3 +459,83 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
         "delete_form": DeleteForm(), "delete_refused": None, "archive_form": ArchiveForm(),
         "status_refused": None,
     }
+
+
+# --- overlap --------------------------------------------------------------------------------
+
+# Where each region's count sits in the Venn diagram (viewBox 400 x 330), by bit mask.
+VENN = {
+    2: {"circles": [(150, 160, 105), (250, 160, 105)],
+        "labels": {1: (100, 160), 2: (300, 160), 3: (200, 160)},
+        "names": [(120, 35, "middle"), (280, 35, "middle")], "height": 290},
+    3: {"circles": [(155, 135, 95), (245, 135, 95), (200, 215, 95)],
+        "labels": {1: (115, 110), 2: (285, 110), 4: (200, 265), 3: (200, 95),
+                   5: (148, 200), 6: (252, 200), 7: (200, 163)},
+        "names": [(110, 22, "middle"), (290, 22, "middle"), (200, 327, "middle")],
+        "height": 340},
+}
+
+
+def _short(name: str, limit: int = 24) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def overlap_picks(values: list[str]) -> tuple[list[Segment], list[str], list[str]]:
+    """The segments named (id, #id, customer segment id or name), the texts as typed, and
+    the problems with them."""
+    from webapp.services.lookup import find_segment
+
+    texts = [v.strip()[:200] for v in values if v and v.strip()][:4]
+    problems: list[str] = []
+    chosen: list[Segment] = []
+    for text in texts:
+        segment = find_segment(text.lstrip("#"), by_name=True)
+        if segment is None:
+            problems.append(f"No segment has the id, customer segment id or name “{text}”.")
+        elif any(c.id == segment.id for c in chosen):
+            problems.append(f"{segment.name} is chosen twice: choose different segments.")
+        else:
+            chosen.append(segment)
+    if len(texts) > stats.MAX_OVERLAP:
+        problems.append(f"Compare at most {stats.MAX_OVERLAP} segments at a time.")
+    return chosen, texts, problems
+
+
+def _region_words(mask: int, segments: list[Segment]) -> str:
+    inside = [s.name for i, s in enumerate(segments) if mask & (1 << i)]
+    outside = [s.name for i, s in enumerate(segments) if not mask & (1 << i)]
+    if len(inside) == len(segments):
+        return "In both" if len(segments) == 2 else "In all three"
+    words = "Only in " + inside[0] if len(inside) == 1 else "In " + " and ".join(inside)
+    return words + (", not " + " or ".join(outside) if len(inside) > 1 else "")
+
+
+def overlap_context(values: list[str]) -> dict[str, Any]:
+    """The overlap page: the pickers, and for 2 or 3 segments the Venn regions counted."""
+    chosen, texts, problems = overlap_picks(values)
+    context: dict[str, Any] = {
+        "texts": texts + [""] * (stats.MAX_OVERLAP - len(texts)), "problems": problems,
+        "result": None, "names": [name for name, in db.session.execute(
+            select(Segment.name).where(Segment.archived_at.is_(None))
+            .order_by(Segment.size.desc(), Segment.name).limit(500))]}
+    if problems or len(chosen) < 2:
+        return context
+    result = stats.overlap(chosen)
+    layout = VENN[len(chosen)]
+    union = result.union
+    regions = []
+    for mask in sorted(layout["labels"], key=lambda m: (bin(m).count("1"), m)):
+        count = result.count(mask)
+        x, y = layout["labels"][mask]
+        regions.append({"mask": mask, "count": count, "x": x, "y": y,
+                        "words": _region_words(mask, chosen),
+                        "percent": 100 * count / union if union else 0})
+    context["result"] = {
+        "segments": [{"segment": s, "x": layout["circles"][i][0], "y": layout["circles"][i][1],
+                      "r": layout["circles"][i][2], "name_x": layout["names"][i][0],
+                      "name_y": layout["names"][i][1], "short": _short(s.name),
+                      "size": result.in_all(1 << i)} for i, s in enumerate(chosen)],
+        "regions": regions, "union": union, "height": layout["height"],
+        "all": result.count((1 << len(chosen)) - 1),
+    }
+    return context

@@ -64,6 +64,15 @@ def index():
                   link_args=filters.link_args(q=q, kind=kind))
 
 
+@bp.route("/overlap")
+@access("read")
+def overlap():
+    """Two or three segments' overlap: members in each region of their Venn diagram."""
+    context = pages.overlap_context(request.args.getlist("segments"))
+    status = 422 if context["problems"] else 200
+    return render("segments/overlap.html", "overlap_result", **context), status
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @access("write")
 def new():
