@@ -8,7 +8,7 @@ are plain HTML around it (templates/_macros/charts.html), readable at 390 px and
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 WIDTH, HEIGHT = 600, 200
@@ -27,9 +27,9 @@ def nice_ceiling(value: float) -> int:
 
 
 def _ticks(top: int) -> list[dict[str, Any]]:
-    """Grid lines at 0, half and the top, with their height from the bottom in percent."""
-    return [{"value": round(top * f), "y": round(HEIGHT - HEIGHT * f, 2), "percent": f * 100}
-            for f in (0, 0.5, 1)]
+    """Grid lines at 0, half and the top (`where` names the CSS class placing the label)."""
+    return [{"value": round(top * f), "y": round(HEIGHT - HEIGHT * f, 2), "where": where}
+            for f, where in ((0, "bottom"), (0.5, "middle"), (1, "top"))]
 
 
 def _label(moment: date | datetime) -> str:
@@ -69,13 +69,20 @@ def change_bars(rows: list[tuple[date, int, int]]) -> dict[str, Any]:
     }
 
 
-def _x_labels(moments: list[date | datetime]) -> list[dict[str, Any]]:
-    """Three labels along the x axis: first, middle and last, with their position in percent."""
+def _x_labels(moments: list[date | datetime]) -> list[dict[str, str]]:
+    """Labels at the start, the middle and the end of the x axis (placed by CSS class: the
+    page's Content-Security-Policy allows no inline styles)."""
     if not moments:
         return []
-    picks = sorted({0, len(moments) // 2, len(moments) - 1})
-    span = max(len(moments) - 1, 1)
-    return [{"text": _label(moments[i]), "percent": round(100 * i / span, 2)} for i in picks]
+    first, last = moments[0], moments[-1]
+    middle = first + (last - first) / 2
+    if not isinstance(middle, datetime) and isinstance(first, date):
+        middle = first + timedelta(days=round((last - first).days / 2))
+    labels = [{"text": _label(first), "where": "start"}]
+    if last != first:
+        labels += [{"text": _label(middle), "where": "middle"},
+                   {"text": _label(last), "where": "end"}]
+    return labels
 
 
 def _position(moment: date | datetime, first: date | datetime, span: float) -> float:
@@ -111,9 +118,7 @@ def size_lines(series: list[dict[str, Any]]) -> dict[str, Any]:
         s["now"] = s["points"][-1][1] if s["points"] else 0
         s["low"] = min(size for _, size in s["points"]) if s["points"] else 0
         s["high"] = max(size for _, size in s["points"]) if s["points"] else 0
-    labels = _x_labels(moments) if not hourly else [
-        {"text": _label(m), "percent": round(100 * _position(m, first, span) / WIDTH, 2)}
-        for m in (first, moments[len(moments) // 2], last)]
+    labels = _x_labels(moments)
     unit = "hour" if hourly else "day"
     return {
         "empty": False, "width": WIDTH, "height": HEIGHT, "lines": lines, "series": series,
