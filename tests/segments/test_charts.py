@@ -74,6 +74,22 @@ def test_daily_sizes_carry_the_last_known_size_forward(app):
     assert [s for _, s in stats.daily_sizes([fresh.id], 3, NOW)[fresh.id]] == [None, None, 3]
 
 
+def test_a_segment_created_an_hour_ago_gets_five_minute_sizes(app):
+    segment = make_segment("Newer", kind="static")
+    segment.created_at = NOW - timedelta(minutes=62)  # 14:28
+    segment.size = 2
+    for minutes, action in ((61, "ADD"), (61, "ADD"), (61, "ADD"), (12, "REMOVE")):
+        _event(segment.id, action, NOW - timedelta(minutes=minutes))
+    db.session.commit()
+    history = stats.size_history(segment, now=NOW)
+    assert history["step"] == "5 minutes"
+    points = history["points"]
+    assert points[0] == (datetime(2026, 12, 5, 14, 25), 3)
+    assert points[-1] == (NOW, 2)
+    assert dict(points)[datetime(2026, 12, 5, 15, 15)] == 2  # the removal at 15:18
+    assert dict(points)[datetime(2026, 12, 5, 15, 10)] == 3
+
+
 def test_a_segment_created_today_gets_hourly_sizes_from_its_events(app):
     segment = make_segment("New", kind="static")
     segment.created_at = NOW - timedelta(hours=3, minutes=10)
@@ -84,10 +100,10 @@ def test_a_segment_created_today_gets_hourly_sizes_from_its_events(app):
     db.session.commit()
     history = stats.size_history(segment, now=NOW)
     assert history["step"] == "hour"
-    points = history["points"]
-    assert points[0] == (datetime(2026, 12, 5, 12, 0), 0)
-    assert [size for _, size in points] == [0, 3, 3, 3, 4]
-    assert points[-1] == (NOW, 4)
+    # Each hour from the one it was created in, with the size at its end; then now.
+    assert history["points"] == [(datetime(2026, 12, 5, 12), 3), (datetime(2026, 12, 5, 13), 3),
+                                 (datetime(2026, 12, 5, 14), 3), (datetime(2026, 12, 5, 15), 4),
+                                 (NOW, 4)]
     segment.created_at = NOW - timedelta(days=10)
     db.session.commit()
     assert stats.size_history(segment, now=NOW)["step"] == "day"
@@ -157,9 +173,9 @@ def test_segment_page_of_a_new_segment_shows_hourly_sizes(client, auth):
     segment = make_segment("Born today", kind="static")
     add_to_list(segment, make_member(), make_member())
     body = _text(client.get(f"/segments/{segment.id}"))
-    assert "at the end of each hour since it was created" in body
+    assert "Members since it was created, every 5 minutes (UTC)" in body
     assert "<title id=\"segment-size-title\">Size of Born today over time</title>" in body
-    assert "<th scope=\"col\">Hour (UTC)</th>" in body
+    assert "<th scope=\"col\">Time (UTC)</th>" in body
     assert 'class="chart-line series-0"' in body
     assert f'href="/segments/overlap?segments={segment.id}"' in body
 

@@ -93,8 +93,10 @@ def _position(moment: date | datetime, first: date | datetime, span: float) -> f
     return WIDTH * offset / span if span else WIDTH
 
 
-def size_lines(series: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lines of segment sizes over time; each series is {name, url, points: [(when, size)]}."""
+def size_lines(series: list[dict[str, Any]], every: str = "day") -> dict[str, Any]:
+    """Lines of segment sizes over time; each series is {name, url, points: [(when, size)]}
+    with one point per `every` (a day, or for times rather than days a number of minutes or
+    an hour, drawn as steps)."""
     moments = sorted({m for s in series for m, _ in s["points"]})
     if not moments:
         return {"empty": True, "lines": [], "ticks": [], "x_labels": [], "series": series}
@@ -111,7 +113,10 @@ def size_lines(series: list[dict[str, Any]]) -> dict[str, Any]:
         coords = []
         for i, (moment, size) in enumerate(points):
             x = _position(moment, first, span) if span else (0 if i == 0 else WIDTH)
-            coords.append(f"{round(x, 2)},{round(HEIGHT - HEIGHT * size / top, 2)}")
+            y = round(HEIGHT - HEIGHT * size / top, 2)
+            if hourly and coords:  # a step: the size holds until the next point
+                coords.append(f"{round(x, 2)},{coords[-1].split(',')[1]}")
+            coords.append(f"{round(x, 2)},{y}")
         lines.append({"points": " ".join(coords), "css": f"series-{index % SERIES}",
                       "name": s["name"]})
         s["css"] = f"series-{index % SERIES}"
@@ -119,13 +124,13 @@ def size_lines(series: list[dict[str, Any]]) -> dict[str, Any]:
         s["low"] = min(size for _, size in s["points"]) if s["points"] else 0
         s["high"] = max(size for _, size in s["points"]) if s["points"] else 0
     labels = _x_labels(moments)
-    unit = "hour" if hourly else "day"
     return {
         "empty": False, "width": WIDTH, "height": HEIGHT, "lines": lines, "series": series,
-        "ticks": _ticks(top), "x_labels": labels, "step": unit,
+        "ticks": _ticks(top), "x_labels": labels, "step": "time" if hourly else "day",
+        "every": every,
         "desc": "; ".join(f"{s['name']}: {s['now']:,} members now, between {s['low']:,} and "
                           f"{s['high']:,} from {_label(first)} to {_label(last)}"
-                          for s in series) + f" (one point per {unit}, UTC).",
+                          for s in series) + f" (one point per {every}, UTC).",
         "table_moments": moments,
         "table": [(m, [dict(s["points"]).get(m) for s in series]) for m in moments],
     }

@@ -386,12 +386,13 @@ def members_page(segment: Segment, args: Mapping[str, str]) -> tuple[Page, str]:
 
 
 def size_chart(segment: Segment, days: int = 90) -> dict[str, Any] | None:
-    """The segment's size over time as a line chart: hourly points for a segment created in
-    the last two days (rebuilt from its events), daily snapshots otherwise."""
+    """The segment's size over time as a line chart: steps of 5 minutes or an hour for a
+    segment created in the last two days (rebuilt from its events), daily sizes otherwise."""
     history_ = size_history(segment, days)
     if not history_["points"]:
         return None
-    return size_lines([{"name": segment.name, "url": None, "points": history_["points"]}])
+    return size_lines([{"name": segment.name, "url": None, "points": history_["points"]}],
+                      every=history_["step"])
 
 
 def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list[dict]:

@@ -116,53 +116,60 @@ def daily_sizes(segment_ids: list[int], days: int, now: datetime | None = None
     return out
 
 
-def _hour_bucket(column):
+def _bucket(column, unit: str):
+    """The event time cut to the minute or the hour, as text the same on both databases."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.date_trunc("hour", column), "YYYY-MM-DD HH24")
-    return func.strftime("%Y-%m-%d %H", column)
+        pattern = "YYYY-MM-DD HH24:MI" if unit == "minute" else "YYYY-MM-DD HH24"
+        return func.to_char(func.date_trunc(unit, column), pattern)
+    return func.strftime("%Y-%m-%d %H:%M" if unit == "minute" else "%Y-%m-%d %H", column)
 
 
-def hourly_sizes(segment: Segment, now: datetime | None = None
-                 ) -> list[tuple[datetime, int]]:
-    """The segment's size at each hour since it was created (or the last 48 hours), rebuilt
-    backwards from its current size and its events' net change per hour."""
+def recent_sizes(segment: Segment, now: datetime | None = None
+                 ) -> tuple[timedelta, list[tuple[datetime, int]]]:
+    """The segment's size since it was created (at most the last 48 hours), rebuilt backwards
+    from its current size and its events' net change per step: 5 minutes for a segment
+    younger than two hours, an hour otherwise. Returns (step, [(step start, size at the end
+    of that step)] + [(now, size now)])."""
     now = now or utcnow()
-    start = max(segment.created_at or now - HOURLY_WITHIN, now - HOURLY_WITHIN)
-    start = start.replace(minute=0, second=0, microsecond=0)
-    bucket = _hour_bucket(events_t.c.created_at)
-    net: dict[str, int] = {}
+    born = max(segment.created_at or now - HOURLY_WITHIN, now - HOURLY_WITHIN)
+    step = timedelta(minutes=5) if now - born <= timedelta(hours=2) else timedelta(hours=1)
+    unit = "minute" if step < timedelta(hours=1) else "hour"
+    start = born.replace(second=0, microsecond=0)
+    start -= timedelta(minutes=start.minute % 5) if unit == "minute" else timedelta(
+        minutes=start.minute)
+    buckets = int((now - start) / step) + 1
+    net = [0] * buckets
     this_segment = events_t.c.segment_id == segment.id
     if db.session.get_bind().dialect.name == "postgresql":
         this_segment = events_t.c.segment_id.in_([segment.id, -1])  # see segments.pages
-    for key, change in db.session.execute(
-            select(bucket, func.sum(case((events_t.c.action == "ADD", 1), else_=-1)))
-            .where(this_segment, events_t.c.created_at >= start).group_by(bucket)):
-        net[str(key)] = int(change or 0)
-    hours = []
-    moment = start
-    while moment <= now:
-        hours.append(moment)
-        moment += timedelta(hours=1)
-    # Walk back from now: the size at the end of an hour is the next hour's end size minus
-    # that next hour's net change.
-    sizes: list[int] = [0] * len(hours)
+    key = _bucket(events_t.c.created_at, unit)
+    for text, change in db.session.execute(
+            select(key, func.sum(case((events_t.c.action == "ADD", 1), else_=-1)))
+            .where(this_segment, events_t.c.created_at >= start).group_by(key)):
+        moment = datetime.strptime(str(text), "%Y-%m-%d %H:%M" if unit == "minute"
+                                   else "%Y-%m-%d %H")
+        index = int((moment - start) / step)
+        if 0 <= index < buckets:
+            net[index] += int(change or 0)
+    # Walk back from now: a step ends at the size the next step starts from.
+    sizes = [0] * buckets
     size = segment.size or 0
-    for index in range(len(hours) - 1, -1, -1):
+    for index in range(buckets - 1, -1, -1):
         sizes[index] = size
-        size -= net.get(hours[index].strftime("%Y-%m-%d %H"), 0)
-    points = [(start, max(size, 0))]  # before the first hour's changes
-    points += [(hour + timedelta(hours=1), sizes[i]) for i, hour in enumerate(hours)]
-    points[-1] = (now, segment.size or 0)
-    return points
+        size -= net[index]
+    points = [(start + i * step, sizes[i]) for i in range(buckets)]
+    return step, points + [(now, segment.size or 0)]
 
 
 def size_history(segment: Segment, days: int = 90, now: datetime | None = None
                  ) -> dict[str, Any]:
-    """The segment's size over time: hourly for a segment created in the last 48 hours,
-    otherwise daily (the last `days` days, from its first recorded size)."""
+    """The segment's size over time: in steps of minutes or hours for a segment created in
+    the last 48 hours, otherwise daily (the last `days` days, from its first recorded size)."""
     now = now or utcnow()
     if segment.created_at is not None and now - segment.created_at <= HOURLY_WITHIN:
-        return {"step": "hour", "points": hourly_sizes(segment, now)}
+        step, points = recent_sizes(segment, now)
+        return {"step": "hour" if step >= timedelta(hours=1) else "5 minutes",
+                "points": points}
     series = daily_sizes([segment.id], days, now)[segment.id]
     points = [(day, size) for day, size in series if size is not None]
     return {"step": "day", "points": points}
