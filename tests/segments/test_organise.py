@@ -114,7 +114,7 @@ def test_archive_and_restore_with_and_without_htmx(client, auth):
     assert "Gold" not in _names(_text(client.get("/segments/")))
     restored = client.post(f"/segments/{segment.id}/restore", headers=HX)
     assert restored.status_code == 204
-    assert restored.headers["HX-Location"] == f"/segments/{segment.id}"
+    assert restored.headers["HX-Redirect"] == f"/segments/{segment.id}"
     db.session.expire_all()
     assert db.session.get(Segment, segment.id).archived_at is None
     again = client.post(f"/segments/{segment.id}/restore", headers=HX)

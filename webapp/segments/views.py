@@ -244,12 +244,13 @@ def restore(segment_id: int):
 
 
 def _status_changed(segment: Segment, message: str):
-    """After an archive or restore: back to the segment page (htmx: HX-Location)."""
+    """After an archive or restore: back to the segment page (htmx: HX-Redirect, a full load,
+    since the page answers htmx requests with its members block)."""
     flash(message, "success")
     target = url_for("segments.show", segment_id=segment.id)
     if is_htmx():
         response = make_response("", 204)
-        response.headers["HX-Location"] = target
+        response.headers["HX-Redirect"] = target
         return response
     return redirect(target, code=303)
 
