@@ -169,6 +169,12 @@ def test_archived_segments_leave_the_pickers_and_are_refused_as_new_uses(client,
     reward_picker = _text(client.get(f"/rewards/{reward.id}?picker=1&segment_q=old",
                                      headers=HX))
     assert "Old but live" in reward_picker and "Old archive" not in reward_picker
+    refused_reward = client.post(f"/rewards/{reward.id}/segments",
+                                 data={"segments": [str(old.id)]}, headers=HX)
+    assert refused_reward.status_code == 422
+    assert "Old archive is archived" in _text(refused_reward)
+    db.session.expire_all()
+    assert reward.required_segments == []
     builder = client.post("/segments/builder/row", headers=HX, data={
         "name": "x", "kind": "dynamic", "include-0-field": "segment",
         "include-0-operator": "in", "include-0-segment_q": "old",
