@@ -61,6 +61,9 @@ def test_form_refuses_bad_tags_with_422_and_a_message(client, auth):
     body = _text(response)
     assert "a tag is at most 40 characters" in body
     assert db.session.scalar(select(Segment).where(Segment.name == "Tagged")) is None
+    control = client.post("/segments/new", data=_form(tags="bad\x00tag"))
+    assert control.status_code == 422 and "no control characters" in _text(control)
+    assert client.get("/segments/?tag=x%00y").status_code == 200
     unknown = client.post("/segments/new", data=_form(owner="999999"))
     assert unknown.status_code == 422
     assert "is not a user of Beacon" in _text(unknown)

@@ -77,7 +77,7 @@ def list_filters(args: Mapping[str, str], me: int) -> ListFilters:
     "archived", "all"); unknown values are ignored."""
     from webapp.models import SegmentTag, User
 
-    tag = " ".join(str(args.get("tag", "")).split()).lower()[:40]
+    tag = " ".join(str(args.get("tag", "")).replace("\x00", "").split()).lower()[:40]
     owner = str(args.get("owner", ""))[:12]
     status = str(args.get("status", ""))
     status = status if status in STATUSES else ""

@@ -339,6 +339,9 @@ def parse_tags(value: Any, errors: dict[str, str]) -> list[str]:
         tag = " ".join(raw.split()).lower()
         if not tag:
             continue
+        if "\x00" in tag or not tag.isprintable():
+            errors["tags"] = "a tag is printable text (no control characters)"
+            return []
         if "," in tag:
             errors["tags"] = f"tag {tag[:60]!r} contains a comma; commas separate tags"
             return []
@@ -362,7 +365,7 @@ def find_owner(value: Any, errors: dict[str, str]) -> User | None:
     user = None
     if isinstance(value, int) and not isinstance(value, bool):
         user = db.session.get(User, value) if 0 < value < 2**31 else None
-    elif isinstance(value, str) and len(value) <= 320:
+    elif isinstance(value, str) and len(value) <= 320 and "\x00" not in value:
         text = value.strip()
         if text.isdigit() and len(text) < 10:
             user = db.session.get(User, int(text))
