@@ -81,6 +81,7 @@ def test_list_filters_by_tag_owner_and_archive_status(client, auth):
     page = client.get("/segments/")
     body = _text(page)
     assert _names(body) == ["Alpha", "Beta", "Delta"]  # archived ones hidden by default
+    assert '<a href="/segments/?status=archived">1 archived not shown</a>' in body
     assert '<option value="vip" >vip (2)</option>' in body or "vip (2)" in body
     assert "Olga Owner" in body and ">Me</option>" in body
     assert _names(_text(client.get("/segments/?tag=VIP"))) == ["Alpha", "Beta"]

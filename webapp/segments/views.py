@@ -59,8 +59,10 @@ def index():
     page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
     narrowed = q or kind or filters.narrowed
     total = db.session.scalar(select(func.count()).select_from(Segment)) if narrowed else None
+    archived = None if filters.status else db.session.scalar(
+        select(func.count()).where(Segment.archived_at.is_not(None)))
     return render("segments/index.html", "segment_list", page=page, q=q, kind=kind, sort=sort,
-                  direction=direction, total=total, filters=filters,
+                  direction=direction, total=total, filters=filters, archived=archived,
                   link_args=filters.link_args(q=q, kind=kind))
 
 
