@@ -154,6 +154,10 @@ class Segment(db.Model):
     exclude: Mapped[list[dict]] = mapped_column(JSONType, default=list)
     size: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    archived_by_label: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_label: Mapped[str] = mapped_column(String(200), default="")
@@ -162,11 +166,29 @@ class Segment(db.Model):
 
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    tag_rows: Mapped[list[SegmentTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="SegmentTag.tag")
+
+    @property
+    def tags(self) -> list[str]:
+        """The segment's tags, sorted."""
+        return sorted(t.tag for t in self.tag_rows)
 
     def definition(self) -> dict[str, Any]:
         """The definition as the targeting core takes it."""
         return {"kind": self.kind, "include": list(self.include or []),
                 "exclude": list(self.exclude or [])}
+
+
+class SegmentTag(db.Model):
+    """A label on a segment, for organising and filtering many segments."""
+
+    __tablename__ = "segment_tags"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
 class SegmentDependency(db.Model):

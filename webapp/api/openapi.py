@@ -157,6 +157,12 @@ SEGMENT_WRITE = {
     "url": nullable(STRING),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
+    "tags": array({"type": "string", "maxLength": 40}, maxItems=20,
+                  description="labels for organising segments: trimmed and lower-cased, no "
+                              "commas, at most 40 characters each and 20 per segment"),
+    "owner": nullable({"type": "string", "maxLength": 320,
+                       "description": "the email of the Beacon user who owns the segment "
+                                      "(null: no owner)"}),
 }
 CATALOG_WRITE = {
     "name": STRING, "external_id": nullable(STRING), "category": STRING,
@@ -223,7 +229,11 @@ def _schemas() -> dict[str, Any]:
         "estimatedSize": {"type": "integer", "minimum": 0, "description": "the Monterosa "
                           "seed's name for size: the same exact count, not an estimate"},
         "version": INTEGER, "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT),
-        "updated_by": nullable(STRING)}, ("name", "kind", "size", "include", "exclude"))
+        "updated_by": nullable(STRING),
+        "archived": {"type": "boolean", "description": "an archived segment is out of the "
+                     "dashboard's pickers and cannot be newly used; PATCH true to archive "
+                     "(refused with 409 while it is used), false to restore"},
+        "archived_at": nullable(MOMENT)}, ("name", "kind", "size", "include", "exclude"))
     offer_attributes = obj({**OFFER_WRITE, "created_at": nullable(MOMENT),
                             "updated_at": nullable(MOMENT)}, ("name", "discontinued"))
     reward_attributes = obj({**REWARD_WRITE, "created_at": nullable(MOMENT),
@@ -347,7 +357,8 @@ def _schemas() -> dict[str, Any]:
         "SegmentDocument": single("Segment"),
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
-        "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
+        "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER,
+                                                       "archived": BOOLEAN}),
         "SegmentReplace": replaced_resource("segments", {**SEGMENT_WRITE, "version": INTEGER},
                                             ("name", "kind")),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
@@ -552,7 +563,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "DecoratedRewardCollection"),
     Operation("get", "/segments", "segment_list", "Segments", 200, "SegmentCollection", params=[
         query("filter[kind]", "static or dynamic", {"enum": ["static", "dynamic"]}),
-        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE,
+        query("filter[customer_segment_id]", "exact customer segment id"),
+        query("filter[tag]", "segments carrying this tag (compared lower-cased)"),
+        query("filter[owner]", "segments owned by the user with this email"),
+        query("filter[archived]", "true: only archived segments; false: only segments in use "
+              "(left out: every segment)", {"enum": ["true", "false"]}), *PAGE,
         query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
               "two", {"enum": ["static", "dynamic"]}),
         query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "

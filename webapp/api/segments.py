@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, request
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from webapp.access import access
 from webapp.api import bp
@@ -42,14 +43,23 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
-from webapp.models import Member, Segment, SegmentMembership
+from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
 from webapp.services.lookup import find_member, find_segment, segment_row
 from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.segments import (
+    SegmentError,
+    SegmentInUse,
+    SegmentStillUsed,
+    archive_segment,
+    restore_segment,
+    save_segment,
+    where_used,
+)
 from webapp.timeutil import parse_datetime
 
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
-            "customerSegmentId")
-READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by")
+            "customerSegmentId", "tags", "owner")
+READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by", "archived_at")
 # The Monterosa seed's names for page[size] and filter[kind] on the segment list.
 LIST_ALIASES = ("limit", "type")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
@@ -104,9 +114,11 @@ def _aliased(name: str, alias: str) -> str:
 @bp.route("/segments", methods=["GET"])
 @access("read")
 def segment_list():
-    """List segments with exact sizes; filter[kind] (or type), page[size] (or limit)."""
-    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS, *LIST_ALIASES))
-    query = select(Segment)
+    """List segments with exact sizes; filter[kind] (or type), filter[tag], filter[owner],
+    filter[archived], page[size] (or limit)."""
+    check_query(("filter[kind]", "filter[customer_segment_id]", "filter[tag]", "filter[owner]",
+                 "filter[archived]", *PAGE_PARAMS, *LIST_ALIASES))
+    query = select(Segment).options(selectinload(Segment.tag_rows), selectinload(Segment.owner))
     kind_parameter = _aliased("filter[kind]", "type")
     kind = query_value(kind_parameter)
     if kind is not None:
@@ -117,19 +129,34 @@ def segment_list():
     customer_id = query_value("filter[customer_segment_id]", max_length=255)
     if customer_id is not None:
         query = query.where(Segment.customer_segment_id == customer_id)
+    tag = query_value("filter[tag]", max_length=200)
+    if tag is not None:
+        query = query.where(Segment.id.in_(select(SegmentTag.segment_id).where(
+            SegmentTag.tag == " ".join(tag.split()).lower())))
+    owner = query_value("filter[owner]", max_length=320)
+    if owner is not None:
+        query = query.where(Segment.owner_id.in_(select(User.id).where(
+            func.lower(User.email) == owner.strip().lower())))
+    archived = query_value("filter[archived]")
+    if archived is not None:
+        if archived not in ("true", "false"):
+            raise ApiError(400, "invalid_filter", "filter[archived] is true or false (leave it "
+                           "out for every segment).", parameter="filter[archived]")
+        query = query.where(Segment.archived_at.is_not(None) if archived == "true"
+                            else Segment.archived_at.is_(None))
     size = page_size(parameter=_aliased("page[size]", "limit"))
     rows, links = keyset_page(query, Segment.id, size=size)
-    return respond({"data": [segment_resource(s) for s in rows], "links": links})
+    return respond({"data": [segment_resource(s, {
+        "tags": s.tags, "owner": s.owner.email if s.owner else None}) for s in rows],
+        "links": links})
 
 
 @bp.route("/segments", methods=["POST"])
 @access("write")
 def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
-    from webapp.services.segments import SegmentError, save_segment
-
     data = resource_object(read_document(), "segments", creating=True)
-    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"))
+    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version", "archived"))
     try:
         segment = save_segment(attributes, actor=actor_label(), actor_id=actor_id())
     except SegmentError as exc:
@@ -153,39 +180,63 @@ def segment_get(segment_ref: str):
 @access("write")
 def segment_update(segment_ref: str):
     """Change a segment; give `version` to refuse the change if someone saved meanwhile."""
-    from webapp.services.segments import SegmentError, save_segment
-
     segment = segment_or_404(segment_ref)
     data = resource_object(read_document(), "segments")
     if "id" in data and str(data["id"]) not in (str(segment.id), segment_ref):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, (*WRITABLE, "version"), read_only=READ_ONLY)
+    attributes = attributes_of(data, (*WRITABLE, "version", "archived"), read_only=READ_ONLY)
     expected = attributes.pop("version", None)
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
         raise ApiError(422, "invalid_attribute", "version is the whole number this segment "
                        "had when you read it.", pointer="/data/attributes/version")
+    archived = attributes.pop("archived", None)
+    if archived is not None and not isinstance(archived, bool):
+        raise ApiError(422, "invalid_attribute", "archived is true (archive the segment) or "
+                       "false (restore it).", pointer="/data/attributes/archived")
+    archiving = archived is True and segment.archived_at is None
+    if archiving:
+        _refuse_if_used(segment)  # before anything is saved: a refused request changes nothing
     try:
-        segment = save_segment(attributes, segment=segment, actor=actor_label(),
-                               actor_id=actor_id(), expected_version=expected)
+        if attributes or expected is not None:
+            segment = save_segment(attributes, segment=segment, actor=actor_label(),
+                                   actor_id=actor_id(), expected_version=expected)
+        if archiving:
+            archive_segment(segment, actor=actor_label())
+        elif archived is False and segment.archived_at is not None:
+            restore_segment(segment, actor=actor_label())
+    except SegmentStillUsed as exc:
+        raise _in_use(exc) from None
     except SegmentError as exc:
         raise _segment_error(exc) from None
     return respond({"data": segment_resource(segment)})
+
+
+def _in_use(exc: SegmentInUse | SegmentStillUsed) -> ApiError:
+    """409 segment_in_use naming every use (meta.uses) of a segment being deleted or archived."""
+    uses = [{k: v for k, v in use.items() if v is not None} for use in exc.uses]
+    return ApiError(409, "segment_in_use", str(exc.errors.get("segment", exc)),
+                    title="Segment in use", meta={"uses": uses})
+
+
+def _refuse_if_used(segment: Segment) -> None:
+    """Refuse to archive a segment something still uses (409 naming the uses)."""
+    uses = where_used(segment)
+    if uses:
+        raise _in_use(SegmentStillUsed(segment, uses))
 
 
 @bp.route("/segments/<segment_ref>", methods=["DELETE"])
 @access("admin")
 def segment_delete(segment_ref: str):
     """Delete an unused segment; 409 segment_in_use lists where it is still used."""
-    from webapp.services.segments import SegmentError, SegmentInUse, delete_segment
+    from webapp.services.segments import delete_segment
 
     segment = segment_or_404(segment_ref)
     try:
         delete_segment(segment, actor=actor_label())
     except SegmentInUse as exc:
-        uses = [{k: v for k, v in use.items() if v is not None} for use in exc.uses]
-        raise ApiError(409, "segment_in_use", str(exc.errors.get("segment", exc)),
-                       title="Segment in use", meta={"uses": uses}) from None
+        raise _in_use(exc) from None
     except SegmentError as exc:
         raise _segment_error(exc) from None
     return no_content()

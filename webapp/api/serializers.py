@@ -30,9 +30,36 @@ def member_identifier(member_id: str) -> dict[str, str]:
     return {"type": "members", "id": member_id}
 
 
-def segment_resource(segment: Segment | Row) -> dict[str, Any]:
+def segment_organisation(rows: list[Segment | Row]) -> dict[int, dict[str, Any]]:
+    """Tags and owner email of each segment (segment id -> {tags, owner}), in two queries."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import SegmentTag, User
+
+    ids = [r.id for r in rows]
+    out: dict[int, dict[str, Any]] = {i: {"tags": [], "owner": None} for i in ids}
+    if not ids:
+        return out
+    for segment_id, tag in db.session.execute(select(SegmentTag.segment_id, SegmentTag.tag).where(
+            SegmentTag.segment_id.in_(ids)).order_by(SegmentTag.tag)):
+        out[segment_id]["tags"].append(tag)
+    owner_ids = {r.owner_id for r in rows if r.owner_id is not None}
+    if owner_ids:
+        emails = dict(db.session.execute(select(User.id, User.email).where(
+            User.id.in_(owner_ids))).all())
+        for r in rows:
+            out[r.id]["owner"] = emails.get(r.owner_id)
+    return out
+
+
+def segment_resource(segment: Segment | Row,
+                     organisation: dict[str, Any] | None = None) -> dict[str, Any]:
     """A segment resource with its exact size and the link to its members (from the ORM
-    object or a row of the segments table)."""
+    object or a row of the segments table); `organisation` is its entry of
+    `segment_organisation` (read here when not given)."""
+    if organisation is None:
+        organisation = segment_organisation([segment])[segment.id]
     return {
         "type": "segments", "id": str(segment.id),
         "attributes": {
@@ -45,6 +72,9 @@ def segment_resource(segment: Segment | Row) -> dict[str, Any]:
             "version": segment.version, "created_at": iso(segment.created_at),
             "updated_at": iso(segment.updated_at),
             "updated_by": segment.updated_by_label or None,
+            "tags": organisation["tags"], "owner": organisation["owner"],
+            "archived": segment.archived_at is not None,
+            "archived_at": iso(segment.archived_at),
         },
         "relationships": {"members": {"links": {
             "self": link("api.segment_members", segment_ref=segment.id)},

@@ -14,9 +14,10 @@ from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.models import Audience, Offer, OfferLimit, Segment
-from webapp.offers import bp, catalog, limits
+from webapp.offers import bp, catalog
 from webapp.offers.fields import get_or_404
 from webapp.offers.forms import AgeAudienceForm, LimitForm, OfferForm, SegmentAudienceForm
+from webapp.services import offer_limits as limits
 from webapp.services.offer_limits import limit_standing
 from webapp.services.offers import (
     OfferError,

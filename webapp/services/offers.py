@@ -271,8 +271,16 @@ def describe_audience(audience_type: str, configuration: Mapping[str, Any],
 
 def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,
                  actor: str) -> Audience:
-    """Validate and add an audience to an offer (with its where-used links); audits, commits."""
+    """Validate and add an audience to an offer (with its where-used links); audits, commits.
+
+    A segment that is archived is refused (a new use of it)."""
+    from webapp.services.segments import archived_among, archived_message
+
     config = validated_audience(audience_type, configuration)
+    archived = archived_among(config.get("segments", []))
+    if archived:
+        raise OfferError({"configuration.segments": archived_message(
+            next(iter(archived.values())))})
     audience = Audience(offer_id=offer.id, audience_type=audience_type, configuration=config)
     for sid in config.get("segments", []):
         audience.segment_links.append(AudienceSegment(segment_id=sid))
@@ -463,11 +471,13 @@ def search_condition(model: Any, text: str) -> sa.ColumnElement[bool]:
 
 def segment_options(text: str, selected: Sequence[int] = (), limit: int = 50
                     ) -> tuple[list[Segment], list[Segment]]:
-    """For a segment picker: the selected segments, and up to `limit` others matching the text
-    (name or customer segment id contains it, or the id is it)."""
+    """For a segment picker: the selected segments, and up to `limit` others that are not
+    archived matching the text (name or customer segment id contains it, or the id is it)."""
     chosen = list(db.session.scalars(sa.select(Segment).where(
         Segment.id.in_(list(selected))).order_by(Segment.name))) if selected else []
-    query = sa.select(Segment).order_by(Segment.name).limit(limit)
+    # Archived segments cannot be newly used, so they are not offered.
+    query = sa.select(Segment).where(Segment.archived_at.is_(None)).order_by(
+        Segment.name).limit(limit)
     text = clean_query(text)
     if text:
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(

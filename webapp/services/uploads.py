@@ -705,6 +705,9 @@ def create_upload(segment: Segment, *, stored_path: Path, filename: str, mode: s
     if segment.kind != "static":
         raise UploadError(f"{segment.name!r} is a dynamic segment: its members come from its "
                           "rules. Only static segments take uploaded lists.")
+    if segment.archived_at is not None:
+        raise UploadError(f"{segment.name!r} is archived: restore it on its page before "
+                          "uploading a list to it.")
     if mode not in MODES:
         raise UploadError(f"Unknown mode {mode!r}: choose add, remove or replace.")
     upload = Upload(segment_id=segment.id, filename=(filename or "upload.csv")[:255],
