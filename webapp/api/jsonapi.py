@@ -150,8 +150,13 @@ def check_resource(data: dict[str, Any], resource_type: str, pointer: str, *,
 
 
 def attributes_of(data: dict[str, Any], allowed: Iterable[str], *, pointer: str = "/data",
-                  read_only: Iterable[str] = ()) -> dict[str, Any]:
-    """The resource's attributes, refusing unknown and read-only ones with their pointers."""
+                  read_only: Iterable[str] = (), nullable: Iterable[str] | None = None
+                  ) -> dict[str, Any]:
+    """The resource's attributes, refusing unknown and read-only ones with their pointers.
+
+    With `nullable`, null is refused for every other attribute: null is accepted exactly where
+    the OpenAPI document allows it (where the attribute can be null in answers too).
+    """
     attributes = data.get("attributes") or {}
     allowed = set(allowed)
     read_only = set(read_only)
@@ -162,13 +167,15 @@ def attributes_of(data: dict[str, Any], allowed: Iterable[str], *, pointer: str 
         elif name not in allowed:
             errors.append((name, f"Unknown attribute {name!r}; the attributes are "
                                  f"{', '.join(sorted(allowed))}."))
+        elif nullable is not None and attributes[name] is None and name not in nullable:
+            errors.append((name, f"{name} cannot be null: give a value, or leave it out."))
     if errors:
         from webapp.api.errors import error_object
 
-        raise ApiError(422, errors=[error_object(422, "unknown_attribute", message,
-                                                 title="Invalid attribute",
-                                                 pointer=f"{pointer}/attributes/{escape(name)}")
-                                    for name, message in errors])
+        raise ApiError(422, errors=[error_object(
+            422, "invalid_attribute" if name in allowed else "unknown_attribute", message,
+            title="Invalid attribute", pointer=f"{pointer}/attributes/{escape(name)}")
+            for name, message in errors])
     return dict(attributes)
 
 

@@ -34,6 +34,8 @@ from webapp.models import Audience, Offer
 OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_at",
                     "expire_at", "discontinued")
 READ_ONLY = ("created_at", "updated_at")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("external_id", "publish_at", "expire_at")
 
 
 def int_id(value: str) -> int | None:
@@ -76,7 +78,8 @@ def offer_create():
     from webapp.offers.service import OfferError, save_offer
 
     data = resource_object(read_document(), "offers", creating=True)
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, actor=actor_label())
     except OfferError as exc:
@@ -106,7 +109,8 @@ def offer_update(offer_id: str):
     if "id" in data and str(data["id"]) not in (str(offer.id), offer_id):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, offer=offer, actor=actor_label())
     except OfferError as exc:

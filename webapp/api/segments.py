@@ -50,6 +50,8 @@ from webapp.timeutil import parse_datetime
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
             "customerSegmentId")
 READ_ONLY = ("size", "created_at", "updated_at", "updated_by")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("customer_segment_id", "url")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
 
@@ -115,7 +117,8 @@ def segment_create():
     from webapp.segments.service import SegmentError, save_segment
 
     data = resource_object(read_document(), "segments", creating=True)
-    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"))
+    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"),
+                               nullable=NULLABLE)
     try:
         segment = save_segment(attributes, actor=actor_label(), actor_id=actor_id())
     except SegmentError as exc:
@@ -146,7 +149,8 @@ def segment_update(segment_ref: str):
     if "id" in data and str(data["id"]) not in (str(segment.id), segment_ref):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, (*WRITABLE, "version"), read_only=READ_ONLY)
+    attributes = attributes_of(data, (*WRITABLE, "version"), read_only=READ_ONLY,
+                               nullable=NULLABLE)
     expected = attributes.pop("version", None)
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
         raise ApiError(422, "invalid_attribute", "version is the whole number this segment "
