@@ -7,6 +7,12 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.htmx import is_htmx
 
+
+class Conflict(str):
+    """A validation message saying a unique value is already taken (409 in the API, as its
+    OpenAPI document says, rather than 422)."""
+
+
 TITLES = {
     400: "Bad request",
     401: "Sign in required",

@@ -21,6 +21,10 @@ from flask_login import current_user
 from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: The members JSON:API defines for a request document and for a resource object; JSON:API
+#: allows no others, and neither does Beacon (400 naming the member, as the document says).
+DOCUMENT_MEMBERS = ("data", "meta", "jsonapi", "links")
+RESOURCE_MEMBERS = ("type", "id", "attributes", "relationships", "links", "meta")
 MAX_DEPTH = 64
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
 
@@ -104,6 +108,11 @@ def read_document() -> dict[str, Any]:
                        "`data` member.", pointer="")
     if "data" not in document:
         raise ApiError(400, "missing_data", "The document has no `data` member.", pointer="/data")
+    for name in document:
+        if name not in DOCUMENT_MEMBERS:
+            raise ApiError(400, "unknown_member", f"Unknown top-level member {name!r}; a "
+                           f"request document has {', '.join(DOCUMENT_MEMBERS)}.",
+                           pointer=f"/{escape(name)}")
     if _depth(document) > MAX_DEPTH:
         raise ApiError(400, "too_deep", f"The document nests deeper than {MAX_DEPTH} levels.",
                        pointer="")
@@ -143,7 +152,12 @@ def check_resource(data: dict[str, Any], resource_type: str, pointer: str, *,
         if "id" in data and str(data["id"]) != resource_id:
             raise ApiError(409, "id_mismatch", f"The resource id {json.dumps(data['id'])} does "
                            f"not match the URL ({resource_id}).", pointer=f"{pointer}/id")
-    for member in ("attributes", "relationships", "meta"):
+    for name in data:
+        if name not in RESOURCE_MEMBERS:
+            raise ApiError(400, "unknown_member", f"Unknown member {name!r} of the resource "
+                           f"object; it has {', '.join(RESOURCE_MEMBERS)}.",
+                           pointer=f"{pointer}/{escape(name)}")
+    for member in ("attributes", "relationships", "meta", "links"):
         if member in data and not isinstance(data[member], dict):
             raise ApiError(400, "invalid_document", f"`{member}` must be an object.",
                            pointer=f"{pointer}/{member}")

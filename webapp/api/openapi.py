@@ -8,6 +8,7 @@ error document.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -42,13 +43,31 @@ INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
 URI = {"type": "string", "format": "uri"}
 MOMENT = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-22T09:30:00Z"}
+#: A time the server reads (ISO 8601): an RFC 3339 date-time, or a date (midnight UTC).
+WHEN = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}],
+        "maxLength": 40, "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
 META = {"type": "object", "additionalProperties": True}
 ANY: dict[str, Any] = {}
+#: What every string of a request must match: the server refuses NUL characters (400), since
+#: the databases cannot store them.
+NO_NUL = "^[^\\u0000]*$"
+#: A string with something in it besides spaces (names, ids), and no NUL.
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+#: Whole numbers the server takes: 64 bits (beyond them, 422).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+#: Any JSON value a request may carry where the document does not say more (free-form
+#: objects such as custom_fields, unknown top-level members): the same limits, recursively.
+JSON_VALUE = {"anyOf": [
+    {"type": "null"}, {"type": "boolean"}, {"type": "integer", **INT64},
+    {"type": "number", "not": {"type": "integer"}}, {"type": "string", "pattern": NO_NUL},
+    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+    {"type": "object", "propertyNames": {"pattern": NO_NUL},
+     "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}]}
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any
         ) -> dict[str, Any]:
-    """An object schema."""
+    """An object schema (pass additionalProperties=False where the server refuses others)."""
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = list(required)
@@ -109,32 +128,46 @@ def collection(resource_name: str, **extra: Any) -> dict[str, Any]:
 def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...] = (),
                  relationships: dict[str, Any] | None = None) -> dict[str, Any]:
     """A request document carrying one resource object to create (no id: Beacon assigns it)."""
+    # The server refuses attributes it does not know (422), so the document closes the object.
     properties: dict[str, Any] = {"type": {"const": type_name},
-                                  "attributes": obj(attributes, required)}
+                                  "attributes": obj(attributes, required,
+                                                    additionalProperties=False)}
     needed: tuple[str, ...] = ("type", "attributes") if required else ("type",)
     if relationships:
         properties["relationships"] = obj(relationships, tuple(relationships))
         needed = (*needed, "relationships")
-    return obj({"data": obj(properties, needed)}, ("data",))
+    else:
+        properties["relationships"] = {"type": "object"}
+    properties["meta"] = {"type": "object"}
+    properties["links"] = {"type": "object"}
+    return document_of(obj(properties, needed, additionalProperties=False))
+
+
+def document_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A request document: `data` and JSON:API's optional members, nothing else."""
+    return obj({"data": data, "meta": {"type": "object"}, "jsonapi": {"type": "object"},
+                "links": {"type": "object"}}, ("data",), additionalProperties=False)
 
 
 CRITERION = obj({
-    "field": {"type": "string", "description": "tier, email, external_id, points, xp, coins, "
-              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment"},
+    "field": {"type": "string", "minLength": 1,
+              "description": "tier, email, external_id, points, xp, coins, badges, birthday, "
+                             "created_at, updated_at, age, custom_fields.<key>, segment"},
     "operator": {"enum": list(OPERATORS)},
     "value": {"description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
     "case_insensitive": BOOLEAN,
-}, ("field", "operator"))
+}, ("field", "operator"), additionalProperties=False)
 
 MEMBER_WRITE = {
-    "external_id": {"type": "string", "minLength": 1, "maxLength": 255},
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
     "email": nullable({"type": "string", "maxLength": 320}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
     "points": INTEGER, "xp": INTEGER, "coins": INTEGER,
-    "badges": array(STRING),
-    "custom_fields": {"type": "object"},
+    "badges": array({"type": "string", "minLength": 1, "maxLength": 200,
+                     "pattern": NOT_BLANK}, uniqueItems=False),
+    "custom_fields": {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL}},
 }
 SEGMENT_WRITE = {
     "name": {"type": "string", "maxLength": 200},
@@ -149,16 +182,21 @@ SEGMENT_WRITE = {
     "exclude": array(ref("Criterion")),
 }
 OFFER_WRITE = {
-    "name": STRING, "external_id": nullable(STRING), "category": STRING,
-    "description": STRING, "publish_at": nullable(STRING), "expire_at": nullable(STRING),
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "external_id": nullable({"type": "string", "maxLength": 255}),
+    "category": {"type": "string", "maxLength": 100},
+    "description": {"type": "string", "maxLength": 20_000},
+    "publish_at": nullable(WHEN), "expire_at": nullable(WHEN),
     "discontinued": BOOLEAN,
 }
 REWARD_WRITE = {**OFFER_WRITE, "points": {"type": "integer", "minimum": 0}}
 WEBHOOK_WRITE = {
     "url": URI, "description": STRING, "active": BOOLEAN,
     "secret": {"type": "string", "minLength": 16, "maxLength": 128},
-    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]})),
-                         "segments": nullable(array({"type": ["integer", "string"]}))}),
+    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]}, minItems=1)),
+                         "segments": nullable(array({"type": ["integer", "string"]},
+                                                    minItems=1))},
+                        additionalProperties=False),
 }
 DECISION = {
     "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
@@ -214,7 +252,7 @@ def _schemas() -> dict[str, Any]:
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
-    return {
+    schemas = {
         "Error": obj({
             "status": STRING, "code": STRING, "title": STRING, "detail": STRING,
             "source": obj({"pointer": STRING, "parameter": STRING}),
@@ -222,15 +260,16 @@ def _schemas() -> dict[str, Any]:
         "ErrorDocument": obj({"errors": array(ref("Error"), minItems=1)}, ("errors",)),
         "Links": obj({"self": URI, "next": URI, "related": URI}),
         "Criterion": CRITERION,
+        "JsonValue": JSON_VALUE,
         "MemberAttributes": member_attributes,
         "Member": resource("members", "MemberAttributes"),
         "MemberDocument": single("Member"),
         "MemberCollection": collection("Member"),
         "MemberCreate": new_resource("members", MEMBER_WRITE, ("external_id",)),
         "MemberUpdate": changed_resource("members", MEMBER_WRITE),
-        "MemberBatch": obj({"data": array(obj({
+        "MemberBatch": document_of(array(obj({
             "type": {"const": "members"}, "attributes": obj(MEMBER_WRITE, ("external_id",))},
-            ("type", "attributes")), maxItems=10_000)}, ("data",)),
+            ("type", "attributes")), maxItems=10_000)),
         "MemberSearch": new_resource("member-searches", {
             "include": array(ref("Criterion")), "exclude": array(ref("Criterion"))}),
         "MemberSearchResult": collection("Member", meta=obj({
@@ -248,11 +287,10 @@ def _schemas() -> dict[str, Any]:
         "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
-        "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
-                                 ("data",)),
+        "MemberIdentifiers": document_of(array(identifier("members"), maxItems=10_000)),
         "Override": obj({
             "type": {"const": "overrides"},
-            "attributes": obj({
+            "attributes": obj(additionalProperties=False, properties={
                 "member": {"type": "string", "description": "member id, external id or email"},
                 "status": {"enum": ["add", "block", "reset"]},
                 "description": STRING, "reference_id": nullable(STRING),
@@ -260,12 +298,11 @@ def _schemas() -> dict[str, Any]:
                 "status_change_timestamp": nullable({
                     "type": ["integer", "string"],
                     "description": "Unix seconds or RFC 3339; now when absent"}),
-                "expires_at": nullable({"type": ["integer", "string"]})}, ("status",)),
+                "expires_at": nullable({"type": ["integer", "string"]})}, required=("status",)),
             "relationships": obj({"member": obj({"data": identifier("members")}, ("data",))}),
         }, ("type", "attributes")),
-        "OverrideRequest": obj({"data": {"anyOf": [ref("Override"),
-                                                   array(ref("Override"), maxItems=10_000)]}},
-                               ("data",)),
+        "OverrideRequest": document_of({"anyOf": [ref("Override"),
+                                                  array(ref("Override"), maxItems=10_000)]}),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
                           {"audiences": obj({"data": array(identifier("audiences"))})}),
@@ -292,8 +329,7 @@ def _schemas() -> dict[str, Any]:
         "RewardUpdate": changed_resource("rewards", REWARD_WRITE),
         "SegmentLinkage": obj({"data": array(identifier("segments")), "links": ref("Links")},
                               ("data",)),
-        "SegmentIdentifiers": obj({"data": array(identifier("segments"), maxItems=1000)},
-                                  ("data",)),
+        "SegmentIdentifiers": document_of(array(identifier("segments"), maxItems=1000)),
         "DecoratedOffer": obj({"type": {"const": "offers"}, "id": STRING,
                                "attributes": obj({**OFFER_WRITE, **DECISION},
                                                  ("visible_status", "eligible", "reasons"))},
@@ -330,12 +366,49 @@ def _schemas() -> dict[str, Any]:
             "name": {"type": "string", "maxLength": 120},
             "role": {"enum": ["admin", "marketer", "support"]}}, ("name", "role")),
     }
+    # Request bodies (and the criteria they carry) with the server's limits on every value.
+    for name in {op.body for op in OPERATIONS if op.body} | {"Criterion", "Override"}:
+        schemas[name] = strict(schemas[name])
+    return schemas
 
 
-def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A query parameter."""
+def query(name: str, description: str, schema: dict[str, Any] | None = None,
+          max_length: int = 1000) -> dict[str, Any]:
+    """A query parameter (text: at most `max_length` characters, as the server checks)."""
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or STRING}
+            "schema": strict(schema or {"type": "string", "maxLength": max_length})}
+
+
+def strict(schema: Any) -> Any:
+    """A request schema with the limits the server applies to every value it reads.
+
+    Strings get the no-NUL pattern (unless they have a pattern, format, enum or const), whole
+    numbers the 64-bit range, and objects that do not close themselves take only such values
+    (JsonValue), since the server refuses NUL characters and numbers beyond 64 bits anywhere in
+    a request. Shared schema parts are copied, never changed in place.
+    """
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    out = {key: strict(value) if key in ("items", "not", "propertyNames") else value
+           for key, value in schema.items()}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in out:
+            out[key] = [strict(item) for item in out[key]]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: strict(sub) for name, sub in out["properties"].items()}
+    kinds = out.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "string" in kinds and not {"pattern", "format", "enum", "const"} & set(out):
+        out["pattern"] = NO_NUL
+    if "integer" in kinds:
+        out.setdefault("minimum", INT64["minimum"])
+        out.setdefault("maximum", INT64["maximum"])
+    if "object" in kinds and out.get("additionalProperties") is not False:
+        out["additionalProperties"] = ref("JsonValue")
+        out.setdefault("propertyNames", {"pattern": NO_NUL})
+    return copy.deepcopy(out)
 
 
 PAGE = [query("page[size]", f"items per page, default {DEFAULT_SIZE}, at most {MAX_SIZE}",
@@ -468,10 +541,11 @@ OPERATIONS: tuple[Operation, ...] = (
         query("filter[segment]", SEGMENT_REF),
         query("filter[member]", MEMBER_REF),
         query("filter[action]", "ADD or REMOVE", {"enum": ["ADD", "REMOVE"]}),
-        query("filter[source]", "static_list, upload, api, override, rule or profile_change"),
+        query("filter[source]", "static_list, upload, api, override, rule or profile_change",
+              {"enum": ["static_list", "upload", "api", "override", "rule", "profile_change"]}),
         query("filter[after]", "start after this event id", {"type": "string",
                                                                "pattern": "^[0-9]{1,18}$"}),
-        query("filter[since]", "only events at or after this RFC 3339 time"), *PAGE]),
+        query("filter[since]", "only events at or after this RFC 3339 time", WHEN), *PAGE]),
     Operation("get", "/webhooks", "webhook_list", "Webhooks", 200, "WebhookCollection"),
     Operation("post", "/webhooks", "webhook_create", "Webhooks", 201, "WebhookDocument",
               "WebhookCreate", example={"data": {"type": "webhooks", "attributes": {

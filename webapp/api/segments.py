@@ -41,6 +41,7 @@ from webapp.api.pagination import (
     page_size,
 )
 from webapp.api.serializers import member_identifier, segment_resource
+from webapp.errors import Conflict
 from webapp.extensions import db
 from webapp.lookup import find_member, find_segment, segment_row
 from webapp.membership import Cause, apply_delta, current_member_ids
@@ -84,8 +85,14 @@ def _segment_error(exc: Exception) -> ApiError:
             pointer = "/data"
         else:
             pointer = pointer_for(key)
+        if isinstance(message, Conflict):
+            objects.append(error_object(409, "conflict", message, title="Conflict",
+                                        pointer=pointer))
+            continue
         objects.append(error_object(422, "invalid_attribute", message,
                                     title="Invalid attribute", pointer=pointer))
+    if objects and all(o["status"] == "409" for o in objects):
+        status = 409
     if status == 409:
         objects = [o for o in objects if o["status"] == "409"]
     return ApiError(status, errors=objects)

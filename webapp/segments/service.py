@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from webapp.audit import record
+from webapp.errors import Conflict
 from webapp.extensions import db
 from webapp.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.models import (
@@ -288,8 +289,8 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         taken = db.session.scalar(select(Segment.id).where(
             Segment.customer_segment_id == csid))
         if taken is not None and (segment is None or taken != segment.id):
-            errors["customer_segment_id"] = (f"customer segment id {csid!r} is already used by "
-                                             f"segment #{taken}")
+            errors["customer_segment_id"] = Conflict(f"customer segment id {csid!r} is already "
+                                                     f"used by segment #{taken}")
     if segment is None:
         limit = _limit("LIMIT_SEGMENTS", 10_000)
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
@@ -391,8 +392,8 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise SegmentError({"customer_segment_id": "customer segment id is already used by "
-                                                   "another segment"}) from None
+        raise SegmentError({"customer_segment_id": Conflict(
+            "customer segment id is already used by another segment")}) from None
     return segment
 
 
