@@ -66,11 +66,17 @@ def _check_values(value: Any, pointer: str) -> None:
                            "(-9223372036854775808 to 9223372036854775807).", pointer=pointer,
                            title="Invalid attribute")
     elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ApiError(422, "number_out_of_range", "Numbers must be finite.",
-                           pointer=pointer, title="Invalid attribute")
+        # The same range as whole numbers, so that one JSON Schema range describes every
+        # number a request may hold (JSON Schema cannot tell 1e19 from 10000000000000000000).
+        if not -(2.0**63) <= value <= 2.0**63:
+            raise ApiError(422, "number_out_of_range", "Numbers must be finite and within "
+                           "-9223372036854775808 to 9223372036854775807.", pointer=pointer,
+                           title="Invalid attribute")
     elif isinstance(value, dict):
         for key, item in value.items():
+            if key == "":
+                raise ApiError(400, "invalid_member_name", "A member name has at least one "
+                               "character (JSON:API).", pointer=f"{pointer}/")
             _check_values(key, pointer)
             _check_values(item, f"{pointer}/{escape(key)}")
     elif isinstance(value, list):
@@ -113,6 +119,9 @@ def read_document() -> dict[str, Any]:
             raise ApiError(400, "unknown_member", f"Unknown top-level member {name!r}; a "
                            f"request document has {', '.join(DOCUMENT_MEMBERS)}.",
                            pointer=f"/{escape(name)}")
+        if name != "data" and not isinstance(document[name], dict):
+            raise ApiError(400, "invalid_document", f"`{name}` must be an object.",
+                           pointer=f"/{name}")
     if _depth(document) > MAX_DEPTH:
         raise ApiError(400, "too_deep", f"The document nests deeper than {MAX_DEPTH} levels.",
                        pointer="")
@@ -148,6 +157,9 @@ def check_resource(data: dict[str, Any], resource_type: str, pointer: str, *,
         raise ApiError(409, "type_mismatch", f"This route takes resources of type "
                        f'"{resource_type}", not {json.dumps(data["type"])}.',
                        pointer=f"{pointer}/type")
+    if "id" in data and not isinstance(data["id"], str):
+        raise ApiError(400, "invalid_id", "A resource object's id is a string (JSON:API).",
+                       pointer=f"{pointer}/id")
     if resource_id is not None:
         if "id" in data and str(data["id"]) != resource_id:
             raise ApiError(409, "id_mismatch", f"The resource id {json.dumps(data['id'])} does "

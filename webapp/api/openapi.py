@@ -46,6 +46,8 @@ MOMENT = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-2
 #: A time the server reads (ISO 8601): an RFC 3339 date-time, or a date (midnight UTC).
 WHEN = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}],
         "maxLength": 40, "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
+#: The same in an attribute that may be empty: null or "" (none).
+WHEN_OR_NONE = {"anyOf": [WHEN, {"const": ""}, {"type": "null"}]}
 META = {"type": "object", "additionalProperties": True}
 ANY: dict[str, Any] = {}
 #: What every string of a request must match: the server refuses NUL characters (400), since
@@ -58,10 +60,10 @@ INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 #: Any JSON value a request may carry where the document does not say more (free-form
 #: objects such as custom_fields, unknown top-level members): the same limits, recursively.
 JSON_VALUE = {"anyOf": [
-    {"type": "null"}, {"type": "boolean"}, {"type": "integer", **INT64},
-    {"type": "number", "not": {"type": "integer"}}, {"type": "string", "pattern": NO_NUL},
+    {"type": "null"}, {"type": "boolean"}, {"type": "number", **INT64},
+    {"type": "string", "pattern": NO_NUL},
     {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-    {"type": "object", "propertyNames": {"pattern": NO_NUL},
+    {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL},
      "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}]}
 
 
@@ -88,8 +90,17 @@ IDENTIFIER_WORDS = {"members": "member id (external id or email accepted in requ
 def identifier(type_name: str) -> dict[str, Any]:
     """A resource identifier schema of one type."""
     return obj({"type": {"const": type_name},
-                "id": {"type": "string", "description": IDENTIFIER_WORDS.get(type_name, "")}},
+                "id": {"type": "string", "pattern": NOT_BLANK,
+                       "description": IDENTIFIER_WORDS.get(type_name, "")}},
                ("type", "id"))
+
+
+def reported(item: dict[str, Any]) -> dict[str, Any]:
+    """An item of a bulk request: described by `item`, but any other value is taken too and
+    reported in its result as `invalid` (the valid items are still applied, SPEC §6)."""
+    return {"anyOf": [item, ref("JsonValue")],
+            "description": "An item that does not match is not refused: its result is "
+                           "`invalid`, with what is wrong."}
 
 
 def resource(type_name: str, attributes: str, relationships: dict[str, Any] | None = None
@@ -154,30 +165,35 @@ CRITERION = obj({
               "description": "tier, email, external_id, points, xp, coins, badges, birthday, "
                              "created_at, updated_at, age, custom_fields.<key>, segment"},
     "operator": {"enum": list(OPERATORS)},
-    "value": {"description": "Depends on field and operator; none for exists/not_exists; "
+    "value": {"$ref": "#/components/schemas/JsonValue",
+              "description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
     "case_insensitive": BOOLEAN,
 }, ("field", "operator"), additionalProperties=False)
 
 MEMBER_WRITE = {
     "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
-    "email": nullable({"type": "string", "maxLength": 320}),
+    "email": nullable({"type": "string", "maxLength": 320, "pattern":
+                       "^(?:|\\s*[^@\\s\\u0000]+@[^@\\s\\u0000]+\\.[^@\\s\\u0000]+\\s*)$"}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
-    "points": INTEGER, "xp": INTEGER, "coins": INTEGER,
+    "points": {"type": "integer", "minimum": 0}, "xp": {"type": "integer", "minimum": 0},
+    "coins": {"type": "integer", "minimum": 0},
     "badges": array({"type": "string", "minLength": 1, "maxLength": 200,
                      "pattern": NOT_BLANK}, uniqueItems=False),
     "custom_fields": {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL}},
 }
 SEGMENT_WRITE = {
-    "name": {"type": "string", "maxLength": 200},
-    "description": STRING,
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "description": {"type": "string", "maxLength": 10_000},
     "kind": {"enum": ["static", "dynamic"]},
     "customer_segment_id": nullable({
         "type": "string", "maxLength": 255,
+        "pattern": "^\\s*(?:|[0-9]*[A-Za-z._:~-][A-Za-z0-9._:~-]*)\\s*$",
         "description": "your own unique id for the segment, usable in URLs in place of the "
                        "number: letters, digits and - _ . : ~ only, not all digits"}),
-    "url": nullable(STRING),
+    "url": nullable({"type": "string", "maxLength": 2000, "pattern":
+                     "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
 }
@@ -186,7 +202,7 @@ OFFER_WRITE = {
     "external_id": nullable({"type": "string", "maxLength": 255}),
     "category": {"type": "string", "maxLength": 100},
     "description": {"type": "string", "maxLength": 20_000},
-    "publish_at": nullable(WHEN), "expire_at": nullable(WHEN),
+    "publish_at": WHEN_OR_NONE, "expire_at": WHEN_OR_NONE,
     "discontinued": BOOLEAN,
 }
 REWARD_WRITE = {**OFFER_WRITE, "points": {"type": "integer", "minimum": 0}}
@@ -210,8 +226,9 @@ DECISION = {
 }
 
 
-def _schemas() -> dict[str, Any]:
-    """Every component schema."""
+def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
+    """Every component schema (members' tiers as configured)."""
+    member_write = {**MEMBER_WRITE, "tier": {"enum": list(tiers)}}
     member_attributes = obj({
         **MEMBER_WRITE, "external_id": STRING, "tier": STRING,
         "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT)},
@@ -265,11 +282,11 @@ def _schemas() -> dict[str, Any]:
         "Member": resource("members", "MemberAttributes"),
         "MemberDocument": single("Member"),
         "MemberCollection": collection("Member"),
-        "MemberCreate": new_resource("members", MEMBER_WRITE, ("external_id",)),
-        "MemberUpdate": changed_resource("members", MEMBER_WRITE),
-        "MemberBatch": document_of(array(obj({
-            "type": {"const": "members"}, "attributes": obj(MEMBER_WRITE, ("external_id",))},
-            ("type", "attributes")), maxItems=10_000)),
+        "MemberCreate": new_resource("members", member_write, ("external_id",)),
+        "MemberUpdate": changed_resource("members", member_write),
+        "MemberBatch": document_of(array(reported(obj({
+            "type": {"const": "members"}, "attributes": obj(member_write, ("external_id",))},
+            ("type", "attributes"))), maxItems=10_000)),
         "MemberSearch": new_resource("member-searches", {
             "include": array(ref("Criterion")), "exclude": array(ref("Criterion"))}),
         "MemberSearchResult": collection("Member", meta=obj({
@@ -287,7 +304,8 @@ def _schemas() -> dict[str, Any]:
         "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
-        "MemberIdentifiers": document_of(array(identifier("members"), maxItems=10_000)),
+        "MemberIdentifiers": document_of(array(reported(identifier("members")),
+                                               maxItems=10_000)),
         "Override": obj({
             "type": {"const": "overrides"},
             "attributes": obj(additionalProperties=False, properties={
@@ -363,7 +381,7 @@ def _schemas() -> dict[str, Any]:
         "TokenDocument": single("Token"),
         "TokenCollection": collection("Token"),
         "TokenCreate": new_resource("tokens", {
-            "name": {"type": "string", "maxLength": 120},
+            "name": {"type": "string", "maxLength": 120, "pattern": NOT_BLANK},
             "role": {"enum": ["admin", "marketer", "support"]}}, ("name", "role")),
     }
     # Request bodies (and the criteria they carry) with the server's limits on every value.
@@ -402,12 +420,12 @@ def strict(schema: Any) -> Any:
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
     if "string" in kinds and not {"pattern", "format", "enum", "const"} & set(out):
         out["pattern"] = NO_NUL
-    if "integer" in kinds:
+    if kinds & {"integer", "number"}:
         out.setdefault("minimum", INT64["minimum"])
         out.setdefault("maximum", INT64["maximum"])
     if "object" in kinds and out.get("additionalProperties") is not False:
         out["additionalProperties"] = ref("JsonValue")
-        out.setdefault("propertyNames", {"pattern": NO_NUL})
+        out.setdefault("propertyNames", {"minLength": 1, "pattern": NO_NUL})
     return copy.deepcopy(out)
 
 
@@ -571,6 +589,10 @@ PATH_PARAMETERS = {
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
 }
+#: /members/batch and /members/search are routes of their own (POST only): GET, PATCH or DELETE
+#: there is a 405, not a member lookup.
+PATH_SCHEMAS = {"member_ref": {"type": "string", "minLength": 1,
+                               "not": {"enum": ["batch", "search"]}}}
 ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
            "(source.pointer or source.parameter names it)",
@@ -578,6 +600,7 @@ ERROR_TEXT = {
     "404": "No such resource (in the path, or a related resource the body names)",
     "409": "Conflict: type or id mismatch, a taken unique value, a segment in use, a version "
            "conflict, or the wrong kind of segment",
+    "405": "The path is /members/batch or /members/search, which only take POST",
     "413": "Too many items or too large a body", "415": f"The body is not {MEDIA}",
     "422": "Invalid attributes: each error's source.pointer names the attribute or criterion",
     "429": "Rate limit exceeded (see Retry-After)",
@@ -591,11 +614,25 @@ def _error_codes(op: Operation) -> list[str]:
         codes.append("400")
     if "{" in op.path:
         codes.append("404")
+    if op.path == "/members/{member_ref}":
+        codes.append("405")
     if op.body:
         codes += ["400", "404", "409", "413", "415", "422"]
     elif op.method == "delete":
         codes.append("409")
     return sorted(set(codes))
+
+
+def _links(created: Operation) -> dict[str, Any]:
+    """OpenAPI links from a create to the operations on the new resource (its `data.id`)."""
+    base = created.path + "/{"
+    links = {}
+    for op in OPERATIONS:
+        if op.path.startswith(base) and op.path.endswith("}") and op.path.count("{") == 1:
+            name = op.path[len(base):-1]
+            links[op.endpoint] = {"operationId": op.endpoint,
+                                  "parameters": {name: "$response.body#/data/id"}}
+    return links
 
 
 def _operation(op: Operation, view: Any) -> dict[str, Any]:
@@ -609,7 +646,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     }
     parameters = [{"name": name, "in": "path", "required": True,
                    "description": PATH_PARAMETERS[name],
-                   "schema": {"type": "string", "minLength": 1}}
+                   "schema": PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1})}
                   for name in PATH_PARAMETERS if "{" + name + "}" in op.path]
     operation["parameters"] = parameters + op.params
     if level == "public" or op.endpoint == "docs":
@@ -632,6 +669,8 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     else:
         responses[str(op.ok)] = {"description": "OK",
                                  "content": {MEDIA: {"schema": ref(op.response)}}}
+        if op.method == "post" and op.ok == 201:
+            responses["201"]["links"] = _links(op)
     if op.endpoint not in ("openapi_document", "docs"):
         for code in _error_codes(op):
             response: dict[str, Any] = {"description": ERROR_TEXT[code],
@@ -645,7 +684,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
+def _build(server: str, rate_limit: str, batch: int, tiers: tuple[str, ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     views = current_app.view_functions
     for op in OPERATIONS:
@@ -675,7 +714,7 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(tiers),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "An API token created by an admin"},
@@ -689,8 +728,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
 def document(server: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI document (cached per server URL and limits)."""
     config = current_app.config
+    tiers = tuple(config.get("TIERS") or ("bronze", "silver", "gold", "platinum"))
     return _build(server, str(config.get("API_RATE_LIMIT", "1200 per minute")),
-                  int(config.get("LIMIT_BATCH", 10_000)))
+                  int(config.get("LIMIT_BATCH", 10_000)), tiers)
 
 
 @bp.route("/openapi.json", methods=["GET"])
