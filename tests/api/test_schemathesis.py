@@ -28,7 +28,7 @@ from schemathesis.engine import events, from_schema
 from tests.api.conftest import MEDIA, SCHEMA_PATH, _fix_patterns, _is_absolute_uri
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
 
-EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "3"))
 SEED = int(os.environ.get("API_FUZZ_SEED", "20261205"))
 #: A refusal is a 4xx; the document lists 413 for bulk requests over their item limit, which
 #: schemathesis does not count as a refusal by default.
@@ -51,7 +51,13 @@ SEMANTIC = {
     ("invalid_attribute", "/data/attributes/expire_at"): "expire_at must come after publish_at",
     ("invalid_attribute", "/data/attributes/birthday"): "a birthday lies between 1900 and today",
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
+    # The stateful phase follows the search's self link (/members/search) into the member
+    # operations, though the document's member_ref excludes that word: the route is POST only.
+    ("method_not_allowed", ""): "/members/search is a route of its own (POST only)",
 }
+#: "Created resource not found" (ST302) when the 404 names a related resource in the request
+#: body (JSON:API asks for 404 there), not the resource the earlier POST created.
+BODY_404 = "a 404 for a related resource the request body names, not the created one"
 
 
 def _jsonapi_validator() -> jsonschema.Draft7Validator:
@@ -117,6 +123,15 @@ def _semantic(response) -> str | None:
     return reasons[0] if reasons else None
 
 
+def _names_body(response) -> bool:
+    """Whether every error of the answer points into the request body (source.pointer)."""
+    try:
+        errors = json.loads(response.content)["errors"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(errors) and all((e.get("source") or {}).get("pointer") for e in errors)
+
+
 def _scan(url: str, token: str):
     """Run every phase with every check; returns (failures, semantic refusals, statistics)."""
     config = SchemathesisConfig.from_dict({
@@ -155,6 +170,9 @@ def _scan(url: str, token: str):
                     if reason is not None:
                         semantic[reason] += 1
                         continue
+                if failure.code == "ST302" and response is not None and _names_body(response):
+                    semantic[BODY_404] += 1
+                    continue
                 answer = (response.content or b"")[:400].decode("utf-8", "replace") \
                     if response is not None else ""
                 key = (recorder.label, failure.code, failure.title)

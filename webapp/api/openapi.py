@@ -208,7 +208,8 @@ OFFER_WRITE = {
 REWARD_WRITE = {**OFFER_WRITE, "points": {"type": "integer", "minimum": 0}}
 WEBHOOK_WRITE = {
     "url": URI, "description": STRING, "active": BOOLEAN,
-    "secret": {"type": "string", "minLength": 16, "maxLength": 128},
+    "secret": {"type": "string", "minLength": 16, "maxLength": 128, "pattern": "^[!-~]*$",
+               "description": "printable ASCII without spaces"},
     "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]}, minItems=1)),
                          "segments": nullable(array({"type": ["integer", "string"]},
                                                     minItems=1))},
