@@ -44,8 +44,9 @@ BOOLEAN = {"type": "boolean"}
 URI = {"type": "string", "format": "uri"}
 MOMENT = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-22T09:30:00Z"}
 #: A time the server reads (ISO 8601): an RFC 3339 date-time, or a date (midnight UTC).
-WHEN = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}],
-        "maxLength": 40, "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
+WHEN = {"anyOf": [{"type": "string", "format": "date-time", "maxLength": 40},
+                  {"type": "string", "format": "date"}],
+        "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
 #: The same in an attribute that may be empty: null or "" (none).
 WHEN_OR_NONE = {"anyOf": [WHEN, {"const": ""}, {"type": "null"}]}
 META = {"type": "object", "additionalProperties": True}
