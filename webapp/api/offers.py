@@ -35,6 +35,8 @@ OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_a
                     "expire_at", "discontinued", "requires_activation",
                     "must_fulfill_within_days")
 READ_ONLY = ("created_at", "updated_at")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("external_id", "publish_at", "expire_at")
 
 
 def int_id(value: str) -> int | None:
@@ -79,7 +81,8 @@ def offer_create():
     from webapp.services.offers import OfferError, save_offer
 
     data = resource_object(read_document(), "offers", creating=True)
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, actor=actor_label())
     except OfferError as exc:
@@ -109,7 +112,8 @@ def offer_update(offer_id: str):
     if "id" in data and str(data["id"]) not in (str(offer.id), offer_id):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, offer=offer, actor=actor_label())
     except OfferError as exc:

@@ -8,6 +8,7 @@ error document.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -42,13 +43,34 @@ INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
 URI = {"type": "string", "format": "uri"}
 MOMENT = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-22T09:30:00Z"}
+#: A time the server reads (ISO 8601): an RFC 3339 date-time, or a date (midnight UTC).
+WHEN = {"anyOf": [{"type": "string", "format": "date-time", "maxLength": 40},
+                  {"type": "string", "format": "date"}],
+        "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
+#: The same in an attribute that may be empty: null or "" (none).
+WHEN_OR_NONE = {"anyOf": [WHEN, {"const": ""}, {"type": "null"}]}
 META = {"type": "object", "additionalProperties": True}
 ANY: dict[str, Any] = {}
+#: What every string of a request must match: the server refuses NUL characters (400), since
+#: the databases cannot store them.
+NO_NUL = "^[^\\u0000]*$"
+#: A string with something in it besides spaces (names, ids), and no NUL.
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+#: Whole numbers the server takes: 64 bits (beyond them, 422).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+#: Any JSON value a request may carry where the document does not say more (free-form
+#: objects such as custom_fields, unknown top-level members): the same limits, recursively.
+JSON_VALUE = {"anyOf": [
+    {"type": "null"}, {"type": "boolean"}, {"type": "number", **INT64},
+    {"type": "string", "pattern": NO_NUL},
+    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+    {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL},
+     "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}]}
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any
         ) -> dict[str, Any]:
-    """An object schema."""
+    """An object schema (pass additionalProperties=False where the server refuses others)."""
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = list(required)
@@ -69,8 +91,17 @@ IDENTIFIER_WORDS = {"members": "member id (external id or email accepted in requ
 def identifier(type_name: str) -> dict[str, Any]:
     """A resource identifier schema of one type."""
     return obj({"type": {"const": type_name},
-                "id": {"type": "string", "description": IDENTIFIER_WORDS.get(type_name, "")}},
+                "id": {"type": "string", "pattern": NOT_BLANK,
+                       "description": IDENTIFIER_WORDS.get(type_name, "")}},
                ("type", "id"))
+
+
+def reported(item: dict[str, Any]) -> dict[str, Any]:
+    """An item of a bulk request: described by `item`, but any other value is taken too and
+    reported in its result as `invalid` (the valid items are still applied, SPEC §6)."""
+    return {"anyOf": [item, ref("JsonValue")],
+            "description": "An item that does not match is not refused: its result is "
+                           "`invalid`, with what is wrong."}
 
 
 def resource(type_name: str, attributes: str, relationships: dict[str, Any] | None = None
@@ -118,43 +149,63 @@ def collection(resource_name: str, **extra: Any) -> dict[str, Any]:
 def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...] = (),
                  relationships: dict[str, Any] | None = None) -> dict[str, Any]:
     """A request document carrying one resource object to create (no id: Beacon assigns it)."""
+    # The server refuses attributes it does not know (422), so the document closes the object.
     properties: dict[str, Any] = {"type": {"const": type_name},
-                                  "attributes": obj(attributes, required)}
+                                  "attributes": obj(attributes, required,
+                                                    additionalProperties=False)}
     needed: tuple[str, ...] = ("type", "attributes") if required else ("type",)
     if relationships:
         properties["relationships"] = obj(relationships, tuple(relationships))
         needed = (*needed, "relationships")
-    return obj({"data": obj(properties, needed)}, ("data",))
+    else:
+        properties["relationships"] = {"type": "object"}
+    properties["meta"] = {"type": "object"}
+    properties["links"] = {"type": "object"}
+    return document_of(obj(properties, needed, additionalProperties=False))
+
+
+def document_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A request document: `data` and JSON:API's optional members, nothing else."""
+    return obj({"data": data, "meta": {"type": "object"}, "jsonapi": {"type": "object"},
+                "links": {"type": "object"}}, ("data",), additionalProperties=False)
 
 
 CRITERION = obj({
-    "field": {"type": "string", "description": "tier, email, external_id, points, xp, coins, "
-              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment "
-              "(in / not_in a list of segment ids or customer segment ids, stored as ids)"},
+    "field": {"type": "string", "minLength": 1,
+              "description": "tier, email, external_id, points, xp, coins, badges, birthday, "
+                             "created_at, updated_at, age, custom_fields.<key>, segment (in / "
+                             "not_in a list of segment ids or customer segment ids, stored as "
+                             "ids)"},
     "operator": {"enum": list(OPERATORS)},
-    "value": {"description": "Depends on field and operator; none for exists/not_exists; "
+    "value": {"$ref": "#/components/schemas/JsonValue",
+              "description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
     "case_insensitive": BOOLEAN,
-}, ("field", "operator"))
+}, ("field", "operator"), additionalProperties=False)
 
 MEMBER_WRITE = {
-    "external_id": {"type": "string", "minLength": 1, "maxLength": 255},
-    "email": nullable({"type": "string", "maxLength": 320}),
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+    "email": nullable({"type": "string", "maxLength": 320, "pattern":
+                       "^(?:|\\s*[^@\\s\\u0000]+@[^@\\s\\u0000]+\\.[^@\\s\\u0000]+\\s*)$"}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
-    "points": INTEGER, "xp": INTEGER, "coins": INTEGER,
-    "badges": array(STRING),
-    "custom_fields": {"type": "object"},
+    "points": {"type": "integer", "minimum": 0}, "xp": {"type": "integer", "minimum": 0},
+    "coins": {"type": "integer", "minimum": 0},
+    "badges": array({"type": "string", "minLength": 1, "maxLength": 200,
+                     "pattern": NOT_BLANK}, uniqueItems=False),
+    "custom_fields": {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL}},
 }
 SEGMENT_WRITE = {
-    "name": {"type": "string", "maxLength": 200},
-    "description": STRING,
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "description": {"type": "string", "maxLength": 10_000},
     "kind": {"enum": ["static", "dynamic"]},
     "customer_segment_id": nullable({
         "type": "string", "maxLength": 255,
+        "pattern": "^\\s*(?:|[0-9]*[A-Za-z._:~-][A-Za-z0-9._:~-]*)\\s*$",
         "description": "your own unique id for the segment, usable in URLs in place of the "
                        "number: letters, digits and - _ . : ~ only, not all digits"}),
-    "url": nullable(STRING),
+    "url": nullable({"type": "string", "maxLength": 2000, "pattern":
+                     "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
     "tags": array({"type": "string", "maxLength": 40}, maxItems=20,
@@ -165,8 +216,11 @@ SEGMENT_WRITE = {
                                       "(null: no owner)"}),
 }
 CATALOG_WRITE = {
-    "name": STRING, "external_id": nullable(STRING), "category": STRING,
-    "description": STRING, "publish_at": nullable(STRING), "expire_at": nullable(STRING),
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "external_id": nullable({"type": "string", "maxLength": 255}),
+    "category": {"type": "string", "maxLength": 100},
+    "description": {"type": "string", "maxLength": 20_000},
+    "publish_at": WHEN_OR_NONE, "expire_at": WHEN_OR_NONE,
     "discontinued": BOOLEAN,
 }
 OFFER_WRITE = {
@@ -192,9 +246,12 @@ LIMIT_CONFIGURATION = obj({
    "of one offer count the same thing: activations or awards.")
 WEBHOOK_WRITE = {
     "url": URI, "description": STRING, "active": BOOLEAN,
-    "secret": {"type": "string", "minLength": 16, "maxLength": 128},
-    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]})),
-                         "segments": nullable(array({"type": ["integer", "string"]}))}),
+    "secret": {"type": "string", "minLength": 16, "maxLength": 128, "pattern": "^[!-~]*$",
+               "description": "printable ASCII without spaces"},
+    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]}, minItems=1)),
+                         "segments": nullable(array({"type": ["integer", "string"]},
+                                                    minItems=1))},
+                        additionalProperties=False),
 }
 DECISION = {
     "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
@@ -218,8 +275,9 @@ DECISION_OFFER = {
 }
 
 
-def _schemas() -> dict[str, Any]:
-    """Every component schema."""
+def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
+    """Every component schema (members' tiers as configured)."""
+    member_write = {**MEMBER_WRITE, "tier": {"enum": list(tiers)}}
     member_attributes = obj({
         **MEMBER_WRITE, "external_id": STRING, "tier": STRING,
         "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT)},
@@ -268,7 +326,7 @@ def _schemas() -> dict[str, Any]:
         "override": nullable({"type": "object"})}, ("index",))
     activity_rels = {"member": obj({"data": identifier("members")}),
                      "offer": obj({"data": identifier("offers")})}
-    return {
+    schemas = {
         "LimitAttributes": obj({"limit_type": {"enum": LIMIT_TYPES},
                                 "configuration": LIMIT_CONFIGURATION,
                                 "created_at": nullable(MOMENT)},
@@ -334,15 +392,16 @@ def _schemas() -> dict[str, Any]:
         "ErrorDocument": obj({"errors": array(ref("Error"), minItems=1)}, ("errors",)),
         "Links": obj({"self": URI, "next": URI, "related": URI}),
         "Criterion": CRITERION,
+        "JsonValue": JSON_VALUE,
         "MemberAttributes": member_attributes,
         "Member": resource("members", "MemberAttributes"),
         "MemberDocument": single("Member"),
         "MemberCollection": collection("Member"),
-        "MemberCreate": new_resource("members", MEMBER_WRITE, ("external_id",)),
-        "MemberUpdate": changed_resource("members", MEMBER_WRITE),
-        "MemberBatch": obj({"data": array(obj({
-            "type": {"const": "members"}, "attributes": obj(MEMBER_WRITE, ("external_id",))},
-            ("type", "attributes")), maxItems=10_000)}, ("data",)),
+        "MemberCreate": new_resource("members", member_write, ("external_id",)),
+        "MemberUpdate": changed_resource("members", member_write),
+        "MemberBatch": document_of(array(reported(obj({
+            "type": {"const": "members"}, "attributes": obj(member_write, ("external_id",))},
+            ("type", "attributes"))), maxItems=10_000)),
         "MemberSearch": new_resource("member-searches", {
             "include": array(ref("Criterion")), "exclude": array(ref("Criterion"))}),
         "MemberSearchResult": collection("Member", meta=obj({
@@ -363,11 +422,11 @@ def _schemas() -> dict[str, Any]:
                                             ("name", "kind")),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
-        "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
-                                 ("data",)),
+        "MemberIdentifiers": document_of(array(reported(identifier("members")),
+                                               maxItems=10_000)),
         "Override": obj({
             "type": {"const": "overrides"},
-            "attributes": obj({
+            "attributes": obj(additionalProperties=False, properties={
                 "member": {"type": "string", "description": "member id, external id or email"},
                 "user": {"type": "string", "description": "alias of member (the Village "
                          "seed's name); give one of the two"},
@@ -383,9 +442,8 @@ def _schemas() -> dict[str, Any]:
                 oneOf=[{"required": ["status"]}, {"required": ["user_status"]}]),
             "relationships": obj({"member": obj({"data": identifier("members")}, ("data",))}),
         }, ("type", "attributes")),
-        "OverrideRequest": obj({"data": {"anyOf": [ref("Override"),
-                                                   array(ref("Override"), maxItems=10_000)]}},
-                               ("data",)),
+        "OverrideRequest": document_of({"anyOf": [ref("Override"),
+                                                  array(ref("Override"), maxItems=10_000)]}),
         "OverrideAttributes": obj({
             "member_id": STRING, "member_external_id": nullable(STRING),
             "member_email": nullable(STRING), "status": {"enum": ["add", "block"]},
@@ -459,8 +517,7 @@ def _schemas() -> dict[str, Any]:
         "RewardUpdate": changed_resource("rewards", REWARD_WRITE),
         "SegmentLinkage": obj({"data": array(identifier("segments")), "links": ref("Links")},
                               ("data",)),
-        "SegmentIdentifiers": obj({"data": array(identifier("segments"), maxItems=1000)},
-                                  ("data",)),
+        "SegmentIdentifiers": document_of(array(identifier("segments"), maxItems=1000)),
         "DecoratedOffer": obj({"type": {"const": "offers"}, "id": STRING,
                                "attributes": obj({**OFFER_WRITE, **DECISION,
                                                   **DECISION_OFFER},
@@ -495,15 +552,52 @@ def _schemas() -> dict[str, Any]:
         "TokenDocument": single("Token"),
         "TokenCollection": collection("Token"),
         "TokenCreate": new_resource("tokens", {
-            "name": {"type": "string", "maxLength": 120},
+            "name": {"type": "string", "maxLength": 120, "pattern": NOT_BLANK},
             "role": {"enum": ["admin", "marketer", "support"]}}, ("name", "role")),
     }
+    # Request bodies (and the criteria they carry) with the server's limits on every value.
+    for name in {op.body for op in OPERATIONS if op.body} | {"Criterion", "Override"}:
+        schemas[name] = strict(schemas[name])
+    return schemas
 
 
-def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A query parameter."""
+def query(name: str, description: str, schema: dict[str, Any] | None = None,
+          max_length: int = 1000) -> dict[str, Any]:
+    """A query parameter (text: at most `max_length` characters, as the server checks)."""
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or STRING}
+            "schema": strict(schema or {"type": "string", "maxLength": max_length})}
+
+
+def strict(schema: Any) -> Any:
+    """A request schema with the limits the server applies to every value it reads.
+
+    Strings get the no-NUL pattern (unless they have a pattern, format, enum or const), whole
+    numbers the 64-bit range, and objects that do not close themselves take only such values
+    (JsonValue), since the server refuses NUL characters and numbers beyond 64 bits anywhere in
+    a request. Shared schema parts are copied, never changed in place.
+    """
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    out = {key: strict(value) if key in ("items", "not", "propertyNames") else value
+           for key, value in schema.items()}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in out:
+            out[key] = [strict(item) for item in out[key]]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: strict(sub) for name, sub in out["properties"].items()}
+    kinds = out.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "string" in kinds and not {"pattern", "format", "enum", "const"} & set(out):
+        out["pattern"] = NO_NUL
+    if kinds & {"integer", "number"}:
+        out.setdefault("minimum", INT64["minimum"])
+        out.setdefault("maximum", INT64["maximum"])
+    if "object" in kinds and out.get("additionalProperties") is not False:
+        out["additionalProperties"] = ref("JsonValue")
+        out.setdefault("propertyNames", {"minLength": 1, "pattern": NO_NUL})
+    return copy.deepcopy(out)
 
 
 PAGE = [query("page[size]", f"items per page, default {DEFAULT_SIZE}, at most {MAX_SIZE}",
@@ -699,10 +793,11 @@ OPERATIONS: tuple[Operation, ...] = (
         query("filter[segment]", SEGMENT_REF),
         query("filter[member]", MEMBER_REF),
         query("filter[action]", "ADD or REMOVE", {"enum": ["ADD", "REMOVE"]}),
-        query("filter[source]", "static_list, upload, api, override, rule or profile_change"),
+        query("filter[source]", "static_list, upload, api, override, rule or profile_change",
+              {"enum": ["static_list", "upload", "api", "override", "rule", "profile_change"]}),
         query("filter[after]", "start after this event id", {"type": "string",
                                                                "pattern": "^[0-9]{1,18}$"}),
-        query("filter[since]", "only events at or after this RFC 3339 time"), *PAGE]),
+        query("filter[since]", "only events at or after this RFC 3339 time", WHEN), *PAGE]),
     Operation("get", "/webhooks", "webhook_list", "Webhooks", 200, "WebhookCollection"),
     Operation("post", "/webhooks", "webhook_create", "Webhooks", 201, "WebhookDocument",
               "WebhookCreate", example={"data": {"type": "webhooks", "attributes": {
@@ -729,6 +824,10 @@ PATH_PARAMETERS = {
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
     "limit_id": "limit id", "redemption_id": "redemption id",
 }
+#: /members/batch and /members/search are routes of their own (POST only): GET, PATCH or DELETE
+#: there is a 405, not a member lookup.
+PATH_SCHEMAS = {"member_ref": {"type": "string", "minLength": 1,
+                               "not": {"enum": ["batch", "search"]}}}
 ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
            "(source.pointer or source.parameter names it)",
@@ -736,6 +835,7 @@ ERROR_TEXT = {
     "404": "No such resource (in the path, or a related resource the body names)",
     "409": "Conflict: type or id mismatch, a taken unique value, a segment in use, a version "
            "conflict, or the wrong kind of segment",
+    "405": "The path is /members/batch or /members/search, which only take POST",
     "413": "Too many items or too large a body", "415": f"The body is not {MEDIA}",
     "422": "Invalid attributes: each error's source.pointer names the attribute or criterion",
     "429": "Rate limit exceeded (see Retry-After)",
@@ -749,11 +849,25 @@ def _error_codes(op: Operation) -> list[str]:
         codes.append("400")
     if "{" in op.path:
         codes.append("404")
+    if op.path == "/members/{member_ref}":
+        codes.append("405")
     if op.body:
         codes += ["400", "404", "409", "413", "415", "422"]
     elif op.method == "delete":
         codes.append("409")
     return sorted(set(codes))
+
+
+def _links(created: Operation) -> dict[str, Any]:
+    """OpenAPI links from a create to the operations on the new resource (its `data.id`)."""
+    base = created.path + "/{"
+    links = {}
+    for op in OPERATIONS:
+        if op.path.startswith(base) and op.path.endswith("}") and op.path.count("{") == 1:
+            name = op.path[len(base):-1]
+            links[op.endpoint] = {"operationId": op.endpoint,
+                                  "parameters": {name: "$response.body#/data/id"}}
+    return links
 
 
 def _operation(op: Operation, view: Any) -> dict[str, Any]:
@@ -767,7 +881,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     }
     parameters = [{"name": name, "in": "path", "required": True,
                    "description": PATH_PARAMETERS[name],
-                   "schema": {"type": "string", "minLength": 1}}
+                   "schema": PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1})}
                   for name in PATH_PARAMETERS if "{" + name + "}" in op.path]
     operation["parameters"] = parameters + op.params
     if level == "public" or op.endpoint == "docs":
@@ -794,6 +908,8 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
             responses[str(code)] = {"description": "The same request again: the first "
                                     "result, unchanged",
                                     "content": {MEDIA: {"schema": ref(op.response)}}}
+        if op.method == "post" and op.ok == 201:
+            responses["201"]["links"] = _links(op)
     if op.endpoint not in ("openapi_document", "docs"):
         for code in _error_codes(op):
             response: dict[str, Any] = {"description": ERROR_TEXT[code],
@@ -807,7 +923,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
+def _build(server: str, rate_limit: str, batch: int, tiers: tuple[str, ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     views = current_app.view_functions
     for op in OPERATIONS:
@@ -840,7 +956,7 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(tiers),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "An API token created by an admin"},
@@ -854,8 +970,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
 def document(server: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI document (cached per server URL and limits)."""
     config = current_app.config
+    tiers = tuple(config.get("TIERS") or ("bronze", "silver", "gold", "platinum"))
     return _build(server, str(config.get("API_RATE_LIMIT", "1200 per minute")),
-                  int(config.get("LIMIT_BATCH", 10_000)))
+                  int(config.get("LIMIT_BATCH", 10_000)), tiers)
 
 
 @bp.route("/openapi.json", methods=["GET"])

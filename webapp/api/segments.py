@@ -44,6 +44,7 @@ from webapp.api.pagination import (
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
+from webapp.services.errors import Conflict
 from webapp.services.lookup import find_member, find_segment, segment_row
 from webapp.services.membership import Cause, apply_delta, current_member_ids
 from webapp.services.segments import (
@@ -62,6 +63,8 @@ WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "includ
 READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by", "archived_at")
 # The Monterosa seed's names for page[size] and filter[kind] on the segment list.
 LIST_ALIASES = ("limit", "type")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("customer_segment_id", "url", "owner")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
 # The Village seed's names, accepted on input: user for member, user_status for status.
@@ -96,8 +99,14 @@ def _segment_error(exc: Exception) -> ApiError:
             pointer = "/data"
         else:
             pointer = pointer_for(key)
+        if isinstance(message, Conflict):
+            objects.append(error_object(409, "conflict", message, title="Conflict",
+                                        pointer=pointer))
+            continue
         objects.append(error_object(422, "invalid_attribute", message,
                                     title="Invalid attribute", pointer=pointer))
+    if objects and all(o["status"] == "409" for o in objects):
+        status = 409
     if status == 409:
         objects = [o for o in objects if o["status"] == "409"]
     return ApiError(status, errors=objects)
@@ -156,7 +165,8 @@ def segment_list():
 def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
     data = resource_object(read_document(), "segments", creating=True)
-    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version", "archived"))
+    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version", "archived"),
+                               nullable=NULLABLE)
     try:
         segment = save_segment(attributes, actor=actor_label(), actor_id=actor_id())
     except SegmentError as exc:
@@ -185,7 +195,8 @@ def segment_update(segment_ref: str):
     if "id" in data and str(data["id"]) not in (str(segment.id), segment_ref):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, (*WRITABLE, "version", "archived"), read_only=READ_ONLY)
+    attributes = attributes_of(data, (*WRITABLE, "version", "archived"), read_only=READ_ONLY,
+                               nullable=NULLABLE)
     expected = attributes.pop("version", None)
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
         raise ApiError(422, "invalid_attribute", "version is the whole number this segment "

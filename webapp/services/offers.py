@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
+from webapp.services.errors import Conflict
 from webapp.targeting import AudienceDefinitionError, validate_audience
 from webapp.targeting.limits import (
     ACTIVATIONS,
@@ -134,7 +135,7 @@ def parse_catalog_fields(data: Mapping[str, Any], item: Any, model: Any, kind: s
     if ext and "external_id" not in errors:
         clash = db.session.scalar(sa.select(model.id).where(model.external_id == ext))
         if clash is not None and (creating or clash != item.id):
-            errors["external_id"] = f"{ext!r} is already used by {kind} #{clash}"
+            errors["external_id"] = Conflict(f"{ext!r} is already used by {kind} #{clash}")
     return values
 
 
@@ -194,7 +195,7 @@ def store_item(item: Any, values: Mapping[str, Any], *, kind: str,
         db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
-        raise error({"external_id": f"is already used by another {kind}"}) from exc
+        raise error({"external_id": Conflict(f"is already used by another {kind}")}) from exc
     after = snapshot(item)
     if before is None:
         record(actor, f"{kind}.create", kind, item.id, f"Created {kind} {item.name}",

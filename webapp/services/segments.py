@@ -54,6 +54,7 @@ from webapp.models import (
     User,
 )
 from webapp.services.audit import record
+from webapp.services.errors import Conflict
 from webapp.services.lookup import find_segment
 from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.targeting import (
@@ -439,8 +440,8 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         taken = db.session.scalar(select(Segment.id).where(
             Segment.customer_segment_id == csid))
         if taken is not None and (segment is None or taken != segment.id):
-            errors["customer_segment_id"] = (f"customer segment id {csid!r} is already used by "
-                                             f"segment #{taken}")
+            errors["customer_segment_id"] = Conflict(f"customer segment id {csid!r} is already "
+                                                     f"used by segment #{taken}")
     if segment is None:
         limit = _limit("LIMIT_SEGMENTS", 10_000)
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
@@ -549,8 +550,8 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise SegmentError({"customer_segment_id": "customer segment id is already used by "
-                                                   "another segment"}) from None
+        raise SegmentError({"customer_segment_id": Conflict(
+            "customer segment id is already used by another segment")}) from None
     return segment
 
 
