@@ -102,11 +102,7 @@ def _security_headers(response):
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
-    """SQLite: WAL for concurrent readers, foreign keys enforced, transactions begun by us.
-
-    The driver's own transaction handling (a deferred BEGIN slipped in before the first
-    write) is turned off so that `_sqlite_begin` decides how each transaction begins.
-    """
+    """SQLite: WAL for concurrent readers, foreign keys enforced."""
     import sqlite3
 
     if isinstance(dbapi_connection, sqlite3.Connection):
@@ -115,7 +111,6 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-        dbapi_connection.isolation_level = None
 
 
 @event.listens_for(Engine, "begin")
@@ -125,12 +120,17 @@ def _sqlite_begin(connection) -> None:
     Then no other writer can commit between its reads and its writes (the read-then-write
     race of webapp/membership.py), and a second writer waits for the lock (busy timeout)
     instead of failing with "database is locked" when it tries to write on a stale snapshot.
-    Reads (GET requests) begin deferred and run concurrently.
+    Other transactions (GET requests, jobs, commands, tests) keep the driver's own handling:
+    reads outside a transaction, a deferred BEGIN before the first write; their membership
+    writes take the lock in `membership.lock_segments` before reading what they change.
+    A side connection that must not wait for the lock opts out with `sqlite_deferred`.
     """
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name != "sqlite" \
+            or connection.get_execution_options().get("sqlite_deferred"):
         return
     from webapp.membership import SQLITE_IMMEDIATE, wants_immediate
 
     immediate = wants_immediate()
     connection.info[SQLITE_IMMEDIATE] = immediate
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    if immediate:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -27,12 +27,13 @@ valid request fails because of another writer. The design:
   committed). NO KEY UPDATE does not conflict with the KEY SHARE locks that foreign-key checks
   take, so inserting overrides or memberships elsewhere never waits on it; an UPDATE of the
   segment row (a rule edit, a size change) does, so those are ordered by the same lock.
-* **SQLite** has one writer at a time for the whole database. Every transaction but those of
-  GET/HEAD/OPTIONS requests (requests that may write, jobs, commands) begins IMMEDIATE
-  (webapp/__init__.py), so it holds the write lock before its first read: a read-then-write
-  cannot be overtaken, and a second writer waits (busy timeout) instead of failing with
-  "database is locked". A GET that reaches `lock_segments` takes the write lock there with
-  a no-op write.
+* **SQLite** has one writer at a time for the whole database. The transactions of requests
+  that may write (any method but GET/HEAD/OPTIONS) begin IMMEDIATE (webapp/__init__.py), so
+  they hold the write lock before their first read: a read-then-write cannot be overtaken,
+  and a second writer waits (busy timeout) instead of failing with "database is locked".
+  Elsewhere (jobs, commands) the driver reads outside a transaction until the first write;
+  `lock_segments` makes that first write a no-op UPDATE, so the lock is held before the
+  membership is read (and the locked segments are re-read).
 * **Counts from what changed.** Rows are written with INSERT ... ON CONFLICT DO NOTHING
   RETURNING and DELETE ... RETURNING (or, set-based, a data-modifying CTE whose RETURNING
   feeds the events); the events are written for exactly the returned rows and `size` moves by
@@ -167,10 +168,9 @@ SQLITE_IMMEDIATE = "beacon_sqlite_immediate"
 def wants_immediate() -> bool:
     """Whether a transaction starting now should take SQLite's write lock at once.
 
-    Yes for everything but a GET, HEAD or OPTIONS request (those read, concurrently):
-    requests that may write, jobs and commands.
+    Yes for requests that may write (every method but GET, HEAD and OPTIONS).
     """
-    return not (has_request_context() and request.method in ("GET", "HEAD", "OPTIONS"))
+    return has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
 
 
 @event.listens_for(Session, "after_transaction_end")
