@@ -414,10 +414,17 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
 
 
 def _override_attributes(override: Any) -> dict[str, Any] | None:
+    """The override as it stands now: None once reset (by this item or a later request)."""
     if override is None:
         return None
+    from sqlalchemy.exc import InvalidRequestError
+
     from webapp.api.serializers import iso
 
+    try:
+        db.session.refresh(override)
+    except InvalidRequestError:  # its row is gone: reset since
+        return None
     return {"id": override.id, "status": override.status, "description": override.description,
             "reference_id": override.reference_id, "metadata": dict(override.metadata_ or {}),
             "status_change_timestamp": iso(override.status_change_timestamp),
