@@ -27,13 +27,12 @@ valid request fails because of another writer. The design:
   committed). NO KEY UPDATE does not conflict with the KEY SHARE locks that foreign-key checks
   take, so inserting overrides or memberships elsewhere never waits on it; an UPDATE of the
   segment row (a rule edit, a size change) does, so those are ordered by the same lock.
-* **SQLite** has one writer at a time for the whole database. The transactions of requests
-  that may write (any method but GET/HEAD/OPTIONS) begin IMMEDIATE (webapp/__init__.py), so
-  they hold the write lock before their first read: a read-then-write cannot be overtaken,
-  and a second writer waits (busy timeout) instead of failing with "database is locked".
-  Elsewhere (jobs, commands) the driver reads outside a transaction until the first write;
-  `lock_segments` makes that first write a no-op UPDATE, so the lock is held before the
-  membership is read (and the locked segments are re-read).
+* **SQLite** has one writer at a time for the whole database. The driver reads outside a
+  transaction until the first write, which begins one and takes the write lock; writers
+  queue for it on an flock first (webapp/__init__.py), so none fails with "database is
+  locked" or sleeps in SQLite's busy handler. `lock_segments` makes that first write a
+  no-op UPDATE when nothing was written yet, so the lock is held before the membership is
+  read (and the locked segments are re-read): a read-then-write cannot be overtaken.
 * **Counts from what changed.** Rows are written with INSERT ... ON CONFLICT DO NOTHING
   RETURNING and DELETE ... RETURNING (or, set-based, a data-modifying CTE whose RETURNING
   feeds the events); the events are written for exactly the returned rows and `size` moves by
@@ -51,7 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from sqlalchemy import (
     Column,
     MetaData,
@@ -160,19 +159,6 @@ def current_member_ids(segment_id: int, candidates: Sequence[str]) -> set[str]:
 
 # The segment ids whose write lock this session's transaction holds (cleared when it ends).
 LOCKED = "beacon_locked_segments"
-# Set on a connection's info by the SQLite BEGIN hook: whether this transaction began
-# IMMEDIATE (holding the write lock from its start).
-SQLITE_IMMEDIATE = "beacon_sqlite_immediate"
-
-
-def wants_immediate() -> bool:
-    """Whether a transaction starting now should take SQLite's write lock at once.
-
-    Yes for requests that may write (every method but GET, HEAD and OPTIONS).
-    """
-    return has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
-
-
 @event.listens_for(Session, "after_transaction_end")
 def _forget_locks(session: Session, transaction) -> None:
     """A transaction's locks end with it."""
@@ -211,11 +197,11 @@ def lock_segments(segment_ids: Iterable[int], *, dependents: bool = True) -> Non
         .execution_options(populate_existing=True)
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
-    elif not connection.info.get(SQLITE_IMMEDIATE):
-        # A deferred transaction: take the database's write lock now, before reading.
+    elif not connection.connection.dbapi_connection.in_transaction:
+        # Nothing written yet: a no-op write takes the database's write lock now (after
+        # queueing for it, webapp/__init__.py), before the membership is read.
         session.execute(update(segments_t).where(segments_t.c.id == missing[0])
                         .values(size=segments_t.c.size))
-        connection.info[SQLITE_IMMEDIATE] = True
     list(session.scalars(query))
     held.update(missing)
 

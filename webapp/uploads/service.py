@@ -168,7 +168,7 @@ class Progress:
         """Commit the progress on a separate connection, giving up at once if it would wait."""
         sqlite = db.engine.dialect.name == "sqlite"
         try:
-            # Deferred even inside a request: it must not wait for the write lock it gives up on.
+            # Not queued (webapp/__init__.py): it must not wait for the lock it gives up on.
             with db.engine.connect().execution_options(sqlite_deferred=True) as conn:
                 if sqlite:
                     conn.exec_driver_sql("PRAGMA busy_timeout = 50")
