@@ -67,6 +67,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -621,6 +622,10 @@ def refresh_segment(segment: Segment, cause: Cause, now: datetime | None = None,
     if segment.kind != "dynamic":
         return []
     lock_segments([segment.id], dependents=cascade)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The anti-joins are cheap per row but estimated as large, which turns on the JIT:
+        # compiling them cost more (about 0.4 s each at 200,000 members) than running them.
+        db.session.execute(text("SET LOCAL jit = off"))
     now = now or utcnow()
     joining, leaving = join_and_leave(segment, now)
     delta = apply_delta(segment, add=joining, remove=leaving, via="rule", cause=cause,
