@@ -193,18 +193,26 @@ def lock_segments(segment_ids: Iterable[int], *, dependents: bool = True) -> Non
     missing = sorted(wanted - held)
     if not missing:
         return
-    connection = session.connection()
     query = select(Segment).where(Segment.id.in_(missing)).order_by(Segment.id) \
         .execution_options(populate_existing=True)
-    if connection.dialect.name == "postgresql":
+    if session.connection().dialect.name == "postgresql":
         query = query.with_for_update(key_share=True)
-    elif not connection.connection.dbapi_connection.in_transaction:
-        # Nothing written yet: a no-op write takes the database's write lock now (after
-        # queueing for it, webapp/__init__.py), before the membership is read.
-        session.execute(update(segments_t).where(segments_t.c.id == missing[0])
-                        .values(size=segments_t.c.size))
+    else:
+        hold_sqlite_write_lock()
     list(session.scalars(query))
     held.update(missing)
+
+
+def hold_sqlite_write_lock() -> None:
+    """SQLite: hold the database's write lock from now on, before reading what will change.
+
+    Nothing written yet in this transaction: a no-op write takes the lock now (after queueing
+    for it, webapp/__init__.py). PostgreSQL: nothing to do (writers lock segment rows).
+    """
+    connection = db.session.connection()
+    if connection.dialect.name == "sqlite" \
+            and not connection.connection.dbapi_connection.in_transaction:
+        db.session.execute(update(segments_t).where(segments_t.c.id == -1).values(size=0))
 
 
 def lock_dynamic_segments() -> None:

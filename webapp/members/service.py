@@ -27,6 +27,7 @@ from webapp.membership import (
     Cause,
     apply_delta,
     dynamic_segments_in_order,
+    hold_sqlite_write_lock,
     lock_dynamic_segments,
     lock_segments,
     refresh_member,
@@ -278,6 +279,7 @@ def _lock_segments_of(member: Member) -> list[int]:
     instead of vanishing with the member.
     """
     postgres = db.session.get_bind().dialect.name == "postgresql"
+    hold_sqlite_write_lock()
     locked: set[int] | None = None
     while True:
         segment_ids = set(db.session.scalars(select(SegmentMembership.segment_id).where(
