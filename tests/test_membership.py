@@ -172,3 +172,26 @@ def test_select_based_changes_write_one_event_per_member_that_changed(app):
         AuditEntry.action == "membership.change", AuditEntry.entity_id == str(segment.id))
         .order_by(AuditEntry.id)).all()
     assert [(a.after["added"], a.after["removed"]) for a in audits][-2:] == [(3, 0), (0, 2)]
+
+
+def test_verify_reports_a_size_that_differs_from_the_rows(app):
+    member = make_member()
+    listed = make_segment("Listed", kind="static")
+    add_to_list(listed, member)
+    assert verify_all() == []
+    listed.size = 5
+    db.session.commit()
+    problems = verify_all()
+    assert [(p["segment_id"], p["cached_size"], p["actual_size"]) for p in problems] == [
+        (listed.id, 5, 1)]
+
+
+def test_a_list_add_reports_exactly_who_joined(app):
+    first, second = make_member(), make_member()
+    listed = make_segment("Listed", kind="static")
+    add_to_list(listed, first)
+    delta = apply_delta(listed, add=[first.id, second.id, "no-such-member"], via="list",
+                        cause=Cause("api", "tester"))
+    db.session.commit()
+    assert delta.added_ids == [second.id] and listed.size == 2
+    assert [e.member_id for e in _events(listed.id)] == [first.id, second.id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from sqlalchemy import select
 
 from tests.factories import add_to_list, make_member, make_segment
 from tests.uploads.helpers import list_ids
@@ -242,3 +243,64 @@ def test_a_field_over_128_kib_gets_a_clear_422(client, auth, static, people, cap
         response.data, response.data[-2000:]
     assert not [r for r in caplog.records if r.exc_info]
     assert db.session.query(Upload).count() == 0 and list_ids(static.id) == set()
+
+
+def _died_while(upload_id: int) -> None:
+    """Leave what a job killed mid-run leaves: its runner lock file, held by nobody."""
+    from webapp.services import uploads as service
+
+    path = service._runner_path(upload_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def test_an_apply_whose_process_died_shows_interrupted_and_applies_again(client, auth, static,
+                                                                         people):
+    auth.login("marketer")
+    response = post_file(client, static, "\n".join(p.email for p in people[:2]))
+    upload = db.session.scalars(select(Upload)).one()
+    assert response.status_code == 303 and upload.status == "ready"
+    upload.status = "applying"  # confirmed; then the process running it was killed
+    db.session.commit()
+    _died_while(upload.id)
+    page = client.get(f"/segments/{static.id}/uploads/{upload.id}").get_data(as_text=True)
+    assert "Interrupted." in page and "nothing was changed" in page
+    assert "Apply: +2 / −0" in page and "Applying the upload" not in page
+    history = client.get(f"/segments/{static.id}/uploads").get_data(as_text=True)
+    assert "status-interrupted" in history
+    applied = client.post(f"/segments/{static.id}/uploads/{upload.id}/apply", headers=HX)
+    assert applied.status_code == 200, applied.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Upload, upload.id).status == "applied"
+    assert list_ids(static.id) == {people[0].id, people[1].id}
+
+
+def test_a_running_upload_is_not_reaped_while_its_runner_lives(client, auth, static):
+    from webapp.services import uploads as service
+
+    auth.login("support")
+    upload = Upload(segment_id=static.id, filename="big.csv", mode="add", status="applying",
+                    report={}, progress=0, total=1000, actor_label="Someone")
+    db.session.add(upload)
+    db.session.commit()
+    with service.runner(upload.id):
+        page = client.get(f"/segments/{static.id}/uploads/{upload.id}").get_data(as_text=True)
+        assert "Applying the upload" in page and "Interrupted." not in page
+    _died_while(upload.id)
+    page = client.get(f"/segments/{static.id}/uploads/{upload.id}").get_data(as_text=True)
+    assert "Interrupted." in page
+
+
+def test_an_interrupted_dry_run_offers_to_run_it_again(client, auth, static, people):
+    auth.login("marketer")
+    post_file(client, static, people[0].email)
+    upload = db.session.scalars(select(Upload)).one()
+    upload.status, upload.report = "analyzing", {"options": {}}
+    db.session.commit()
+    _died_while(upload.id)
+    page = client.get(f"/segments/{static.id}/uploads/{upload.id}").get_data(as_text=True)
+    assert "The dry run was interrupted" in page and "Run the dry run again" in page
+    again = client.post(f"/segments/{static.id}/uploads/{upload.id}/recheck", headers=HX)
+    assert again.status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Upload, upload.id).status == "ready"

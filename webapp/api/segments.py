@@ -46,7 +46,7 @@ from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
 from webapp.services.errors import Conflict
 from webapp.services.lookup import find_member, find_segment, segment_row
-from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
 from webapp.services.segments import (
     SegmentError,
     SegmentInUse,
@@ -333,6 +333,9 @@ def _change_list(segment_ref: str, adding: bool):
                        title="Conflict", pointer="/data")
     idents, invalid = _identifiers(document)
     resolved = resolve_members([i for i in idents if i is not None])
+    # The segment's write lock before reading its list: what is read is what the last
+    # writer committed, and no other writer changes it until this request commits.
+    lock_segments([segment.id])
     present = current_member_ids(segment.id, sorted(set(resolved.values())))
     results: list[dict] = []
     chosen: list[str] = []
@@ -376,10 +379,16 @@ def _change_list(segment_ref: str, adding: bool):
         cause = Cause("api", actor, {"operation": "add_members" if adding else "remove_members",
                                      "items": len(idents)})
         if adding:
-            apply_delta(segment, add=chosen, via="list", cause=cause)
+            done = set(apply_delta(segment, add=chosen, via="list", cause=cause).added_ids)
         else:
-            apply_delta(segment, remove=chosen, via="list", cause=cause)
+            done = set(apply_delta(segment, remove=chosen, via="list",
+                                   cause=cause).removed_ids)
         db.session.commit()
+        for entry in results:
+            # Only a member deleted meanwhile can differ from what was read under the lock.
+            if entry["result"] in ("added", "removed") and entry["member_id"] not in done:
+                entry.update(result="unknown_member",
+                             detail="No member has this id, external id or email.")
     counts: dict[str, int] = {}
     for entry in results:
         counts[entry["result"]] = counts.get(entry["result"], 0) + 1
@@ -489,10 +498,17 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
 
 
 def _override_attributes(override: Any) -> dict[str, Any] | None:
+    """The override as it stands now: None once reset (by this item or a later request)."""
     if override is None:
         return None
+    from sqlalchemy.exc import InvalidRequestError
+
     from webapp.api.serializers import iso
 
+    try:
+        db.session.refresh(override)
+    except InvalidRequestError:  # its row is gone: reset since
+        return None
     return {"id": override.id, "status": override.status, "description": override.description,
             "reference_id": override.reference_id, "metadata": dict(override.metadata_ or {}),
             "status_change_timestamp": iso(override.status_change_timestamp),

@@ -24,7 +24,15 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import Member, Override, Segment, SegmentMembership
 from webapp.services.audit import record
-from webapp.services.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
+from webapp.services.membership import (
+    Cause,
+    apply_delta,
+    dynamic_segments_in_order,
+    hold_sqlite_write_lock,
+    lock_dynamic_segments,
+    lock_segments,
+    refresh_member,
+)
 from webapp.timeutil import utcnow
 
 FIELDS = ("external_id", "email", "birthday", "tier", "points", "xp", "coins", "badges",
@@ -248,8 +256,7 @@ def delete_member(member: Member, *, actor: str, source: str = "api") -> int:
 
     Returns how many segments the member left.
     """
-    segment_ids = list(db.session.scalars(select(SegmentMembership.segment_id).where(
-        SegmentMembership.member_id == member.id)))
+    segment_ids = _lock_segments_of(member)
     cause = Cause(source, actor, {"member_deleted": True, "external_id": member.external_id})
     for segment in db.session.scalars(select(Segment).where(Segment.id.in_(segment_ids))):
         apply_delta(segment, remove=[member.id], via="rule", cause=cause, audit=False,
@@ -302,6 +309,30 @@ def create_from_identities(identities: Sequence[str], *, actor: str, reason: str
     refresh_members(new, Cause("profile_change", actor, {"member_created": True,
                                                           "reason": reason}))
     return created, refused
+
+
+def _lock_segments_of(member: Member) -> list[int]:
+    """Lock the segments a member being deleted is in, then the member; returns their ids.
+
+    Segments before members is the order every writer follows (an add holds the segment's
+    lock when it takes the member's FOR KEY SHARE). Locking the member row FOR UPDATE then
+    waits for adds of this member in flight; one that committed meanwhile shows up in the
+    second read and its segment is locked too, so its row leaves with a REMOVE event
+    instead of vanishing with the member.
+    """
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    hold_sqlite_write_lock()
+    locked: set[int] | None = None
+    while True:
+        segment_ids = set(db.session.scalars(select(SegmentMembership.segment_id).where(
+            SegmentMembership.member_id == member.id)))
+        if locked is not None and segment_ids <= locked:
+            return sorted(segment_ids)
+        lock_segments(segment_ids, dependents=False)
+        locked = (locked or set()) | segment_ids
+        if postgres:
+            db.session.execute(select(Member.id).where(Member.id == member.id)
+                               .with_for_update())
 
 
 # --- batch upsert -----------------------------------------------------------------------------
@@ -427,6 +458,13 @@ def refresh_members(members: Sequence[Member], cause: Cause,
 
     if len(members) == 1:
         return len(refresh_member(members[0], cause, now))
+    lock_dynamic_segments()
+    db.session.flush()
+    for start in range(0, len(members), 500):
+        # Re-read after the locks: another writer's committed profile change is then seen.
+        list(db.session.scalars(select(Member).where(
+            Member.id.in_([m.id for m in members[start:start + 500]]))
+            .execution_options(populate_existing=True)))
     now = now or utcnow()
     segments = dynamic_segments_in_order()
     if not segments or not members:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Member, Override, OverrideHistory, Segment
 from webapp.services.audit import record
-from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
 from webapp.timeutil import utcnow
 
 STATUSES = ("add", "block")
@@ -155,6 +155,7 @@ def set_override(segment: Segment, member: Member, status: str, *, description: 
     metadata = _valid_metadata(metadata)
     _check_request(segment, status, description, reference_id, status_change_timestamp,
                    expires_at, now, require_reason)
+    _lock(segment, member)
     existing = find_override(segment, member)
     name = member_label(member)
     if existing is not None and existing.status == status and not is_expired(existing, now):
@@ -212,6 +213,7 @@ def reset_override(segment: Segment, member: Member, *, actor: str, actor_id: in
     """Remove a member's override of a segment and restore the rule result; commits."""
     now = utcnow()
     _check_reason_length((description or "").strip())
+    _lock(segment, member)
     existing = find_override(segment, member)
     name = member_label(member)
     if existing is None:
@@ -243,6 +245,8 @@ def bulk_reset(override_ids: Iterable[int], *, actor: str, actor_id: int | None 
         return 0
     now = utcnow()
     count = 0
+    lock_segments(db.session.scalars(select(Override.segment_id).where(
+        Override.id.in_(ids))).all())
     try:
         for override in db.session.scalars(
                 select(Override).where(Override.id.in_(ids)).order_by(Override.id)):
@@ -263,9 +267,12 @@ def apply_expiries(actor: str, now: datetime | None = None) -> int:
     refresh). Returns how many overrides expired.
     """
     now = now or utcnow()
-    due = list(db.session.scalars(select(Override).where(
-        Override.expires_at.is_not(None), Override.expires_at <= now,
-        Override.expired_applied_at.is_(None)).order_by(Override.id)))
+    due_now = (Override.expires_at.is_not(None), Override.expires_at <= now,
+               Override.expired_applied_at.is_(None))
+    lock_segments(db.session.scalars(select(Override.segment_id).where(*due_now)).all())
+    # Read after the lock: another writer may have reset or replaced some meanwhile.
+    due = list(db.session.scalars(select(Override).where(*due_now).order_by(Override.id)
+                                  .execution_options(populate_existing=True)))
     for override in due:
         segment, member = override.segment, override.member
         override.expired_applied_at = now
@@ -282,6 +289,16 @@ def apply_expiries(actor: str, now: datetime | None = None) -> int:
 
 
 # --- Internals -----------------------------------------------------------------------------
+
+def _lock(segment: Segment, member: Member) -> None:
+    """Take the segment's write lock, then re-read the member (webapp.membership).
+
+    Overrides of one segment are then changed one at a time, and the rules are evaluated
+    against the member's profile as the last profile change committed it.
+    """
+    lock_segments([segment.id])
+    db.session.refresh(member)
+
 
 def _reset(override: Override, *, actor: str, description: str, now: datetime
            ) -> tuple[bool, Effect]:

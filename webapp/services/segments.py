@@ -56,7 +56,13 @@ from webapp.models import (
 from webapp.services.audit import record
 from webapp.services.errors import Conflict
 from webapp.services.lookup import find_segment
-from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
+from webapp.services.membership import (
+    Cause,
+    apply_delta,
+    desired_condition,
+    lock_segments,
+    refresh_segment,
+)
 from webapp.targeting import (
     Criterion,
     Definition,
@@ -496,6 +502,13 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
     owner_id = values.pop("owner_id")
     now = utcnow()
     creating = segment is None
+    read_version = None if creating else segment.version
+    if not creating:
+        # The write lock (this segment and its dependents, in id order) before the row is
+        # updated: a rule edit re-materializes them, and a writer holding one of them must
+        # not be waiting for this segment's row in turn. It reloads the segment, so the
+        # optimistic check below compares with the version this edit was based on.
+        lock_segments([segment.id])
     before = None if creating else _stored(segment)
     try:
         if creating:
@@ -505,8 +518,8 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
             # Optimistic lock: the version moves only if nobody saved since we read it.
             moved = db.session.execute(
                 update(Segment).where(Segment.id == segment.id,
-                                      Segment.version == segment.version)
-                .values(version=segment.version + 1)
+                                      Segment.version == read_version)
+                .values(version=read_version + 1)
                 .execution_options(synchronize_session=False))
             if moved.rowcount != 1:
                 db.session.rollback()
@@ -514,7 +527,7 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
                 raise SegmentError({"version": f"{_who_changed(segment)} while you were "
                                                "editing. Review the current definition and "
                                                "apply your change again."})
-            set_committed_value(segment, "version", segment.version + 1)
+            set_committed_value(segment, "version", read_version + 1)
         for key in EDITABLE:
             if key not in ("tags", "owner"):
                 setattr(segment, key, values[key])
@@ -594,6 +607,7 @@ def where_used(segment: Segment) -> list[dict]:
 
 def delete_segment(segment: Segment, *, actor: str) -> None:
     """Delete an unused segment (REMOVE events for its members are written and kept)."""
+    lock_segments([segment.id])
     uses = where_used(segment)
     if uses:
         raise SegmentInUse(segment, uses)

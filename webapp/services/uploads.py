@@ -1,6 +1,6 @@
 """Static-list uploads: dry run, apply, undo; one transaction per upload.
 
-The pipeline (`process`) reads the file with `webapp.uploads.parser`, stages the identifiers
+The pipeline (`process`) reads the file with `webapp.services.upload_parser`, stages the identifiers
 in temporary tables (executemany on SQLite, COPY on PostgreSQL), resolves them to members in
 SQL (member id, then external id, then email, as SPEC §6 says), counts what the file holds
 and what applying would do, writes the problems report, and, when applying, hands the set of
@@ -12,11 +12,13 @@ the job functions at the bottom, once per upload, so a crash or a kill changes n
 from __future__ import annotations
 
 import csv
+import fcntl
 import heapq
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from webapp.bulk import insert_rows
 from webapp.extensions import db
 from webapp.models import Member, MembershipEvent, Segment, SegmentMembership, Upload
-from webapp.services.membership import Cause, apply_delta
+from webapp.services.membership import Cause, apply_delta, lock_segments
 from webapp.services.upload_parser import (
     FileRejected,
     FileShape,
@@ -65,7 +67,11 @@ MODE_LABELS = {"add": "Add to the list", "remove": "Remove from the list",
 SAMPLE_PROBLEMS = 50
 # Files up to this size get their dry run during the request; larger ones in the background.
 SYNC_BYTES = 2 * 1024 * 1024
-TERMINAL = ("ready", "rejected", "applied", "failed", "discarded")
+TERMINAL = ("ready", "rejected", "applied", "failed", "discarded", "interrupted")
+RUNNING = ("analyzing", "applying")
+# An upload whose job died: nothing of it was applied; it can be applied (or checked) again.
+INTERRUPTED_MESSAGE = ("The {what} was interrupted: the process running it stopped before it "
+                       "finished, so nothing was changed. {again}")
 JOB_HOURS = 2
 
 members_t = Member.__table__
@@ -163,7 +169,8 @@ class Progress:
         """Commit the progress on a separate connection, giving up at once if it would wait."""
         sqlite = db.engine.dialect.name == "sqlite"
         try:
-            with db.engine.connect() as conn:
+            # Not queued (webapp/__init__.py): it must not wait for the lock it gives up on.
+            with db.engine.connect().execution_options(sqlite_deferred=True) as conn:
                 if sqlite:
                     conn.exec_driver_sql("PRAGMA busy_timeout = 50")
                 try:
@@ -224,6 +231,46 @@ def upload_folder() -> Path:
                   or Path(current_app.instance_path) / "uploads")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _runner_path(upload_id: int) -> Path:
+    return upload_folder() / "runners" / f"upload-{upload_id}.lock"
+
+
+@contextmanager
+def runner(upload_id: int) -> Iterator[None]:
+    """Hold the upload's runner lock while its job (or command) works on it.
+
+    An exclusive flock on a file beside the uploads: the operating system releases it when
+    the process dies, however it dies (kill -9 included), so `reap_stale` can tell a running
+    upload from one whose process is gone without waiting for a timeout. The status is
+    committed before the lock is let go.
+    """
+    path = _runner_path(upload_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def runner_gone(upload_id: int) -> bool | None:
+    """Whether the process that ran this upload is gone (None: it never started one here)."""
+    path = _runner_path(upload_id)
+    try:
+        handle = path.open("r")
+    except FileNotFoundError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return True
 
 
 def new_file_path(segment_id: int) -> Path:
@@ -482,13 +529,9 @@ def lock_segment(segment_id: int) -> Segment:
     try:
         if db.session.get_bind().dialect.name == "postgresql":
             db.session.execute(text("SET LOCAL lock_timeout = '120s'"))
-            segment = db.session.scalars(
-                select(Segment).where(Segment.id == segment_id).with_for_update()
-                .execution_options(populate_existing=True)).one()
-        else:
-            db.session.execute(update(segments_t).where(segments_t.c.id == segment_id)
-                               .values(version=segments_t.c.version))
-            segment = db.session.get(Segment, segment_id, populate_existing=True)
+        # The one membership write lock (webapp.membership): this segment and its dependents.
+        lock_segments([segment_id])
+        segment = db.session.get(Segment, segment_id)
     except OperationalError as exc:
         db.session.rollback()
         raise UploadError("Another change to this segment is being saved and did not finish "
@@ -539,7 +582,7 @@ def list_marker(segment_id: int) -> dict[str, int]:
 
 def is_stale(upload: Upload) -> bool:
     """Whether the list changed since this upload's dry run was computed."""
-    if upload.status != "ready":
+    if upload.status not in ("ready", "interrupted") or not (upload.report or {}).get("effect"):
         return False
     seen = (upload.report or {}).get("list_marker")
     return seen != list_marker(upload.segment_id)
@@ -556,7 +599,7 @@ class StaleReport(UploadError):
 
 def rerun_dry_run(upload: Upload) -> str:
     """Compute an upload's dry run again against the list as it is now (commits)."""
-    if upload.status != "ready":
+    if upload.status not in ("ready", "interrupted") or upload.mode == "undo":
         raise UploadError(_not_ready(upload))
     upload.status = "analyzing"
     upload.progress = 0
@@ -793,6 +836,11 @@ def start_dry_run(upload: Upload) -> str:
 
 def run_dry_run(upload_id: int) -> None:
     """Job: compute an upload's dry-run report and store it (the list is not touched)."""
+    with runner(upload_id):
+        _run_dry_run(upload_id)
+
+
+def _run_dry_run(upload_id: int) -> None:
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         return
@@ -835,26 +883,43 @@ def _finish(upload_id: int, status: str, *, report: dict | None = None,
 
 
 def reap_stale(segment_id: int) -> int:
-    """Mark uploads whose job died (server restarted mid-run) as failed; returns how many.
+    """Mark uploads whose job died as interrupted; returns how many (commits when any).
 
-    A job runs at most JOB_HOURS (RQ's timeout is one hour); its transaction died with it,
-    so nothing was changed. Commits when it marks any.
+    A job holds its runner lock (`runner`) while it runs, so one whose process died is
+    found at once; one that never started (a queue lost with its worker) after JOB_HOURS.
+    Its transaction died with it, so nothing was changed, and it can be run again.
     """
     cutoff = (utcnow() - timedelta(hours=JOB_HOURS)).isoformat()
-    stale = [u for u in db.session.scalars(select(Upload).where(
-        Upload.segment_id == segment_id, Upload.status.in_(("analyzing", "applying"))))
-        if (u.report or {}).get("started_at", u.created_at.isoformat()) < cutoff]
-    for upload in stale:
+    dead = []
+    for upload in db.session.scalars(select(Upload).where(
+            Upload.segment_id == segment_id, Upload.status.in_(RUNNING))):
         with _LIVE_LOCK:
             if upload.id in _LIVE:
                 continue
-        upload.status = "failed"
-        upload.error = ("The upload was interrupted (the server stopped while it ran). "
-                        "Nothing was changed.")
-        upload.finished_at = utcnow()
-    if stale:
+        gone = runner_gone(upload.id)
+        if gone or (gone is None and (upload.report or {}).get(
+                "started_at", upload.created_at.isoformat()) < cutoff):
+            dead.append(upload)
+    marked = 0
+    for upload in dead:
+        if upload.mode == "undo":
+            again = "Undo the upload again if you still want it undone."
+        elif upload.status == "applying" and (upload.report or {}).get("effect"):
+            again = "Review the dry run and apply it again."
+        else:
+            again = "Run the dry run again."
+        what = {"undo": "undo"}.get(upload.mode, "upload" if upload.status == "applying"
+                                    else "dry run")
+        # Only if it is still running: a job that finished between the read and now wins.
+        marked += db.session.execute(update(Upload).where(
+            Upload.id == upload.id, Upload.status.in_(RUNNING)).values(
+            status="interrupted", progress=0, finished_at=utcnow(),
+            error=INTERRUPTED_MESSAGE.format(what=what, again=again))).rowcount or 0
+    if dead:
         db.session.commit()
-    return len(stale)
+        for upload in dead:
+            db.session.refresh(upload)
+    return marked
 
 
 def applying_upload(segment_id: int, exclude: int | None = None) -> Upload | None:
@@ -867,8 +932,12 @@ def applying_upload(segment_id: int, exclude: int | None = None) -> Upload | Non
 
 
 def request_apply(upload: Upload) -> str:
-    """Confirm a dry-run upload: mark it applying and start the job (commits)."""
-    if upload.status != "ready":
+    """Confirm a dry-run upload: mark it applying and start the job (commits).
+
+    An interrupted apply can be confirmed again (its dry run is checked against the list).
+    """
+    if upload.status not in ("ready", "interrupted") or upload.mode == "undo" \
+            or not (upload.report or {}).get("effect"):
         raise UploadError(_not_ready(upload))
     refusal = (upload.report or {}).get("refusal")
     if refusal:
@@ -897,11 +966,19 @@ def _not_ready(upload: Upload) -> str:
         "rejected": "This file was refused; upload a corrected file.",
         "failed": "This upload failed; upload the file again.",
         "discarded": "This upload was discarded; upload the file again.",
+        "interrupted": ("This undo was interrupted; undo the upload again."
+                        if upload.mode == "undo" else
+                        "This dry run was interrupted; run it again before applying."),
     }.get(upload.status, f"This upload cannot be applied ({upload.status}).")
 
 
 def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = None) -> bool:
     """Job: apply a confirmed upload in one transaction; returns whether it was applied."""
+    with runner(upload_id):
+        return _run_apply(upload_id, progress_callback)
+
+
+def _run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = None) -> bool:
     upload = db.session.get(Upload, upload_id)
     if upload is None:
         return False
@@ -945,7 +1022,8 @@ def run_apply(upload_id: int, progress_callback: Callable[[int], None] | None = 
 
 def discard(upload: Upload) -> None:
     """Drop a dry-run upload that will not be applied, with its stored files (commits)."""
-    if upload.status not in ("ready", "rejected", "failed"):
+    if upload.status not in ("ready", "rejected", "failed", "interrupted") \
+            or upload.mode == "undo":
         raise UploadError(_not_ready(upload))
     _remove_files(upload)
     upload.status = "discarded"
@@ -1039,6 +1117,11 @@ def undo_upload(undo: Upload, progress: Progress | None = None) -> dict[str, Any
 
 def run_undo(undo_id: int) -> bool:
     """Job: apply an undo in one transaction; returns whether it was applied."""
+    with runner(undo_id):
+        return _run_undo(undo_id)
+
+
+def _run_undo(undo_id: int) -> bool:
     undo = db.session.get(Upload, undo_id)
     if undo is None:
         return False

@@ -78,44 +78,46 @@ def upload_command(segment: str, file: Path, mode: str, dry_run: bool, column: s
     upload.status = "applying" if not dry_run else "analyzing"
     db.session.commit()
     upload_id = upload.id
-    with click.progressbar(length=1000, label="Uploading", file=sys.stderr,
-                           show_eta=False) as bar:
-        shown = [0]
+    # The runner lock tells the dashboard this upload is alive (see service.runner).
+    with service.runner(upload_id):
+        with click.progressbar(length=1000, label="Uploading", file=sys.stderr,
+                               show_eta=False) as bar:
+            shown = [0]
 
-        def advance(value: int) -> None:
-            bar.update(value - shown[0])
-            shown[0] = value
+            def advance(value: int) -> None:
+                bar.update(value - shown[0])
+                shown[0] = value
 
-        try:
-            report = service.process(upload, apply=not dry_run,
-                                     progress=service.Progress(upload_id, advance),
-                                     problems_file=problems_out)
-        except (FileRejected, service.UploadError) as exc:
+            try:
+                report = service.process(upload, apply=not dry_run,
+                                         progress=service.Progress(upload_id, advance),
+                                         problems_file=problems_out)
+            except (FileRejected, service.UploadError) as exc:
+                db.session.rollback()
+                if getattr(exc, "report", None):
+                    _print_report(exc.report, mode)
+                service._finish(upload_id, "failed" if not dry_run else "rejected",
+                                error=f"{exc} Nothing was changed.")
+                stored.unlink(missing_ok=True)
+                raise click.ClickException(f"{exc} Nothing was changed.") from exc
+            advance(1000)
+        _print_report(report, mode)
+        upload = db.session.get(Upload, upload_id)
+        upload.report = report
+        upload.identifier_column = report["column"]["label"][:255]
+        upload.total = report["rows"]
+        upload.progress = 1000
+        if dry_run:
             db.session.rollback()
-            if getattr(exc, "report", None):
-                _print_report(exc.report, mode)
-            service._finish(upload_id, "failed" if not dry_run else "rejected",
-                            error=f"{exc} Nothing was changed.")
+            service._finish(upload_id, "discarded", report=report)
             stored.unlink(missing_ok=True)
-            raise click.ClickException(f"{exc} Nothing was changed.") from exc
-        advance(1000)
-    _print_report(report, mode)
-    upload = db.session.get(Upload, upload_id)
-    upload.report = report
-    upload.identifier_column = report["column"]["label"][:255]
-    upload.total = report["rows"]
-    upload.progress = 1000
-    if dry_run:
-        db.session.rollback()
-        service._finish(upload_id, "discarded", report=report)
-        stored.unlink(missing_ok=True)
-        click.echo("Dry run only: nothing was changed.")
-        if report["refusal"]:
-            raise click.ClickException(report["refusal"])
-        return
-    upload.status = "applied"
-    upload.finished_at = service.utcnow()
-    db.session.commit()
+            click.echo("Dry run only: nothing was changed.")
+            if report["refusal"]:
+                raise click.ClickException(report["refusal"])
+            return
+        upload.status = "applied"
+        upload.finished_at = service.utcnow()
+        db.session.commit()
     stored.unlink(missing_ok=True)
     applied = report["applied"]
     click.echo(f"Applied upload #{upload_id}: +{applied['added']:,} / −{applied['removed']:,}; "
