@@ -24,7 +24,7 @@ from webapp.api.segments import resolve_members
 from webapp.extensions import db
 from webapp.models import Segment
 from webapp.services.lookup import find_segment
-from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
 
 MAX_SEGMENTS = 100
 MAX_PROFILES = 100
@@ -119,17 +119,23 @@ def _check_limits(items: list[Any], parsed: list[dict[str, Any] | None]) -> None
                        "request.", pointer="/data", title="Too large")
 
 
-def _segments(parsed: list[dict[str, Any] | None]) -> dict[str, Segment]:
-    """The segments the items name, locked in id order so parallel requests queue up."""
+def _segments(parsed: list[dict[str, Any] | None], creating: bool) -> dict[str, Segment]:
+    """The segments the items name, locked (with their dependents) before anything is read.
+
+    Creating members is a profile change that may move them into any dynamic segment, so
+    then every dynamic segment is locked too: all in one go, in id order, as every membership
+    writer does (webapp/services/membership.py), so parallel requests queue, never deadlock.
+    """
     found = {}
     for item in parsed:
         if item is not None and item["segment"] not in found:
             found[item["segment"]] = find_segment(item["segment"])
-    ids = sorted({s.id for s in found.values() if s is not None})
-    if ids:
-        # Re-read under the lock: the static-list limit is checked against the current size.
-        db.session.scalars(select(Segment).where(Segment.id.in_(ids)).order_by(Segment.id)
-                           .with_for_update().execution_options(populate_existing=True)).all()
+    ids = {s.id for s in found.values() if s is not None}
+    if creating:
+        ids |= set(db.session.scalars(select(Segment.id).where(Segment.kind == "dynamic")))
+    # lock_segments re-reads them under the lock: the static-list limit is checked against
+    # the current size.
+    lock_segments(ids)
     return {ref: segment for ref, segment in found.items() if segment is not None}
 
 
@@ -154,7 +160,7 @@ def segment_memberships():
         if refused:
             results_by_item[index] = refused
     _check_limits(items, parsed)
-    segments = _segments(parsed)
+    segments = _segments(parsed, creating=create_unknown)
     identities = sorted({i for item in parsed if item is not None
                          for i in map(_identity, item["members"]) if i is not None})
     resolved = resolve_members(identities)

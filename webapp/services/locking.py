@@ -5,8 +5,9 @@ a redemption must read the balance and debit it likewise. On PostgreSQL the tran
 locks the offer's (or member's) row with SELECT ... FOR UPDATE, so writers of the same row
 queue while others go on, and each statement after the lock reads what the previous holder
 committed (READ COMMITTED). SQLite has one writer at a time: the transaction takes the
-write lock up front (BEGIN IMMEDIATE) instead of at its first write, so no other writer can
-commit between its reads and its writes.
+write lock up front (membership.hold_sqlite_write_lock: its turn in the writers' queue, then a
+no-op write) instead of at its first write, so no other writer can commit between its reads
+and its writes, and every writer queues the same way.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import sqlalchemy as sa
 
 from webapp.extensions import db
 from webapp.models import Member, Offer
+from webapp.services.membership import hold_sqlite_write_lock, lock_dynamic_segments
 
 
 def _sqlite_write_lock() -> bool:
-    """On SQLite, start the session's transaction with BEGIN IMMEDIATE (True if SQLite)."""
+    """On SQLite, hold the write lock from the start of the transaction (True if SQLite)."""
     if db.session.get_bind().dialect.name != "sqlite":
         return False
     connection = db.session.connection()
@@ -30,8 +32,7 @@ def _sqlite_write_lock() -> bool:
         db.session.commit()
         connection = db.session.connection()
         raw = connection.connection.dbapi_connection
-    if raw is not None and not raw.in_transaction:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    hold_sqlite_write_lock()
     return True
 
 
@@ -47,7 +48,11 @@ def lock_offer(offer_id: int) -> None:
     _lock(Offer, offer_id)
 
 
-def lock_member(member_id: str) -> None:
+def lock_member(member_id: str, *, with_segments: bool = False) -> None:
     """Hold the member's row (PostgreSQL) or the write lock (SQLite) until the transaction
-    ends."""
+    ends; `with_segments` first locks every dynamic segment, for a change that re-evaluates
+    the member's segments (segments before members: the order every membership writer
+    takes its locks in, so the two never wait on each other in a cycle)."""
+    if with_segments and db.session.get_bind().dialect.name != "sqlite":
+        lock_dynamic_segments()
     _lock(Member, member_id)

@@ -61,7 +61,8 @@ def redeem(member: Member, reward: Reward, *, actor: str, external_id: str | Non
     from webapp.services.decisions import reward_decision
 
     external_id = clean_external_id(external_id)
-    lock_member(member.id)
+    # The points change re-evaluates the member's dynamic segments (refresh_member).
+    lock_member(member.id, with_segments=True)
     now = now or utcnow()
     try:
         if external_id is not None:
@@ -102,7 +103,7 @@ def cancel(redemption: RewardRedemption, *, actor: str, now: datetime | None = N
     """Cancel a redemption and refund its points (commits); refused when already
     cancelled."""
     member = db.session.get(Member, redemption.member_id)
-    lock_member(redemption.member_id)
+    lock_member(redemption.member_id, with_segments=True)
     now = now or utcnow()
     db.session.refresh(redemption)
     if redemption.status == CANCELLED:
