@@ -209,12 +209,12 @@ def test_what_if_points_give_one_clear_message_each(client, auth):
     member = make_member(points=10)
     data = {"tier": "bronze", "points": "10", "badges": "", "custom_fields": "{}"}
     cases = {
-        "99999999999999999999999": "Points is too large: at most 9,223,372,036,854,775,807.",
+        "99999999999999999999999": "Points must be at most 9,223,372,036,854,775,807.",
         "abc": "Points must be a whole number (digits only, e.g. 250).",
         "1e5": "Points must be a whole number (digits only, e.g. 250).",
         "2.5": "Points must be a whole number (digits only, e.g. 250).",
         "-3": "Points must be 0 or more.",
-        "": "Give the points balance.",
+        "": "Points is required.",
     }
     for points, message in cases.items():
         response = client.post(f"/members/{member.id}/what-if", data=dict(data, points=points),

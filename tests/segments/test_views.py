@@ -98,7 +98,7 @@ def test_invalid_save_is_422_with_messages_next_to_fields_and_rows(client, auth,
         name="", url="ftp://x", **{"include-1-value": "lots"}))
     assert response.status_code == 422
     body = _text(response)
-    assert "name is required" in body
+    assert "Name is required." in body
     assert "http:// or https://" in body
     assert "points takes a number" in body
     assert db.session.scalar(select(Segment)) is None
@@ -160,7 +160,7 @@ def test_segment_limit_shown_on_the_form(app, client, auth):
     make_segment("Only one")
     response = client.post("/segments/new", data=_form())
     assert response.status_code == 422
-    assert "the limit is 1 segment and" in _text(response)
+    assert "The limit is 1 segment and" in _text(response)
     assert "LIMIT_SEGMENTS" not in _text(response)
 
 
