@@ -78,7 +78,9 @@ def test_new_page_and_save(client, auth, members):
     auth.login("marketer")
     page = client.get("/segments/new")
     assert page.status_code == 200
-    assert 'name="include-0-field"' in _text(page)
+    # a new segment starts without a stray empty row; the add button adds the first
+    assert 'class="criterion-row' not in _text(page)
+    assert "+ Add include criterion" in _text(page)
     response = client.post("/segments/new", data=_form(
         **{"exclude-2-field": "badges", "exclude-2-operator": "contains",
            "exclude-2-value": "banned"}))
@@ -310,7 +312,31 @@ def test_preview_skips_unfinished_rows_and_warns(client, auth, members):
     assert response.status_code == 200
     assert 'data-count="0"' in body
     assert "contradict" in body
-    assert "1 unfinished criterion not counted yet" in body
+    assert "Leaving out 1 unfinished criterion" in body
+    assert "Include criterion 4: enter a value" in body
+    # without JavaScript ("Update preview" reloads the page) the row is marked where it is
+    page = _text(client.post("/segments/new", data=_form(preview="1", **{
+        "include-3-field": "xp", "include-3-operator": ">", "include-3-value": ""})))
+    row = page.split('id="row-include-3"', 1)[1].split('class="criterion-row', 1)[0]
+    assert "Unfinished: enter a value. The preview leaves this criterion out" in row
+
+
+def test_a_blank_row_is_marked_and_left_out_not_read_as_no_criteria(client, auth, members):
+    auth.login("marketer")
+    data = _form()
+    for key in [k for k in data if k.startswith("include-")]:
+        del data[key]
+    data["include-0-field"] = ""
+    response = client.post("/segments/builder/preview", headers=HX, data=data)
+    body = _text(response)
+    assert response.status_code == 200
+    assert "Leaving out 1 unfinished criterion" in body
+    assert "Include criterion 1: choose a field" in body
+    # the row itself says so where it is (a fresh row from the add button too)
+    added = _text(client.post("/segments/builder/row", headers=HX,
+                              data={**data, "add_include": "1"}))
+    assert 'id="row-include-1"' in added
+    assert "Unfinished: choose a field. The preview leaves this criterion out" in added
 
 
 def test_preview_of_an_edit_shows_impact_and_affected_offers(client, auth, members):

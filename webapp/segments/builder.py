@@ -115,6 +115,8 @@ class Row:
     segment_query: str = ""
     previous_field: str = ""
     error: str | None = None
+    #: What an unfinished row still needs, shown by the row ("left out of the preview").
+    unfinished: str | None = None
     picks: list[dict] = dataclasses.field(default_factory=list)
     names: dict[int, str] = dataclasses.field(default_factory=dict)
 
@@ -333,6 +335,24 @@ class Builder:
         """Drop a row."""
         self.include = [r for r in self.include if r.id != row_id]
         self.exclude = [r for r in self.exclude if r.id != row_id]
+
+    def mark_unfinished(self) -> list[Row]:
+        """Mark each row that cannot become a criterion yet (a new blank row included) with
+        what it still needs; returns those rows, which a preview leaves out."""
+        marked = []
+        for row in self.all_rows():
+            row.unfinished = None
+            try:
+                row.criterion()
+            except RowProblem as exc:
+                if exc.incomplete:
+                    row.unfinished = str(exc)
+                    marked.append(row)
+        return marked
+
+    def position(self, row: Row) -> int:
+        """The row's place in its group, counted from 1 as people count."""
+        return next(i for i, r in enumerate(self.rows(row.group), 1) if r is row)
 
     def criteria(self, *, skip_incomplete: bool) -> tuple[dict[str, list[dict]], dict[str, str],
                                                           dict[str, Row]]:

@@ -69,10 +69,9 @@ def _editor(segment: Segment | None):
     """GET: the form; POST: a builder button (re-render) or save (303, or 422 with messages)."""
     form = SegmentForm(obj=segment) if request.method == "GET" else SegmentForm()
     if request.method == "GET":
+        # A new segment starts without rows: "+ Add include criterion" adds the first.
         builder = (Builder.from_segment(segment.include, segment.exclude) if segment
                    else Builder())
-        if not builder.include:
-            builder.add("include")
         if segment is not None:
             form.version.data = str(segment.version)
         return render_template("segments/form.html",
