@@ -85,6 +85,8 @@ def test_generated_requests_never_fail_the_server_or_the_schema(app, token_for,
             summary["cases"] += 1
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
             case.validate_response(response, checks=CHECKS)
+            if response.status_code == 200 and case.path.endswith("/members.csv"):
+                return  # a CSV download (documented as text/csv), not a JSON:API document
             assert_jsonapi(jsonapi_validator, response)
 
         started = time.perf_counter()

@@ -12,7 +12,7 @@ from webapp.access import access
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.models import Segment
-from webapp.segments import bp, pages
+from webapp.segments import bp, export, pages
 from webapp.segments.builder import Builder
 from webapp.segments.forms import DeleteForm, SegmentForm
 from webapp.segments.service import SegmentError, SegmentInUse, delete_segment, save_segment
@@ -167,6 +167,14 @@ def show(segment_id: int):
     segment = db.session.get(Segment, segment_id) or abort(404)
     return render("segments/show.html", "segment_members",
                   **pages.show_context(segment, request.args))
+
+
+@bp.route("/<int:segment_id>/members.csv")
+@access("read")
+def members_csv(segment_id: int):
+    """Download the segment's members as CSV (id, external id, email, why), streamed."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    return export.csv_response(segment)
 
 
 @bp.route("/<int:segment_id>/delete", methods=["POST"])
