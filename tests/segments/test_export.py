@@ -119,5 +119,9 @@ def test_members_stream_in_keyset_chunks(app, monkeypatch):
     lines = "".join(rest).splitlines()
     assert len(lines) == rich.size == 10
     assert [len(piece.splitlines()) for piece in rest] == [3, 3, 3, 1]
-    assert all("LIMIT" in s for s in statements) and len(statements) == 4
-    assert all("member_id >" in s for s in statements[1:])
+    pages = [s for s in statements if "FROM segment_memberships" in s]
+    lookups = [s for s in statements if "FROM members" in s]
+    assert len(pages) == 4 and len(lookups) == 4 and len(statements) == 8
+    # bounded index ranges, each starting after the last member sent; no join
+    assert all("LIMIT" in s and "JOIN" not in s for s in pages)
+    assert all("member_id >" in s for s in pages[1:])
