@@ -113,6 +113,16 @@ def test_unfinished_row_refused_on_save(client, auth, members):
     assert "enter a value" in _text(response)
 
 
+def test_an_over_long_criterion_value_is_refused_next_to_its_row(client, auth, members):
+    auth.login("marketer")
+    response = client.post("/segments/new", data=_form(**{
+        "include-0-field": "email", "include-0-operator": "equals",
+        "include-0-value": "a" * 10_001}))
+    assert response.status_code == 422
+    assert "Value must be at most 10,000 characters (10,001 given)." in _text(response)
+    assert db.session.scalar(select(Segment)) is None
+
+
 def test_builder_buttons_work_without_javascript(client, auth, members):
     auth.login("marketer")
     added = client.post("/segments/new", data=_form(add_exclude="1"))

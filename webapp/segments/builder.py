@@ -53,6 +53,9 @@ _NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _PREFIX_RE = re.compile(r"^(include|exclude)\[\d+\] \(.*?\): ", re.DOTALL)
+#: What one builder row may hold (a list of values is typed into the one value box).
+VALUE_MAX = 10_000
+KEY_MAX = 200
 
 
 def field_kind(name: str) -> str | None:
@@ -227,6 +230,11 @@ class Row:
         """The criterion this row stands for; raises RowProblem when it cannot be built."""
         if self.error:
             raise RowProblem(self.error)
+        for label, text, limit in (("Custom field key", self.key, KEY_MAX),
+                                   ("Value", self.value, VALUE_MAX)):
+            if len(text) > limit:
+                raise RowProblem(f"{label} must be at most {limit:,} characters "
+                                 f"({len(text):,} given).")
         if not self.field:
             raise RowProblem("choose a field", incomplete=True)
         kind = self.kind
