@@ -218,7 +218,7 @@ def test_customer_segment_id_refused_when_all_digits_or_unsafe_in_a_url(api):
         assert response.status_code == 422, bad
         error = errors_of(response)[0]
         assert error["source"]["pointer"] == "/data/attributes/customer_segment_id", bad
-        assert "customer_segment_id" in error["detail"]
+        assert "Customer segment id" in error["detail"]
         assert "- _ . : ~" in error["detail"]
     assert db.session.scalar(select(func.count()).select_from(Segment)) == 1
     created = api.post("/segments", segment_doc(name="New", kind="static",

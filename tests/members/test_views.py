@@ -36,6 +36,35 @@ def test_search_exact_and_prefix_matches(client, auth):
     assert "No member matches “zzz”" in body
 
 
+def test_enter_on_an_exact_id_or_email_opens_the_member(client, auth):
+    auth.login("support")
+    alice = make_member(external_id="ALICE-1", email="alice@example.com")
+    for q in (alice.id, "ALICE-1", "Alice@Example.com", " alice@example.com "):
+        response = client.get("/members/", query_string={"q": q, "go": "1"})
+        assert response.status_code == 303, q
+        assert response.headers["Location"].endswith(f"/members/{alice.id}"), q
+    # typing (htmx) and the pushed history entries (no go=1) stay on the results
+    assert client.get("/members/", query_string={"q": "ALICE-1", "go": "1"},
+                      headers=HX).status_code == 200
+    assert client.get("/members/?q=ALICE-1").status_code == 200
+    # no exact match: the results page, not a redirect
+    response = client.get("/members/", query_string={"q": "ALI", "go": "1"})
+    assert response.status_code == 200 and "ALICE-1" in response.get_data(as_text=True)
+
+
+def test_a_case_only_mismatch_of_an_external_id_is_offered(client, auth):
+    auth.login("support")
+    member = make_member(external_id="M0000012", email="m12@example.com")
+    for q in ("m0000012", "M0000012".swapcase()):
+        body = client.get("/members/", query_string={"q": q, "go": "1"}).get_data(as_text=True)
+        assert "Did you mean" in body, q
+        assert f'href="/members/{member.id}" class="mono">M0000012</a>' in body
+    body = client.get("/members/?q=M0000012", headers=HX).get_data(as_text=True)
+    assert "Did you mean" not in body and "exact match" in body
+    assert "Did you mean" not in client.get("/members/?q=zzz", headers=HX).get_data(
+        as_text=True)
+
+
 def _statuses(html: str, kind: str) -> dict[int, tuple[str, str]]:
     rows = re.findall(rf'data-{kind}="(\d+)">.*?data-status="([a-z_]+)".*?data-eligible="(\w+)"',
                       html, re.S)
@@ -209,12 +238,12 @@ def test_what_if_points_give_one_clear_message_each(client, auth):
     member = make_member(points=10)
     data = {"tier": "bronze", "points": "10", "badges": "", "custom_fields": "{}"}
     cases = {
-        "99999999999999999999999": "Points is too large: at most 9,223,372,036,854,775,807.",
+        "99999999999999999999999": "Points must be at most 9,223,372,036,854,775,807.",
         "abc": "Points must be a whole number (digits only, e.g. 250).",
         "1e5": "Points must be a whole number (digits only, e.g. 250).",
         "2.5": "Points must be a whole number (digits only, e.g. 250).",
         "-3": "Points must be 0 or more.",
-        "": "Give the points balance.",
+        "": "Points is required.",
     }
     for points, message in cases.items():
         response = client.post(f"/members/{member.id}/what-if", data=dict(data, points=points),

@@ -141,14 +141,14 @@ def test_static_segments_refuse_overrides(app):
 
 BAD_REQUESTS = [
     ({"status": "maybe"}, "Unknown override status"),
-    ({"description": "  "}, "A reason is required"),
+    ({"description": "  "}, "Reason is required"),
     ({"expires_at": "past"}, "expiry is in the past"),
     ({"status_change_timestamp": "future"}, "status-change time is in the future"),
     ({"status_change_timestamp": "past", "expires_at": "before"}, "expiry is in the past"),
     ({"metadata": ["a"]}, "Metadata must be an object"),
     ({"metadata": {"": "x"}}, "non-empty text"),
     ({"metadata": {"k": object()}}, "plain JSON values"),
-    ({"reference_id": "x" * 300}, "longer than 255"),
+    ({"reference_id": "x" * 300}, "Reference id must be at most 255 characters"),
     ({"description": "a\x00b"}, "reason contains a NUL character"),
     ({"metadata": {"k": "a\x00"}}, "Metadata contains a NUL character"),
 ]

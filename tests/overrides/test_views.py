@@ -107,7 +107,7 @@ def test_same_status_again_says_nothing_changed(client, auth, world):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"description": ""}, "A reason is required"),
+    ({"description": ""}, "Reason is required"),
     ({"member": "nobody@nowhere"}, "No member has the member id, external id or email"),
     ({"status": "maybe"}, "Not a valid choice"),
     ({"expires_at": "tomorrow"}, "is not a date and time"),
@@ -135,7 +135,7 @@ def test_invalid_submit_without_javascript_is_a_full_page(client, auth, world):
                            data=form_data(world["gold"], "GOLD1", description=""))
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "<html" in html and "A reason is required" in html
+    assert "<html" in html and "Reason is required" in html
 
 
 def test_static_segment_is_refused_by_the_form(client, auth, world):

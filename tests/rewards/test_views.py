@@ -65,14 +65,14 @@ def _errors(body: str) -> list[str]:
 
 def test_points_cost_gives_one_clear_message_each(client, auth):
     auth.login("marketer")
-    cases = {"99999999999999999999": "Points cost is too large: at most "
+    cases = {"99999999999999999999": "Points cost must be at most "
                                      "9,223,372,036,854,775,807.",
-             "9223372036854775808": "Points cost is too large: at most "
+             "9223372036854775808": "Points cost must be at most "
                                     "9,223,372,036,854,775,807.",
              "abc": "Points cost must be a whole number (digits only, e.g. 250).",
              "1e5": "Points cost must be a whole number (digits only, e.g. 250).",
              "-5": "Points cost must be 0 or more.",
-             "": "Give the points cost."}
+             "": "Points cost is required."}
     for points, message in cases.items():
         response = client.post("/rewards/new", data={"name": "Spa", "points": points})
         assert response.status_code == 422, points

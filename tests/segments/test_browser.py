@@ -68,7 +68,13 @@ def test_marketer_builds_a_segment_with_live_preview(page, login_as, people):
     page.wait_for_url("**/segments/new")
     page.fill("input[name=name]", "Rich top tiers")
     _count(page).to_have_attribute("data-count", "8")  # no criteria yet: everyone
+    expect(page.locator(".criterion-row")).to_have_count(0)  # no stray empty row
 
+    add_row(page, "+ Add include criterion", "include-0")
+    # the new row is marked unfinished where it is, and the preview says it leaves it out
+    expect(page.locator("#row-include-0 .row-unfinished")).to_contain_text("choose a field")
+    expect(page.locator("#preview-panel")).to_contain_text("Leaving out 1 unfinished criterion")
+    expect(page.locator("#preview-panel")).to_contain_text("Include criterion 1: choose a field")
     choose(page, "include-0-field", "tier")
     choose(page, "include-0-operator", "in")
     type_value(page, "include-0-value", "gold, platinum")
@@ -103,6 +109,7 @@ def test_marketer_builds_a_segment_with_live_preview(page, login_as, people):
 def test_row_error_appears_next_to_the_row(page, login_as, people):
     login_as("marketer")
     page.goto("/segments/new")
+    add_row(page, "+ Add include criterion", "include-0")
     choose(page, "include-0-field", "custom_fields")
     page.locator("input[name='include-0-key']").wait_for()
     type_value(page, "include-0-key", "bad key!")

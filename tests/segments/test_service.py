@@ -79,7 +79,7 @@ def test_segment_limit_names_the_limit(app):
     save_segment(_dynamic(name="B"), actor="x")
     with pytest.raises(SegmentError) as info:
         save_segment(_dynamic(name="C"), actor="x")
-    assert "the limit is 2 segments" in info.value.errors["segment"]
+    assert "The limit is 2 segments" in info.value.errors["segment"]
     assert "LIMIT_" not in info.value.errors["segment"]
 
 

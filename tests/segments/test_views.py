@@ -78,7 +78,9 @@ def test_new_page_and_save(client, auth, members):
     auth.login("marketer")
     page = client.get("/segments/new")
     assert page.status_code == 200
-    assert 'name="include-0-field"' in _text(page)
+    # a new segment starts without a stray empty row; the add button adds the first
+    assert 'class="criterion-row' not in _text(page)
+    assert "+ Add include criterion" in _text(page)
     response = client.post("/segments/new", data=_form(
         **{"exclude-2-field": "badges", "exclude-2-operator": "contains",
            "exclude-2-value": "banned"}))
@@ -98,7 +100,7 @@ def test_invalid_save_is_422_with_messages_next_to_fields_and_rows(client, auth,
         name="", url="ftp://x", **{"include-1-value": "lots"}))
     assert response.status_code == 422
     body = _text(response)
-    assert "name is required" in body
+    assert "Name is required." in body
     assert "http:// or https://" in body
     assert "points takes a number" in body
     assert db.session.scalar(select(Segment)) is None
@@ -109,6 +111,16 @@ def test_unfinished_row_refused_on_save(client, auth, members):
     response = client.post("/segments/new", data=_form(**{"include-1-value": ""}))
     assert response.status_code == 422
     assert "enter a value" in _text(response)
+
+
+def test_an_over_long_criterion_value_is_refused_next_to_its_row(client, auth, members):
+    auth.login("marketer")
+    response = client.post("/segments/new", data=_form(**{
+        "include-0-field": "email", "include-0-operator": "equals",
+        "include-0-value": "a" * 10_001}))
+    assert response.status_code == 422
+    assert "Value must be at most 10,000 characters (10,001 given)." in _text(response)
+    assert db.session.scalar(select(Segment)) is None
 
 
 def test_builder_buttons_work_without_javascript(client, auth, members):
@@ -160,7 +172,7 @@ def test_segment_limit_shown_on_the_form(app, client, auth):
     make_segment("Only one")
     response = client.post("/segments/new", data=_form())
     assert response.status_code == 422
-    assert "the limit is 1 segment and" in _text(response)
+    assert "The limit is 1 segment and" in _text(response)
     assert "LIMIT_SEGMENTS" not in _text(response)
 
 
@@ -310,7 +322,31 @@ def test_preview_skips_unfinished_rows_and_warns(client, auth, members):
     assert response.status_code == 200
     assert 'data-count="0"' in body
     assert "contradict" in body
-    assert "1 unfinished criterion not counted yet" in body
+    assert "Leaving out 1 unfinished criterion" in body
+    assert "Include criterion 4: enter a value" in body
+    # without JavaScript ("Update preview" reloads the page) the row is marked where it is
+    page = _text(client.post("/segments/new", data=_form(preview="1", **{
+        "include-3-field": "xp", "include-3-operator": ">", "include-3-value": ""})))
+    row = page.split('id="row-include-3"', 1)[1].split('class="criterion-row', 1)[0]
+    assert "Unfinished: enter a value. The preview leaves this criterion out" in row
+
+
+def test_a_blank_row_is_marked_and_left_out_not_read_as_no_criteria(client, auth, members):
+    auth.login("marketer")
+    data = _form()
+    for key in [k for k in data if k.startswith("include-")]:
+        del data[key]
+    data["include-0-field"] = ""
+    response = client.post("/segments/builder/preview", headers=HX, data=data)
+    body = _text(response)
+    assert response.status_code == 200
+    assert "Leaving out 1 unfinished criterion" in body
+    assert "Include criterion 1: choose a field" in body
+    # the row itself says so where it is (a fresh row from the add button too)
+    added = _text(client.post("/segments/builder/row", headers=HX,
+                              data={**data, "add_include": "1"}))
+    assert 'id="row-include-1"' in added
+    assert "Unfinished: choose a field. The preview leaves this criterion out" in added
 
 
 def test_preview_of_an_edit_shows_impact_and_affected_offers(client, auth, members):

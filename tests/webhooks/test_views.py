@@ -63,7 +63,7 @@ def test_create_with_htmx_swaps_the_main_region(client, auth):
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    (form(url=""), "Enter the receiver URL."),
+    (form(url=""), "Receiver URL is required."),
     (form(url="ftp://example.com/x"), "Only http:// and https:// URLs are accepted."),
     (form(actions=[]), "Choose at least one action."),
     (form(segments="nope-404"), "No segment has the id &#39;nope-404&#39;."),

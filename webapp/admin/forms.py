@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import Regexp
 
 from webapp.models import ROLES
+from webapp.wording import MaxLength, MinLength, Required
 
 ROLE_CHOICES = [(r, r.capitalize()) for r in ROLES]
 
@@ -15,12 +16,13 @@ class UserCreateForm(FlaskForm):
     """A new dashboard user."""
 
     email = EmailField("Email", validators=[
-        DataRequired(), Length(max=320),
-        Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="Invalid email address.")])
-    name = StringField("Name", validators=[Length(max=120)])
+        Required(), MaxLength(320),
+        Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+               message="Email must be an email address, e.g. ada@example.com.")])
+    name = StringField("Name", validators=[MaxLength(120)])
     role = SelectField("Role", choices=ROLE_CHOICES, default="support")
     password = PasswordField("Initial password",
-                             validators=[DataRequired(), Length(min=10, max=200)])
+                             validators=[Required(), MinLength(10), MaxLength(200)])
 
 
 class UserUpdateForm(FlaskForm):
@@ -33,7 +35,7 @@ class UserUpdateForm(FlaskForm):
 class TokenCreateForm(FlaskForm):
     """A new API token."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)],
+    name = StringField("Name", validators=[Required(), MaxLength(120)],
                        description="Who uses it, e.g. 'CRM nightly sync'.")
     role = SelectField("Role", choices=ROLE_CHOICES, default="support")
 

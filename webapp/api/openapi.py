@@ -692,6 +692,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "/segments/{segment_ref}", "segment_delete", "Segments", 204, None),
     Operation("get", "/segments/{segment_ref}/relationships/members", "segment_members",
               "Segment members", 200, "MemberLinkage", params=list(PAGE)),
+    Operation("get", "/segments/{segment_ref}/members.csv", "segment_members_csv",
+              "Segment members", 200, "text/csv"),
     Operation("post", "/segments/{segment_ref}/relationships/members", "segment_members_add",
               "Segment members", 200, "ResultsDocument", "MemberIdentifiers", example={"data": [
                   {"type": "members", "id": "U-1001"},
@@ -899,6 +901,13 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     elif op.endpoint == "docs":
         responses["200"] = {"description": "The API reference page (HTML)",
                             "content": {"text/html": {"schema": STRING}}}
+    elif op.response == "text/csv":
+        responses[str(op.ok)] = {
+            "description": "CSV with a header row: member_id, external_id, email, why "
+                           "(list, rule or override); streamed, so any size downloads",
+            "content": {"text/csv": {"schema": STRING,
+                                     "example": "member_id,external_id,email,why\r\n"
+                                                "0b8f…,U-1001,ana@example.com,rule\r\n"}}}
     elif op.response is None:
         responses[str(op.ok)] = {"description": "Done; no content"}
     else:

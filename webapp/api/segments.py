@@ -44,6 +44,7 @@ from webapp.api.pagination import (
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
+from webapp.segments.export import csv_response
 from webapp.services.errors import Conflict
 from webapp.services.lookup import find_member, find_segment, segment_row
 from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
@@ -274,6 +275,15 @@ def segment_members(segment_ref: str):
         links["next"] = next_link(encode_cursor(ids[-1]))
     return respond({"data": [member_identifier(i) for i in ids], "links": links,
                     "meta": {"count": segment.size or 0, "kind": segment.kind}})
+
+
+@bp.route("/segments/<segment_ref>/members.csv", methods=["GET"])
+@access("read")
+def segment_members_csv(segment_ref: str):
+    """The segment's members as CSV: member_id, external_id, email, why (list, rule or
+    override), in member-id order, streamed in chunks however many members there are."""
+    check_query(())
+    return csv_response(segment_or_404(segment_ref))
 
 
 def resolve_members(identifiers: list[str]) -> dict[str, str]:

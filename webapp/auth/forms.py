@@ -6,12 +6,14 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from webapp.wording import MaxLength, Required
+
 
 class LoginForm(FlaskForm):
     """Email and password sign-in."""
 
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[Required(), MaxLength(320)])
+    password = PasswordField("Password", validators=[Required(), MaxLength(200)])
     next = HiddenField()
 
 

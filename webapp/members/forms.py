@@ -8,10 +8,11 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Optional, ValidationError
+from wtforms.validators import Optional, ValidationError
 
 from webapp.offers.fields import WholeNumberField
 from webapp.timeutil import utcnow
+from webapp.wording import MaxLength, Present
 
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
@@ -20,12 +21,13 @@ class WhatIfForm(FlaskForm):
     """Profile values to try on a member; nothing is saved."""
 
     tier = SelectField("Tier")
-    points = WholeNumberField("Points", validators=[InputRequired("Give the points balance.")],
+    points = WholeNumberField("Points", validators=[Present()],
                               noun="Points")
     birthday = DateField("Birthday", validators=[Optional()],
                          description="Leave empty for a member without a birthday.")
-    badges = StringField("Badges", description="Badge ids separated by commas.")
-    custom_fields = TextAreaField("Custom fields (JSON object)")
+    badges = StringField("Badges", validators=[MaxLength(10_000)],
+                         description="Badge ids separated by commas.")
+    custom_fields = TextAreaField("Custom fields (JSON object)", validators=[MaxLength(100_000)])
 
     def __init__(self, *args: Any, tiers: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

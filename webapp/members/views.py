@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, request, url_for
+from flask import abort, current_app, redirect, request, url_for
 from sqlalchemy import select
 
 from webapp.access import access
@@ -60,14 +60,44 @@ def search(text: str) -> tuple[Member | None, list[Member]]:
     return exact, matches[:SEARCH_LIMIT + 1]
 
 
+def case_variants(text: str) -> list[str]:
+    """The spellings of `text` that differ only in case and that people commonly mean."""
+    variants = dict.fromkeys((text.upper(), text.lower(), text.capitalize(), text.title(),
+                              text.swapcase()))
+    variants.pop(text, None)
+    return list(variants)
+
+
+def did_you_mean(text: str) -> Member | None:
+    """A member whose external id is `text` but for its case (e.g. m0000012 for M0000012).
+
+    The common case-only spellings are looked up through the unique external id index, so
+    this stays one indexed query on a million members (a lower() comparison would scan them).
+    """
+    text = text.strip()
+    if not text or len(text) > 255:
+        return None
+    variants = case_variants(text)
+    if not variants:
+        return None
+    return db.session.scalars(select(Member).where(Member.external_id.in_(variants))
+                              .order_by(Member.external_id).limit(1)).first()
+
+
 @bp.route("/")
 @access("read")
 def index():
-    """Find a member by member id, external id or email (search as you type)."""
+    """Find a member by member id, external id or email (search as you type); Enter on an
+    exact match opens that member's page."""
     q = request.args.get("q", "").replace("\x00", "").strip()[:320]
     exact, matches = search(q)
+    # The search button (which Enter presses) sends go=1; the as-you-type requests and the
+    # pushed history entries do not, so Back from the member page returns to the results.
+    if exact is not None and request.args.get("go") and not is_htmx():
+        return redirect(url_for("members.show", member_id=exact.id), code=303)
+    suggestion = did_you_mean(q) if exact is None else None
     more = len(matches) > SEARCH_LIMIT
-    return render("members/index.html", "results", q=q, exact=exact,
+    return render("members/index.html", "results", q=q, exact=exact, suggestion=suggestion,
                   matches=matches[:SEARCH_LIMIT], more=more)
 
 

@@ -50,9 +50,10 @@ class WholeNumberField(IntegerField):
 
     def __init__(self, label: str | None = None, validators: Any = None, *,
                  minimum: int = 0, maximum: int = MAX_INT, noun: str = "The number",
-                 range_message: str | None = None, **kwargs: Any) -> None:
+                 range_message: str | None = None, example: str = "250", **kwargs: Any) -> None:
         super().__init__(label, validators, **kwargs)
         self.minimum, self.maximum, self.noun = minimum, maximum, noun
+        self.example = example
         self.range_message = range_message
 
     def process_formdata(self, valuelist: list[Any]) -> None:
@@ -66,10 +67,11 @@ class WholeNumberField(IntegerField):
         if not self.raw_data or not str(self.raw_data[0]).strip():
             return
         if self.data is None:
-            raise StopValidation(f"{self.noun} must be a whole number (digits only, e.g. 250).")
+            raise StopValidation(
+                f"{self.noun} must be a whole number (digits only, e.g. {self.example}).")
         if self.data > self.maximum:
             raise StopValidation(self.range_message or
-                                 f"{self.noun} is too large: at most {self.maximum:,}.")
+                                 f"{self.noun} must be at most {self.maximum:,}.")
         if self.data < self.minimum:
             raise StopValidation(self.range_message or
                                  f"{self.noun} must be {self.minimum:,} or more.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -12,9 +13,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import InputRequired, Optional, StopValidation
 
 from webapp.offers.fields import IdListField, WholeNumberField
+from webapp.wording import MaxLength, Required, sentence
 
 WINDOW_HINT = "UTC. Leave empty for no limit."
 
@@ -22,11 +24,11 @@ WINDOW_HINT = "UTC. Leave empty for no limit."
 class OfferForm(FlaskForm):
     """Create or edit an offer."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
-    external_id = StringField("External id", validators=[Length(max=255)],
+    name = StringField("Name", validators=[Required(), MaxLength(200)])
+    external_id = StringField("External id", validators=[MaxLength(255)],
                               description="Your system's id for the offer (unique, optional).")
-    category = StringField("Category", validators=[Length(max=100)])
-    description = TextAreaField("Description", validators=[Length(max=20_000)])
+    category = StringField("Category", validators=[MaxLength(100)])
+    description = TextAreaField("Description", validators=[MaxLength(20_000)])
     publish_at = DateTimeLocalField("Publish at", format="%Y-%m-%dT%H:%M",
                                     validators=[Optional()], description=WINDOW_HINT)
     expire_at = DateTimeLocalField("Expire at", format="%Y-%m-%dT%H:%M",
@@ -62,9 +64,9 @@ class OfferForm(FlaskForm):
         for key, message in errors.items():
             field = getattr(self, key, None)
             if field is not None and hasattr(field, "errors"):
-                field.errors = [*field.errors, message]
+                field.errors = [*field.errors, sentence(field.label.text, message)]
             else:
-                self.form_errors.append(f"{key}: {message}")
+                self.form_errors.append(sentence(key.replace("_", " ").capitalize(), message))
 
 
 AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
@@ -75,11 +77,11 @@ class AgeAudienceForm(FlaskForm):
     """An age_within audience: minimum and/or maximum age (inclusive)."""
 
     minimum_age = WholeNumberField("Minimum age", validators=[Optional()], minimum=0,
-                                   maximum=200, noun="Minimum age",
-                                   range_message="Give an age from 0 to 200 years.")
+                                   maximum=200, noun="Minimum age", example="18",
+                                   range_message="Minimum age must be from 0 to 200 years.")
     maximum_age = WholeNumberField("Maximum age", validators=[Optional()], minimum=0,
-                                   maximum=200, noun="Maximum age",
-                                   range_message="Give an age from 0 to 200 years.")
+                                   maximum=200, noun="Maximum age", example="65",
+                                   range_message="Maximum age must be from 0 to 200 years.")
 
     def validate(self, extra_validators: Any = None) -> bool:
         """The fields, then at least one of the two ages (in the dashboard's words)."""
@@ -105,6 +107,11 @@ class SegmentAudienceForm(FlaskForm):
 
     audience_type = SelectField("Members must be", choices=AUDIENCE_CHOICES)
     segments = IdListField("Segments")
+
+    def validate_segments(self, field: IdListField) -> None:
+        """At least one segment chosen (said here, in the dashboard's words)."""
+        if not field.data:
+            raise StopValidation("Choose at least one segment.")
 
     def configuration(self) -> dict[str, Any]:
         """The audience configuration."""
@@ -150,3 +157,25 @@ class LimitForm(FlaskForm):
         elif self.window.data:
             config["window"] = {"period": self.window.data}
         return config
+
+
+_AUDIENCE_WORDS = (
+    (re.compile(r"segments must list at least one segment id"), "Choose at least one segment."),
+    (re.compile(r"segment (\d+) is listed twice"), r"Segment #\1 is chosen twice."),
+    (re.compile(r"segment (\d+) does not exist"),
+     r"Segment #\1 no longer exists; choose another."),
+    (re.compile(r"minimum_age \((\d+)\) is above maximum_age \((\d+)\)"),
+     r"The minimum age (\1) is above the maximum age (\2)."),
+)
+
+
+def audience_message(message: str) -> str:
+    """An audience refusal of the targeting core in the dashboard's words (no internal names
+    such as in_all_segments or minimum_age)."""
+    body = message.split(": ", 1)[-1] if ":" in message.split(" ", 1)[0] else message
+    for pattern, words in _AUDIENCE_WORDS:
+        found = pattern.search(body)
+        if found:
+            return found.expand(words)
+    body = body.replace("_", " ")
+    return body[:1].upper() + body[1:].rstrip(".") + "."

@@ -16,7 +16,13 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Audience, Offer, OfferLimit, Segment
 from webapp.offers import bp, catalog
 from webapp.offers.fields import get_or_404
-from webapp.offers.forms import AgeAudienceForm, LimitForm, OfferForm, SegmentAudienceForm
+from webapp.offers.forms import (
+    AgeAudienceForm,
+    LimitForm,
+    OfferForm,
+    SegmentAudienceForm,
+    audience_message,
+)
 from webapp.services import offer_limits as limits
 from webapp.services.offer_limits import limit_standing
 from webapp.services.offers import (
@@ -166,9 +172,9 @@ def _add(offer: Offer, audience_type: str, config: dict[str, Any], **forms: Any)
             name = key.split(".")[-1]
             field = getattr(form, name if hasattr(form, name) else "", None)
             if field is not None and hasattr(field, "errors"):
-                field.errors = [*field.errors, message]
+                field.errors = [*field.errors, audience_message(message)]
             else:
-                form.form_errors.append(message)
+                form.form_errors.append(audience_message(message))
         return _audiences_response(offer, 422, **forms)
     names = dict(db.session.execute(select(Segment.id, Segment.name).where(
         Segment.id.in_((audience.configuration or {}).get("segments", [])))).all())

@@ -17,10 +17,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import Optional, ValidationError
 
 from webapp.services.overrides import MAX_DESCRIPTION
 from webapp.timeutil import parse_datetime
+from webapp.wording import MaxLength, Required
 
 STATUS_CHOICES = [
     ("block", "Block — keep the member out, whatever the rules say"),
@@ -49,8 +50,8 @@ class When:
 class MetadataRow(Form):
     """One key/value pair of an override's metadata (a sub-form: no CSRF of its own)."""
 
-    key = StringField("Key", validators=[Length(max=100)])
-    value = StringField("Value", validators=[Length(max=1000)])
+    key = StringField("Key", validators=[MaxLength(100, "Metadata key")])
+    value = StringField("Value", validators=[MaxLength(1000, "Metadata value")])
 
 
 class OverrideForm(FlaskForm):
@@ -60,17 +61,16 @@ class OverrideForm(FlaskForm):
     next = HiddenField()
     segment_id = SelectField("Segment", coerce=int, validate_choice=True,
                              choices=[], description="Rule-managed (dynamic) segments only.")
-    member = StringField("Member", validators=[DataRequired(
-        message="Name the member: member id, external id or email."), Length(max=320)],
+    member = StringField("Member", validators=[Required(
+        "Member is required: give a member id, external id or email."), MaxLength(320)],
         description="Member id, external id or email.", id="override-member")
     status = RadioField("Override", choices=STATUS_CHOICES, default="block",
-                        validators=[DataRequired(message="Choose add or block.")])
+                        validators=[Required("Choose add or block.")])
     description = TextAreaField("Reason", validators=[
-        DataRequired(message="A reason is required: say why this member is pinned in or out."),
-        Length(max=MAX_DESCRIPTION, message=f"The reason can be at most {MAX_DESCRIPTION:,} "
-               "characters long; shorten it.")],
+        Required("Reason is required: say why this member is pinned in or out."),
+        MaxLength(MAX_DESCRIPTION)],
         description="Required. Support agents read this when they explain what a member sees.")
-    reference_id = StringField("Reference id", validators=[Optional(), Length(max=255)],
+    reference_id = StringField("Reference id", validators=[Optional(), MaxLength(255)],
                                description="Optional: a ticket, case or campaign id.")
     metadata = FieldList(FormField(MetadataRow),
                          min_entries=2, max_entries=MAX_METADATA_ROWS)
@@ -128,6 +128,5 @@ class ResetForm(FlaskForm):
 
     context = HiddenField(default="index")
     next = HiddenField()
-    description = StringField("Why (optional)", validators=[Length(
-        max=MAX_DESCRIPTION, message=f"The reason can be at most {MAX_DESCRIPTION:,} characters "
-        "long; shorten it.")])
+    description = StringField("Why (optional)", validators=[MaxLength(MAX_DESCRIPTION,
+                                                                      "Reason")])

@@ -6,17 +6,17 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField
-from wtforms.validators import InputRequired
 
 from webapp.offers.fields import IdListField, WholeNumberField
 from webapp.offers.forms import OfferForm
+from webapp.wording import Present
 
 
 class RewardForm(OfferForm):
     """Create or edit a reward: an offer's fields plus its points cost."""
 
     points = WholeNumberField("Points cost", default=0,
-                              validators=[InputRequired("Give the points cost.")],
+                              validators=[Present()],
                               noun="Points cost")
     discontinued = BooleanField("Discontinued (hidden from every member)")
     requires_activation = None  # rewards are redeemed, not activated

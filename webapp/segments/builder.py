@@ -53,6 +53,9 @@ _NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _PREFIX_RE = re.compile(r"^(include|exclude)\[\d+\] \(.*?\): ", re.DOTALL)
+#: What one builder row may hold (a list of values is typed into the one value box).
+VALUE_MAX = 10_000
+KEY_MAX = 200
 
 
 def field_kind(name: str) -> str | None:
@@ -115,6 +118,8 @@ class Row:
     segment_query: str = ""
     previous_field: str = ""
     error: str | None = None
+    #: What an unfinished row still needs, shown by the row ("left out of the preview").
+    unfinished: str | None = None
     picks: list[dict] = dataclasses.field(default_factory=list)
     names: dict[int, str] = dataclasses.field(default_factory=dict)
 
@@ -225,6 +230,11 @@ class Row:
         """The criterion this row stands for; raises RowProblem when it cannot be built."""
         if self.error:
             raise RowProblem(self.error)
+        for label, text, limit in (("Custom field key", self.key, KEY_MAX),
+                                   ("Value", self.value, VALUE_MAX)):
+            if len(text) > limit:
+                raise RowProblem(f"{label} must be at most {limit:,} characters "
+                                 f"({len(text):,} given).")
         if not self.field:
             raise RowProblem("choose a field", incomplete=True)
         kind = self.kind
@@ -333,6 +343,24 @@ class Builder:
         """Drop a row."""
         self.include = [r for r in self.include if r.id != row_id]
         self.exclude = [r for r in self.exclude if r.id != row_id]
+
+    def mark_unfinished(self) -> list[Row]:
+        """Mark each row that cannot become a criterion yet (a new blank row included) with
+        what it still needs; returns those rows, which a preview leaves out."""
+        marked = []
+        for row in self.all_rows():
+            row.unfinished = None
+            try:
+                row.criterion()
+            except RowProblem as exc:
+                if exc.incomplete:
+                    row.unfinished = str(exc)
+                    marked.append(row)
+        return marked
+
+    def position(self, row: Row) -> int:
+        """The row's place in its group, counted from 1 as people count."""
+        return next(i for i, r in enumerate(self.rows(row.group), 1) if r is row)
 
     def criteria(self, *, skip_incomplete: bool) -> tuple[dict[str, list[dict]], dict[str, str],
                                                           dict[str, Row]]:

@@ -191,7 +191,9 @@ def validate_row(row: Row, segment: Segment | None) -> None:
         criterion = row.criterion()
     except RowProblem as exc:
         row.error = None if exc.incomplete else str(exc)
+        row.unfinished = str(exc) if exc.incomplete else None
         return
+    row.unfinished = None
     errors: dict[str, str] = {}
     service.parse_definition_input({"kind": "dynamic", row.group: [criterion]}, errors,
                                    segment_id=segment.id if segment is not None else None)
@@ -244,7 +246,7 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
     context: dict[str, Any] = {
         "segment": segment, "form": form, "builder": builder, "touched": touched,
         "group_errors": {}, "general_errors": [], "conflict": None, "preview": None,
-        "preview_errors": [], "warnings": [], "incomplete": 0, "lazy": lazy,
+        "preview_errors": [], "warnings": [], "incomplete": 0, "unfinished": [], "lazy": lazy,
         "delete_form": DeleteForm(), "field_labels": FIELD_LABELS, **row_context(),
         "criteria_limit": criteria_limit(),
         # Once anything is in the segment its kind cannot change: shown as text, not a choice.
@@ -279,9 +281,13 @@ def _fill_preview(context: dict[str, Any], builder: Builder, segment: Segment | 
     for row in builder.all_rows():
         if row.id in row_errors:
             row.error = row_errors[row.id]
-    counted = {id(r) for r in paths.values()}
-    context["incomplete"] = sum(1 for r in builder.all_rows() if not r.blank
-                                and r.id not in row_errors and id(r) not in counted)
+    # Unfinished rows (a new blank one too) are marked where they are, and the preview says
+    # it leaves them out instead of counting as if they were not there.
+    unfinished = [r for r in builder.mark_unfinished() if r.id not in row_errors]
+    context["incomplete"] = len(unfinished)
+    context["unfinished"] = [f"{r.group.capitalize()} criterion {builder.position(r)}: "
+                             f"{r.unfinished}"
+                             for r in unfinished]
     if row_errors:
         context["preview_errors"] = list(row_errors.values())
         return

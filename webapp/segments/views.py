@@ -13,7 +13,7 @@ from webapp.access import access
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
 from webapp.models import Segment
-from webapp.segments import bp, pages
+from webapp.segments import bp, export, pages
 from webapp.segments.builder import Builder
 from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services.segments import (
@@ -95,10 +95,9 @@ def _editor(segment: Segment | None):
     if request.method == "GET":
         form.tags.data = ", ".join(segment.tags) if segment else ""
         form.owner.data = str(segment.owner_id or "") if segment else str(current_user.id)
+        # A new segment starts without rows: "+ Add include criterion" adds the first.
         builder = (Builder.from_segment(segment.include, segment.exclude) if segment
                    else Builder())
-        if not builder.include:
-            builder.add("include")
         if segment is not None:
             form.version.data = str(segment.version)
         return render_template("segments/form.html",
@@ -194,6 +193,14 @@ def show(segment_id: int):
     segment = db.session.get(Segment, segment_id) or abort(404)
     return render("segments/show.html", "segment_members",
                   **pages.show_context(segment, request.args))
+
+
+@bp.route("/<int:segment_id>/members.csv")
+@access("read")
+def members_csv(segment_id: int):
+    """Download the segment's members as CSV (id, external id, email, why), streamed."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    return export.csv_response(segment)
 
 
 @bp.route("/<int:segment_id>/delete", methods=["POST"])

@@ -259,12 +259,13 @@ def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]
 
 def describe_audience(audience_type: str, configuration: Mapping[str, Any],
                       names: Mapping[int, str] | None = None) -> str:
-    """Plain words for an audience: 'age 18 to 25', 'in all of: VIPs, Londoners'."""
+    """Plain words for an audience: '18 to 25 years old', 'in all of: VIPs, Londoners'
+    (shown after an "Age" label, so the words do not repeat it)."""
     if audience_type == "age_within":
         lo, hi = configuration.get("minimum_age"), configuration.get("maximum_age")
         if lo is not None and hi is not None:
-            return f"age {lo} to {hi}"
-        return f"age at least {lo}" if lo is not None else f"age at most {hi}"
+            return f"{lo} to {hi} years old"
+        return f"{lo} years old or older" if lo is not None else f"{hi} years old or younger"
     ids = configuration.get("segments") or []
     listed = ", ".join((names or {}).get(i, f"segment #{i}") for i in ids)
     return ("in all of: " if audience_type == "in_all_segments" else "in any of: ") + listed

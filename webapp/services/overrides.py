@@ -350,9 +350,10 @@ def _check_request(segment: Segment, status: str, description: str, reference_id
             f"Overrides apply to rule-managed (dynamic) segments; edit the list of static "
             f"segment {segment.name} instead.")
     if require_reason and not description:
-        raise OverrideError("A reason is required: say why this member is pinned in or out.")
+        raise OverrideError("Reason is required: say why this member is pinned in or out.")
     if reference_id is not None and len(reference_id) > MAX_REFERENCE_ID:
-        raise OverrideError(f"The reference id is longer than {MAX_REFERENCE_ID} characters.")
+        raise OverrideError(f"Reference id must be at most {MAX_REFERENCE_ID:,} characters "
+                            f"({len(reference_id):,} given).")
     _check_reason_length(description)
     if status_change_timestamp is not None and status_change_timestamp > now + FUTURE_TOLERANCE:
         raise OverrideError("The status-change time is in the future; an override applies as "
@@ -369,8 +370,8 @@ def reason_too_long(description: str | None) -> str | None:
     length = len(description or "")
     if length <= MAX_DESCRIPTION:
         return None
-    return (f"The reason is {length:,} characters long; at most {MAX_DESCRIPTION:,} are "
-            f"allowed. Shorten it, and put long details in the reference id's ticket.")
+    return (f"Reason must be at most {MAX_DESCRIPTION:,} characters ({length:,} given). "
+            "Shorten it, and put long details in the reference id's ticket.")
 
 
 def _check_reason_length(description: str | None) -> None:

@@ -152,20 +152,27 @@ def _limit(name: str, default: int) -> int:
     return int(current_app.config.get(name, default))
 
 
+#: How the dashboard's labels name the segment attributes in messages people read.
+LABELS = {"name": "Name", "description": "Description", "customer_segment_id":
+          "Customer segment id", "url": "URL"}
+
+
 def _text(value: Any, key: str, errors: dict[str, str], *, max_len: int,
           required: bool = False) -> str | None:
     """A stripped string attribute (None when empty), recording problems in `errors`."""
+    label = LABELS.get(key, key)
     if value is None:
         value = ""
     if not isinstance(value, str):
-        errors[key] = f"{key} must be text"
+        errors[key] = f"{label} must be text."
         return None
     value = value.strip()
     if required and not value:
-        errors[key] = f"{key} is required"
+        errors[key] = f"{label} is required."
         return None
     if len(value) > max_len:
-        errors[key] = f"{key} is at most {max_len:,} characters ({len(value):,} given)"
+        errors[key] = (f"{label} must be at most {max_len:,} characters "
+                       f"({len(value):,} given).")
         return None
     return value or None
 
@@ -260,15 +267,15 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     for group in ("include", "exclude"):
         items = definition.get(group) or []
         if isinstance(items, list | tuple) and len(items) > limit:
-            errors[group] = (f"too many {group} criteria: the limit is {limit:,} {group} "
+            errors[group] = (f"Too many {group} criteria: the limit is {limit:,} {group} "
                              f"{'criterion' if limit == 1 else 'criteria'} per segment "
                              f"and {len(items):,} were given; remove "
-                             f"{len(items) - limit:,}")
+                             f"{len(items) - limit:,}.")
     if kind == "static":
         for group in ("include", "exclude"):
             if definition.get(group):
-                errors[group] = (f"a static segment has no {group} criteria; its members are "
-                                 "its list (choose dynamic to use criteria)")
+                errors[group] = (f"A static segment has no {group} criteria; its members are "
+                                 "its list (choose dynamic to use criteria).")
     if any(k.startswith(("include", "exclude")) for k in errors):
         return None
     parsed = Definition(kind=kind, include=tuple(include), exclude=tuple(exclude),
@@ -421,7 +428,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
     _check_customer_id(out["customer_segment_id"], errors)
     url = _text(merged["url"], "url", errors, max_len=URL_MAX)
     if url and not _URL_RE.match(url):
-        errors["url"] = "url must be a web address starting with http:// or https://"
+        errors["url"] = "URL must be a web address starting with http:// or https://."
     out["url"] = url
     out["tags"] = parse_tags(merged["tags"], errors)
     owner = find_owner(merged["owner"], errors)
@@ -429,8 +436,8 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
     out["owner_id"] = owner.id if owner is not None else None
     kind = merged["kind"]
     if kind not in KINDS:
-        errors["kind"] = ("kind is required: static or dynamic" if kind in (None, "")
-                          else f"kind is static or dynamic, not {kind!r}")
+        errors["kind"] = ("Kind is required: static or dynamic." if kind in (None, "")
+                          else f"Kind must be static or dynamic, not {kind!r}.")
         kind = None
     out["kind"] = kind
     if kind is not None:
@@ -446,19 +453,19 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         taken = db.session.scalar(select(Segment.id).where(
             Segment.customer_segment_id == csid))
         if taken is not None and (segment is None or taken != segment.id):
-            errors["customer_segment_id"] = Conflict(f"customer segment id {csid!r} is already "
-                                                     f"used by segment #{taken}")
+            errors["customer_segment_id"] = Conflict(f"Customer segment id {csid!r} is already "
+                                                     f"used by segment #{taken}.")
     if segment is None:
         limit = _limit("LIMIT_SEGMENTS", 10_000)
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
         if count >= limit:
-            errors["segment"] = (f"the limit is {limit:,} segment{'' if limit == 1 else 's'} "
+            errors["segment"] = (f"The limit is {limit:,} segment{'' if limit == 1 else 's'} "
                                  "and it is reached; "
-                                 "delete a segment you no longer need first")
+                                 "delete a segment you no longer need first.")
     elif kind is not None and kind != segment.kind and has_content(segment):
-        errors["kind"] = (f"the kind cannot change from {segment.kind} to {kind} once the "
+        errors["kind"] = (f"The kind cannot change from {segment.kind} to {kind} once the "
                           "segment has members, list entries or overrides; create a new "
-                          "segment instead")
+                          "segment instead.")
     if errors:
         raise SegmentError(errors)
     return out
@@ -471,17 +478,17 @@ def _check_customer_id(csid: str | None, errors: dict[str, str]) -> None:
     if not _CUSTOMER_ID_RE.match(csid):
         bad = sorted({ch for ch in csid if not _CUSTOMER_ID_RE.match(ch)})
         shown = " ".join("space" if ch == " " else repr(ch) for ch in bad[:10])
-        errors["customer_segment_id"] = (f"customer_segment_id {csid[:60]!r} contains {shown}; "
-                                         f"it may use only {CUSTOMER_ID_RULE}")
+        errors["customer_segment_id"] = (f"Customer segment id {csid[:60]!r} contains "
+                                         f"{shown}; it may use only {CUSTOMER_ID_RULE}.")
     elif csid.isdigit():
-        errors["customer_segment_id"] = (f"customer_segment_id {csid!r} is only digits, so "
+        errors["customer_segment_id"] = (f"Customer segment id {csid!r} is only digits, so "
                                          f"/segments/{csid} would mean segment #{csid}; add a "
                                          f"letter or prefix, e.g. \"crm-{csid}\" (letters, "
-                                         "digits and - _ . : ~ are allowed)")
+                                         "digits and - _ . : ~ are allowed).")
     elif set(csid) == {"."}:
-        errors["customer_segment_id"] = (f"customer_segment_id {csid!r} cannot be only dots "
+        errors["customer_segment_id"] = (f"Customer segment id {csid!r} cannot be only dots "
                                          f"(a URL path treats it as a directory); it may use "
-                                         f"only {CUSTOMER_ID_RULE}")
+                                         f"only {CUSTOMER_ID_RULE}.")
 
 
 def _canonical_keys(data: dict) -> dict[str, Any]:

@@ -87,7 +87,8 @@ def _check_url(value: Any) -> str:
         raise ValueError("Enter the URL that receives the events, e.g. https://example.com/hooks.")
     url = value.strip()
     if len(url) > MAX_URL:
-        raise ValueError(f"The URL is longer than {MAX_URL:,} characters.")
+        raise ValueError(f"Receiver URL must be at most {MAX_URL:,} characters "
+                         f"({len(url):,} given).")
     if any(ch.isspace() for ch in url):
         raise ValueError("The URL must not contain spaces.")
     try:
@@ -112,7 +113,8 @@ def _check_description(value: Any) -> str:
         raise ValueError("The description must be text.")
     value = value.strip()
     if len(value) > MAX_DESCRIPTION:
-        raise ValueError(f"The description is longer than {MAX_DESCRIPTION} characters.")
+        raise ValueError(f"Description must be at most {MAX_DESCRIPTION:,} characters "
+                         f"({len(value):,} given).")
     return value
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import RadioField, SelectField, StringField
-from wtforms.validators import Length, Optional
+from wtforms.validators import Optional
+
+from webapp.wording import MaxLength
 
 MODE_CHOICES = [
     ("add", "Add — put the file's members on the list"),
@@ -23,7 +25,7 @@ class UploadForm(FlaskForm):
                      description="CSV (with or without a header) or plain text with one member "
                                  "id, external id or email per line; UTF-8.")
     mode = RadioField("What to do", choices=MODE_CHOICES, default="add")
-    column = StringField("Identifier column", validators=[Optional(), Length(max=255)],
+    column = StringField("Identifier column", validators=[Optional(), MaxLength(255)],
                          description="Header name or column number; leave empty to detect it.")
     header = SelectField("Header row", choices=HEADER_CHOICES, default="auto")
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, SelectMultipleField, StringField, URLField, widgets
-from wtforms.validators import DataRequired, Length
+
+from webapp.wording import MaxLength, Required
 
 ACTION_CHOICES = [("ADD", "ADD — a member joins a segment"),
                   ("REMOVE", "REMOVE — a member leaves a segment")]
@@ -23,15 +24,14 @@ class MultiCheckboxField(SelectMultipleField):
 class WebhookForm(FlaskForm):
     """A webhook subscription: where to send which events."""
 
-    url = URLField("Receiver URL", validators=[DataRequired(message="Enter the receiver URL."),
-                                               Length(max=2000)],
+    url = URLField("Receiver URL", validators=[Required(), MaxLength(2000)],
                    description="http:// or https:// on a public internet address (internal "
                                "hosts are refused); receives signed POSTs of event batches.")
-    description = StringField("Description", validators=[Length(max=200)],
+    description = StringField("Description", validators=[MaxLength(200)],
                               description="Who receives it, e.g. 'CRM sync'.")
     actions = MultiCheckboxField("Actions", choices=ACTION_CHOICES, default=["ADD", "REMOVE"],
-                                 validators=[DataRequired(message="Choose at least one action.")])
-    segments = StringField("Segments", validators=[Length(max=2000)],
+                                 validators=[Required("Choose at least one action.")])
+    segments = StringField("Segments", validators=[MaxLength(2000)],
                            description="Segment ids or customer segment ids, separated by "
                                        "commas. Leave empty for every segment.")
     active = BooleanField("Active (deliver events)", default=True)
