@@ -267,6 +267,29 @@ def test_recovery_code_works_once(app, client, auth, otp_clock):
     assert send_code(client, codes[1].replace("-", "")).status_code == 303
 
 
+def test_wrong_answers_to_turn_off_are_throttled(app, client, auth, otp_clock, monkeypatch):
+    now = utcnow()
+    monkeypatch.setattr(login_throttle, "utcnow", lambda: now)
+    app.config["LOGIN_ADDRESS_FREE_FAILURES"] = 2
+    user = auth.login("support")
+    enrol(client, user, otp_clock)
+    for _ in range(3):
+        assert client.post("/account/two-factor/off", data={"proof": "guess"}).status_code == 422
+    blocked = client.post("/account/two-factor/off", data={"proof": PASSWORD})
+    assert blocked.status_code == 422
+    assert "Too many wrong answers from your network. Try again in 1 second." in text(blocked)
+    assert fresh(user).totp_enabled
+
+
+def test_required_enrolment_redirects_htmx_requests_whole(app, client, auth):
+    app.config["REQUIRE_ADMIN_TOTP"] = True
+    make_user("admin", email="boss@example.test")
+    sign_in(client, "boss@example.test")
+    response = client.get("/segments/", headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/account/two-factor"
+
+
 def test_turning_off_needs_the_password_or_a_code(app, client, auth, otp_clock):
     user = auth.login("support")
     secret, _ = enrol(client, user, otp_clock)
@@ -302,7 +325,7 @@ def test_the_code_step_expires(app, client, auth, otp_clock, monkeypatch):
     otp_clock.advance(30)
     response = send_code(client, otp_clock.code(secret))
     assert response.status_code == 303 and response.location == "/login"
-    assert "Sign in again" in text(client.get("/login"))
+    assert "Sign in with your email and password first" in text(client.get("/login"))
     assert client.get("/").status_code == 302
 
 

@@ -18,6 +18,7 @@ from webapp.auth.forms import (
     TotpDisableForm,
 )
 from webapp.extensions import db
+from webapp.htmx import is_htmx
 from webapp.login_throttle import remember_device, remembered_accounts
 from webapp.models import User
 from webapp.services import accounts
@@ -104,7 +105,8 @@ def code():
     user, pending = _pending_user()
     if user is None:
         session.pop(PENDING_KEY, None)
-        flash("Sign in again: the sign-in was not finished within 5 minutes.", "info")
+        flash("Sign in with your email and password first. A sign-in waiting for its code "
+              "lasts 5 minutes.", "info")
         return redirect(url_for("auth.login"), code=303)
     form = CodeForm()
     if form.validate_on_submit():
@@ -182,7 +184,7 @@ def two_factor_off():
     form = TotpDisableForm()
     if form.validate_on_submit():
         try:
-            accounts.disable_totp(user, form.proof.data)
+            accounts.disable_totp(user, form.proof.data, address=request.remote_addr)
         except accounts.AccountError as exc:
             form.proof.errors = [*form.proof.errors, str(exc)]
         else:
@@ -206,6 +208,8 @@ def require_admin_totp():
     if request.path.startswith("/api/"):
         abort(403, "Administrators must turn on two-factor sign-in before using Beacon.")
     flash("Administrators must turn on two-factor sign-in before doing anything else.", "info")
+    if is_htmx():  # a whole page, not the enrolment page swapped into a fragment
+        return "", 204, {"HX-Redirect": url_for("auth.two_factor")}
     return redirect(url_for("auth.two_factor"), code=303)
 
 

@@ -225,13 +225,26 @@ def check_second_factor(user: User, code: str) -> bool:
     return _accept_totp(user, code) or _accept_recovery_code(user, code)
 
 
-def disable_totp(user: User, proof: str) -> None:
-    """Switch two-factor sign-in off, confirmed by the password, a code or a recovery code."""
+def disable_totp(user: User, proof: str, *, address: str | None) -> None:
+    """Switch two-factor sign-in off, confirmed by the password, a code or a recovery code.
+
+    Wrong answers count against the client address like failed sign-ins, so a borrowed
+    session cannot be used to guess the password here.
+    """
+    from webapp import login_throttle as throttle
+
     if not user.totp_enabled:
         raise AccountError("Two-factor sign-in is already off.")
+    counters = throttle.store()
+    by_address = throttle.address_key(address)
+    wait = counters.hit(by_address, throttle.address_policy())
+    if wait:
+        raise AccountError("Too many wrong answers from your network. Try again in "
+                           f"{throttle.wait_text(wait)}.")
     if not (verify_password(user.password_hash, proof or "")
             or check_second_factor(user, proof)):
         raise AccountError("That is neither your password nor a valid code.")
+    counters.undo(by_address)
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
