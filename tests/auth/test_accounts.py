@@ -368,3 +368,25 @@ def test_the_setting_is_read_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("REQUIRE_ADMIN_TOTP", "maybe")
     with pytest.raises(RuntimeError, match="REQUIRE_ADMIN_TOTP must be 1 or 0"):
         config.load(str(tmp_path))
+
+
+def test_an_admin_turns_off_a_users_two_factor_sign_in(app, client, auth, otp_clock):
+    user = auth.login("support", email="lost.phone@example.test")
+    enrol(client, user, otp_clock)
+    client.post("/logout")
+    before = fresh(user).last_login_at
+    sign_in(client, user.email)  # the password step alone is not a sign-in
+    assert fresh(user).last_login_at == before
+    admin_browser = app.test_client()
+    assert sign_in(admin_browser, make_user("admin", email="boss@example.test").email) \
+        .location == "/"
+    page = text(admin_browser.get("/admin/users"))
+    assert "Turn off two-factor sign-in for lost.phone@example.test" in page
+    response = admin_browser.post(f"/admin/users/{user.id}/two-factor-off",
+                                  follow_redirects=True)
+    assert "Two-factor sign-in is off for lost.phone@example.test" in text(response)
+    assert not fresh(user).totp_enabled
+    assert actions()[-1] == "user.totp_off"
+    again = admin_browser.post(f"/admin/users/{user.id}/two-factor-off", follow_redirects=True)
+    assert "already off for lost.phone@example.test" in text(again)
+    assert sign_in(client, user.email).location == "/"

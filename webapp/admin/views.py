@@ -11,7 +11,12 @@ from webapp.admin import bp
 from webapp.admin.forms import EmptyForm, TokenCreateForm, UserCreateForm, UserUpdateForm
 from webapp.extensions import db
 from webapp.models import ApiToken, AuditEntry, User
-from webapp.services.accounts import AccountError, create_reset_link, reset_hours
+from webapp.services.accounts import (
+    AccountError,
+    admin_disable_totp,
+    create_reset_link,
+    reset_hours,
+)
 from webapp.services.audit import diff, record
 from webapp.services.tokens import create_token
 from webapp.services.users import UserError, create_user, update_user
@@ -75,6 +80,23 @@ def reset_link(user_id: int):
     # Post/redirect/get, as for API tokens: the link rides in the signed session once.
     session["reset_link"] = {"email": user.email, "hours": reset_hours(),
                              "url": url_for("auth.reset", token=raw, _external=True)}
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.route("/users/<int:user_id>/two-factor-off", methods=["POST"])
+@access("admin")
+def two_factor_off(user_id: int):
+    """Turn a user's two-factor sign-in off (they lost their phone and recovery codes)."""
+    user = db.session.get(User, user_id) or abort(404)
+    if not EmptyForm().validate_on_submit():
+        flash("Nothing was changed: the form was incomplete or expired. Try again.", "error")
+        return redirect(url_for("admin.users"), code=303)
+    try:
+        admin_disable_totp(user, current_user._get_current_object())
+    except AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Two-factor sign-in is off for {user.email}; they were signed out.", "success")
     return redirect(url_for("admin.users"), code=303)
 
 

@@ -245,12 +245,28 @@ def disable_totp(user: User, proof: str, *, address: str | None) -> None:
             or check_second_factor(user, proof)):
         raise AccountError("That is neither your password nor a valid code.")
     counters.undo(by_address)
+    _switch_off(user)
+    record(user.label, "user.totp_off", "user", user.id,
+           f"{user.email} turned off two-factor sign-in")
+    db.session.commit()
+
+
+def _switch_off(user: User) -> None:
     user.totp_secret = None
     user.totp_enabled_at = None
     user.totp_last_step = None
     db.session.execute(RecoveryCode.__table__.delete().where(RecoveryCode.user_id == user.id))
-    record(user.label, "user.totp_off", "user", user.id,
-           f"{user.email} turned off two-factor sign-in")
+
+
+def admin_disable_totp(user: User, actor: User) -> None:
+    """An admin switches a user's two-factor sign-in off (a lost phone and recovery codes);
+    the user's sessions end, and they can enrol again with a new key."""
+    if not user.totp_enabled:
+        raise AccountError(f"Two-factor sign-in is already off for {user.email}.")
+    _switch_off(user)
+    user.session_version += 1
+    record(actor.label, "user.totp_off", "user", user.id,
+           f"Turned off two-factor sign-in for {user.email} (their sessions ended)")
     db.session.commit()
 
 
@@ -278,6 +294,8 @@ def sign_in_code(user: User, code: str, *, address: str | None,
                             "from your authenticator app, or one of your recovery codes.")
     counters.undo(by_address)
     counters.clear(by_account)
+    user.last_login_at = utcnow()
+    db.session.commit()
     return SignIn(user, None)
 
 
