@@ -41,6 +41,26 @@ def _number(name: str, default: int) -> int:
     return int(raw)
 
 
+def _positive(name: str, default: int) -> int:
+    """A whole number >= 1 from the environment, with a message naming the variable if not."""
+    value = _number(name, default)
+    if value < 1:
+        raise RuntimeError(f"{name} must be a whole number >= 1, not {value}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off, with a message if neither."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name} must be 1 or 0, not {raw!r}")
+
+
 def _allowed_hosts() -> tuple[str, ...]:
     """WEBHOOK_ALLOWED_HOSTS as normalised entries, with a message naming the variable if bad."""
     from webapp.services.webhook_addresses import parse_allowed_hosts
@@ -76,6 +96,10 @@ def load(instance_path: str) -> dict:
         "LOGIN_ACCOUNT_FREE_FAILURES": 5,
         "LOGIN_BACKOFF_MAX_SECONDS": 900,
         "LOGIN_FAILURE_MEMORY_SECONDS": 24 * 3600,
+        # Accounts: how long an admin-made password-reset link works, and whether admins
+        # must use two-factor sign-in (TOTP) before they can do anything else.
+        "PASSWORD_RESET_HOURS": _positive("PASSWORD_RESET_HOURS", 24),
+        "REQUIRE_ADMIN_TOTP": _flag("REQUIRE_ADMIN_TOTP", False),
         "LIMIT_SEGMENTS": 10_000,
         "LIMIT_CRITERIA": 50,
         "LIMIT_STATIC_MEMBERS": 5_000_000,

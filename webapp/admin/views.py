@@ -11,6 +11,12 @@ from webapp.admin import bp
 from webapp.admin.forms import EmptyForm, TokenCreateForm, UserCreateForm, UserUpdateForm
 from webapp.extensions import db
 from webapp.models import ApiToken, AuditEntry, User
+from webapp.services.accounts import (
+    AccountError,
+    admin_disable_totp,
+    create_reset_link,
+    reset_hours,
+)
 from webapp.services.audit import diff, record
 from webapp.services.tokens import create_token
 from webapp.services.users import UserError, create_user, update_user
@@ -37,7 +43,8 @@ def users():
         status = 422
     rows = db.session.scalars(select(User).order_by(User.email)).all()
     return render_template("admin/users.html", users=rows, form=form,
-                           update_form=UserUpdateForm()), status
+                           update_form=UserUpdateForm(),
+                           reset_link=session.pop("reset_link", None)), status
 
 
 @bp.route("/users/<int:user_id>", methods=["POST"])
@@ -54,6 +61,42 @@ def update(user_id: int):
             flash(str(exc), "error")
     else:
         flash("The change could not be saved: the form was incomplete or expired.", "error")
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.route("/users/<int:user_id>/reset-link", methods=["POST"])
+@access("admin")
+def reset_link(user_id: int):
+    """Make a one-time password-reset link for a user, shown once to pass on."""
+    user = db.session.get(User, user_id) or abort(404)
+    if not EmptyForm().validate_on_submit():
+        flash("The link was not made: the form was incomplete or expired. Try again.", "error")
+        return redirect(url_for("admin.users"), code=303)
+    try:
+        raw = create_reset_link(user, current_user._get_current_object())
+    except AccountError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.users"), code=303)
+    # Post/redirect/get, as for API tokens: the link rides in the signed session once.
+    session["reset_link"] = {"email": user.email, "hours": reset_hours(),
+                             "url": url_for("auth.reset", token=raw, _external=True)}
+    return redirect(url_for("admin.users"), code=303)
+
+
+@bp.route("/users/<int:user_id>/two-factor-off", methods=["POST"])
+@access("admin")
+def two_factor_off(user_id: int):
+    """Turn a user's two-factor sign-in off (they lost their phone and recovery codes)."""
+    user = db.session.get(User, user_id) or abort(404)
+    if not EmptyForm().validate_on_submit():
+        flash("Nothing was changed: the form was incomplete or expired. Try again.", "error")
+        return redirect(url_for("admin.users"), code=303)
+    try:
+        admin_disable_totp(user, current_user._get_current_object())
+    except AccountError as exc:
+        flash(str(exc), "error")
+    else:
+        flash(f"Two-factor sign-in is off for {user.email}; they were signed out.", "success")
     return redirect(url_for("admin.users"), code=303)
 
 

@@ -103,8 +103,9 @@ def authenticate(email: str, password: str, *, address: str | None,
     counters.clear(by_account)
     if not user.active:
         return SignIn(None, "This account has been deactivated. Ask an administrator.")
-    user.last_login_at = utcnow()
-    db.session.commit()
+    if not user.totp_enabled:  # else signed in only once the second step succeeds
+        user.last_login_at = utcnow()
+        db.session.commit()
     return SignIn(user, None)
 
 
