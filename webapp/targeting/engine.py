@@ -371,11 +371,12 @@ def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCri
     `match(member, env)` tests every criterion in turn (include, then exclude), with the same
     answers, in the same order, as calling each criterion's test; `bind(env, slow)` makes a
     `compile_segment` matcher `matcher(member, memberships=None)` for a fixed `env` (`slow`
-    answers with memberships); `explain(member, env)` returns what :func:`explain_rules` does,
-    the same nodes as calling each criterion's explainer. The commonest criteria are inlined
-    (see `_INLINE_HOLDS`), the others call their own test or explainer. Criterion values,
-    labels and field names reach the code as arguments of a factory, never as source text, so
-    the source depends only on the definition's shape and is compiled once per shape.
+    answers with memberships); `explain(member, env)` returns whether the rules match and
+    the include/exclude nodes, the same nodes as calling each criterion's explainer. The
+    commonest criteria are inlined (see `_INLINE_HOLDS`), the others call their own test or
+    explainer. Criterion values, labels and field names reach the code as arguments of a
+    factory, never as source text, so the source depends only on the definition's shape and is
+    compiled once per shape.
     """
     consts: dict[str, Any] = {"plain": _PLAIN, "jsonable": jsonable}
     match: list[str] = []
@@ -785,12 +786,6 @@ def compile_segment(definition: Any, *, now: datetime | None = None, tz: str | t
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-def criterion_node(cc: CompiledCriterion, m: Member, env: Env, *, excluding: bool = False
-                   ) -> dict[str, Any]:
-    """The explanation node of one criterion for one member."""
-    return (cc.explain_exclude if excluding else cc.explain_include)(m, env)
-
-
 def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
                     pred: Callable[[Any, Env], bool], negative: bool, label: str,
                     gap_fn: Callable[[Any, Env, Member], str | None], excluding: bool
@@ -823,11 +818,6 @@ def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
                 "expected": expected, "gap": None if passed else gap_fn(actual, env, m),
                 "children": []}
     return explain
-
-
-def explain_rules(compiled: CompiledDefinition, m: Member, env: Env) -> tuple[bool, list[dict]]:
-    """Whether the rules match, and the include/exclude nodes that say why."""
-    return compiled.explain(m, env)
 
 
 def _explain_each(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
