@@ -44,7 +44,8 @@ from webapp.targeting import (
     evaluate_reward,
     segment_membership,
 )
-from webapp.targeting.engine import make_env, node
+from webapp.targeting.env import make_env
+from webapp.targeting.result import node
 from webapp.targeting.values import member_datetime
 from webapp.targeting.visibility import compiled_refs, validate_audience
 from webapp.timeutil import utcnow

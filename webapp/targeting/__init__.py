@@ -1,12 +1,13 @@
 """Beacon's targeting core: criteria, segment membership, audiences and visibility (SPEC §3-§4).
 
 Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models.
-The explanation tree format is documented in :mod:`webapp.targeting.engine`; the SQL compiler
+The explanation tree format is documented in :mod:`webapp.targeting.result`; the SQL compiler
 is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs SQLAlchemy).
 """
 
 from __future__ import annotations
 
+from webapp.targeting.compiler import compile_definition
 from webapp.targeting.criteria import (
     Criterion,
     DateValue,
@@ -20,15 +21,10 @@ from webapp.targeting.criteria import (
     parse_definition,
     referenced_segments,
 )
-from webapp.targeting.engine import (
-    SegmentResult,
-    compile_definition,
-    compile_segment,
-    evaluate_segment,
-    matches,
-)
+from webapp.targeting.engine import compile_segment, evaluate_segment, matches
 from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
 from webapp.targeting.graph import cycle_path, dependency_order, dependents, find_cycle
+from webapp.targeting.result import SegmentResult
 from webapp.targeting.schema import (
     FIELD_ALIASES,
     FIELDS,

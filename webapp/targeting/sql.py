@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.targeting import schema as s
 from webapp.targeting.criteria import Criterion, Definition, parse_definition
-from webapp.targeting.engine import Env, make_env
+from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.values import age_cutoff, fold, is_number
 

@@ -3,7 +3,7 @@
 Segment membership is evaluated live from :class:`SegmentFacts` (definition, whether the member
 is on the static list, the member's override), recursively for `segment` criteria. The tree is
 offer/reward -> audience or required segments -> segment -> override / list / criterion, with
-nodes as described in :mod:`webapp.targeting.engine`.
+nodes as described in :mod:`webapp.targeting.result`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from webapp.targeting.engine import (
-    CompiledDefinition,
-    Env,
-    SegmentResult,
-    _plural,
-    compile_definition,
-    explain_membership,
-    make_env,
-    node,
-)
+from webapp.targeting.compiler import CompiledDefinition, compile_definition
+from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
+from webapp.targeting.gaps import _plural
+from webapp.targeting.result import SegmentResult, explain_membership, node
 from webapp.targeting.values import age_on, anniversary, member_date, member_datetime
 
 AGE_WITHIN = "age_within"
