@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 
 from webapp.targeting import SegmentDefinitionError, parse_criterion
 from webapp.targeting import schema as ts
+from webapp.targeting.operators import REGISTRY
 
 GROUPS = ("include", "exclude")
 
@@ -35,20 +36,6 @@ JSON_TYPES: tuple[tuple[str, str], ...] = (
     ("list", "list of text"),
 )
 
-_OPERATOR_WORDS = {
-    ts.EQUALS: "is", ts.NOT_EQUALS: "is not", ts.IN: "is one of", ts.NOT_IN: "is none of",
-    ts.CONTAINS: "contains", ts.NOT_CONTAINS: "does not contain", ts.GTE: "is at least",
-    ts.GT: "is more than", ts.LTE: "is at most", ts.LT: "is less than", ts.EXISTS: "is set",
-    ts.NOT_EXISTS: "is not set",
-}
-_DATE_WORDS = {ts.EQUALS: "is on", ts.NOT_EQUALS: "is not on", ts.GTE: "is on or after",
-               ts.GT: "is after", ts.LTE: "is on or before", ts.LT: "is before"}
-_BADGE_WORDS = {ts.CONTAINS: "has badge", ts.NOT_CONTAINS: "does not have badge",
-                ts.IN: "has any of", ts.NOT_IN: "has none of", ts.EQUALS: "are exactly",
-                ts.NOT_EQUALS: "are not exactly", ts.EXISTS: "are set",
-                ts.NOT_EXISTS: "are not set"}
-_SEGMENT_WORDS = {ts.IN: "is in", ts.NOT_IN: "is not in"}
-
 _NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -66,9 +53,7 @@ def operator_choices(kind: str | None) -> list[tuple[str, str]]:
     """(operator, words) that fit a field type, from the core's table."""
     if kind is None:
         return []
-    words = (_DATE_WORDS if kind in (ts.DATE, ts.DATETIME) else _BADGE_WORDS if kind == ts.LIST
-             else _SEGMENT_WORDS if kind == ts.SEGMENT else {})
-    return [(op, words.get(op, _OPERATOR_WORDS[op])) for op in ts.OPERATORS_BY_TYPE[kind]]
+    return [(op, REGISTRY[op].builder_words(kind)) for op in ts.OPERATORS_BY_TYPE[kind]]
 
 
 def short_message(message: str) -> str:

@@ -19,13 +19,11 @@ from webapp.targeting.criteria import (
 from webapp.targeting.env import Env, Member, _threshold
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.gaps import _FLIP, make_gap
+from webapp.targeting.operators import REGISTRY
 from webapp.targeting.values import (
     age_on,
     fold,
-    is_number,
     jsonable,
-    make_equals,
-    make_in,
     member_date,
     member_datetime,
 )
@@ -115,12 +113,6 @@ def _segment_check(env: Env, c: Criterion) -> Callable[[int], bool]:
             "the member's memberships")
     return env.in_segment
 
-_ORDER = {
-    s.GT: lambda a, b: a > b, s.GTE: lambda a, b: a >= b,
-    s.LT: lambda a, b: a < b, s.LTE: lambda a, b: a <= b,
-}
-
-
 def _positive(c: Criterion) -> Callable[[Any, Env], bool]:
     """The positive operator's test on a present (non-null) member value."""
     op = c.operator
@@ -131,8 +123,6 @@ def _positive(c: Criterion) -> Callable[[Any, Env], bool]:
         value = _lower_all(value)
     elif c.case_insensitive:
         fold_fn = fold
-    if op == s.EXISTS:
-        return lambda v, env: True
     if c.kind == s.SEGMENT:
         ids = tuple(value)
 
@@ -140,42 +130,17 @@ def _positive(c: Criterion) -> Callable[[Any, Env], bool]:
             check = _segment_check(env, c)
             return any(check(i) for i in ids)
         return in_any
-    if c.kind in (s.DATE, s.DATETIME):
+    if c.kind in (s.DATE, s.DATETIME) and (op == s.EQUALS or op in s.ORDERING):
         thr = _threshold(c)
         cls = date if c.kind == s.DATE else datetime
         if op == s.EQUALS:
             return lambda v, env: v.__class__ is cls and v == thr(env)
-        cmp = _ORDER[op]
+        cmp = REGISTRY[op].compare
+        assert cmp is not None
         return lambda v, env: v.__class__ is cls and cmp(v, thr(env))
-    if op == s.EQUALS:
-        eq = make_equals(value, fold_fn)
-        return lambda v, env: eq(v)
-    if op == s.IN:
-        one = make_in(value, fold_fn)
-
-        def in_(v: Any, env: Env) -> bool:
-            if v.__class__ is list:
-                return any(one(x) for x in v)
-            return one(v)
-        return in_
-    if op == s.CONTAINS:
-        elem = make_equals(value, fold_fn)
-        if isinstance(value, str):
-            sub = fold_fn(value) if fold_fn else value
-
-            def contains_str(v: Any, env: Env) -> bool:
-                if isinstance(v, str):
-                    return sub in (fold_fn(v) if fold_fn else v)
-                if v.__class__ is list:
-                    return any(elem(x) for x in v)
-                return False
-            return contains_str
-
-        def contains_elem(v: Any, env: Env) -> bool:
-            return v.__class__ is list and any(elem(x) for x in v)
-        return contains_elem
-    cmp = _ORDER[op]
-    return lambda v, env: is_number(v) and cmp(v, value)
+    hook = REGISTRY[op].python
+    assert hook is not None, f"{op} is negative: compile its positive operator"
+    return hook(c, value, fold_fn)
 
 
 def _lower_all(value: Any) -> Any:

@@ -17,6 +17,7 @@ from typing import Any
 
 from webapp.targeting import schema as s
 from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.operators import REGISTRY
 from webapp.targeting.values import (
     format_number,
     is_number,
@@ -215,13 +216,18 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
     value = raw.get("value")
     date_value: DateValue | None = None
 
-    if op in (s.EXISTS, s.NOT_EXISTS):
+    operator = REGISTRY[op]
+    if operator.shape == "none":
         if has_value:
             raise fail(f"{op} takes no value")
         value = None
     elif not has_value:
         raise fail(f"{op} needs a value")
-    elif op in (s.IN, s.NOT_IN):
+    elif operator.check is not None:
+        problem = operator.check(value, kind)
+        if problem:
+            raise fail(problem)
+    elif operator.shape == "list":
         if not isinstance(value, list):
             raise fail(f"{op} takes a list")
         value = list(value)
@@ -361,8 +367,6 @@ def is_time_dependent(raw: Any) -> bool:
 
 _UNITS = {"points": "points", "xp": "XP", "coins": "coins", "age": "years"}
 _DATE_VERBS = {"created_at": "joined", "updated_at": "updated", "birthday": "born"}
-_ORDER_WORDS = {s.GTE: "at least", s.GT: "more than", s.LTE: "at most", s.LT: "less than"}
-_DATE_WORDS = {s.GTE: "on or after", s.GT: "after", s.LTE: "on or before", s.LT: "before"}
 
 
 def _field_name(c: Criterion) -> str:
@@ -432,14 +436,11 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
             return f"{verb} on {_date_text(c)}"
         if op == s.NOT_EQUALS:
             return f"not {verb} on {_date_text(c)}"
-        return f"{verb} {_DATE_WORDS[op]} {_date_text(c)}"
+        return f"{verb} {REGISTRY[op].label_phrase(c.kind)} {_date_text(c)}"
     if op in s.ORDERING:
-        unit = ""
-        return f"{name} {_ORDER_WORDS[op]} {_render(c, v)}{unit}"
-    if op == s.EQUALS:
-        return f"{name} is {_render(c, v)}{ci}"
-    if op == s.NOT_EQUALS:
-        return f"{name} is not {_render(c, v)}{ci}"
+        return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_render(c, v)}"
+    if op in (s.EQUALS, s.NOT_EQUALS):
+        return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_render(c, v)}{ci}"
     if op == s.IN:
         return (f"{name} is {_join([_render(c, x) for x in v], 'or')}{ci}" if v
                 else f"{name} is one of (nothing)")
@@ -452,9 +453,7 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
         if len(shown) == 2:
             return f"{name} is neither {shown[0]} nor {shown[1]}{ci}"
         return f"{name} is none of {', '.join(shown)}{ci}"
-    if op == s.CONTAINS:
-        return f"{name} contains {_show(v)}{ci}"
-    return f"{name} does not contain {_show(v)}{ci}"
+    return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_show(v)}{ci}"
 
 
 def _who(label: str) -> str:
