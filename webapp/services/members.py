@@ -25,6 +25,7 @@ from webapp.extensions import db
 from webapp.models import Member, Override, Segment, SegmentMembership
 from webapp.services.audit import record
 from webapp.services.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
+from webapp.targeting.paths import key_problem
 from webapp.timeutil import utcnow
 
 FIELDS = ("external_id", "email", "birthday", "tier", "points", "xp", "coins", "badges",
@@ -63,8 +64,11 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key:
-                return "has an empty key"
+            if not isinstance(key, str):
+                return "has a key that is not a string"
+            problem = key_problem(key)
+            if problem:  # every other key can be named in a criterion (webapp.targeting.paths)
+                return f"has a {problem}"
             problem = _json_problem(item, depth + 1)
             if problem:
                 return problem

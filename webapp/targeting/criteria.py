@@ -2,15 +2,15 @@
 
 A criterion is ``{"field", "operator", "value", "case_insensitive"?}``. Parsing normalizes the
 accepted spellings (``customFields.x``, ``createdAt``, ``updatedAt``, ``caseInsensitive``) to the
-canonical snake_case form and checks the value's shape against the field's type; anything refused
-raises :class:`SegmentDefinitionError` naming the criterion, e.g.
+canonical snake_case form (a custom-field path in its one spelling, see
+:mod:`webapp.targeting.paths`) and checks the value's shape against the field's type; anything
+refused raises :class:`SegmentDefinitionError` naming the criterion, e.g.
 ``include[2] (points > "abc"): points takes a number``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -18,6 +18,14 @@ from typing import Any
 from webapp.targeting import schema as s
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.operators import REGISTRY
+from webapp.targeting.paths import (
+    CUSTOM_ROOT,
+    PathError,
+    custom_field,
+    key_problem,
+    parse_path,
+    path_steps,
+)
 from webapp.targeting.values import (
     format_number,
     is_number,
@@ -27,7 +35,6 @@ from webapp.targeting.values import (
     valid_number,
 )
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ALLOWED_KEYS = frozenset({"field", "operator", "value", "case_insensitive"})
 
 
@@ -98,8 +105,8 @@ def canonical_field(name: Any) -> str:
     """The canonical snake_case spelling of a field name (unknown names are returned as given)."""
     if not isinstance(name, str):
         return name
-    if name.startswith(s.CUSTOM_ALIAS_PREFIX):
-        return s.CUSTOM_PREFIX + name[len(s.CUSTOM_ALIAS_PREFIX):]
+    if name.startswith((s.CUSTOM_ALIAS_PREFIX, "customFields[")):
+        return "custom_fields" + name[len("customFields"):]
     return s.FIELD_ALIASES.get(name, name)
 
 
@@ -154,9 +161,11 @@ def _json_value_problem(value: Any, depth: int = 0) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
-                return (f"object key {_show(key)} must use only letters, digits, "
-                        "'_' and '-'")
+            if not isinstance(key, str):
+                return f"object key {_show(key)} is not a string"
+            problem = key_problem(key)
+            if problem:
+                return f"object {problem}"
             problem = _json_value_problem(item, depth + 1)
             if problem:
                 return problem
@@ -193,10 +202,11 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
             raise fail("name a custom field, e.g. custom_fields.vip")
         raise fail(f"unknown field {fld!r}; fields are {', '.join(s.FIELDS)}")
     if kind == s.ANY:
-        path = tuple(fld[len(s.CUSTOM_PREFIX):].split("."))
-        bad = [k for k in path if not _KEY_RE.match(k)]
-        if bad:
-            raise fail("a custom field path is keys of letters, digits, '_' or '-' joined by '.'")
+        try:
+            path = parse_path(fld[len(CUSTOM_ROOT):])
+        except PathError as exc:
+            raise fail(str(exc)) from None
+        fld = custom_field(path)
     op = raw.get("operator")
     if not isinstance(op, str) or op not in s.OPERATORS:
         raise fail(f"unknown operator {_show(op)}; operators are {', '.join(s.OPERATORS)}")
@@ -371,7 +381,7 @@ _DATE_VERBS = {"created_at": "joined", "updated_at": "updated", "birthday": "bor
 
 def _field_name(c: Criterion) -> str:
     if c.kind == s.ANY:
-        return "custom field " + ".".join(c.path)
+        return "custom field " + path_steps(c.path).removeprefix(".")
     return c.field
 
 

@@ -16,6 +16,7 @@ ANY = "any"
 SEGMENT = "segment"
 
 CUSTOM_PREFIX = "custom_fields."
+CUSTOM_QUOTED_PREFIX = "custom_fields["  # a first key in quotes (see webapp.targeting.paths)
 
 #: Every field a criterion may name (custom fields as the pattern ``custom_fields.<key>``).
 FIELDS: dict[str, str] = {
@@ -67,7 +68,7 @@ MAX_DAYS_AGO = 100_000
 
 def field_type(field: str) -> str | None:
     """The type of a canonical field name, or None when it is not a field."""
-    if field.startswith(CUSTOM_PREFIX):
+    if field.startswith((CUSTOM_PREFIX, CUSTOM_QUOTED_PREFIX)):
         return ANY
     kind = FIELDS.get(field)
     return None if field == "custom_fields.<key>" else kind
@@ -84,9 +85,9 @@ from webapp.targeting.operators import (  # noqa: E402
 )
 
 __all__ = [
-    "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "DATE", "DATETIME", "EQUALS",
-    "EXISTS", "FIELDS", "FIELD_ALIASES", "GT", "GTE", "IN", "INT64_MAX", "INT64_MIN", "INTEGER",
-    "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE", "MAX_INCLUDE", "NEGATIVE", "NOT_CONTAINS",
-    "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS", "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT",
-    "STRING", "VALUE_SHAPES", "field_type",
+    "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "CUSTOM_QUOTED_PREFIX", "DATE",
+    "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GT", "GTE", "IN", "INT64_MAX",
+    "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE", "MAX_INCLUDE",
+    "NEGATIVE", "NOT_CONTAINS", "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS",
+    "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT", "STRING", "VALUE_SHAPES", "field_type",
 ]

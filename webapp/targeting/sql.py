@@ -32,6 +32,7 @@ from webapp.targeting import schema as s
 from webapp.targeting.criteria import Criterion, Definition, parse_definition
 from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.paths import is_plain_key
 from webapp.targeting.values import age_cutoff, fold, is_number
 
 Bool = ColumnElement[bool]
@@ -98,7 +99,21 @@ class _SqliteNode:
         return sa.and_(self.is_("number"), self.value_expr.in_(values))
 
     def child(self, key: str) -> _SqliteNode:
-        return _SqliteNode(self.doc, f'{self.path}."{key}"')
+        if is_plain_key(key):
+            return _SqliteNode(self.doc, f'{self.path}."{key}"')
+        # A path label cannot name every key (SQLite compares it with the key as escaped in the
+        # stored text, and ends it at the first quote), so other keys are looked up with
+        # json_each, which compares the key itself. A list's elements have whole-number keys,
+        # which never equal a text key, so a key never indexes into a list.
+        each = sa.func.json_each(self.doc, self.path).table_valued("key", "type", "value")
+
+        def pick(column: Any) -> Any:
+            return (sa.select(column).where(each.c.key == key).limit(1)
+                    .correlate_except(each).scalar_subquery())
+        type_expr, value_expr = pick(each.c.type), pick(each.c.value)
+        # An object or array comes back as its JSON text: the document the next steps read.
+        doc = sa.case((type_expr.in_(("object", "array")), value_expr))
+        return _SqliteNode(doc, "$", type_expr, value_expr)
 
     def index(self, i: int) -> _SqliteNode:
         return _SqliteNode(self.doc, f"{self.path}[{i}]")
