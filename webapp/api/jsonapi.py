@@ -20,7 +20,6 @@ from flask_login import current_user
 
 from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 64
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
 

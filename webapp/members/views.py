@@ -214,7 +214,7 @@ def member_age(member: Member) -> int | None:
 
 
 def _tiers(member: Member) -> list[str]:
-    tiers = list(current_app.config.get("TIERS") or [])
+    tiers = list(current_app.config["TIERS"])
     if member.tier not in tiers:
         tiers.append(member.tier)
     return tiers

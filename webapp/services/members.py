@@ -131,7 +131,7 @@ def _clean(name: str, value: Any) -> Any:
             raise ValueError(f"birthday {value} is not between 1900-01-01 and today.")
         return day
     if name == "tier":
-        tiers = current_app.config.get("TIERS", ["bronze", "silver", "gold", "platinum"])
+        tiers = current_app.config["TIERS"]
         if value not in tiers:
             raise ValueError(f"tier is one of {', '.join(tiers)}.")
         return value
@@ -448,7 +448,7 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     from webapp.targeting import parse_definition
     from webapp.targeting.sql import compile_criteria
 
-    limit_criteria = current_app.config.get("LIMIT_CRITERIA", 50)
+    limit_criteria = current_app.config["LIMIT_CRITERIA"]
     parsed = parse_definition({"kind": "dynamic", "include": definition.get("include") or [],
                                "exclude": definition.get("exclude") or []},
                               max_include=limit_criteria, max_exclude=limit_criteria)

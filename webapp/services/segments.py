@@ -98,8 +98,8 @@ _KIND_WORDS = {"offer_audience": "offer", "reward": "reward", "segment": "segmen
 
 # --- input --------------------------------------------------------------------------------
 
-def _limit(name: str, default: int) -> int:
-    return int(current_app.config.get(name, default))
+def _limit(name: str) -> int:
+    return int(current_app.config[name])
 
 
 def _text(value: Any, key: str, errors: dict[str, str], *, max_len: int,
@@ -162,7 +162,7 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
         return None
     include = parse_criteria(definition.get("include"), "include", errors)
     exclude = parse_criteria(definition.get("exclude"), "exclude", errors)
-    limit = _limit("LIMIT_CRITERIA", ts.MAX_INCLUDE)
+    limit = _limit("LIMIT_CRITERIA")
     for group in ("include", "exclude"):
         items = definition.get(group) or []
         if isinstance(items, list | tuple) and len(items) > limit:
@@ -291,7 +291,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
             errors["customer_segment_id"] = (f"customer segment id {csid!r} is already used by "
                                              f"segment #{taken}")
     if segment is None:
-        limit = _limit("LIMIT_SEGMENTS", 10_000)
+        limit = _limit("LIMIT_SEGMENTS")
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
         if count >= limit:
             errors["segment"] = (f"the limit is {limit:,} segment{'' if limit == 1 else 's'} "
