@@ -25,6 +25,7 @@ from webapp.extensions import db
 from webapp.models import Member, Override, Segment, SegmentMembership
 from webapp.services.audit import record
 from webapp.services.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
+from webapp.services.rules import program_timezone, rules_condition
 from webapp.targeting.paths import key_problem
 from webapp.timeutil import utcnow
 
@@ -393,7 +394,7 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     segments = dynamic_segments_in_order()
     if not segments or not members:
         return 0
-    tz = current_app.config.get("TIMEZONE", "UTC")
+    tz = program_timezone()
     ids = [m.id for m in members]
     in_now: dict[str, set[int]] = defaultdict(set)
     overrides: dict[tuple[str, int], str] = {}
@@ -444,17 +445,14 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     `definition` holds `include` and `exclude` lists; raises SegmentDefinitionError for a
     criterion the core refuses. The page is ordered by member id, after `after` when given.
     """
-    from webapp.services.membership import members_t, memberships_t
+    from webapp.services.membership import members_t
     from webapp.targeting import parse_definition
-    from webapp.targeting.sql import compile_criteria
 
     limit_criteria = current_app.config["LIMIT_CRITERIA"]
     parsed = parse_definition({"kind": "dynamic", "include": definition.get("include") or [],
                                "exclude": definition.get("exclude") or []},
                               max_include=limit_criteria, max_exclude=limit_criteria)
-    condition = compile_criteria(parsed, members_t, dialect=db.session.get_bind().dialect.name,
-                                 now=now or utcnow(), tz=current_app.config.get("TIMEZONE", "UTC"),
-                                 memberships=memberships_t)
+    condition = rules_condition(parsed, now=now)
     count = db.session.scalar(select(func.count()).select_from(members_t).where(condition)) or 0
     query = select(Member).where(condition).order_by(Member.id).limit(limit)
     if after is not None:

@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
+from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
 from webapp.timeutil import parse_datetime, utcnow
 
@@ -292,23 +292,16 @@ def _segment_names(ids: Sequence[int]) -> dict[int, str]:
 # --- reach --------------------------------------------------------------------------------------
 
 
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
-
-
 def age_condition(minimum_age: int | None, maximum_age: int | None,
                   now: datetime | None = None) -> sa.ColumnElement[bool]:
     """SQL over `members`: age within [minimum, maximum] (SPEC §2; no birthday fails)."""
-    from webapp.targeting.sql import compile_criteria
-
     include = []
     if minimum_age is not None:
         include.append({"field": "age", "operator": ">=", "value": minimum_age})
     if maximum_age is not None:
         include.append({"field": "age", "operator": "<=", "value": maximum_age})
-    return compile_criteria({"kind": "dynamic", "include": include, "exclude": []},
-                            Member.__table__, dialect=db.session.get_bind().dialect.name,
-                            now=now or utcnow(), tz=_timezone())
+    return rules_condition({"kind": "dynamic", "include": include, "exclude": []}, now=now,
+                           memberships=False)
 
 
 def in_segments_condition(segment_ids: Sequence[int], *, every: bool

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +26,7 @@ from webapp.extensions import db
 from webapp.models import Member, Override, OverrideHistory, Segment
 from webapp.services.audit import record
 from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.rules import program_timezone
 from webapp.timeutil import utcnow
 
 STATUSES = ("add", "block")
@@ -99,7 +99,7 @@ def rules_say_in(segment: Segment, member: Member, now: datetime | None = None) 
 
     try:
         return matches(segment.definition(), member.attributes(), now=now or utcnow(),
-                       memberships=_member_segments(member.id), tz=_timezone())
+                       memberships=_member_segments(member.id), tz=program_timezone())
     except SegmentDefinitionError as exc:
         raise OverrideError(f"The rules of segment {segment.name} cannot be evaluated "
                             f"({exc}); fix the segment first.") from exc
@@ -433,8 +433,7 @@ def _member_segments(member_id: str) -> set[int]:
     return segment_ids_of(member_id)
 
 
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
+
 
 
 __all__ = [

@@ -45,6 +45,7 @@ from webapp.models import (
 )
 from webapp.services.audit import record
 from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
+from webapp.services.rules import rules_condition
 from webapp.targeting import (
     Criterion,
     Definition,
@@ -452,20 +453,9 @@ def delete_segment(segment: Segment, *, actor: str) -> None:
 
 # --- preview and warnings ---------------------------------------------------------------
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
-
-
 def rule_expression(d: Definition, now=None):
     """SQL boolean over `members` for a validated definition's rules (no overrides)."""
-    from webapp.targeting.sql import compile_criteria
-
-    return compile_criteria(d, members_t, dialect=_dialect(), now=now or utcnow(),
-                            tz=_timezone(), memberships=memberships_t)
+    return rules_condition(d, now=now)
 
 
 def _sample_columns():
