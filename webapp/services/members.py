@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import Member, Override, Segment, SegmentMembership
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.membership import Cause, apply_delta, dynamic_segments_in_order, refresh_member
 from webapp.services.rules import program_timezone, rules_condition
 from webapp.targeting.paths import key_problem
@@ -38,13 +39,8 @@ MAX_BADGES = 500
 MAX_CUSTOM_BYTES = 64 * 1024
 
 
-class MemberError(ValueError):
+class MemberError(ServiceError):
     """A refused member change; `.errors` maps each attribute to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str], status: int = 422):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-        self.status = status
 
 
 def _json_problem(value: Any, depth: int = 0) -> str | None:

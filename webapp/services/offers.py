@@ -16,8 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
+from webapp.targeting.audiences import describe_audience
 from webapp.timeutil import parse_datetime, utcnow
 
 OFFER_FIELDS = ("name", "external_id", "category", "description", "publish_at", "expire_at",
@@ -26,12 +28,8 @@ MAX_ID = 2**63 - 1  # ids beyond 64 bits never reach the database (no such segme
 LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
 
 
-class OfferError(ValueError):
+class OfferError(ServiceError):
     """A refused offer or audience change; `.errors` maps each field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
 # --- shared field parsing (rewards use the same rules) -----------------------------------------
@@ -203,23 +201,6 @@ def audience_snapshot(audience: Audience) -> dict[str, Any]:
             "configuration": dict(audience.configuration or {})}
 
 
-def _error_key(message: str) -> str:
-    """Which field an audience validation message is about."""
-    if message.startswith("audience_type"):
-        return "audience_type"
-    body = message.split(":", 1)[-1].strip()
-    if body.startswith(("unknown key", "configuration")):
-        return "configuration"
-    for key in ("minimum_age", "maximum_age"):
-        if body.startswith(key):
-            return f"configuration.{key}"
-    if body.startswith("give minimum_age"):
-        return "configuration.minimum_age"
-    if "segment" in body:
-        return "configuration.segments"
-    return "configuration"
-
-
 def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]:
     """SPEC §2 validation of one audience, segment ids checked against the database."""
     candidates: list[int] = []
@@ -232,20 +213,7 @@ def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]
         return validate_audience(audience_type, configuration, segment_ids=existing)
     except AudienceDefinitionError as exc:
         message = str(exc)
-        raise OfferError({_error_key(message): message}) from exc
-
-
-def describe_audience(audience_type: str, configuration: Mapping[str, Any],
-                      names: Mapping[int, str] | None = None) -> str:
-    """Plain words for an audience: 'age 18 to 25', 'in all of: VIPs, Londoners'."""
-    if audience_type == "age_within":
-        lo, hi = configuration.get("minimum_age"), configuration.get("maximum_age")
-        if lo is not None and hi is not None:
-            return f"age {lo} to {hi}"
-        return f"age at least {lo}" if lo is not None else f"age at most {hi}"
-    ids = configuration.get("segments") or []
-    listed = ", ".join((names or {}).get(i, f"segment #{i}") for i in ids)
-    return ("in all of: " if audience_type == "in_all_segments" else "in any of: ") + listed
+        raise OfferError({exc.field: message}) from exc
 
 
 def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,

@@ -44,6 +44,7 @@ from webapp.models import (
     SegmentMembership,
 )
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.services.rules import rules_condition
 from webapp.targeting import (
@@ -75,13 +76,13 @@ CUSTOMER_ID_RULE = ("letters A-Z and a-z, digits 0-9 and the characters - _ . : 
                     "number)")
 
 
-class SegmentError(ValueError):
+class SegmentError(ServiceError):
     """A refused segment operation; `.errors` maps a field or criterion path to its message."""
 
     def __init__(self, errors: dict[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" if not v.startswith(k) else v
-                                   for k, v in self.errors.items()))
+        # A criterion's message already starts with its path (include[2] (…): …).
+        super().__init__(errors, text="; ".join(f"{k}: {v}" if not v.startswith(k) else v
+                                                for k, v in errors.items()))
 
 
 class SegmentInUse(SegmentError):

@@ -7,6 +7,7 @@ is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs S
 
 from __future__ import annotations
 
+from webapp.targeting.audiences import AUDIENCE_TYPES, validate_audience
 from webapp.targeting.compiler import compile_definition
 from webapp.targeting.criteria import (
     Criterion,
@@ -35,13 +36,11 @@ from webapp.targeting.schema import (
 )
 from webapp.targeting.values import age_on
 from webapp.targeting.visibility import (
-    AUDIENCE_TYPES,
     Decision,
     SegmentFacts,
     evaluate_offer,
     evaluate_reward,
     segment_membership,
-    validate_audience,
 )
 
 __all__ = [
