@@ -1,8 +1,11 @@
 """Beacon's targeting core: criteria, segment membership, audiences and visibility (SPEC §3-§4).
 
 Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models.
-The explanation tree format is documented in :mod:`webapp.targeting.result`; the SQL compiler
-is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs SQLAlchemy).
+Modules by job: `schema`, `operators` (operator registry), `paths` (custom-field paths),
+`criteria`, `env`, `compiler`, `codegen`, `gaps`, `cache`, `result` (the explanation tree
+format), `engine` (entry points), `graph`, `audiences` (audience-type registry), `visibility`.
+The SQL compiler is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs
+SQLAlchemy).
 """
 
 from __future__ import annotations
