@@ -12,6 +12,7 @@ from webapp.targeting.values import zone
 
 Member = dict[str, Any]
 
+
 class Env:
     """What an evaluation needs besides the member: the clock, the zone and other memberships."""
 

@@ -13,8 +13,6 @@ from webapp.targeting.criteria import Criterion
 from webapp.targeting.env import Env, Member, _threshold
 from webapp.targeting.values import anniversary, format_number, is_number, member_date
 
-# --- gaps -----------------------------------------------------------------------------------
-
 _FLIP = {s.GTE: s.LT, s.GT: s.LTE, s.LTE: s.GT, s.LT: s.GTE}
 _UNITS = {"points": "points", "xp": "XP", "coins": "coins"}
 _DATE_VERBS = {"created_at": "joined", "updated_at": "updated", "birthday": "born"}
