@@ -5,7 +5,9 @@
 
 Builds a throw-away instance (SQLite in a temp folder unless `--database-url` is given):
 migrations, `flask demo seed`, extra offers up to 100 (with age, any-segment and
-all-segment audiences), a support-role token from `flask tokens create`. It then serves the
+all-segment audiences), limits on half of the offers (per-member monthly and rolling caps,
+global caps) with ten awards already made to the measured member, a support-role token from
+`flask tokens create`. It then serves the
 app and a tiny Flask app (one route returning a small JSON object) with the same gunicorn
 settings (gthread workers, keep-alive) on 127.0.0.1, and measures, one after the other:
 
@@ -253,6 +255,26 @@ PREPARE = textwrap.dedent('''
         ) or db.session.scalar(select(Member.id).limit(1))
         segment_id = db.session.scalar(
             select(Segment.id).order_by(Segment.size.desc(), Segment.id).limit(1))
+        # Limits on half of the offers (a monthly per-member cap with a global one, or a
+        # rolling 30-day cap), and the measured member has used ten of them.
+        from webapp.models import OfferFulfillment, OfferLimit, OfferUsage
+        offer_ids = list(db.session.scalars(select(Offer.id).order_by(Offer.id)))
+        for i, oid in enumerate(offer_ids):
+            if i % 4 == 0:
+                db.session.add(OfferLimit(offer_id=oid, limit_type="membership_award_count",
+                                          configuration={{"limit": 3,
+                                                          "window": {{"period": "month"}}}}))
+                db.session.add(OfferLimit(offer_id=oid, limit_type="global_award_count",
+                                          configuration={{"limit": 100000, "window": None}}))
+            elif i % 4 == 2:
+                db.session.add(OfferLimit(offer_id=oid, limit_type="membership_award_count",
+                                          configuration={{"limit": 2, "window": {{"days": 30}}}}))
+        for j, oid in enumerate(offer_ids[:20:2]):
+            db.session.add(OfferFulfillment(offer_id=oid, member_id=member_id,
+                                            external_id=f"bench-{{j}}", actor_label="bench",
+                                            fulfilled_at=now - timedelta(days=j)))
+            db.session.add(OfferUsage(offer_id=oid, activations=0, awards=1))
+        db.session.commit()
         # Distinct members for the many-members measure, in a fixed shuffled order.
         many = list(db.session.scalars(select(Member.id).order_by(Member.id)))
         rng.shuffle(many)

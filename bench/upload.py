@@ -12,7 +12,7 @@ foreign keys and rows). Throughput is rows per second; the targets are 0.5x the 
 SQLite and 0.8x on PostgreSQL.
 
 On PostgreSQL ours checks its foreign keys set-based when the role may set
-session_replication_role (webapp.membership.set_based_checks); a second measure runs ours
+session_replication_role (webapp.services.membership.set_based_checks); a second measure runs ours
 with the per-row foreign-key triggers, as for a role without that privilege. For scale, each
 round also times COPY into a new table like segment_memberships without foreign keys.
 

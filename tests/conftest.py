@@ -84,6 +84,38 @@ def _empty_tables() -> None:
     db.session.commit()
 
 
+PUBLIC_TEST_ADDRESS = "93.184.215.14"  # any globally routable address; nothing connects to it
+
+
+def fake_getaddrinfo(host, port, *args, **kwargs):
+    """The tests' resolver: no real DNS. Names under .com/.example are public, localhost is
+    loopback, an IP literal is itself, anything else does not exist."""
+    import ipaddress
+    import socket
+
+    name = str(host).lower().rstrip(".")
+    try:
+        address = str(ipaddress.ip_address(name))
+    except ValueError:
+        if name == "localhost":
+            address = "127.0.0.1"
+        elif name.endswith((".com", ".example")):
+            address = PUBLIC_TEST_ADDRESS
+        else:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sockaddr = (address, port, 0, 0) if family == socket.AF_INET6 else (address, port)
+    return [(family, socket.SOCK_STREAM, 6, "", sockaddr)]
+
+
+@pytest.fixture(autouse=True)
+def _no_real_dns(monkeypatch):
+    """Webhook URL checks resolve names with `fake_getaddrinfo`, never the network."""
+    from webapp.services import webhook_addresses as addresses
+
+    monkeypatch.setattr(addresses, "getaddrinfo", fake_getaddrinfo)
+
+
 @pytest.fixture
 def app(database_url):
     """A fresh app over empty tables."""
@@ -93,7 +125,8 @@ def app(database_url):
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "JOBS_SYNC": True,
-        "LOGIN_LOCK_SECONDS": 300,
+        # The local webhook receiver of the tests listens on the loopback address.
+        "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     })
     with app.app_context():
         _empty_tables()

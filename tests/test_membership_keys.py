@@ -1,6 +1,6 @@
 """PostgreSQL: a set-based add checks its foreign keys itself, exactly as the triggers would.
 
-webapp.membership._apply_returning turns segment_memberships' per-row foreign-key triggers
+webapp.services.membership._apply_returning turns segment_memberships' per-row foreign-key triggers
 off for its one statement (session_replication_role) and instead locks the members and the
 segment it adds FOR KEY SHARE in one join. These tests hold it to the same guarantees: the
 same rows and events as the per-row path, nothing added for a member that is gone, a member

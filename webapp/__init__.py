@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from webapp import access, config, errors
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
-from webapp.sessions import BeaconSessionInterface
+from webapp.sessions import BeaconSessionInterface, session_is_current
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,13 +54,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @login_manager.user_loader
     def load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id))
+        # A session from before a sign-out, password change or deactivation is no session.
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.active or not session_is_current(user):
+            return None
+        return user
 
     for name in BLUEPRINTS:
         module = importlib.import_module(f"webapp.{name}")
         app.register_blueprint(module.bp)
         if name == "api":
             csrf.exempt(module.bp)
+
+    if app.config.get("PROXY_COUNT"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
 
     app.after_request(_security_headers)
     errors.register(app)

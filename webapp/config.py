@@ -45,6 +45,16 @@ def _number(name: str, default: int) -> int:
     return int(raw)
 
 
+def _allowed_hosts() -> tuple[str, ...]:
+    """WEBHOOK_ALLOWED_HOSTS as normalised entries, with a message naming the variable if bad."""
+    from webapp.services.webhook_addresses import parse_allowed_hosts
+
+    try:
+        return parse_allowed_hosts(os.environ.get("WEBHOOK_ALLOWED_HOSTS", ""))
+    except ValueError as exc:
+        raise RuntimeError(f"WEBHOOK_ALLOWED_HOSTS: {exc}") from None
+
+
 def _seconds(name: str, default: float) -> float:
     """A number of seconds > 0 from the environment, with a message naming the variable if not."""
     raw = os.environ.get(name, "").strip()
@@ -116,8 +126,13 @@ def load(instance_path: str) -> dict:
         "WEBHOOK_BATCH_SIZE": _number("WEBHOOK_BATCH_SIZE", DEFAULTS["WEBHOOK_BATCH_SIZE"]),
         "WEBHOOK_MAX_ATTEMPTS": _number("WEBHOOK_MAX_ATTEMPTS", DEFAULTS["WEBHOOK_MAX_ATTEMPTS"]),
         "WEBHOOK_TIMEOUT": _seconds("WEBHOOK_TIMEOUT", DEFAULTS["WEBHOOK_TIMEOUT"]),
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCK_SECONDS": 300,
+        # Sign-in throttling (webapp/login_throttle.py): failures before backoff starts,
+        # per client address and per account (browsers it has not signed in with), the
+        # longest wait, and how long failures are remembered.
+        "LOGIN_ADDRESS_FREE_FAILURES": 10,
+        "LOGIN_ACCOUNT_FREE_FAILURES": 5,
+        "LOGIN_BACKOFF_MAX_SECONDS": 900,
+        "LOGIN_FAILURE_MEMORY_SECONDS": 24 * 3600,
         "LIMIT_SEGMENTS": 10_000,
         "LIMIT_CRITERIA": 50,
         "LIMIT_STATIC_MEMBERS": 5_000_000,
@@ -128,6 +143,11 @@ def load(instance_path: str) -> dict:
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
         "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS",
                                               DEFAULTS["WEBHOOK_LOG_RETENTION_DAYS"]),
+        # Hosts exempt from the internal-address check (local development, the test suite).
+        "WEBHOOK_ALLOWED_HOSTS": _allowed_hosts(),
+        # Reverse proxies in front of Beacon whose X-Forwarded-For/-Proto are trusted, so
+        # that sign-in throttling sees the client's address rather than the proxy's.
+        "PROXY_COUNT": _number("PROXY_COUNT", 0),
         "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
     }
 

@@ -6,6 +6,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from webapp.htmx import is_htmx
+from webapp.services.errors import Conflict  # noqa: F401  (re-exported for the API)
 
 TITLES = {
     400: "Bad request",

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -51,8 +52,8 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Raised to end every session of this user (sign-out, password change, deactivation).
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -64,6 +65,17 @@ class User(UserMixin, db.Model):
     def label(self) -> str:
         """How the user is named in history and audit lines."""
         return self.name or self.email
+
+
+class LoginThrottle(db.Model):
+    """Failed sign-ins of one client address or account (used when Redis is not configured)."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    blocked_until: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 
 class ApiToken(db.Model):
@@ -142,6 +154,10 @@ class Segment(db.Model):
     exclude: Mapped[list[dict]] = mapped_column(JSONType, default=list)
     size: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    archived_by_label: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_label: Mapped[str] = mapped_column(String(200), default="")
@@ -150,11 +166,29 @@ class Segment(db.Model):
 
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    tag_rows: Mapped[list[SegmentTag]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="SegmentTag.tag")
+
+    @property
+    def tags(self) -> list[str]:
+        """The segment's tags, sorted."""
+        return sorted(t.tag for t in self.tag_rows)
 
     def definition(self) -> dict[str, Any]:
         """The definition as the targeting core takes it."""
         return {"kind": self.kind, "include": list(self.include or []),
                 "exclude": list(self.exclude or [])}
+
+
+class SegmentTag(db.Model):
+    """A label on a segment, for organising and filtering many segments."""
+
+    __tablename__ = "segment_tags"
+
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
 class SegmentDependency(db.Model):
@@ -262,11 +296,17 @@ class Offer(db.Model):
     publish_at: Mapped[datetime | None] = mapped_column(DateTime)
     expire_at: Mapped[datetime | None] = mapped_column(DateTime)
     discontinued: Mapped[bool] = mapped_column(Boolean, default=False)
+    requires_activation: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                      server_default=sa_false())
+    must_fulfill_within_days: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
     audiences: Mapped[list[Audience]] = relationship(
         back_populates="offer", cascade="all, delete-orphan", order_by="Audience.id")
+    limits: Mapped[list[OfferLimit]] = relationship(
+        back_populates="offer", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="OfferLimit.id")
 
 
 class Audience(db.Model):
@@ -295,6 +335,72 @@ class AudienceSegment(db.Model):
         ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True)
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class OfferLimit(db.Model):
+    """A cap on an offer's activations or awards, over all members or per member (SPEC §8).
+
+    `configuration` is {limit, window} as webapp.targeting.limits.validate_limit returns it."""
+
+    __tablename__ = "offer_limits"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"), index=True)
+    limit_type: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    offer: Mapped[Offer] = relationship(back_populates="limits")
+
+
+class OfferActivation(db.Model):
+    """A member activated an offer; usable for one award until `expires_at` (if any)."""
+
+    __tablename__ = "offer_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    activated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ix_offer_activations_member", "member_id", "offer_id"),
+                      Index("ix_offer_activations_offer", "offer_id"), AUTOINCREMENT)
+
+
+class OfferFulfillment(db.Model):
+    """An award of an offer to a member, idempotent by the caller's external id."""
+
+    __tablename__ = "offer_fulfillments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int] = mapped_column(ForeignKey("offers.id", ondelete="CASCADE"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    activation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("offer_activations.id", ondelete="SET NULL"))
+    fulfilled_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (UniqueConstraint("offer_id", "external_id",
+                                       name="uq_offer_fulfillments_external"),
+                      Index("ix_offer_fulfillments_member", "member_id", "offer_id"),
+                      AUTOINCREMENT)
+
+
+class OfferUsage(db.Model):
+    """How many activations and awards an offer has made over all members (the global
+    limits' counts; written with each activation and fulfillment, under the offer's lock)."""
+
+    __tablename__ = "offer_usage"
+
+    offer_id: Mapped[int] = mapped_column(
+        ForeignKey("offers.id", ondelete="CASCADE"), primary_key=True)
+    activations: Mapped[int] = mapped_column(BigInteger, default=0)
+    awards: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Reward(db.Model):
@@ -328,6 +434,27 @@ class RewardRequiredSegment(db.Model):
         ForeignKey("rewards.id", ondelete="CASCADE"), primary_key=True)
     segment_id: Mapped[int] = mapped_column(
         ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True, index=True)
+
+
+class RewardRedemption(db.Model):
+    """A member redeemed a reward for its points; cancelling refunds them."""
+
+    __tablename__ = "reward_redemptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reward_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rewards.id", ondelete="SET NULL"))
+    reward_name: Mapped[str] = mapped_column(String(200), default="")
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="redeemed")
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (Index("ix_reward_redemptions_member", "member_id", "reward_id"),
+                      Index("ix_reward_redemptions_reward", "reward_id"), AUTOINCREMENT)
 
 
 class Upload(db.Model):

@@ -1,5 +1,11 @@
 """Signed-cookie sessions for people; none for machines presenting an API token.
 
+A person's session also carries the generation of that user's sessions
+(`users.session_version`) it was signed in with; the user loader accepts the session only
+while the user's generation is still the same. Signing out, a password change and an
+admin deactivating the user raise the generation, which ends every session of that user on
+the server: a copy of the cookie taken before stops working too.
+
 A request to /api/ with `Authorization: Bearer ...` is authenticated by its token alone
 (webapp.access), so its session cookie is neither read nor written: it gets an empty
 `DetachedSession` that Flask never saves (no Set-Cookie, no `Vary: Cookie`). Every other
@@ -9,11 +15,25 @@ set instead of on every request, and a request without a session cookie skips it
 
 from __future__ import annotations
 
-from flask import Flask, Request
+from flask import Flask, Request, session
 from flask.sessions import NullSession, SecureCookieSession, SecureCookieSessionInterface
+from flask_login import login_user
 from itsdangerous import URLSafeTimedSerializer
 
 from webapp.access import bearer_credentials
+
+SESSION_VERSION_KEY = "_sv"
+
+
+def start_session(user) -> None:
+    """Sign the user in to this browser, bound to the user's current session generation."""
+    login_user(user)
+    session[SESSION_VERSION_KEY] = user.session_version
+
+
+def session_is_current(user) -> bool:
+    """Whether this request's session was signed in with the user's current generation."""
+    return session.get(SESSION_VERSION_KEY) == user.session_version
 
 
 class DetachedSession(SecureCookieSession):

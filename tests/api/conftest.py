@@ -1,5 +1,5 @@
 """API test fixtures: token-authenticated clients whose every response is checked against the
-official JSON:API 1.0 schema (../shared/conformance/jsonapi/schema.json)."""
+official JSON:API 1.0 schema (tests/data/conformance/jsonapi/schema.json)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from webapp.services.tokens import create_token
 
 MEDIA = "application/vnd.api+json"
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "jsonapi" / \
-    "schema.json"
+JSONAPI_DATA = Path(__file__).resolve().parents[1] / "data" / "conformance" / "jsonapi"
+SCHEMA_PATH = JSONAPI_DATA / "schema.json"
 
 
 def _fix_patterns(node: Any) -> Any:

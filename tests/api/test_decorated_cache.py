@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.factories import make_member, make_offer, make_reward, make_segment
-from webapp.api.serializers import offer_attributes, reward_attributes
+from webapp.api.serializers import decision_attributes, offer_attributes, reward_attributes
 from webapp.extensions import db
 from webapp.models import Upload
 from webapp.services import decisions as visibility
@@ -69,8 +69,7 @@ def _core(member_id: str, kind: str, now: datetime) -> list[dict]:
     else:
         pairs, own = visibility.member_rewards(member, now=now), reward_attributes
     return [{"type": kind, "id": str(item.id), "attributes": {
-        **own(item), "visible_status": d.visible_status, "eligible": bool(d.eligible),
-        "reason": d.reason, "reasons": d.explanation}} for item, d in pairs]
+        **own(item), **decision_attributes(d)}} for item, d in pairs]
 
 
 def check(api, clock: Clock, members: list, stats: dict) -> None:
@@ -284,7 +283,14 @@ def test_a_member_value_that_looks_like_the_moment_is_not_cached(app, api, clock
 def test_catalog_token_changes_with_every_kind_of_catalog_write(app):
     import sqlalchemy as sa
 
-    from webapp.models import Audience, Offer, Reward, RewardRequiredSegment, Segment
+    from webapp.models import (
+        Audience,
+        Offer,
+        OfferLimit,
+        Reward,
+        RewardRequiredSegment,
+        Segment,
+    )
 
     tokens = [visibility.catalog_token()]
 
@@ -322,6 +328,14 @@ def test_catalog_token_changes_with_every_kind_of_catalog_write(app):
     assert changed()
     db.session.execute(sa.update(Reward).values(points=7))
     assert changed()
+    offer = make_offer("P")
+    changed()
+    db.session.execute(sa.insert(OfferLimit).values(
+        offer_id=offer.id, limit_type="global_award_count",
+        configuration={"limit": 3, "window": None}))
+    assert changed()
+    db.session.execute(sa.delete(OfferLimit))
+    assert changed()
     db.session.execute(sa.delete(Offer))
     assert changed()
     # a rolled-back change leaves the token as it was
@@ -354,3 +368,79 @@ def test_relative_boundary_is_when_the_gap_text_moves():
             assert text(now + span * k / 100 - (timedelta(microseconds=1) if k == 100
                                                  else timedelta(0))) == text(now)
         assert text(until) != text(now) or text(until + timedelta(microseconds=1)) != text(now)
+
+
+def test_cached_answers_follow_activations_fulfillments_redemptions_and_window_resets(
+        app, api, clock, monkeypatch):
+    """The member's counts key the cache: activations, awards (own and, for a global limit,
+    anyone's), redemptions and cancellations, and time moving a limit's window on (a rolling
+    window letting an award go, a calendar period ending) or an activation lapsing."""
+    from webapp.services import offer_activity as activity
+    from webapp.services import redemptions
+    from webapp.targeting.limits import period_bounds
+
+    monkeypatch.setattr(activity, "utcnow", clock)
+    monkeypatch.setattr(redemptions, "utcnow", clock)
+    start = clock.now
+    ana = make_member(external_id="ANA", points=300)
+    ben = make_member(external_id="BEN", points=50)
+    members = [ana, ben]
+    weekly = make_offer("Weekly coffee")
+    monthly = make_offer("Monthly treat")
+    launch = make_offer("Launch", requires_activation=True, must_fulfill_within_days=2)
+    mug = make_reward("Mug", points=100)
+    stats = {"hits": 0, "checks": 0}
+
+    def limit(offer, limit_type, n, window=None):
+        config = {"limit": n, **({"window": window} if window else {})}
+        assert api.post("/limits", {"data": {
+            "type": "limits", "attributes": {"limit_type": limit_type, "configuration": config},
+            "relationships": {"offer": {"data": {"type": "offers", "id": str(offer.id)}}}}}
+        ).status_code == 201
+
+    def fulfill(member, offer, ref):
+        response = api.post(f"/members/{member.id}/offers/{offer.id}/fulfillments", {"data": {
+            "type": "fulfillments", "attributes": {"external_id": ref}}})
+        assert response.status_code == 201, response.get_json()
+
+    limit(weekly, "membership_award_count", 1, {"days": 7})
+    limit(monthly, "membership_award_count", 1, {"period": "month"})
+    limit(launch, "global_activation", 1)
+    check(api, clock, members, stats)
+    fulfill(ana, weekly, "w-1")
+    check(api, clock, members, stats)
+    fulfill(ana, monthly, "m-1")
+    check(api, clock, members, stats)
+    # an activation by BEN reaches the global limit: ANA's answer changes too
+    assert api.post(f"/members/{ben.id}/offers/{launch.id}/activation").status_code == 201
+    check(api, clock, members, stats)
+    assert [d["attributes"]["visible_status"] for d in json.loads(
+        _get(api, f"/members/{ana.id}/offers", cache=True))["data"]
+        if d["id"] == str(launch.id)] == ["global_limit"]
+    # a redemption and its cancellation (points debited, then refunded)
+    redeemed = api.post("/redemptions", {"data": {"type": "redemptions", "attributes": {
+        "member": ana.id, "reward": str(mug.id)}}})
+    assert redeemed.status_code == 201
+    check(api, clock, members, stats)
+    assert api.patch(f"/redemptions/{redeemed.get_json()['data']['id']}/cancel"
+                     ).status_code == 200
+    check(api, clock, members, stats)
+    # BEN's activation lapses after two days (and the global count still holds)
+    clock.now = start + timedelta(days=2, seconds=1)
+    check(api, clock, members, stats)
+    # the rolling week lets ANA's award go: just before, at, and after
+    clock.now = start + timedelta(days=7)
+    check(api, clock, members, stats)
+    clock.now = start + timedelta(days=7, microseconds=1)
+    check(api, clock, members, stats)
+    # the calendar month (in the program time zone) ends
+    _, month_end = period_bounds("month", start, ZONE)
+    if month_end > clock.now:
+        clock.now = month_end - timedelta(microseconds=1)
+        check(api, clock, members, stats)
+    clock.now = max(clock.now, month_end)
+    check(api, clock, members, stats)
+    assert [d["attributes"]["visible_status"] for d in json.loads(
+        _get(api, f"/members/{ana.id}/offers", cache=True))["data"]
+        if d["id"] in (str(weekly.id), str(monthly.id))] == ["visible", "visible"]
+    assert stats["hits"] >= stats["checks"], stats

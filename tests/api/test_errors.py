@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 from sqlalchemy import func, select
 
@@ -157,7 +158,7 @@ def test_openapi_is_public_and_describes_every_route(app, client):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
             continue
-        path = rule.rule[len("/api/v1"):].replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule[len("/api/v1"):])
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             routes.add((path, method))
     assert routes == described

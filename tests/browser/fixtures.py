@@ -65,6 +65,7 @@ def live_server(app):
     server_app = create_app({
         "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
         "TESTING": True, "RATELIMIT_ENABLED": False, "JOBS_SYNC": True,
+        "WEBHOOK_ALLOWED_HOSTS": app.config["WEBHOOK_ALLOWED_HOSTS"],
     })
     server = make_server("127.0.0.1", 0, server_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

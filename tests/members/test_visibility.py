@@ -1,4 +1,4 @@
-"""Visibility precedence (SPEC §4) through webapp.visibility against the database."""
+"""Visibility precedence (SPEC §4) through webapp.services.decisions against the database."""
 
 from __future__ import annotations
 
@@ -178,7 +178,8 @@ def test_member_offers_loads_everything_in_a_handful_of_queries(app):
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert len(offers) == 30 and len(rewards) == 20
-    assert len(statements) <= 8, statements
+    # 8, and since offer limits: the limits and the member's activity (one query each)
+    assert len(statements) <= 10, statements
 
 
 # --- rewards --------------------------------------------------------------------------------

@@ -61,3 +61,18 @@ def test_dynamic_or_missing_segment_exits_non_zero(runner, tmp_path, people):
     assert result.exit_code != 0 and "dynamic segment" in result.output
     result = runner.invoke(args=["segments", "upload", "Nope", str(path), "--mode", "add"])
     assert result.exit_code != 0 and "No segment 'Nope'" in result.output
+
+
+def test_a_field_over_128_kib_is_refused_with_its_line_and_column(runner, tmp_path, people):
+    """The CLI prints the parser's message (no traceback) and changes nothing."""
+    segment = make_segment("Cli list", kind="static")
+    path = write(tmp_path, f"email,note\n{people[0].email},{'n' * 140_000}\n")
+    for extra in (["--dry-run"], []):
+        result = runner.invoke(args=["segments", "upload", "Cli list", str(path),
+                                     "--mode", "add", *extra])
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert ("Line 2, column 18: the field that starts there (note) is longer than "
+                "131,072 characters") in result.output
+        assert "Nothing was changed." in result.output
+    assert list_ids(segment.id) == set()

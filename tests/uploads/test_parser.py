@@ -151,3 +151,32 @@ def test_unknown_column_choice(tmp_path):
     shape = inspect(path, max_bytes=MAX)
     with pytest.raises(FileRejected, match="There is no column named 'phone'"):
         choose_column(shape, "phone")
+
+
+BIG = "z" * 140_000  # over Python csv's 128 KiB field limit
+MANY = "".join(f"m{i}@x.com,n\n" for i in range(20_000))  # pushes a row past the sniffed part
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    # a plain list (the sniffer's delimiters all overflow) and a long note column
+    (f"a@x.com\n{BIG}\nb@x.com\n", "Line 2, column 1: the field that starts there \\(column 1\\)"),
+    (f"email,note\na@x.com,hi\nb@x.com,{BIG}\n",
+     "Line 3, column 9: the field that starts there \\(note\\) is longer than 131,072 "
+     "characters \\(128 KiB\\), the most a CSV field may hold"),
+    # a quote never closed swallows the rest of the file into one field
+    ('email,note\na@x.com,"oops\n' + "c@x.com,z\n" * 20_000,
+     "Line 2, column 9: .*\\(note\\).* opens with a quote that is probably never closed"),
+    # the same after the part inspect reads, found while streaming the rows
+    (f"email,note\n{MANY}b@x.com,{BIG}\nc@x.com,z\n", "Line 20002, column 9: .*\\(note\\)"),
+    (f"email;note\r\n{MANY.replace(',', ';')}b@x.com;\"x\"\"y\r\n" + "q\r\n" * 50_000,
+     "Line 20002, column 9: .*\\(note\\).* never closed"),
+    ("a@x.com\n" * 20_000 + f"  {BIG}\n", "Line 20001, column 3: .*\\(column 1\\)"),
+], ids=["plain", "note", "unclosed", "note-late", "unclosed-late-crlf", "plain-late"])
+def test_a_field_over_the_csv_limit_is_refused_with_its_line_and_column(
+        tmp_path, content, message):
+    """Python's csv refuses a field over 128 KiB: the file gets a message, not a traceback."""
+    path = write(tmp_path, content)
+    with pytest.raises(FileRejected, match=message):
+        shape = inspect(path, max_bytes=MAX)
+        index, _ = choose_column(shape, None)
+        list(read_identifiers(path, shape, index, ParseStats()))

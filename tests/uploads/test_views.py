@@ -219,3 +219,26 @@ def test_discard(client, auth, static, people):
     db.session.expire_all()
     assert db.session.get(Upload, upload.id).status == "discarded"
     assert list_ids(static.id) == set()
+
+
+LONG_NOTE = "n" * 140_000  # over Python csv's 128 KiB field limit
+ROWS = "".join(f"view{i}@example.com,ok\n" for i in range(4))
+
+
+@pytest.mark.parametrize(("content", "where"), [
+    (f"email,note\n{ROWS}view0@example.com,{LONG_NOTE}\n", b"Line 6, column 19"),
+    # past the part of the file read before the dry run, and a quote never closed
+    # (kept under 500 KB, past which the test client spools the body to a file it never closes)
+    ("email,note\n" + ROWS * 100 + 'view1@example.com,"oops\n' + ROWS * 2_000,
+     b"Line 402, column 19"),
+], ids=["long-note", "unclosed-quote-late"])
+def test_a_field_over_128_kib_gets_a_clear_422(client, auth, static, people, caplog,
+                                                content, where):
+    """The dry run refuses the file with the line and column, logs no traceback, keeps nothing."""
+    auth.login("marketer")
+    response = post_file(client, static, content, headers=HX)
+    assert response.status_code == 422
+    assert where in response.data and b"(note) is longer than 131,072 characters" in \
+        response.data, response.data[-2000:]
+    assert not [r for r in caplog.records if r.exc_info]
+    assert db.session.query(Upload).count() == 0 and list_ids(static.id) == set()

@@ -197,7 +197,7 @@ def test_the_documented_verification_recipe_works(client, auth):
     auth.login("admin")
     page = client.get("/webhooks/").get_data(as_text=True)
     snippet = html.unescape(re.search(
-        r'<pre class="code-sample"><code>(.*?)</code></pre>', page, re.S).group(1))
+        r'<pre class="code-sample"[^>]*><code>(.*?)</code></pre>', page, re.S).group(1))
     namespace: dict = {}
     exec(snippet, namespace)  # the code a receiver would copy from the page
     verify = namespace["verify"]

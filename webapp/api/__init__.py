@@ -9,10 +9,27 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, request
 from flask_login import current_user
+from werkzeug.routing import BaseConverter
 
 from webapp.extensions import limiter
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+class MemberRefConverter(BaseConverter):
+    """A member id, external id or email in /members/<ref>, except `batch` and `search`.
+
+    Those two words are routes of their own (POST only), so GET, PATCH or DELETE on them is a
+    405 whose Allow header says POST, as the OpenAPI document has it, not a member lookup.
+    """
+
+    regex = r"(?!(?:batch|search)$)[^/]+"
+
+
+@bp.record_once
+def _register_converters(state) -> None:
+    # Runs when the blueprint is registered, before its routes are added.
+    state.app.url_map.converters["member_ref"] = MemberRefConverter
 
 
 def rate_limit_key() -> str:
@@ -50,13 +67,18 @@ def refuse_large_bodies():
 
 
 from webapp.api import (  # noqa: E402,F401
+    activity,
     docs,
     errors,
     events,
+    limits,
     members,
     offers,
     openapi,
+    overrides,
     rewards,
+    segment_memberships,
+    segment_replace,
     segments,
     tokens,
     webhooks,

@@ -94,7 +94,12 @@ def docs():
                 else None,
                 "answers": answers,
             })
+    from webapp.api.seed_guide import SEED_SYSTEMS
+
+    operations = {(method, path): op["operationId"]
+                  for path, methods in spec["paths"].items() for method, op in methods.items()}
     return render_template("api/docs.html", spec=spec, groups=groups,
+                           seed_systems=SEED_SYSTEMS, operations=operations,
                            base=spec["servers"][0]["url"],
                            intro=with_code(spec["info"]["description"]), code=with_code,
                            signature_header=_signature_header())

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from webapp.api import bp
-from webapp.errors import TITLES, handle_http_error
+from webapp.errors import TITLES, Conflict, handle_http_error
 from webapp.extensions import db
 
 MEDIA_TYPE = "application/vnd.api+json"
@@ -67,12 +67,21 @@ def pointer_for(key: str, base: str = "/data/attributes") -> str:
 
 def validation_error(errors: dict[str, str], base: str = "/data/attributes",
                      status: int = 422, code: str = "invalid_attribute") -> ApiError:
-    """An ApiError with one error object per offending attribute of a service's `.errors`."""
-    objects = [error_object(status, code, message, title="Invalid attribute",
+    """An ApiError with one error object per offending attribute of a service's `.errors`.
+
+    A taken unique value (a Conflict message) is a 409 error object; when every problem is one,
+    the answer is 409 as well.
+    """
+    objects = [error_object(409, "conflict", message, title="Conflict",
+                            pointer=pointer_for(key, base) if key else base)
+               if isinstance(message, Conflict) else
+               error_object(status, code, message, title="Invalid attribute",
                             pointer=pointer_for(key, base) if key else base)
                for key, message in errors.items()]
     if not objects:
         objects = [error_object(status, code, "The request was refused.", pointer=base)]
+    elif all(o["status"] == "409" for o in objects):
+        status = 409
     return ApiError(status, errors=objects)
 
 

@@ -20,6 +20,10 @@ from flask_login import current_user
 
 from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
+#: The members JSON:API defines for a request document and for a resource object; JSON:API
+#: allows no others, and neither does Beacon (400 naming the member, as the document says).
+DOCUMENT_MEMBERS = ("data", "meta", "jsonapi", "links")
+RESOURCE_MEMBERS = ("type", "id", "attributes", "relationships", "links", "meta")
 MAX_DEPTH = 64
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
 
@@ -61,11 +65,17 @@ def _check_values(value: Any, pointer: str) -> None:
                            "(-9223372036854775808 to 9223372036854775807).", pointer=pointer,
                            title="Invalid attribute")
     elif isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ApiError(422, "number_out_of_range", "Numbers must be finite.",
-                           pointer=pointer, title="Invalid attribute")
+        # The same range as whole numbers, so that one JSON Schema range describes every
+        # number a request may hold (JSON Schema cannot tell 1e19 from 10000000000000000000).
+        if not -(2.0**63) <= value <= 2.0**63:
+            raise ApiError(422, "number_out_of_range", "Numbers must be finite and within "
+                           "-9223372036854775808 to 9223372036854775807.", pointer=pointer,
+                           title="Invalid attribute")
     elif isinstance(value, dict):
         for key, item in value.items():
+            if key == "":
+                raise ApiError(400, "invalid_member_name", "A member name has at least one "
+                               "character (JSON:API).", pointer=f"{pointer}/")
             _check_values(key, pointer)
             _check_values(item, f"{pointer}/{escape(key)}")
     elif isinstance(value, list):
@@ -103,6 +113,14 @@ def read_document() -> dict[str, Any]:
                        "`data` member.", pointer="")
     if "data" not in document:
         raise ApiError(400, "missing_data", "The document has no `data` member.", pointer="/data")
+    for name in document:
+        if name not in DOCUMENT_MEMBERS:
+            raise ApiError(400, "unknown_member", f"Unknown top-level member {name!r}; a "
+                           f"request document has {', '.join(DOCUMENT_MEMBERS)}.",
+                           pointer=f"/{escape(name)}")
+        if name != "data" and not isinstance(document[name], dict):
+            raise ApiError(400, "invalid_document", f"`{name}` must be an object.",
+                           pointer=f"/{name}")
     if _depth(document) > MAX_DEPTH:
         raise ApiError(400, "too_deep", f"The document nests deeper than {MAX_DEPTH} levels.",
                        pointer="")
@@ -138,19 +156,32 @@ def check_resource(data: dict[str, Any], resource_type: str, pointer: str, *,
         raise ApiError(409, "type_mismatch", f"This route takes resources of type "
                        f'"{resource_type}", not {json.dumps(data["type"])}.',
                        pointer=f"{pointer}/type")
+    if "id" in data and not isinstance(data["id"], str):
+        raise ApiError(400, "invalid_id", "A resource object's id is a string (JSON:API).",
+                       pointer=f"{pointer}/id")
     if resource_id is not None:
         if "id" in data and str(data["id"]) != resource_id:
             raise ApiError(409, "id_mismatch", f"The resource id {json.dumps(data['id'])} does "
                            f"not match the URL ({resource_id}).", pointer=f"{pointer}/id")
-    for member in ("attributes", "relationships", "meta"):
+    for name in data:
+        if name not in RESOURCE_MEMBERS:
+            raise ApiError(400, "unknown_member", f"Unknown member {name!r} of the resource "
+                           f"object; it has {', '.join(RESOURCE_MEMBERS)}.",
+                           pointer=f"{pointer}/{escape(name)}")
+    for member in ("attributes", "relationships", "meta", "links"):
         if member in data and not isinstance(data[member], dict):
             raise ApiError(400, "invalid_document", f"`{member}` must be an object.",
                            pointer=f"{pointer}/{member}")
 
 
 def attributes_of(data: dict[str, Any], allowed: Iterable[str], *, pointer: str = "/data",
-                  read_only: Iterable[str] = ()) -> dict[str, Any]:
-    """The resource's attributes, refusing unknown and read-only ones with their pointers."""
+                  read_only: Iterable[str] = (), nullable: Iterable[str] | None = None
+                  ) -> dict[str, Any]:
+    """The resource's attributes, refusing unknown and read-only ones with their pointers.
+
+    With `nullable`, null is refused for every other attribute: null is accepted exactly where
+    the OpenAPI document allows it (where the attribute can be null in answers too).
+    """
     attributes = data.get("attributes") or {}
     allowed = set(allowed)
     read_only = set(read_only)
@@ -161,13 +192,15 @@ def attributes_of(data: dict[str, Any], allowed: Iterable[str], *, pointer: str 
         elif name not in allowed:
             errors.append((name, f"Unknown attribute {name!r}; the attributes are "
                                  f"{', '.join(sorted(allowed))}."))
+        elif nullable is not None and attributes[name] is None and name not in nullable:
+            errors.append((name, f"{name} cannot be null: give a value, or leave it out."))
     if errors:
         from webapp.api.errors import error_object
 
-        raise ApiError(422, errors=[error_object(422, "unknown_attribute", message,
-                                                 title="Invalid attribute",
-                                                 pointer=f"{pointer}/attributes/{escape(name)}")
-                                    for name, message in errors])
+        raise ApiError(422, errors=[error_object(
+            422, "invalid_attribute" if name in allowed else "unknown_attribute", message,
+            title="Invalid attribute", pointer=f"{pointer}/attributes/{escape(name)}")
+            for name, message in errors])
     return dict(attributes)
 
 

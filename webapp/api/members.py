@@ -47,6 +47,8 @@ from webapp.services.members import (
 )
 from webapp.targeting import SegmentDefinitionError
 
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("email", "birthday")
 _CRITERION_PATH = re.compile(r"^(include|exclude)(?:\[(\d+)\])?")
 
 
@@ -85,7 +87,7 @@ def member_list():
 def member_create():
     """Create a member; its dynamic segments are evaluated at once."""
     data = resource_object(read_document(), "members", creating=True)
-    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY)
+    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY, nullable=NULLABLE)
     try:
         member = create_member(attributes, actor=actor_label())
     except MemberError as exc:
@@ -94,7 +96,7 @@ def member_create():
     return respond({"data": member_resource(member)}, 201, {"Location": url})
 
 
-@bp.route("/members/<member_ref>", methods=["GET"])
+@bp.route("/members/<member_ref:member_ref>", methods=["GET"])
 @access("read")
 def member_get(member_ref: str):
     """One member by member id, external id or email."""
@@ -103,7 +105,7 @@ def member_get(member_ref: str):
                     "links": {"self": self_link()}})
 
 
-@bp.route("/members/<member_ref>", methods=["PATCH"])
+@bp.route("/members/<member_ref:member_ref>", methods=["PATCH"])
 @access("write")
 def member_update(member_ref: str):
     """Change a member's profile; dynamic segments are re-evaluated (ADD/REMOVE events)."""
@@ -112,7 +114,7 @@ def member_update(member_ref: str):
     if "id" in data and str(data["id"]) not in (member.id, member_ref):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY)
+    attributes = attributes_of(data, FIELDS, read_only=READ_ONLY, nullable=NULLABLE)
     try:
         changed = update_member(member, attributes, actor=actor_label())
     except MemberError as exc:
@@ -120,7 +122,7 @@ def member_update(member_ref: str):
     return respond({"data": member_resource(member), "meta": {"changed": changed}})
 
 
-@bp.route("/members/<member_ref>", methods=["DELETE"])
+@bp.route("/members/<member_ref:member_ref>", methods=["DELETE"])
 @access("admin")
 def member_delete(member_ref: str):
     """Delete a member; a REMOVE event is recorded for every segment it was in."""

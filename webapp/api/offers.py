@@ -26,14 +26,17 @@ from webapp.api.pagination import (
     PAGE_PARAMS,
     keyset_page,
 )
-from webapp.api.serializers import audience_resource, offer_resource
+from webapp.api.serializers import audience_resource, limit_resource, offer_resource
 from webapp.extensions import db
 from webapp.models import Audience, Offer
 from webapp.services.lookup import find_segment
 
 OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_at",
-                    "expire_at", "discontinued")
+                    "expire_at", "discontinued", "requires_activation",
+                    "must_fulfill_within_days")
 READ_ONLY = ("created_at", "updated_at")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("external_id", "publish_at", "expire_at")
 
 
 def int_id(value: str) -> int | None:
@@ -56,7 +59,8 @@ def offer_or_404(offer_id: str) -> Offer:
 
 
 def _included(offers: list[Offer]) -> list[dict[str, Any]]:
-    return [audience_resource(a) for offer in offers for a in offer.audiences]
+    return [audience_resource(a) for offer in offers for a in offer.audiences] + [
+        limit_resource(lim) for offer in offers for lim in offer.limits]
 
 
 @bp.route("/offers", methods=["GET"])
@@ -64,7 +68,8 @@ def _included(offers: list[Offer]) -> list[dict[str, Any]]:
 def offer_list():
     """List offers by id (cursor pagination), their audiences included."""
     check_query(PAGE_PARAMS)
-    rows, links = keyset_page(select(Offer).options(selectinload(Offer.audiences)), Offer.id)
+    rows, links = keyset_page(select(Offer).options(
+        selectinload(Offer.audiences), selectinload(Offer.limits)), Offer.id)
     return respond({"data": [offer_resource(o) for o in rows], "included": _included(rows),
                     "links": links})
 
@@ -76,7 +81,8 @@ def offer_create():
     from webapp.services.offers import OfferError, save_offer
 
     data = resource_object(read_document(), "offers", creating=True)
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, actor=actor_label())
     except OfferError as exc:
@@ -106,7 +112,8 @@ def offer_update(offer_id: str):
     if "id" in data and str(data["id"]) not in (str(offer.id), offer_id):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, OFFER_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         offer = save_offer(attributes, offer=offer, actor=actor_label())
     except OfferError as exc:

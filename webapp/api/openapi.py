@@ -8,6 +8,7 @@ error document.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -42,13 +43,34 @@ INTEGER = {"type": "integer"}
 BOOLEAN = {"type": "boolean"}
 URI = {"type": "string", "format": "uri"}
 MOMENT = {"type": "string", "description": "RFC 3339 time in UTC, e.g. 2026-11-22T09:30:00Z"}
+#: A time the server reads (ISO 8601): an RFC 3339 date-time, or a date (midnight UTC).
+WHEN = {"anyOf": [{"type": "string", "format": "date-time", "maxLength": 40},
+                  {"type": "string", "format": "date"}],
+        "description": "RFC 3339 time or date, e.g. 2026-12-01T09:00:00Z"}
+#: The same in an attribute that may be empty: null or "" (none).
+WHEN_OR_NONE = {"anyOf": [WHEN, {"const": ""}, {"type": "null"}]}
 META = {"type": "object", "additionalProperties": True}
 ANY: dict[str, Any] = {}
+#: What every string of a request must match: the server refuses NUL characters (400), since
+#: the databases cannot store them.
+NO_NUL = "^[^\\u0000]*$"
+#: A string with something in it besides spaces (names, ids), and no NUL.
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+#: Whole numbers the server takes: 64 bits (beyond them, 422).
+INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
+#: Any JSON value a request may carry where the document does not say more (free-form
+#: objects such as custom_fields, unknown top-level members): the same limits, recursively.
+JSON_VALUE = {"anyOf": [
+    {"type": "null"}, {"type": "boolean"}, {"type": "number", **INT64},
+    {"type": "string", "pattern": NO_NUL},
+    {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+    {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL},
+     "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}}]}
 
 
 def obj(properties: dict[str, Any], required: tuple[str, ...] = (), **extra: Any
         ) -> dict[str, Any]:
-    """An object schema."""
+    """An object schema (pass additionalProperties=False where the server refuses others)."""
     schema: dict[str, Any] = {"type": "object", "properties": properties}
     if required:
         schema["required"] = list(required)
@@ -69,8 +91,17 @@ IDENTIFIER_WORDS = {"members": "member id (external id or email accepted in requ
 def identifier(type_name: str) -> dict[str, Any]:
     """A resource identifier schema of one type."""
     return obj({"type": {"const": type_name},
-                "id": {"type": "string", "description": IDENTIFIER_WORDS.get(type_name, "")}},
+                "id": {"type": "string", "pattern": NOT_BLANK,
+                       "description": IDENTIFIER_WORDS.get(type_name, "")}},
                ("type", "id"))
+
+
+def reported(item: dict[str, Any]) -> dict[str, Any]:
+    """An item of a bulk request: described by `item`, but any other value is taken too and
+    reported in its result as `invalid` (the valid items are still applied, SPEC §6)."""
+    return {"anyOf": [item, ref("JsonValue")],
+            "description": "An item that does not match is not refused: its result is "
+                           "`invalid`, with what is wrong."}
 
 
 def resource(type_name: str, attributes: str, relationships: dict[str, Any] | None = None
@@ -87,6 +118,15 @@ def resource(type_name: str, attributes: str, relationships: dict[str, Any] | No
 def changed_resource(type_name: str, attributes: dict[str, Any]) -> dict[str, Any]:
     """A request document carrying the changed attributes of one resource (id optional)."""
     document = new_resource(type_name, attributes)
+    document["properties"]["data"]["properties"]["id"] = {
+        "type": "string", "description": "when given, the id in the URL"}
+    return document
+
+
+def replaced_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...]
+                      ) -> dict[str, Any]:
+    """A request document stating a whole resource (PUT): required attributes, id optional."""
+    document = new_resource(type_name, attributes, required)
     document["properties"]["data"]["properties"]["id"] = {
         "type": "string", "description": "when given, the id in the URL"}
     return document
@@ -109,56 +149,109 @@ def collection(resource_name: str, **extra: Any) -> dict[str, Any]:
 def new_resource(type_name: str, attributes: dict[str, Any], required: tuple[str, ...] = (),
                  relationships: dict[str, Any] | None = None) -> dict[str, Any]:
     """A request document carrying one resource object to create (no id: Beacon assigns it)."""
+    # The server refuses attributes it does not know (422), so the document closes the object.
     properties: dict[str, Any] = {"type": {"const": type_name},
-                                  "attributes": obj(attributes, required)}
+                                  "attributes": obj(attributes, required,
+                                                    additionalProperties=False)}
     needed: tuple[str, ...] = ("type", "attributes") if required else ("type",)
     if relationships:
         properties["relationships"] = obj(relationships, tuple(relationships))
         needed = (*needed, "relationships")
-    return obj({"data": obj(properties, needed)}, ("data",))
+    else:
+        properties["relationships"] = {"type": "object"}
+    properties["meta"] = {"type": "object"}
+    properties["links"] = {"type": "object"}
+    return document_of(obj(properties, needed, additionalProperties=False))
+
+
+def document_of(data: dict[str, Any]) -> dict[str, Any]:
+    """A request document: `data` and JSON:API's optional members, nothing else."""
+    return obj({"data": data, "meta": {"type": "object"}, "jsonapi": {"type": "object"},
+                "links": {"type": "object"}}, ("data",), additionalProperties=False)
 
 
 CRITERION = obj({
-    "field": {"type": "string", "description": "tier, email, external_id, points, xp, coins, "
-              "badges, birthday, created_at, updated_at, age, custom_fields.<key>, segment"},
+    "field": {"type": "string", "minLength": 1,
+              "description": "tier, email, external_id, points, xp, coins, badges, birthday, "
+                             "created_at, updated_at, age, custom_fields.<key>, segment (in / "
+                             "not_in a list of segment ids or customer segment ids, stored as "
+                             "ids)"},
     "operator": {"enum": list(OPERATORS)},
-    "value": {"description": "Depends on field and operator; none for exists/not_exists; "
+    "value": {"$ref": "#/components/schemas/JsonValue",
+              "description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
     "case_insensitive": BOOLEAN,
-}, ("field", "operator"))
+}, ("field", "operator"), additionalProperties=False)
 
 MEMBER_WRITE = {
-    "external_id": {"type": "string", "minLength": 1, "maxLength": 255},
-    "email": nullable({"type": "string", "maxLength": 320}),
+    "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+    "email": nullable({"type": "string", "maxLength": 320, "pattern":
+                       "^(?:|\\s*[^@\\s\\u0000]+@[^@\\s\\u0000]+\\.[^@\\s\\u0000]+\\s*)$"}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
-    "points": INTEGER, "xp": INTEGER, "coins": INTEGER,
-    "badges": array(STRING),
-    "custom_fields": {"type": "object"},
+    "points": {"type": "integer", "minimum": 0}, "xp": {"type": "integer", "minimum": 0},
+    "coins": {"type": "integer", "minimum": 0},
+    "badges": array({"type": "string", "minLength": 1, "maxLength": 200,
+                     "pattern": NOT_BLANK}, uniqueItems=False),
+    "custom_fields": {"type": "object", "propertyNames": {"minLength": 1, "pattern": NO_NUL}},
 }
 SEGMENT_WRITE = {
-    "name": {"type": "string", "maxLength": 200},
-    "description": STRING,
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "description": {"type": "string", "maxLength": 10_000},
     "kind": {"enum": ["static", "dynamic"]},
     "customer_segment_id": nullable({
         "type": "string", "maxLength": 255,
+        "pattern": "^\\s*(?:|[0-9]*[A-Za-z._:~-][A-Za-z0-9._:~-]*)\\s*$",
         "description": "your own unique id for the segment, usable in URLs in place of the "
                        "number: letters, digits and - _ . : ~ only, not all digits"}),
-    "url": nullable(STRING),
+    "url": nullable({"type": "string", "maxLength": 2000, "pattern":
+                     "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
+    "tags": array({"type": "string", "maxLength": 40}, maxItems=20,
+                  description="labels for organising segments: trimmed and lower-cased, no "
+                              "commas, at most 40 characters each and 20 per segment"),
+    "owner": nullable({"type": "string", "maxLength": 320,
+                       "description": "the email of the Beacon user who owns the segment "
+                                      "(null: no owner)"}),
 }
-OFFER_WRITE = {
-    "name": STRING, "external_id": nullable(STRING), "category": STRING,
-    "description": STRING, "publish_at": nullable(STRING), "expire_at": nullable(STRING),
+CATALOG_WRITE = {
+    "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
+    "external_id": nullable({"type": "string", "maxLength": 255}),
+    "category": {"type": "string", "maxLength": 100},
+    "description": {"type": "string", "maxLength": 20_000},
+    "publish_at": WHEN_OR_NONE, "expire_at": WHEN_OR_NONE,
     "discontinued": BOOLEAN,
 }
-REWARD_WRITE = {**OFFER_WRITE, "points": {"type": "integer", "minimum": 0}}
+OFFER_WRITE = {
+    **CATALOG_WRITE,
+    "requires_activation": {"type": "boolean", "description": "members must activate the "
+                            "offer before it is eligible; each activation allows one award"},
+    "must_fulfill_within_days": nullable({
+        "type": "integer", "minimum": 1, "maximum": 36_600,
+        "description": "an activation lapses this many days after it was made unless the "
+                       "offer awarded it; null for no deadline"}),
+}
+REWARD_WRITE = {**CATALOG_WRITE, "points": {"type": "integer", "minimum": 0}}
+LIMIT_TYPES = ["global_activation", "membership_activation", "global_award_count",
+               "membership_award_count"]
+LIMIT_CONFIGURATION = obj({
+    "limit": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    "window": nullable({"type": "object", "description": 'membership kinds only: {"days": N} '
+                        'for a rolling window of the last N days, or {"period": "day" | "week" '
+                        '| "month" | "year"} for the calendar period in the program time zone '
+                        "(weeks start on Monday); absent or null counts over all time"}),
+}, ("limit",), description="A limit is reached when its count (over all members for global_*, "
+   "over the member for membership_*, within the window) is at least `limit`. All the limits "
+   "of one offer count the same thing: activations or awards.")
 WEBHOOK_WRITE = {
     "url": URI, "description": STRING, "active": BOOLEAN,
-    "secret": {"type": "string", "minLength": 16, "maxLength": 128},
-    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]})),
-                         "segments": nullable(array({"type": ["integer", "string"]}))}),
+    "secret": {"type": "string", "minLength": 16, "maxLength": 128, "pattern": "^[!-~]*$",
+               "description": "printable ASCII without spaces"},
+    "event_filter": obj({"actions": nullable(array({"enum": ["ADD", "REMOVE"]}, minItems=1)),
+                         "segments": nullable(array({"type": ["integer", "string"]},
+                                                    minItems=1))},
+                        additionalProperties=False),
 }
 DECISION = {
     "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
@@ -166,22 +259,39 @@ DECISION = {
                        "reward_expired"},
     "eligible": BOOLEAN,
     "reason": {"type": "string", "description": "the deciding check, e.g. eligible, "
-               "insufficient_points, offer_expired"},
+               "insufficient_points, offer_expired, activation_required"},
     "reasons": {"type": "object", "description": "the explanation tree: kind, label, passed, "
                 "actual, expected, detail, children"},
 }
 
 
-def _schemas() -> dict[str, Any]:
-    """Every component schema."""
+DECISION_OFFER = {
+    "must_activate": {"type": "boolean", "description": "offers: whether the offer requires "
+                      "activation"},
+    "activated": {"type": ["boolean", "null"], "description": "offers: whether the member "
+                  "holds a usable activation; null when the offer does not require one"},
+    "fulfillment_count": {"type": "integer", "minimum": 0,
+                          "description": "offers: how many times the offer awarded the member"},
+}
+
+
+def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
+    """Every component schema (members' tiers as configured)."""
+    member_write = {**MEMBER_WRITE, "tier": {"enum": list(tiers)}}
     member_attributes = obj({
         **MEMBER_WRITE, "external_id": STRING, "tier": STRING,
         "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT)},
         ("external_id", "tier", "points", "xp", "coins", "badges", "custom_fields"))
     segment_attributes = obj({
         **SEGMENT_WRITE, "name": STRING, "size": {"type": "integer", "minimum": 0},
+        "estimatedSize": {"type": "integer", "minimum": 0, "description": "the Monterosa "
+                          "seed's name for size: the same exact count, not an estimate"},
         "version": INTEGER, "created_at": nullable(MOMENT), "updated_at": nullable(MOMENT),
-        "updated_by": nullable(STRING)}, ("name", "kind", "size", "include", "exclude"))
+        "updated_by": nullable(STRING),
+        "archived": {"type": "boolean", "description": "an archived segment is out of the "
+                     "dashboard's pickers and cannot be newly used; PATCH true to archive "
+                     "(refused with 409 while it is used), false to restore"},
+        "archived_at": nullable(MOMENT)}, ("name", "kind", "size", "include", "exclude"))
     offer_attributes = obj({**OFFER_WRITE, "created_at": nullable(MOMENT),
                             "updated_at": nullable(MOMENT)}, ("name", "discontinued"))
     reward_attributes = obj({**REWARD_WRITE, "created_at": nullable(MOMENT),
@@ -214,7 +324,67 @@ def _schemas() -> dict[str, Any]:
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
-    return {
+    activity_rels = {"member": obj({"data": identifier("members")}),
+                     "offer": obj({"data": identifier("offers")})}
+    schemas = {
+        "LimitAttributes": obj({"limit_type": {"enum": LIMIT_TYPES},
+                                "configuration": LIMIT_CONFIGURATION,
+                                "created_at": nullable(MOMENT)},
+                               ("limit_type", "configuration")),
+        "Limit": resource("limits", "LimitAttributes",
+                          {"offer": obj({"data": identifier("offers")})}),
+        "LimitDocument": single("Limit"),
+        "LimitCreate": new_resource("limits", {"limit_type": {"enum": LIMIT_TYPES},
+                                               "configuration": LIMIT_CONFIGURATION},
+                                    ("limit_type", "configuration"),
+                                    {"offer": obj({"data": identifier("offers")}, ("data",))}),
+        "ActivationAttributes": obj({"activated_at": MOMENT, "expires_at": nullable(MOMENT),
+                                     "fulfilled_at": nullable(MOMENT)}, ("activated_at",)),
+        "Activation": obj({"type": {"const": "activations"}, "id": STRING,
+                           "attributes": ref("ActivationAttributes"),
+                           "relationships": obj(activity_rels)}, ("type", "id", "attributes")),
+        "ActivationDocument": single("Activation", meta=obj({"decision": ref("Decision")})),
+        "ActivationCreate": obj({"data": obj({"type": {"const": "activations"}}, ("type",))}),
+        "FulfillmentAttributes": obj({"external_id": nullable(STRING),
+                                      "fulfilled_at": MOMENT}, ("fulfilled_at",)),
+        "Fulfillment": obj({"type": {"const": "fulfillments"}, "id": STRING,
+                            "attributes": ref("FulfillmentAttributes"),
+                            "relationships": obj({**activity_rels, "activation": obj({
+                                "data": identifier("activations")})})},
+                           ("type", "id", "attributes")),
+        "FulfillmentDocument": single("Fulfillment", meta=obj({"decision": ref("Decision")})),
+        "FulfillmentCreate": obj({"data": obj({
+            "type": {"const": "fulfillments"},
+            "attributes": obj({"external_id": {
+                "type": "string", "minLength": 1, "maxLength": 255,
+                "description": "your id for this award: the same id again returns the first "
+                               "award (200) instead of awarding twice"}})}, ("type",))}),
+        "RedemptionAttributes": obj({
+            "reward_name": STRING, "points": {"type": "integer", "minimum": 0},
+            "status": {"enum": ["redeemed", "cancelled"]}, "external_id": nullable(STRING),
+            "created_at": MOMENT, "cancelled_at": nullable(MOMENT)},
+            ("points", "status", "created_at")),
+        "Redemption": resource("redemptions", "RedemptionAttributes", {
+            "member": obj({"data": identifier("members")}),
+            "reward": obj({"data": nullable(identifier("rewards"))})}),
+        "RedemptionDocument": single("Redemption", meta=obj({"decision": ref("Decision")})),
+        "RedemptionCreate": obj({"data": obj({
+            "type": {"const": "redemptions"},
+            "attributes": obj({
+                "member": {"type": "string", "description": MEMBER_REF + " (or the member "
+                           "relationship)"},
+                "reward": {"type": "string", "description": "reward id or external id (or the "
+                           "reward relationship)"},
+                "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
+                                "description": "your id for this redemption: the same id "
+                                               "again returns the first one (200)"}}),
+            "relationships": obj({"member": obj({"data": identifier("members")}, ("data",)),
+                                  "reward": obj({"data": identifier("rewards")}, ("data",))})},
+            ("type",))}, ("data",)),
+        "RedemptionCancel": obj({"data": obj({"type": {"const": "redemptions"},
+                                              "id": STRING}, ("type",))}),
+        "Decision": obj({**DECISION, **DECISION_OFFER}, ("visible_status", "eligible",
+                                                         "reasons")),
         "Error": obj({
             "status": STRING, "code": STRING, "title": STRING, "detail": STRING,
             "source": obj({"pointer": STRING, "parameter": STRING}),
@@ -222,15 +392,16 @@ def _schemas() -> dict[str, Any]:
         "ErrorDocument": obj({"errors": array(ref("Error"), minItems=1)}, ("errors",)),
         "Links": obj({"self": URI, "next": URI, "related": URI}),
         "Criterion": CRITERION,
+        "JsonValue": JSON_VALUE,
         "MemberAttributes": member_attributes,
         "Member": resource("members", "MemberAttributes"),
         "MemberDocument": single("Member"),
         "MemberCollection": collection("Member"),
-        "MemberCreate": new_resource("members", MEMBER_WRITE, ("external_id",)),
-        "MemberUpdate": changed_resource("members", MEMBER_WRITE),
-        "MemberBatch": obj({"data": array(obj({
-            "type": {"const": "members"}, "attributes": obj(MEMBER_WRITE, ("external_id",))},
-            ("type", "attributes")), maxItems=10_000)}, ("data",)),
+        "MemberCreate": new_resource("members", member_write, ("external_id",)),
+        "MemberUpdate": changed_resource("members", member_write),
+        "MemberBatch": document_of(array(reported(obj({
+            "type": {"const": "members"}, "attributes": obj(member_write, ("external_id",))},
+            ("type", "attributes"))), maxItems=10_000)),
         "MemberSearch": new_resource("member-searches", {
             "include": array(ref("Criterion")), "exclude": array(ref("Criterion"))}),
         "MemberSearchResult": collection("Member", meta=obj({
@@ -245,32 +416,86 @@ def _schemas() -> dict[str, Any]:
         "SegmentDocument": single("Segment"),
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
-        "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER}),
+        "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER,
+                                                       "archived": BOOLEAN}),
+        "SegmentReplace": replaced_resource("segments", {**SEGMENT_WRITE, "version": INTEGER},
+                                            ("name", "kind")),
         "MemberLinkage": obj({"data": array(identifier("members")), "links": ref("Links"),
                               "meta": META}, ("data",)),
-        "MemberIdentifiers": obj({"data": array(identifier("members"), maxItems=10_000)},
-                                 ("data",)),
+        "MemberIdentifiers": document_of(array(reported(identifier("members")),
+                                               maxItems=10_000)),
         "Override": obj({
             "type": {"const": "overrides"},
-            "attributes": obj({
+            "attributes": obj(additionalProperties=False, properties={
                 "member": {"type": "string", "description": "member id, external id or email"},
+                "user": {"type": "string", "description": "alias of member (the Village "
+                         "seed's name); give one of the two"},
                 "status": {"enum": ["add", "block", "reset"]},
+                "user_status": {"enum": ["add", "block", "reset"], "description": "alias of "
+                                "status (the Village seed's name); give one of the two"},
                 "description": STRING, "reference_id": nullable(STRING),
                 "metadata": nullable({"type": "object"}),
                 "status_change_timestamp": nullable({
                     "type": ["integer", "string"],
                     "description": "Unix seconds or RFC 3339; now when absent"}),
-                "expires_at": nullable({"type": ["integer", "string"]})}, ("status",)),
+                "expires_at": nullable({"type": ["integer", "string"]})},
+                oneOf=[{"required": ["status"]}, {"required": ["user_status"]}]),
             "relationships": obj({"member": obj({"data": identifier("members")}, ("data",))}),
         }, ("type", "attributes")),
-        "OverrideRequest": obj({"data": {"anyOf": [ref("Override"),
-                                                   array(ref("Override"), maxItems=10_000)]}},
-                               ("data",)),
+        "OverrideRequest": document_of({"anyOf": [ref("Override"),
+                                                  array(ref("Override"), maxItems=10_000)]}),
+        "OverrideAttributes": obj({
+            "member_id": STRING, "member_external_id": nullable(STRING),
+            "member_email": nullable(STRING), "status": {"enum": ["add", "block"]},
+            "description": STRING, "reference_id": nullable(STRING), "metadata": META,
+            "status_change_timestamp": nullable(MOMENT), "expires_at": nullable(MOMENT),
+            "expired": {"type": "boolean", "description": "the expiry has passed: the "
+                        "override no longer applies (listed until reset or replaced)"},
+            "actor": nullable(STRING), "created_at": nullable(MOMENT)},
+            ("member_id", "status", "status_change_timestamp", "expired")),
+        "OverrideResource": resource("overrides", "OverrideAttributes", {
+            "segment": obj({"data": identifier("segments"), "links": ref("Links")}),
+            "member": obj({"data": identifier("members"), "links": ref("Links")})}),
+        "OverrideCollection": collection("OverrideResource"),
+        "SegmentMembershipsRequest": obj({
+            "data": array(obj({
+                "type": {"const": "segment-memberships"},
+                "attributes": obj({
+                    "segment": {"type": ["string", "integer"],
+                                "description": "a static segment's id or customer segment id"},
+                    "action": {"enum": ["add", "remove"]},
+                    "members": array({"type": "string", "description": MEMBER_REF},
+                                     minItems=1, maxItems=100)},
+                    ("segment", "action", "members"))}, ("type", "attributes")),
+                maxItems=100, description="one item per segment, at most 100 segments and "
+                "100 different members per request"),
+            "meta": obj({"create_unknown_members": {
+                "type": "boolean", "description": "create a member from an identity no member "
+                "has (external id, and email when it is one) before adding it; false by "
+                "default"}})}, ("data",)),
+        "SegmentMembershipResult": obj({
+            "index": {"type": "integer", "description": "the item of `data`"},
+            "position": {"type": "integer", "description": "the member within the item"},
+            "segment": {"type": "string", "description": "the segment as the item named it"},
+            "segment_id": STRING, "id": {"type": "string", "description": "the identity given"},
+            "member_id": STRING, "member_created": BOOLEAN,
+            "result": {"enum": ["added", "already_member", "removed", "not_member",
+                                "unknown_member", "invalid"]},
+            "detail": STRING, "errors": array(ref("Error"))}, ("index", "result")),
+        "SegmentMembershipsResults": obj({"meta": obj({
+            "results": array(ref("SegmentMembershipResult")), "counts": {"type": "object"},
+            "members_created": INTEGER,
+            "segments": array(obj({"id": STRING, "customer_segment_id": nullable(STRING),
+                                   "name": STRING, "size": INTEGER}, ("id", "size")))},
+            ("results", "counts", "segments"))}, ("meta",)),
         "OfferAttributes": offer_attributes,
         "Offer": resource("offers", "OfferAttributes",
-                          {"audiences": obj({"data": array(identifier("audiences"))})}),
-        "OfferDocument": single("Offer", included=array(ref("Audience"))),
-        "OfferCollection": collection("Offer", included=array(ref("Audience"))),
+                          {"audiences": obj({"data": array(identifier("audiences"))}),
+                           "limits": obj({"data": array(identifier("limits"))})}),
+        "OfferDocument": single("Offer", included=array(
+            {"anyOf": [ref("Audience"), ref("Limit")]})),
+        "OfferCollection": collection("Offer", included=array(
+            {"anyOf": [ref("Audience"), ref("Limit")]})),
         "OfferCreate": new_resource("offers", OFFER_WRITE, ("name",)),
         "OfferUpdate": changed_resource("offers", OFFER_WRITE),
         "AudienceAttributes": audience_attributes,
@@ -292,10 +517,10 @@ def _schemas() -> dict[str, Any]:
         "RewardUpdate": changed_resource("rewards", REWARD_WRITE),
         "SegmentLinkage": obj({"data": array(identifier("segments")), "links": ref("Links")},
                               ("data",)),
-        "SegmentIdentifiers": obj({"data": array(identifier("segments"), maxItems=1000)},
-                                  ("data",)),
+        "SegmentIdentifiers": document_of(array(identifier("segments"), maxItems=1000)),
         "DecoratedOffer": obj({"type": {"const": "offers"}, "id": STRING,
-                               "attributes": obj({**OFFER_WRITE, **DECISION},
+                               "attributes": obj({**OFFER_WRITE, **DECISION,
+                                                  **DECISION_OFFER},
                                                  ("visible_status", "eligible", "reasons"))},
                               ("type", "id", "attributes")),
         "DecoratedOfferCollection": collection("DecoratedOffer"),
@@ -327,15 +552,52 @@ def _schemas() -> dict[str, Any]:
         "TokenDocument": single("Token"),
         "TokenCollection": collection("Token"),
         "TokenCreate": new_resource("tokens", {
-            "name": {"type": "string", "maxLength": 120},
+            "name": {"type": "string", "maxLength": 120, "pattern": NOT_BLANK},
             "role": {"enum": ["admin", "marketer", "support"]}}, ("name", "role")),
     }
+    # Request bodies (and the criteria they carry) with the server's limits on every value.
+    for name in {op.body for op in OPERATIONS if op.body} | {"Criterion", "Override"}:
+        schemas[name] = strict(schemas[name])
+    return schemas
 
 
-def query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A query parameter."""
+def query(name: str, description: str, schema: dict[str, Any] | None = None,
+          max_length: int = 1000) -> dict[str, Any]:
+    """A query parameter (text: at most `max_length` characters, as the server checks)."""
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema or STRING}
+            "schema": strict(schema or {"type": "string", "maxLength": max_length})}
+
+
+def strict(schema: Any) -> Any:
+    """A request schema with the limits the server applies to every value it reads.
+
+    Strings get the no-NUL pattern (unless they have a pattern, format, enum or const), whole
+    numbers the 64-bit range, and objects that do not close themselves take only such values
+    (JsonValue), since the server refuses NUL characters and numbers beyond 64 bits anywhere in
+    a request. Shared schema parts are copied, never changed in place.
+    """
+    if isinstance(schema, list):
+        return [strict(item) for item in schema]
+    if not isinstance(schema, dict) or "$ref" in schema:
+        return schema
+    out = {key: strict(value) if key in ("items", "not", "propertyNames") else value
+           for key, value in schema.items()}
+    for key in ("anyOf", "oneOf", "allOf"):
+        if key in out:
+            out[key] = [strict(item) for item in out[key]]
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: strict(sub) for name, sub in out["properties"].items()}
+    kinds = out.get("type")
+    kinds = set(kinds) if isinstance(kinds, list) else {kinds}
+    if "string" in kinds and not {"pattern", "format", "enum", "const"} & set(out):
+        out["pattern"] = NO_NUL
+    if kinds & {"integer", "number"}:
+        out.setdefault("minimum", INT64["minimum"])
+        out.setdefault("maximum", INT64["maximum"])
+    if "object" in kinds and out.get("additionalProperties") is not False:
+        out["additionalProperties"] = ref("JsonValue")
+        out.setdefault("propertyNames", {"minLength": 1, "pattern": NO_NUL})
+    return copy.deepcopy(out)
 
 
 PAGE = [query("page[size]", f"items per page, default {DEFAULT_SIZE}, at most {MAX_SIZE}",
@@ -356,6 +618,8 @@ class Operation:
     body: str | None = None
     params: list[dict[str, Any]] = field(default_factory=list)
     example: dict[str, Any] | None = None
+    also: tuple[int, ...] = ()     # other success statuses (an idempotent replay's 200)
+    body_required: bool = True
 
 
 MEMBER_REF = "member id, external id or email"
@@ -393,7 +657,15 @@ OPERATIONS: tuple[Operation, ...] = (
               "DecoratedRewardCollection"),
     Operation("get", "/segments", "segment_list", "Segments", 200, "SegmentCollection", params=[
         query("filter[kind]", "static or dynamic", {"enum": ["static", "dynamic"]}),
-        query("filter[customer_segment_id]", "exact customer segment id"), *PAGE]),
+        query("filter[customer_segment_id]", "exact customer segment id"),
+        query("filter[tag]", "segments carrying this tag (compared lower-cased)"),
+        query("filter[owner]", "segments owned by the user with this email"),
+        query("filter[archived]", "true: only archived segments; false: only segments in use "
+              "(left out: every segment)", {"enum": ["true", "false"]}), *PAGE,
+        query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
+              "two", {"enum": ["static", "dynamic"]}),
+        query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "
+              "two", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",
@@ -407,6 +679,16 @@ OPERATIONS: tuple[Operation, ...] = (
               "SegmentDocument", "SegmentUpdate", example={"data": {
                   "type": "segments", "attributes": {"description": "Gold and up",
                                                      "version": 1}}}),
+    Operation("put", "/segments/{segment_ref}", "segment_replace", "Segments", 200,
+              "SegmentDocument", "SegmentReplace", example={"data": {
+                  "type": "segments", "attributes": {
+                      "name": "Engaged VIPs", "kind": "dynamic",
+                      "description": "Gold or platinum with 1,000+ points",
+                      "include": [{"field": "tier", "operator": "in",
+                                   "value": ["gold", "platinum"]},
+                                  {"field": "points", "operator": ">=", "value": 1000}],
+                      "exclude": [{"field": "customFields.test_account",
+                                   "operator": "equals", "value": True}]}}}),
     Operation("delete", "/segments/{segment_ref}", "segment_delete", "Segments", 204, None),
     Operation("get", "/segments/{segment_ref}/relationships/members", "segment_members",
               "Segment members", 200, "MemberLinkage", params=list(PAGE)),
@@ -417,14 +699,31 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete", "/segments/{segment_ref}/relationships/members",
               "segment_members_remove", "Segment members", 200, "ResultsDocument",
               "MemberIdentifiers", example={"data": [{"type": "members", "id": "U-1001"}]}),
+    Operation("get", "/segments/{segment_ref}/overrides", "segment_override_list",
+              "Overrides", 200, "OverrideCollection", params=[
+                  query("filter[member]", MEMBER_REF),
+                  query("filter[status]", "add or block", {"enum": ["add", "block"]}),
+                  query("filter[expired]", "true: only overrides whose expiry has passed; "
+                        "false: only those that still apply", {"enum": ["true", "false"]}),
+                  *PAGE]),
     Operation("post", "/segments/{segment_ref}/overrides", "segment_overrides", "Overrides",
               200, "ResultsDocument", "OverrideRequest", example={"data": [
                   {"type": "overrides", "attributes": {
                       "member": "U-1001", "status": "add", "reference_id": "TICKET-7",
                       "description": "VIP by contract", "metadata": {"agent": "sam"},
                       "status_change_timestamp": 1763800000}},
-                  {"type": "overrides", "attributes": {"member": "bob@example.com",
-                                                       "status": "block"}}]}),
+                  {"type": "overrides", "attributes": {
+                      "user": "bob@example.com", "user_status": "block",
+                      "description": "Developer test account"}}]}),
+    Operation("post", "/segment-memberships", "segment_memberships", "Segment members", 200,
+              "SegmentMembershipsResults", "SegmentMembershipsRequest", example={
+                  "data": [
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": "SEG12345", "action": "add",
+                          "members": ["U-1001", "ana@example.com", "new-user-77"]}},
+                      {"type": "segment-memberships", "attributes": {
+                          "segment": 12, "action": "remove", "members": ["U-1001"]}}],
+                  "meta": {"create_unknown_members": True}}),
     Operation("get", "/offers", "offer_list", "Offers", 200, "OfferCollection",
               params=list(PAGE)),
     Operation("post", "/offers", "offer_create", "Offers", 201, "OfferDocument", "OfferCreate",
@@ -443,6 +742,32 @@ OPERATIONS: tuple[Operation, ...] = (
                                  "configuration": {"segments": [12, "SEG-42"]}},
                   "relationships": {"offer": {"data": {"type": "offers", "id": "7"}}}}}),
     Operation("delete", "/audiences/{audience_id}", "audience_delete", "Offers", 204, None),
+    Operation("post", "/limits", "limit_create", "Offers", 201, "LimitDocument", "LimitCreate",
+              example={"data": {
+                  "type": "limits",
+                  "attributes": {"limit_type": "membership_award_count",
+                                 "configuration": {"limit": 3,
+                                                   "window": {"period": "month"}}},
+                  "relationships": {"offer": {"data": {"type": "offers", "id": "7"}}}}}),
+    Operation("get", "/limits/{limit_id}", "limit_get", "Offers", 200, "LimitDocument"),
+    Operation("delete", "/limits/{limit_id}", "limit_delete", "Offers", 204, None),
+    Operation("post", "/members/{member_ref}/offers/{offer_id}/activation", "offer_activate",
+              "Activity", 201, "ActivationDocument", "ActivationCreate", body_required=False,
+              example={"data": {"type": "activations"}}),
+    Operation("post", "/members/{member_ref}/offers/{offer_id}/fulfillments", "offer_fulfill",
+              "Activity", 201, "FulfillmentDocument", "FulfillmentCreate", also=(200,),
+              body_required=False, example={"data": {"type": "fulfillments", "attributes": {
+                  "external_id": "order-88412"}}}),
+    Operation("post", "/redemptions", "redemption_create", "Activity", 201,
+              "RedemptionDocument", "RedemptionCreate", also=(200,), example={"data": {
+                  "type": "redemptions", "attributes": {"external_id": "pos-5531"},
+                  "relationships": {"member": {"data": {"type": "members", "id": "U-1001"}},
+                                    "reward": {"data": {"type": "rewards", "id": "3"}}}}}),
+    Operation("get", "/redemptions/{redemption_id}", "redemption_get", "Activity", 200,
+              "RedemptionDocument"),
+    Operation("patch", "/redemptions/{redemption_id}/cancel", "redemption_cancel", "Activity",
+              200, "RedemptionDocument", "RedemptionCancel", body_required=False,
+              example={"data": {"type": "redemptions", "id": "12"}}),
     Operation("get", "/rewards", "reward_list", "Rewards", 200, "RewardCollection",
               params=list(PAGE)),
     Operation("post", "/rewards", "reward_create", "Rewards", 201, "RewardDocument",
@@ -468,10 +793,11 @@ OPERATIONS: tuple[Operation, ...] = (
         query("filter[segment]", SEGMENT_REF),
         query("filter[member]", MEMBER_REF),
         query("filter[action]", "ADD or REMOVE", {"enum": ["ADD", "REMOVE"]}),
-        query("filter[source]", "static_list, upload, api, override, rule or profile_change"),
+        query("filter[source]", "static_list, upload, api, override, rule or profile_change",
+              {"enum": ["static_list", "upload", "api", "override", "rule", "profile_change"]}),
         query("filter[after]", "start after this event id", {"type": "string",
                                                                "pattern": "^[0-9]{1,18}$"}),
-        query("filter[since]", "only events at or after this RFC 3339 time"), *PAGE]),
+        query("filter[since]", "only events at or after this RFC 3339 time", WHEN), *PAGE]),
     Operation("get", "/webhooks", "webhook_list", "Webhooks", 200, "WebhookCollection"),
     Operation("post", "/webhooks", "webhook_create", "Webhooks", 201, "WebhookDocument",
               "WebhookCreate", example={"data": {"type": "webhooks", "attributes": {
@@ -496,7 +822,12 @@ PATH_PARAMETERS = {
     "member_ref": MEMBER_REF, "segment_ref": SEGMENT_REF,
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
+    "limit_id": "limit id", "redemption_id": "redemption id",
 }
+#: /members/batch and /members/search are routes of their own (POST only): GET, PATCH or DELETE
+#: there is a 405, not a member lookup.
+PATH_SCHEMAS = {"member_ref": {"type": "string", "minLength": 1,
+                               "not": {"enum": ["batch", "search"]}}}
 ERROR_TEXT = {
     "400": "Malformed request: bad JSON, a bad document shape or an unknown query parameter "
            "(source.pointer or source.parameter names it)",
@@ -504,6 +835,7 @@ ERROR_TEXT = {
     "404": "No such resource (in the path, or a related resource the body names)",
     "409": "Conflict: type or id mismatch, a taken unique value, a segment in use, a version "
            "conflict, or the wrong kind of segment",
+    "405": "The path is /members/batch or /members/search, which only take POST",
     "413": "Too many items or too large a body", "415": f"The body is not {MEDIA}",
     "422": "Invalid attributes: each error's source.pointer names the attribute or criterion",
     "429": "Rate limit exceeded (see Retry-After)",
@@ -517,11 +849,25 @@ def _error_codes(op: Operation) -> list[str]:
         codes.append("400")
     if "{" in op.path:
         codes.append("404")
+    if op.path == "/members/{member_ref}":
+        codes.append("405")
     if op.body:
         codes += ["400", "404", "409", "413", "415", "422"]
     elif op.method == "delete":
         codes.append("409")
     return sorted(set(codes))
+
+
+def _links(created: Operation) -> dict[str, Any]:
+    """OpenAPI links from a create to the operations on the new resource (its `data.id`)."""
+    base = created.path + "/{"
+    links = {}
+    for op in OPERATIONS:
+        if op.path.startswith(base) and op.path.endswith("}") and op.path.count("{") == 1:
+            name = op.path[len(base):-1]
+            links[op.endpoint] = {"operationId": op.endpoint,
+                                  "parameters": {name: "$response.body#/data/id"}}
+    return links
 
 
 def _operation(op: Operation, view: Any) -> dict[str, Any]:
@@ -535,7 +881,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     }
     parameters = [{"name": name, "in": "path", "required": True,
                    "description": PATH_PARAMETERS[name],
-                   "schema": {"type": "string", "minLength": 1}}
+                   "schema": PATH_SCHEMAS.get(name, {"type": "string", "minLength": 1})}
                   for name in PATH_PARAMETERS if "{" + name + "}" in op.path]
     operation["parameters"] = parameters + op.params
     if level == "public" or op.endpoint == "docs":
@@ -545,7 +891,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
         body: dict[str, Any] = {"schema": ref(op.body)}
         if op.example:
             body["example"] = op.example
-        operation["requestBody"] = {"required": True, "content": {MEDIA: body}}
+        operation["requestBody"] = {"required": op.body_required, "content": {MEDIA: body}}
     responses: dict[str, Any] = {}
     if op.endpoint == "openapi_document":
         responses["200"] = {"description": "This document",
@@ -558,6 +904,12 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
     else:
         responses[str(op.ok)] = {"description": "OK",
                                  "content": {MEDIA: {"schema": ref(op.response)}}}
+        for code in op.also:
+            responses[str(code)] = {"description": "The same request again: the first "
+                                    "result, unchanged",
+                                    "content": {MEDIA: {"schema": ref(op.response)}}}
+        if op.method == "post" and op.ok == 201:
+            responses["201"]["links"] = _links(op)
     if op.endpoint not in ("openapi_document", "docs"):
         for code in _error_codes(op):
             response: dict[str, Any] = {"description": ERROR_TEXT[code],
@@ -571,7 +923,7 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=8)
-def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
+def _build(server: str, rate_limit: str, batch: int, tiers: tuple[str, ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     views = current_app.view_functions
     for op in OPERATIONS:
@@ -583,7 +935,8 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
             "title": TITLE, "version": VERSION,
             "description": (
                 "Beacon's JSON:API for other systems: members, segments and their members, "
-                "overrides, offers, audiences, rewards, decorated visibility, the membership "
+                "overrides, offers, audiences, limits, rewards, decorated visibility, "
+                "activations, fulfillments and redemptions, the membership "
                 f"event feed and webhooks. Send `Content-Type: {MEDIA}` with every body and "
                 "`Authorization: Bearer <token>` with every request (admins create tokens in "
                 "the dashboard, or `flask tokens create NAME --role ROLE`). Wherever a member "
@@ -593,7 +946,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
                 f"{MAX_SIZE}. Bulk requests take up to {batch:,} items and report a result "
                 f"per item. Each token may make {rate_limit}; beyond that the answer is 429 "
                 "with Retry-After. Errors are JSON:API error objects whose `source.pointer` "
-                "(into your request document) or `source.parameter` names what is wrong."),
+                "(into your request document) or `source.parameter` names what is wrong. "
+                "Clients written for Hatch, CleverTap, Village or Monterosa: the API reference "
+                "page maps each of their requests to Beacon's."),
         },
         "servers": [{"url": server}],
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -601,7 +956,7 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas(tiers),
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "An API token created by an admin"},
@@ -615,8 +970,9 @@ def _build(server: str, rate_limit: str, batch: int) -> dict[str, Any]:
 def document(server: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI document (cached per server URL and limits)."""
     config = current_app.config
+    tiers = tuple(config.get("TIERS") or ("bronze", "silver", "gold", "platinum"))
     return _build(server, str(config.get("API_RATE_LIMIT", "1200 per minute")),
-                  int(config.get("LIMIT_BATCH", 10_000)))
+                  int(config.get("LIMIT_BATCH", 10_000)), tiers)
 
 
 @bp.route("/openapi.json", methods=["GET"])

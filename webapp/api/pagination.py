@@ -24,18 +24,19 @@ MAX_SIZE = 100
 PAGE_PARAMS = ("page[size]", "page[cursor]")
 
 
-def page_size(default: int = DEFAULT_SIZE, maximum: int = MAX_SIZE) -> int:
-    """The requested page size; 400 naming page[size] when it is not 1..maximum."""
-    raw = request.args.get("page[size]")
+def page_size(default: int = DEFAULT_SIZE, maximum: int = MAX_SIZE, *,
+              parameter: str = "page[size]") -> int:
+    """The requested page size; 400 naming the parameter when it is not 1..maximum."""
+    raw = request.args.get(parameter)
     if raw is None:
         return default
     if not raw.strip().isdigit() or len(raw.strip()) > 6:
-        raise ApiError(400, "invalid_page_size", f"page[size] is a whole number from 1 to "
-                       f"{maximum}.", parameter="page[size]")
+        raise ApiError(400, "invalid_page_size", f"{parameter} is a whole number from 1 to "
+                       f"{maximum}.", parameter=parameter)
     size = int(raw)
     if not 1 <= size <= maximum:
-        raise ApiError(400, "invalid_page_size", f"page[size] is from 1 to {maximum} "
-                       f"({size} given).", parameter="page[size]")
+        raise ApiError(400, "invalid_page_size", f"{parameter} is from 1 to {maximum} "
+                       f"({size} given).", parameter=parameter)
     return size
 
 
@@ -72,14 +73,16 @@ def next_link(cursor: str, parameter: str = "page[cursor]") -> str:
     return iri_to_uri(request.base_url) + "?" + urlencode(args)
 
 
-def keyset_page(query: Select, key: Any, kind: type = int) -> tuple[list, dict[str, str]]:
+def keyset_page(query: Select, key: Any, kind: type = int, *, size: int | None = None
+                ) -> tuple[list, dict[str, str]]:
     """One page of `query` ordered by `key` after the request's cursor, with its links.
 
-    Reads page[size] and page[cursor]; returns the rows and {"self", "next"?} links.
+    Reads page[size] (unless the caller read the size already) and page[cursor]; returns
+    the rows and {"self", "next"?} links.
     """
     from webapp.api.jsonapi import self_link
 
-    size = page_size()
+    size = size or page_size()
     after = decode_cursor(kind)
     if after is not None:
         query = query.where(key > after)

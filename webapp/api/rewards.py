@@ -22,7 +22,7 @@ from webapp.api.jsonapi import (
     respond,
     self_link,
 )
-from webapp.api.offers import int_id
+from webapp.api.offers import NULLABLE, int_id
 from webapp.api.pagination import (
     PAGE_PARAMS,
     keyset_page,
@@ -69,7 +69,8 @@ def reward_create():
     from webapp.services.rewards import RewardError, save_reward
 
     data = resource_object(read_document(), "rewards", creating=True)
-    attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         reward = save_reward(attributes, actor=actor_label())
     except RewardError as exc:
@@ -98,7 +99,8 @@ def reward_update(reward_id: str):
     if "id" in data and str(data["id"]) not in (str(reward.id), reward_id):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY)
+    attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY,
+                               nullable=NULLABLE)
     try:
         reward = save_reward(attributes, reward=reward, actor=actor_label())
     except RewardError as exc:

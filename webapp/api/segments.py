@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import select
+from flask import current_app, request
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from webapp.access import access
 from webapp.api import bp
@@ -42,16 +43,32 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import member_identifier, segment_resource
 from webapp.extensions import db
-from webapp.models import Member, Segment, SegmentMembership
+from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
+from webapp.services.errors import Conflict
 from webapp.services.lookup import find_member, find_segment, segment_row
 from webapp.services.membership import Cause, apply_delta, current_member_ids
+from webapp.services.segments import (
+    SegmentError,
+    SegmentInUse,
+    SegmentStillUsed,
+    archive_segment,
+    restore_segment,
+    save_segment,
+    where_used,
+)
 from webapp.timeutil import parse_datetime
 
 WRITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
-            "customerSegmentId")
-READ_ONLY = ("size", "created_at", "updated_at", "updated_by")
+            "customerSegmentId", "tags", "owner")
+READ_ONLY = ("size", "estimatedSize", "created_at", "updated_at", "updated_by", "archived_at")
+# The Monterosa seed's names for page[size] and filter[kind] on the segment list.
+LIST_ALIASES = ("limit", "type")
+#: The attributes that may be null (as in answers); null is refused for the others.
+NULLABLE = ("customer_segment_id", "url", "owner")
 OVERRIDE_ATTRIBUTES = ("member", "status", "description", "reference_id", "metadata",
                        "status_change_timestamp", "expires_at")
+# The Village seed's names, accepted on input: user for member, user_status for status.
+OVERRIDE_ALIASES = {"user": "member", "user_status": "status"}
 
 
 def segment_or_404(segment_ref: str) -> Segment:
@@ -82,40 +99,74 @@ def _segment_error(exc: Exception) -> ApiError:
             pointer = "/data"
         else:
             pointer = pointer_for(key)
+        if isinstance(message, Conflict):
+            objects.append(error_object(409, "conflict", message, title="Conflict",
+                                        pointer=pointer))
+            continue
         objects.append(error_object(422, "invalid_attribute", message,
                                     title="Invalid attribute", pointer=pointer))
+    if objects and all(o["status"] == "409" for o in objects):
+        status = 409
     if status == 409:
         objects = [o for o in objects if o["status"] == "409"]
     return ApiError(status, errors=objects)
 
 
+def _aliased(name: str, alias: str) -> str:
+    """Which of a query parameter and its seed-document alias the request uses (not both)."""
+    if name in request.args and alias in request.args:
+        raise ApiError(400, "repeated_parameter", f"Give {name} or its alias {alias}, not "
+                       "both.", parameter=alias)
+    return alias if alias in request.args else name
+
+
 @bp.route("/segments", methods=["GET"])
 @access("read")
 def segment_list():
-    """List segments with their exact sizes; filter[kind], filter[customer_segment_id]."""
-    check_query(("filter[kind]", "filter[customer_segment_id]", *PAGE_PARAMS))
-    query = select(Segment)
-    kind = query_value("filter[kind]")
+    """List segments with exact sizes; filter[kind] (or type), filter[tag], filter[owner],
+    filter[archived], page[size] (or limit)."""
+    check_query(("filter[kind]", "filter[customer_segment_id]", "filter[tag]", "filter[owner]",
+                 "filter[archived]", *PAGE_PARAMS, *LIST_ALIASES))
+    query = select(Segment).options(selectinload(Segment.tag_rows), selectinload(Segment.owner))
+    kind_parameter = _aliased("filter[kind]", "type")
+    kind = query_value(kind_parameter)
     if kind is not None:
         if kind not in ("static", "dynamic"):
-            raise ApiError(400, "invalid_filter", "filter[kind] is static or dynamic.",
-                           parameter="filter[kind]")
+            raise ApiError(400, "invalid_filter", f"{kind_parameter} is static or dynamic.",
+                           parameter=kind_parameter)
         query = query.where(Segment.kind == kind)
     customer_id = query_value("filter[customer_segment_id]", max_length=255)
     if customer_id is not None:
         query = query.where(Segment.customer_segment_id == customer_id)
-    rows, links = keyset_page(query, Segment.id)
-    return respond({"data": [segment_resource(s) for s in rows], "links": links})
+    tag = query_value("filter[tag]", max_length=200)
+    if tag is not None:
+        query = query.where(Segment.id.in_(select(SegmentTag.segment_id).where(
+            SegmentTag.tag == " ".join(tag.split()).lower())))
+    owner = query_value("filter[owner]", max_length=320)
+    if owner is not None:
+        query = query.where(Segment.owner_id.in_(select(User.id).where(
+            func.lower(User.email) == owner.strip().lower())))
+    archived = query_value("filter[archived]")
+    if archived is not None:
+        if archived not in ("true", "false"):
+            raise ApiError(400, "invalid_filter", "filter[archived] is true or false (leave it "
+                           "out for every segment).", parameter="filter[archived]")
+        query = query.where(Segment.archived_at.is_not(None) if archived == "true"
+                            else Segment.archived_at.is_(None))
+    size = page_size(parameter=_aliased("page[size]", "limit"))
+    rows, links = keyset_page(query, Segment.id, size=size)
+    return respond({"data": [segment_resource(s, {
+        "tags": s.tags, "owner": s.owner.email if s.owner else None}) for s in rows],
+        "links": links})
 
 
 @bp.route("/segments", methods=["POST"])
 @access("write")
 def segment_create():
     """Create a static or dynamic segment; a dynamic one is materialized at once."""
-    from webapp.services.segments import SegmentError, save_segment
-
     data = resource_object(read_document(), "segments", creating=True)
-    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version"))
+    attributes = attributes_of(data, WRITABLE, read_only=(*READ_ONLY, "version", "archived"),
+                               nullable=NULLABLE)
     try:
         segment = save_segment(attributes, actor=actor_label(), actor_id=actor_id())
     except SegmentError as exc:
@@ -139,39 +190,64 @@ def segment_get(segment_ref: str):
 @access("write")
 def segment_update(segment_ref: str):
     """Change a segment; give `version` to refuse the change if someone saved meanwhile."""
-    from webapp.services.segments import SegmentError, save_segment
-
     segment = segment_or_404(segment_ref)
     data = resource_object(read_document(), "segments")
     if "id" in data and str(data["id"]) not in (str(segment.id), segment_ref):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
-    attributes = attributes_of(data, (*WRITABLE, "version"), read_only=READ_ONLY)
+    attributes = attributes_of(data, (*WRITABLE, "version", "archived"), read_only=READ_ONLY,
+                               nullable=NULLABLE)
     expected = attributes.pop("version", None)
     if expected is not None and (not isinstance(expected, int) or isinstance(expected, bool)):
         raise ApiError(422, "invalid_attribute", "version is the whole number this segment "
                        "had when you read it.", pointer="/data/attributes/version")
+    archived = attributes.pop("archived", None)
+    if archived is not None and not isinstance(archived, bool):
+        raise ApiError(422, "invalid_attribute", "archived is true (archive the segment) or "
+                       "false (restore it).", pointer="/data/attributes/archived")
+    archiving = archived is True and segment.archived_at is None
+    if archiving:
+        _refuse_if_used(segment)  # before anything is saved: a refused request changes nothing
     try:
-        segment = save_segment(attributes, segment=segment, actor=actor_label(),
-                               actor_id=actor_id(), expected_version=expected)
+        if attributes or expected is not None:
+            segment = save_segment(attributes, segment=segment, actor=actor_label(),
+                                   actor_id=actor_id(), expected_version=expected)
+        if archiving:
+            archive_segment(segment, actor=actor_label())
+        elif archived is False and segment.archived_at is not None:
+            restore_segment(segment, actor=actor_label())
+    except SegmentStillUsed as exc:
+        raise _in_use(exc) from None
     except SegmentError as exc:
         raise _segment_error(exc) from None
     return respond({"data": segment_resource(segment)})
+
+
+def _in_use(exc: SegmentInUse | SegmentStillUsed) -> ApiError:
+    """409 segment_in_use naming every use (meta.uses) of a segment being deleted or archived."""
+    uses = [{k: v for k, v in use.items() if v is not None} for use in exc.uses]
+    return ApiError(409, "segment_in_use", str(exc.errors.get("segment", exc)),
+                    title="Segment in use", meta={"uses": uses})
+
+
+def _refuse_if_used(segment: Segment) -> None:
+    """Refuse to archive a segment something still uses (409 naming the uses)."""
+    uses = where_used(segment)
+    if uses:
+        raise _in_use(SegmentStillUsed(segment, uses))
 
 
 @bp.route("/segments/<segment_ref>", methods=["DELETE"])
 @access("admin")
 def segment_delete(segment_ref: str):
     """Delete an unused segment; 409 segment_in_use lists where it is still used."""
-    from webapp.services.segments import SegmentError, SegmentInUse, delete_segment
+    from webapp.services.segments import delete_segment
 
     segment = segment_or_404(segment_ref)
     try:
         delete_segment(segment, actor=actor_label())
     except SegmentInUse as exc:
-        uses = [{k: v for k, v in use.items() if v is not None} for use in exc.uses]
-        raise ApiError(409, "segment_in_use", str(exc.errors.get("segment", exc)),
-                       title="Segment in use", meta={"uses": uses}) from None
+        raise _in_use(exc) from None
     except SegmentError as exc:
         raise _segment_error(exc) from None
     return no_content()
@@ -357,7 +433,15 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
         raise ApiError(400, "invalid_data", "Each item is a resource object of type "
                        '"overrides".', pointer=pointer)
     check_resource(item, "overrides", pointer)
-    attributes = attributes_of(item, OVERRIDE_ATTRIBUTES, pointer=pointer)
+    attributes = attributes_of(item, (*OVERRIDE_ATTRIBUTES, *OVERRIDE_ALIASES), pointer=pointer)
+    given_as = {"member": "member", "status": "status"}  # for pointers into the request
+    for alias, name in OVERRIDE_ALIASES.items():
+        if alias in attributes:
+            given_as[name] = alias
+            if name in attributes:
+                raise ApiError(422, "invalid_attribute", f"{alias} is another name for {name}; "
+                               "give one of the two.", pointer=f"{pointer}/attributes/{alias}")
+            attributes[name] = attributes.pop(alias)
     member_ref = attributes.pop("member", None)
     rel = (item.get("relationships") or {}).get("member")
     if rel is not None:
@@ -368,13 +452,13 @@ def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
                            '"members", "id": ...}}.', pointer=f"{pointer}/relationships/member")
         member_ref = linkage["id"]
     if not isinstance(member_ref, str) or not member_ref.strip() or len(member_ref) > 320:
-        raise ApiError(422, "missing_member", "Name the member: attributes.member or the "
-                       "member relationship (member id, external id or email).",
-                       pointer=f"{pointer}/attributes/member")
+        raise ApiError(422, "missing_member", "Name the member: attributes.member (or user) "
+                       "or the member relationship (member id, external id or email).",
+                       pointer=f"{pointer}/attributes/{given_as['member']}")
     status = attributes.get("status")
     if status not in ("add", "block", "reset"):
-        raise ApiError(422, "invalid_attribute", "status is add, block or reset.",
-                       pointer=f"{pointer}/attributes/status")
+        raise ApiError(422, "invalid_attribute", f"{given_as['status']} is add, block or reset.",
+                       pointer=f"{pointer}/attributes/{given_as['status']}")
     for key in ("description", "reference_id"):
         value = attributes.get(key)
         if value is not None and not isinstance(value, str):

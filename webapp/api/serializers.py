@@ -30,9 +30,36 @@ def member_identifier(member_id: str) -> dict[str, str]:
     return {"type": "members", "id": member_id}
 
 
-def segment_resource(segment: Segment | Row) -> dict[str, Any]:
+def segment_organisation(rows: list[Segment | Row]) -> dict[int, dict[str, Any]]:
+    """Tags and owner email of each segment (segment id -> {tags, owner}), in two queries."""
+    from sqlalchemy import select
+
+    from webapp.extensions import db
+    from webapp.models import SegmentTag, User
+
+    ids = [r.id for r in rows]
+    out: dict[int, dict[str, Any]] = {i: {"tags": [], "owner": None} for i in ids}
+    if not ids:
+        return out
+    for segment_id, tag in db.session.execute(select(SegmentTag.segment_id, SegmentTag.tag).where(
+            SegmentTag.segment_id.in_(ids)).order_by(SegmentTag.tag)):
+        out[segment_id]["tags"].append(tag)
+    owner_ids = {r.owner_id for r in rows if r.owner_id is not None}
+    if owner_ids:
+        emails = dict(db.session.execute(select(User.id, User.email).where(
+            User.id.in_(owner_ids))).all())
+        for r in rows:
+            out[r.id]["owner"] = emails.get(r.owner_id)
+    return out
+
+
+def segment_resource(segment: Segment | Row,
+                     organisation: dict[str, Any] | None = None) -> dict[str, Any]:
     """A segment resource with its exact size and the link to its members (from the ORM
-    object or a row of the segments table)."""
+    object or a row of the segments table); `organisation` is its entry of
+    `segment_organisation` (read here when not given)."""
+    if organisation is None:
+        organisation = segment_organisation([segment])[segment.id]
     return {
         "type": "segments", "id": str(segment.id),
         "attributes": {
@@ -40,9 +67,14 @@ def segment_resource(segment: Segment | Row) -> dict[str, Any]:
             "kind": segment.kind, "customer_segment_id": segment.customer_segment_id,
             "url": segment.url, "include": list(segment.include or []),
             "exclude": list(segment.exclude or []), "size": segment.size or 0,
+            # The Monterosa seed's name for the size; Beacon's is exact, not an estimate.
+            "estimatedSize": segment.size or 0,
             "version": segment.version, "created_at": iso(segment.created_at),
             "updated_at": iso(segment.updated_at),
             "updated_by": segment.updated_by_label or None,
+            "tags": organisation["tags"], "owner": organisation["owner"],
+            "archived": segment.archived_at is not None,
+            "archived_at": iso(segment.archived_at),
         },
         "relationships": {"members": {"links": {
             "self": link("api.segment_members", segment_ref=segment.id)},
@@ -56,6 +88,8 @@ def offer_attributes(offer: Offer) -> dict[str, Any]:
     return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
             "description": offer.description, "publish_at": iso(offer.publish_at),
             "expire_at": iso(offer.expire_at), "discontinued": bool(offer.discontinued),
+            "requires_activation": bool(offer.requires_activation),
+            "must_fulfill_within_days": offer.must_fulfill_within_days,
             "created_at": iso(offer.created_at), "updated_at": iso(offer.updated_at)}
 
 
@@ -63,7 +97,9 @@ def offer_resource(offer: Offer) -> dict[str, Any]:
     """An offer resource with its audiences as a to-many relationship."""
     return {"type": "offers", "id": str(offer.id), "attributes": offer_attributes(offer),
             "relationships": {"audiences": {"data": [
-                {"type": "audiences", "id": str(a.id)} for a in offer.audiences]}},
+                {"type": "audiences", "id": str(a.id)} for a in offer.audiences]},
+                "limits": {"data": [{"type": "limits", "id": str(lim.id)}
+                                    for lim in offer.limits]}},
             "links": {"self": link("api.offer_get", offer_id=offer.id)}}
 
 
@@ -102,9 +138,16 @@ def segment_identifier(segment_id: int) -> dict[str, str]:
 
 
 def decision_attributes(decision: Any) -> dict[str, Any]:
-    """A visibility decision's attributes: visible_status, eligible, reason and reasons."""
-    return {"visible_status": decision.visible_status, "eligible": bool(decision.eligible),
-            "reason": decision.reason, "reasons": decision.explanation}
+    """A visibility decision's attributes: visible_status, eligible, reason, for an offer
+    must_activate, activated and fulfillment_count, and reasons."""
+    out = {"visible_status": decision.visible_status, "eligible": bool(decision.eligible),
+           "reason": decision.reason}
+    if decision.must_activate is not None:
+        out["must_activate"] = decision.must_activate
+        out["activated"] = decision.activated
+        out["fulfillment_count"] = decision.fulfillment_count
+    out["reasons"] = decision.explanation
+    return out
 
 
 def decorated_items(resource_type: str, catalog: Any, pairs: list[tuple[Any, Any]]) -> bytes:
@@ -137,3 +180,55 @@ def event_resource(event: MembershipEvent, external_id: str | None) -> dict[str,
             "relationships": {
                 "segment": {"data": segment_identifier(event.segment_id)},
                 "member": {"data": member_identifier(event.member_id)}}}
+
+
+def limit_resource(limit: Any) -> dict[str, Any]:
+    """An offer limit resource with its offer as a to-one relationship."""
+    return {"type": "limits", "id": str(limit.id),
+            "attributes": {"limit_type": limit.limit_type,
+                           "configuration": dict(limit.configuration or {}),
+                           "created_at": iso(limit.created_at)},
+            "relationships": {"offer": {
+                "data": {"type": "offers", "id": str(limit.offer_id)},
+                "links": {"related": link("api.offer_get", offer_id=limit.offer_id)}}},
+            "links": {"self": link("api.limit_get", limit_id=limit.id)}}
+
+
+def _member_and_offer(item: Any) -> dict[str, Any]:
+    return {"member": {"data": member_identifier(item.member_id)},
+            "offer": {"data": {"type": "offers", "id": str(item.offer_id)}}}
+
+
+def activation_resource(activation: Any) -> dict[str, Any]:
+    """An activation resource (member and offer as to-one relationships)."""
+    return {"type": "activations", "id": str(activation.id),
+            "attributes": {"activated_at": iso(activation.activated_at),
+                           "expires_at": iso(activation.expires_at),
+                           "fulfilled_at": iso(activation.fulfilled_at)},
+            "relationships": _member_and_offer(activation)}
+
+
+def fulfillment_resource(fulfillment: Any) -> dict[str, Any]:
+    """A fulfillment (award) resource (member and offer as to-one relationships)."""
+    rels = _member_and_offer(fulfillment)
+    if fulfillment.activation_id is not None:
+        rels["activation"] = {"data": {"type": "activations",
+                                       "id": str(fulfillment.activation_id)}}
+    return {"type": "fulfillments", "id": str(fulfillment.id),
+            "attributes": {"external_id": fulfillment.external_id,
+                           "fulfilled_at": iso(fulfillment.fulfilled_at)},
+            "relationships": rels}
+
+
+def redemption_resource(redemption: Any) -> dict[str, Any]:
+    """A reward redemption resource (member and reward as to-one relationships)."""
+    rels: dict[str, Any] = {"member": {"data": member_identifier(redemption.member_id)},
+                            "reward": {"data": None if redemption.reward_id is None else
+                                       {"type": "rewards", "id": str(redemption.reward_id)}}}
+    return {"type": "redemptions", "id": str(redemption.id),
+            "attributes": {"reward_name": redemption.reward_name, "points": redemption.points,
+                           "status": redemption.status, "external_id": redemption.external_id,
+                           "created_at": iso(redemption.created_at),
+                           "cancelled_at": iso(redemption.cancelled_at)},
+            "relationships": rels,
+            "links": {"self": link("api.redemption_get", redemption_id=redemption.id)}}

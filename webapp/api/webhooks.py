@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import ApiError, validation_error
+from webapp.api.errors import ApiError, error_object, escape, validation_error
 from webapp.api.jsonapi import (
     actor_label,
     check_query,
@@ -40,6 +40,16 @@ def webhook_resource(webhook: Webhook, attributes: dict) -> dict:
 
 def _attributes(data: dict) -> dict:
     attributes = data.get("attributes") or {}
+    # null for an attribute that always has a value (`"event_filter": null` included: the
+    # filter for every event is {"actions": null, "segments": null}) is refused, as documented.
+    nulls = [name for name, value in attributes.items() if value is None]
+    if nulls:
+        raise ApiError(422, errors=[error_object(
+            422, "invalid_attribute", f"{name} cannot be null: give a value, or leave it out"
+            + (' ({"actions": null, "segments": null} for every event).'
+               if name == "event_filter" else "."),
+            title="Invalid attribute", pointer=f"/data/attributes/{escape(name)}")
+            for name in nulls])
     return dict(attributes)
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user, logout_user
 
 from webapp.access import access
 from webapp.auth import bp
-from webapp.auth.forms import LoginForm
-from webapp.services.users import authenticate
+from webapp.auth.forms import LoginForm, PasswordForm
+from webapp.login_throttle import remember_device, remembered_accounts
+from webapp.services.users import (
+    UserError,
+    WrongPassword,
+    authenticate,
+    change_password,
+    end_sessions,
+)
+from webapp.sessions import start_session
 
 
 def safe_next(target: str | None) -> str:
@@ -33,11 +41,13 @@ def login():
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
         outcome = authenticate(form.email.data, form.password.data,
-                               current_app.config["LOGIN_MAX_FAILURES"],
-                               current_app.config["LOGIN_LOCK_SECONDS"])
+                               address=request.remote_addr,
+                               remembered=remembered_accounts(request))
         if outcome.user:
-            login_user(outcome.user)
-            return redirect(safe_next(form.next.data), code=303)
+            start_session(outcome.user)
+            response = redirect(safe_next(form.next.data), code=303)
+            remember_device(response, request, outcome.user.id)
+            return response
         form.password.errors = [outcome.message]
         return render_template("auth/login.html", form=form), 422
     status = 422 if request.method == "POST" else 200
@@ -47,7 +57,29 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @access("public")
 def logout():
-    """Sign out and return to the sign-in page."""
+    """Sign out, ending every session of this user on the server, and go to the sign-in page."""
+    if current_user.is_authenticated:
+        end_sessions(current_user)
     logout_user()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"), code=303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@access("read")
+def password():
+    """Change one's own password; every other session of the user ends."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()  # the User itself, not the proxy
+        try:
+            change_password(user, form.current.data, form.new.data)
+        except UserError as exc:
+            field = form.current if isinstance(exc, WrongPassword) else form.new
+            field.errors = [*field.errors, str(exc)]
+        else:
+            start_session(user)  # this browser stays signed in, on the new generation
+            flash("Password changed. You were signed out everywhere else.", "success")
+            return redirect(url_for("auth.password"), code=303)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/password.html", form=form), status

@@ -165,10 +165,37 @@ class Row:
     misses: list[str]
     more: int
     link: str
+    activity: str | None = None  # offers: activation and awards; rewards: redemptions
+
+
+def offer_activity(decision: visibility.Decision) -> str | None:
+    """An offer's activation and usage for this member in words ("activated · awarded 2×")."""
+    parts = []
+    if decision.must_activate:
+        text = "activated" if decision.activated else "not activated"
+        if decision.activated:
+            node = next((n for n in decision.explanation.get("children") or ()
+                         if n.get("kind") == "activation"), None)
+            until = (node or {}).get("expected", {}).get("expires_at")
+            if until:
+                text += f" (fulfil by {_when(until)} UTC)"
+        parts.append(text)
+    if decision.fulfillment_count:
+        parts.append(f"awarded {decision.fulfillment_count:,}×")
+    return " · ".join(parts) or None
+
+
+def reward_activity(redemptions: list[Any]) -> str | None:
+    """A reward's redemptions by this member in words ("redeemed 2× · 1 cancelled")."""
+    if not redemptions:
+        return None
+    cancelled = sum(r.status == "cancelled" for r in redemptions)
+    text = f"redeemed {len(redemptions) - cancelled:,}×"
+    return text + (f" · {cancelled:,} cancelled" if cancelled else "")
 
 
 def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str, prefix: str,
-          memo: dict) -> list[Row]:
+          memo: dict, redemptions: dict | None = None) -> list[Row]:
     """Rows ready to print: the page lists hundreds, so the template does no work per row."""
     ranked = []
     for item, d in pairs:
@@ -181,7 +208,9 @@ def _rows(pairs: list[tuple[Any, visibility.Decision]], show: str, prefix: str,
             visible=d.visible_status == "visible", eligible=d.eligible,
             reason=None if d.eligible or d.reason == d.visible_status
             else d.reason.replace("_", " "),
-            misses=misses[:3], more=max(0, len(misses) - 3), link=f"{prefix}/{item.id}")))
+            misses=misses[:3], more=max(0, len(misses) - 3), link=f"{prefix}/{item.id}",
+            activity=offer_activity(d) if redemptions is None
+            else reward_activity(redemptions.get(item.id, [])))))
     ranked.sort(key=lambda pair: pair[0])
     return [row for _, row in ranked]
 
@@ -234,14 +263,18 @@ def page_context(member: Member, explainer: visibility.Explainer, *, show: str =
                  form: WhatIfForm | None = None,
                  what_if: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Everything the member page shows (the benchmark renders it too)."""
+    from webapp.services.redemptions import member_redemptions
+
     offers = explainer.offers()
     rewards = explainer.rewards()
     base = url_for("members.show", member_id=member.id)
     memo: dict = {}
+    redemptions = member_redemptions(member.id)
     return {
         "member": member, "segments": member_segments(member), "show": show,
         "filters": FILTERS, "offer_rows": _rows(offers, show, base + "/offers", memo),
-        "reward_rows": _rows(rewards, show, base + "/rewards", memo),
+        "reward_rows": _rows(rewards, show, base + "/rewards", memo, redemptions),
+        "redemptions": [r for rows in redemptions.values() for r in rows],
         "offer_counts": _counts(offers), "reward_counts": _counts(rewards),
         "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
         "value_text": value_text, "age": member_age(member),

@@ -12,7 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from webapp.offers.fields import IdListField, WholeNumberField
 
@@ -32,6 +32,11 @@ class OfferForm(FlaskForm):
     expire_at = DateTimeLocalField("Expire at", format="%Y-%m-%dT%H:%M",
                                    validators=[Optional()], description=WINDOW_HINT)
     discontinued = BooleanField("Discontinued (nobody is eligible, whatever the audiences)")
+    requires_activation = BooleanField("Requires activation (members activate it first; each "
+                                       "activation allows one award)")
+    must_fulfill_within_days = WholeNumberField(
+        "Fulfil within (days)", validators=[Optional()], minimum=1, maximum=36_600,
+        noun="Fulfil within", description="After activating. Leave empty for no deadline.")
 
     def values(self, original: Any = None) -> dict[str, Any]:
         """The form as the service's data mapping (an unchanged minute keeps its seconds)."""
@@ -43,9 +48,14 @@ class OfferForm(FlaskForm):
                     second=0, microsecond=0):
                 value = stored
             moments[key] = value
-        return {"name": self.name.data or "", "external_id": self.external_id.data or None,
-                "category": self.category.data or "", "description": self.description.data or "",
-                "discontinued": bool(self.discontinued.data), **moments}
+        values = {"name": self.name.data or "", "external_id": self.external_id.data or None,
+                  "category": self.category.data or "",
+                  "description": self.description.data or "",
+                  "discontinued": bool(self.discontinued.data), **moments}
+        if self.requires_activation is not None:  # offers only (rewards drop these fields)
+            values["requires_activation"] = bool(self.requires_activation.data)
+            values["must_fulfill_within_days"] = self.must_fulfill_within_days.data
+        return values
 
     def add_service_errors(self, errors: dict[str, str]) -> None:
         """Show a service's field errors next to the fields (others at the top)."""
@@ -99,3 +109,44 @@ class SegmentAudienceForm(FlaskForm):
     def configuration(self) -> dict[str, Any]:
         """The audience configuration."""
         return {"segments": list(dict.fromkeys(self.segments.data or []))}
+
+
+LIMIT_TYPE_CHOICES = [
+    ("membership_award_count", "awards per member"),
+    ("global_award_count", "awards over all members"),
+    ("membership_activation", "activations per member"),
+    ("global_activation", "activations over all members"),
+]
+WINDOW_CHOICES = [("", "over all time"), ("days", "in a rolling number of days"),
+                  ("day", "per calendar day"), ("week", "per calendar week (from Monday)"),
+                  ("month", "per calendar month"), ("year", "per calendar year")]
+
+
+class LimitForm(FlaskForm):
+    """A limit on the offer: what it counts, how many, and over which window."""
+
+    limit_type = SelectField("Limit", choices=LIMIT_TYPE_CHOICES)
+    limit = WholeNumberField("At most", validators=[InputRequired(
+        message="Give the most activations or awards allowed.")], minimum=1,
+        maximum=2**31 - 1, noun="At most")
+    window = SelectField("Counted", choices=WINDOW_CHOICES)
+    days = WholeNumberField("Days", validators=[Optional()], minimum=1, maximum=36_600,
+                            noun="Days", description="for a rolling window")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields, then a number of days for a rolling window."""
+        if not super().validate(extra_validators):
+            return False
+        if self.window.data == "days" and self.days.data is None:
+            self.days.errors = [*self.days.errors, "Give the number of days of the window."]
+            return False
+        return True
+
+    def configuration(self) -> dict[str, Any]:
+        """The limit configuration ({limit, window})."""
+        config: dict[str, Any] = {"limit": self.limit.data}
+        if self.window.data == "days":
+            config["window"] = {"days": self.days.data}
+        elif self.window.data:
+            config["window"] = {"period": self.window.data}
+        return config

@@ -13,10 +13,12 @@ from webapp.access import access
 from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.models import Audience, Offer, Segment
+from webapp.models import Audience, Offer, OfferLimit, Segment
 from webapp.offers import bp, catalog
 from webapp.offers.fields import get_or_404
-from webapp.offers.forms import AgeAudienceForm, OfferForm, SegmentAudienceForm
+from webapp.offers.forms import AgeAudienceForm, LimitForm, OfferForm, SegmentAudienceForm
+from webapp.services import offer_limits as limits
+from webapp.services.offer_limits import limit_standing
 from webapp.services.offers import (
     OfferError,
     add_audience,
@@ -29,6 +31,7 @@ from webapp.services.offers import (
     segment_options,
     state_of,
 )
+from webapp.targeting.limits import describe_limit
 
 
 def _offer_or_404(offer_id: int) -> Offer:
@@ -108,7 +111,7 @@ def show(offer_id: int):
     ctx = audiences_context(offer)
     block = "segment_options" if request.args.get("picker") == "1" else "audiences"
     return render("offers/show.html", block, state=state_of(offer), delete_form=EmptyForm(),
-                  **ctx)
+                  **(ctx | limits_context(offer)))
 
 
 def _audiences_response(offer: Offer, status: int = 200, message: str | None = None,
@@ -122,7 +125,7 @@ def _audiences_response(offer: Offer, status: int = 200, message: str | None = N
         flash(message, "success")
         return redirect(url_for("offers.show", offer_id=offer.id), code=303)
     return render("offers/show.html", None, state=state_of(offer), delete_form=EmptyForm(),
-                  **ctx), status
+                  **(ctx | limits_context(offer))), status
 
 
 @bp.route("/<int:offer_id>/audiences/age", methods=["POST"])
@@ -193,3 +196,57 @@ def remove(offer_id: int, audience_id: int):
 def check_member(offer_id: int):
     """Open this offer's explanation for a member named by id, external id or email."""
     return catalog.check_member(_offer_or_404(offer_id), kind="offer")
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+def limits_context(offer: Offer, *, limit_form: LimitForm | None = None) -> dict[str, Any]:
+    """What the limits block shows: each limit in words with its standing, and the add form."""
+    return {"offer": offer, "limit_rows": limit_standing(offer),
+            "limit_form": limit_form or LimitForm(formdata=None), "remove_form": EmptyForm()}
+
+
+def _limits_response(offer: Offer, status: int = 200, message: str | None = None,
+                     form: LimitForm | None = None):
+    if is_htmx():
+        body = render("offers/show.html", "limits", **limits_context(offer, limit_form=form))
+        headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
+        return body, status, headers
+    if status == 200 and message:
+        flash(message, "success")
+        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
+    return render("offers/show.html", None, state=state_of(offer), delete_form=EmptyForm(),
+                  **(audiences_context(offer) | limits_context(offer, limit_form=form))), status
+
+
+@bp.route("/<int:offer_id>/limits", methods=["POST"])
+@access("write")
+def add_limit(offer_id: int):
+    """Add a limit to the offer."""
+    offer = _offer_or_404(offer_id)
+    form = LimitForm()
+    if not form.validate_on_submit():
+        return _limits_response(offer, 422, form=form)
+    try:
+        limit = limits.add_limit(offer, form.limit_type.data, form.configuration(),
+                                 actor=current_user.label)
+    except OfferError as exc:
+        form.form_errors.extend(exc.errors.values())
+        return _limits_response(offer, 422, form=form)
+    return _limits_response(offer, 200, message="Added limit: " + describe_limit(
+        limit.limit_type, limit.configuration))
+
+
+@bp.route("/<int:offer_id>/limits/<int:limit_id>/delete", methods=["POST"])
+@access("write")
+def remove_limit(offer_id: int, limit_id: int):
+    """Remove one limit from the offer."""
+    offer = _offer_or_404(offer_id)
+    limit = get_or_404(OfferLimit, limit_id)
+    if limit.offer_id != offer.id:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        return _limits_response(offer, 422)
+    limits.remove_limit(limit, actor=current_user.label)
+    return _limits_response(offer, 200, message="Removed the limit.")

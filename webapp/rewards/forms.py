@@ -19,6 +19,8 @@ class RewardForm(OfferForm):
                               validators=[InputRequired("Give the points cost.")],
                               noun="Points cost")
     discontinued = BooleanField("Discontinued (hidden from every member)")
+    requires_activation = None  # rewards are redeemed, not activated
+    must_fulfill_within_days = None
 
     def values(self, original: Any = None) -> dict[str, Any]:
         """The form as the service's data mapping."""

@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, request
 from sqlalchemy import func, or_, select
 
+from webapp.dashboard.charts import size_lines
 from webapp.extensions import db
 from webapp.models import (
     AuditEntry,
@@ -21,7 +21,6 @@ from webapp.models import (
     MembershipEvent,
     Segment,
     SegmentMembership,
-    SegmentSizeSnapshot,
 )
 from webapp.segments.builder import (
     FIELD_CHOICES,
@@ -33,16 +32,76 @@ from webapp.segments.builder import (
     short_message,
     split_list,
 )
-from webapp.segments.forms import DeleteForm, SegmentForm
+from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
+from webapp.services import stats
+from webapp.services.stats import size_history
 from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
 from webapp.targeting import criterion_label as _criterion_label
 from webapp.targeting import schema as ts
-from webapp.timeutil import utcnow
 
-FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind")
+FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
 MEMBERS_PER_PAGE = 25
 EVENTS_SHOWN = 15
+
+
+# --- list filters ---------------------------------------------------------------------------
+
+STATUSES = {"": "Active", "archived": "Archived", "all": "Active and archived"}
+
+
+@dataclass
+class ListFilters:
+    """The segment list's tag, owner and archive filters, read from the address."""
+
+    tag: str
+    owner: str
+    status: str
+    conditions: list[Any]
+    tags: list[tuple[str, int]]
+    owners: list[tuple[str, str]]
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a filter other than the default (active segments) is on."""
+        return bool(self.tag or self.owner or self.status)
+
+    def link_args(self, **more: str) -> dict[str, str]:
+        """The list's current filters as address arguments (for sort links)."""
+        args = {"tag": self.tag, "owner": self.owner, "status": self.status, **more}
+        return {k: v for k, v in args.items() if v}
+
+
+def list_filters(args: Mapping[str, str], me: int) -> ListFilters:
+    """Tag (exact, any case), owner ("me", "none" or a user id) and status ("" active,
+    "archived", "all"); unknown values are ignored."""
+    from webapp.models import SegmentTag, User
+
+    tag = " ".join(str(args.get("tag", "")).replace("\x00", "").split()).lower()[:40]
+    owner = str(args.get("owner", ""))[:12]
+    status = str(args.get("status", ""))
+    status = status if status in STATUSES else ""
+    conditions: list[Any] = []
+    if status == "":
+        conditions.append(Segment.archived_at.is_(None))
+    elif status == "archived":
+        conditions.append(Segment.archived_at.is_not(None))
+    if tag:
+        conditions.append(Segment.id.in_(select(SegmentTag.segment_id).where(
+            SegmentTag.tag == tag)))
+    if owner == "me":
+        conditions.append(Segment.owner_id == me)
+    elif owner == "none":
+        conditions.append(Segment.owner_id.is_(None))
+    elif owner.isdigit() and len(owner) < 10:
+        conditions.append(Segment.owner_id == int(owner))
+    else:
+        owner = ""
+    owners = [(str(uid), label) for uid, label in db.session.execute(
+        select(User.id, func.coalesce(func.nullif(User.name, ""), User.email))
+        .where(User.id.in_(select(Segment.owner_id).where(Segment.owner_id.is_not(None))))
+        .order_by(User.name, User.email))]
+    return ListFilters(tag, owner, status, conditions, service.all_tags(), owners)
 
 
 # --- editor ---------------------------------------------------------------------------------
@@ -64,7 +123,8 @@ def version_of(form: SegmentForm) -> int | None:
 
 
 def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> list[dict]:
-    """Segments whose name or customer segment id contains q (any case), or whose id is q."""
+    """Segments not archived whose name or customer segment id contains q (any case), or
+    whose id is q."""
     q = (q or "").strip()
     if not q:
         return []
@@ -73,7 +133,9 @@ def find_segments(q: str, *, limit: int = 8, exclude_id: int | None = None) -> l
                Segment.customer_segment_id.ilike(like, escape="\\")]
     if q.lstrip("#").isdigit() and len(q) < 10:
         matches.append(Segment.id == int(q.lstrip("#")))
-    query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(or_(*matches))
+    # Archived segments cannot be newly used, so the builder does not offer them.
+    query = select(Segment.id, Segment.name, Segment.kind, Segment.size).where(
+        or_(*matches), Segment.archived_at.is_(None))
     if exclude_id is not None:
         query = query.where(Segment.id != exclude_id)
     rows = db.session.execute(query.order_by(Segment.name).limit(limit))
@@ -144,7 +206,8 @@ def segment_data(form: SegmentForm, builder: Builder) -> tuple[dict, dict[str, s
         criteria, row_errors = {"include": [], "exclude": []}, {}
     data = {"name": form.name.data, "description": form.description.data,
             "customer_segment_id": form.customer_segment_id.data, "url": form.url.data,
-            "kind": kind, **criteria}
+            "kind": kind, "tags": form.tag_list(), "owner": form.owner.data or None,
+            **criteria}
     problems = {f"row:{row_id}": message for row_id, message in row_errors.items()}
     if problems:
         # Show the other fields' problems at the same time.
@@ -189,6 +252,8 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
     }
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)
+    form.fill_organisation(segment, service.owners())
+    context["known_tags"] = [tag for tag, _ in service.all_tags()]
     if errors:
         _, _, paths = builder.criteria(skip_incomplete=False)
         _apply_errors(errors, form, builder, paths, context)
@@ -321,36 +386,13 @@ def members_page(segment: Segment, args: Mapping[str, str]) -> tuple[Page, str]:
 
 
 def size_chart(segment: Segment, days: int = 90) -> dict[str, Any] | None:
-    """An inline SVG line of the segment's size per day (the last `days` snapshots)."""
-    since = utcnow().date() - timedelta(days=days)
-    snapshots = db.session.execute(
-        select(SegmentSizeSnapshot.day, SegmentSizeSnapshot.size)
-        .where(SegmentSizeSnapshot.segment_id == segment.id, SegmentSizeSnapshot.day >= since)
-        .order_by(SegmentSizeSnapshot.day)).all()
-    if not snapshots:
+    """The segment's size over time as a line chart: steps of 5 minutes or an hour for a
+    segment created in the last two days (rebuilt from its events), daily sizes otherwise."""
+    history_ = size_history(segment, days)
+    if not history_["points"]:
         return None
-    width, height, pad = 600, 120, 6
-    first, last = snapshots[0].day, snapshots[-1].day
-    span = max((last - first).days, 1)
-    top = max(s.size for s in snapshots)
-    low = min(s.size for s in snapshots)
-    scale_low = 0 if low > top * 0.5 or top == 0 else low
-    rng = max(top - scale_low, 1)
-
-    def xy(day, size) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * ((day - first).days / span if len(snapshots) > 1 else 1)
-        y = height - pad - (height - 2 * pad) * ((size - scale_low) / rng)
-        return round(x, 1), round(y, 1)
-
-    points = [xy(s.day, s.size) for s in snapshots]
-    if len(points) == 1:
-        points = [(pad, points[0][1]), points[0]]
-    line = " ".join(f"{x},{y}" for x, y in points)
-    area = f"{points[0][0]},{height - pad} {line} {points[-1][0]},{height - pad}"
-    return {"width": width, "height": height, "line": line, "area": area,
-            "first": first, "last": last, "top": top, "low": low,
-            "points": [{"x": x, "y": y, "day": s.day, "size": s.size}
-                       for (x, y), s in zip(points[-len(snapshots):], snapshots, strict=True)]}
+    return size_lines([{"name": segment.name, "url": None, "points": history_["points"]}],
+                      every=history_["step"])
 
 
 def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list[dict]:
@@ -415,5 +457,86 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
         "exclude_words": [criterion_words(c, names) for c in segment.exclude or []],
         "members": members, "q": q, "uses": service.where_used(segment),
         "events": events, "history": history(segment, names), "chart": size_chart(segment),
-        "delete_form": DeleteForm(), "delete_refused": None,
+        "delete_form": DeleteForm(), "delete_refused": None, "archive_form": ArchiveForm(),
+        "status_refused": None,
     }
+
+
+# --- overlap --------------------------------------------------------------------------------
+
+# Where each region's count sits in the Venn diagram (viewBox 400 x 330), by bit mask.
+VENN = {
+    2: {"circles": [(150, 160, 105), (250, 160, 105)],
+        "labels": {1: (100, 160), 2: (300, 160), 3: (200, 160)},
+        "names": [(120, 35, "middle"), (280, 35, "middle")], "height": 290},
+    3: {"circles": [(155, 135, 95), (245, 135, 95), (200, 215, 95)],
+        "labels": {1: (115, 110), 2: (285, 110), 4: (200, 265), 3: (200, 95),
+                   5: (148, 200), 6: (252, 200), 7: (200, 163)},
+        "names": [(110, 22, "middle"), (290, 22, "middle"), (200, 327, "middle")],
+        "height": 340},
+}
+
+
+def _short(name: str, limit: int = 24) -> str:
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def overlap_picks(values: list[str]) -> tuple[list[Segment], list[str], list[str]]:
+    """The segments named (id, #id, customer segment id or name), the texts as typed, and
+    the problems with them."""
+    from webapp.services.lookup import find_segment
+
+    texts = [v.strip()[:200] for v in values if v and v.strip()][:4]
+    problems: list[str] = []
+    chosen: list[Segment] = []
+    for text in texts:
+        segment = find_segment(text.lstrip("#"), by_name=True)
+        if segment is None:
+            problems.append(f"No segment has the id, customer segment id or name “{text}”.")
+        elif any(c.id == segment.id for c in chosen):
+            problems.append(f"{segment.name} is chosen twice: choose different segments.")
+        else:
+            chosen.append(segment)
+    if len(texts) > stats.MAX_OVERLAP:
+        problems.append(f"Compare at most {stats.MAX_OVERLAP} segments at a time.")
+    return chosen, texts, problems
+
+
+def _region_words(mask: int, segments: list[Segment]) -> str:
+    inside = [s.name for i, s in enumerate(segments) if mask & (1 << i)]
+    outside = [s.name for i, s in enumerate(segments) if not mask & (1 << i)]
+    if len(inside) == len(segments):
+        return "In both" if len(segments) == 2 else "In all three"
+    words = "Only in " + inside[0] if len(inside) == 1 else "In " + " and ".join(inside)
+    return words + (", not " + " or ".join(outside) if len(inside) > 1 else "")
+
+
+def overlap_context(values: list[str]) -> dict[str, Any]:
+    """The overlap page: the pickers, and for 2 or 3 segments the Venn regions counted."""
+    chosen, texts, problems = overlap_picks(values)
+    context: dict[str, Any] = {
+        "texts": texts + [""] * (stats.MAX_OVERLAP - len(texts)), "problems": problems,
+        "result": None, "names": [name for name, in db.session.execute(
+            select(Segment.name).where(Segment.archived_at.is_(None))
+            .order_by(Segment.size.desc(), Segment.name).limit(500))]}
+    if problems or len(chosen) < 2:
+        return context
+    result = stats.overlap(chosen)
+    layout = VENN[len(chosen)]
+    union = result.union
+    regions = []
+    for mask in sorted(layout["labels"], key=lambda m: (bin(m).count("1"), m)):
+        count = result.count(mask)
+        x, y = layout["labels"][mask]
+        regions.append({"mask": mask, "count": count, "x": x, "y": y,
+                        "words": _region_words(mask, chosen),
+                        "percent": 100 * count / union if union else 0})
+    context["result"] = {
+        "segments": [{"segment": s, "x": layout["circles"][i][0], "y": layout["circles"][i][1],
+                      "r": layout["circles"][i][2], "name_x": layout["names"][i][0],
+                      "name_y": layout["names"][i][1], "short": _short(s.name),
+                      "size": result.in_all(1 << i)} for i, s in enumerate(chosen)],
+        "regions": regions, "union": union, "height": layout["height"],
+        "all": result.count((1 << len(chosen)) - 1),
+    }
+    return context

@@ -7,6 +7,7 @@ import json
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
 
 from webapp.access import access
 from webapp.extensions import db
@@ -14,8 +15,16 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Segment
 from webapp.segments import bp, pages
 from webapp.segments.builder import Builder
-from webapp.segments.forms import DeleteForm, SegmentForm
-from webapp.services.segments import SegmentError, SegmentInUse, delete_segment, save_segment
+from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
+from webapp.services.segments import (
+    SegmentError,
+    SegmentInUse,
+    SegmentStillUsed,
+    archive_segment,
+    delete_segment,
+    restore_segment,
+    save_segment,
+)
 
 PER_PAGE = 50
 SORTS = {"name": Segment.name, "size": Segment.size, "updated": Segment.updated_at}
@@ -25,14 +34,15 @@ KIND_FILTERS = ("static", "dynamic")
 @bp.route("/")
 @access("read")
 def index():
-    """The segment list: search, kind filter, sort and pages (sizes are materialized)."""
+    """The segment list: search, kind, tag, owner and archive filters, sort and pages."""
     q = request.args.get("q", "").strip()[:200]
     kind = request.args.get("kind", "")
     sort = request.args.get("sort", "name")
     sort = sort if sort in SORTS else "name"
     direction = request.args.get("dir", "desc" if sort in ("size", "updated") else "asc")
     direction = direction if direction in ("asc", "desc") else "asc"
-    query = select(Segment)
+    filters = pages.list_filters(request.args, current_user.id)
+    query = select(Segment).options(selectinload(Segment.tag_rows), selectinload(Segment.owner))
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         matches = [Segment.name.ilike(like, escape="\\"),
@@ -42,13 +52,27 @@ def index():
         query = query.where(or_(*matches))
     if kind in KIND_FILTERS:
         query = query.where(Segment.kind == kind)
+    query = query.where(*filters.conditions)
     column = SORTS[sort]
     query = query.order_by(column.desc() if direction == "desc" else column.asc(),
                            Segment.id.desc() if direction == "desc" else Segment.id)
     page = db.paginate(query, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
-    total = db.session.scalar(select(func.count()).select_from(Segment)) if q or kind else None
+    narrowed = q or kind or filters.narrowed
+    total = db.session.scalar(select(func.count()).select_from(Segment)) if narrowed else None
+    archived = None if filters.status else db.session.scalar(
+        select(func.count()).where(Segment.archived_at.is_not(None)))
     return render("segments/index.html", "segment_list", page=page, q=q, kind=kind, sort=sort,
-                  direction=direction, total=total)
+                  direction=direction, total=total, filters=filters, archived=archived,
+                  link_args=filters.link_args(q=q, kind=kind))
+
+
+@bp.route("/overlap")
+@access("read")
+def overlap():
+    """Two or three segments' overlap: members in each region of their Venn diagram."""
+    context = pages.overlap_context(request.args.getlist("segments"))
+    status = 422 if context["problems"] else 200
+    return render("segments/overlap.html", "overlap_result", **context), status
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -69,6 +93,8 @@ def _editor(segment: Segment | None):
     """GET: the form; POST: a builder button (re-render) or save (303, or 422 with messages)."""
     form = SegmentForm(obj=segment) if request.method == "GET" else SegmentForm()
     if request.method == "GET":
+        form.tags.data = ", ".join(segment.tags) if segment else ""
+        form.owner.data = str(segment.owner_id or "") if segment else str(current_user.id)
         builder = (Builder.from_segment(segment.include, segment.exclude) if segment
                    else Builder())
         if not builder.include:
@@ -186,3 +212,55 @@ def delete(segment_id: int):
         return render_template("segments/show.html", **context), 409
     flash(f"Deleted segment {name}. Its membership events are kept.", "success")
     return redirect(url_for("segments.index"), code=303)
+
+
+@bp.route("/<int:segment_id>/archive", methods=["POST"])
+@access("write")
+def archive(segment_id: int):
+    """Archive a segment nothing uses (refused naming its uses); members and history stay."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    if not ArchiveForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    try:
+        archive_segment(segment, actor=current_user.label)
+    except SegmentStillUsed as exc:
+        return _status_refused(segment, exc.uses, "archive")
+    except SegmentError as exc:
+        return _status_refused(segment, [], next(iter(exc.errors.values())))
+    return _status_changed(segment, f"Archived {segment.name}. It is out of the pickers; its "
+                                    "members and history are kept, and it can be restored.")
+
+
+@bp.route("/<int:segment_id>/restore", methods=["POST"])
+@access("write")
+def restore(segment_id: int):
+    """Bring an archived segment back to the list and the pickers."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    if not ArchiveForm().validate_on_submit():
+        abort(400, "The form expired; reload the page and try again.")
+    try:
+        restore_segment(segment, actor=current_user.label)
+    except SegmentError as exc:
+        return _status_refused(segment, [], next(iter(exc.errors.values())))
+    return _status_changed(segment, f"Restored {segment.name}: it can be used again.")
+
+
+def _status_changed(segment: Segment, message: str):
+    """After an archive or restore: back to the segment page (htmx: HX-Redirect, a full load,
+    since the page answers htmx requests with its members block)."""
+    flash(message, "success")
+    target = url_for("segments.show", segment_id=segment.id)
+    if is_htmx():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
+
+
+def _status_refused(segment: Segment, uses: list[dict], problem: str):
+    """A refused archive or restore: the page (409) or, for htmx, its status block (422)."""
+    context = pages.show_context(segment, request.args)
+    context["status_refused"] = {"uses": uses, "problem": problem}
+    if is_htmx():
+        return render("segments/show.html", "segment_status", **context), 422
+    return render_template("segments/show.html", **context), 409

@@ -29,6 +29,7 @@ from webapp.models import (
     CatalogVersion,
     Member,
     Offer,
+    OfferLimit,
     Override,
     Reward,
     RewardRequiredSegment,
@@ -46,6 +47,7 @@ from webapp.targeting import (
 )
 from webapp.targeting.audiences import validate_audience
 from webapp.targeting.env import make_env
+from webapp.targeting.limits import Usage, is_global, next_usage_change
 from webapp.targeting.result import node
 from webapp.targeting.values import member_datetime
 from webapp.targeting.visibility import compiled_refs
@@ -66,7 +68,9 @@ def offer_data(offer: Offer) -> dict[str, Any]:
     """An offer as the core reads it."""
     return {"id": offer.id, "name": offer.name, "external_id": offer.external_id,
             "discontinued": offer.discontinued, "publish_at": offer.publish_at,
-            "expire_at": offer.expire_at}
+            "expire_at": offer.expire_at,
+            "requires_activation": bool(offer.requires_activation),
+            "must_fulfill_within_days": offer.must_fulfill_within_days}
 
 
 def reward_data(reward: Reward) -> dict[str, Any]:
@@ -154,12 +158,13 @@ def _attributes(member: Member, attributes: Mapping[str, Any] | None) -> dict[st
     return attrs
 
 
-def _refused(kind: str, name: str, message: str) -> Decision:
-    """A decision for a configuration the core refuses (never a crash on the page)."""
+def _refused(kind: str, name: str, message: str, **offer_fields: Any) -> Decision:
+    """A decision for a configuration the core refuses (never a crash on the page);
+    `offer_fields`: an offer's must_activate, activated and fulfillment_count."""
     tree = node(kind, f"{kind} {name}", False, None, None,
                 f"cannot be evaluated: {message}")
     return Decision(visible_status="missing_required_segments", eligible=False,
-                    reason=INVALID_CONFIGURATION, explanation=tree)
+                    reason=INVALID_CONFIGURATION, explanation=tree, **offer_fields)
 
 
 @dataclass
@@ -178,6 +183,7 @@ class Catalog:
     segments: dict[int, SegmentFacts]
     direct: set[int]
     offer_segments: dict[int, list[int]]
+    limits: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     token: str | None = None
     compiled: dict[int, Any] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)
@@ -213,6 +219,12 @@ class Catalog:
 
         return self.memoized(("audiences", offer_id), validate)
 
+    def global_limited(self) -> list[int]:
+        """The offers with a global limit, sorted (their counts over all members are read)."""
+        return self.memoized("global_limited", lambda: sorted(
+            offer_id for offer_id, limits in self.limits.items()
+            if any(is_global(lim["limit_type"]) for lim in limits)))
+
     def direct_for(self, kind: str) -> set[int]:
         """The segments the offers (`kind` "offers") or the rewards name directly."""
         lists = self.offer_segments if kind == "offers" else self.required
@@ -241,6 +253,7 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
     offer_rows: list[Any] = []
     audiences: dict[int, list[dict[str, Any]]] = defaultdict(list)
     offer_segments: dict[int, list[int]] = defaultdict(list)
+    limits: dict[int, list[dict[str, Any]]] = defaultdict(list)
     referenced: set[int] = set()
     if offers:
         q = (sa.select(*Offer.__table__.c) if rows else sa.select(Offer)).order_by(
@@ -259,6 +272,13 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
             if ids:
                 offer_segments[offer_id].extend(ids)
                 referenced.update(ids)
+        lq = sa.select(OfferLimit.offer_id, OfferLimit.id, OfferLimit.limit_type,
+                       OfferLimit.configuration).order_by(OfferLimit.id)
+        if offer_ids is not None:
+            lq = lq.where(OfferLimit.offer_id.in_(offer_ids))
+        for offer_id, limit_id, limit_type, configuration in db.session.execute(lq):
+            limits[offer_id].append({"id": limit_id, "limit_type": limit_type,
+                                     "configuration": configuration or {}})
     reward_rows: list[Any] = []
     required: dict[int, list[int]] = defaultdict(list)
     if rewards:
@@ -275,7 +295,8 @@ def _load_catalog(*, offer_ids: list[int] | None = None, reward_ids: list[int] |
             referenced.add(segment_id)
     return Catalog(offers=offer_rows, audiences=dict(audiences), rewards=reward_rows,
                    required=dict(required), segments=segments_closure(referenced),
-                   direct=referenced, offer_segments=dict(offer_segments))
+                   direct=referenced, offer_segments=dict(offer_segments),
+                   limits=dict(limits))
 
 
 # --- the shared catalog -------------------------------------------------------------------------
@@ -339,6 +360,7 @@ class Explainer:
     _serialized: dict[int, tuple[bool, Any]] | None = None
     _names: dict[int, str] | None = None
     direct: set[int] | None = None  # the segments to evaluate (default: all the catalog names)
+    usage: dict[int, Usage] = field(default_factory=dict)  # the member's, per offer id
 
     def names(self) -> dict[int, str]:
         """The names of the facts' segments by id (computed once)."""
@@ -384,9 +406,16 @@ class Explainer:
             results = self._segments(serialized) if self._fast(ids) else None
             return evaluate_offer(self.catalog.offer_data(offer), audiences, self.attributes,
                                   self.facts, now=self.now, tz=self.tz, results=results,
-                                  validated=validated is not None, names=self.names())
+                                  validated=validated is not None, names=self.names(),
+                                  limits=self.catalog.limits.get(offer.id, ()),
+                                  usage=self.usage.get(offer.id))
         except (SegmentDefinitionError, AudienceDefinitionError) as exc:
-            return _refused("offer", offer.name, str(exc))
+            use = self.usage.get(offer.id) or _NO_USAGE
+            required = bool(offer.requires_activation)
+            return _refused("offer", offer.name, str(exc), must_activate=required,
+                            activated=(use.current_activation(self.now) is not None)
+                            if required else None,
+                            fulfillment_count=use.fulfillment_count(self.now))
 
     def reward(self, reward: Any, *, serialized: bool = False) -> Decision:
         """The decision for one reward of the catalog (`serialized` as for `offer`)."""
@@ -416,10 +445,16 @@ def _segment_ids(configuration: Any) -> list[int]:
 
 def explainer(member: Member, catalog: Catalog, *, now: datetime | None = None,
               attributes: Mapping[str, Any] | None = None) -> Explainer:
-    """An Explainer for one member over a catalog (loads the member's facts: two queries)."""
+    """An Explainer for one member over a catalog (loads the member's facts and, with
+    offers, the member's activity)."""
+    from webapp.services.offer_usage import member_usage
+
+    usage = member_usage(member.id, offer_ids=None if catalog.token is not None else
+                         [o.id for o in catalog.offers], global_ids=catalog.global_limited()
+                         ) if catalog.offers else {}
     return Explainer(member=member, catalog=catalog, now=now or utcnow(), tz=_tz(),
                      attributes=_attributes(member, attributes),
-                     facts=member_facts(member.id, catalog.segments))
+                     facts=member_facts(member.id, catalog.segments), usage=usage)
 
 
 def member_offers(member: Member, *, now: datetime | None = None,
@@ -558,18 +593,28 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
     catalog = cached_catalog()
     on_list, overrides = member_rows(member.id, catalog.segments)
     attributes = member.attributes()
+    activity: list[tuple] = []
+    if kind == "offers":
+        from webapp.services.offer_usage import usage_rows
+
+        activity = usage_rows(member.id, global_ids=catalog.global_limited())
     limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     key = None
     if catalog.token is not None and limit > 0:
         key = (_database_key(), catalog.token, kind, tz, member.id, json.dumps(
-            [attributes, sorted(on_list), sorted(overrides.items())], separators=(",", ":"),
-            default=repr))
+            [attributes, sorted(on_list), sorted(overrides.items()), activity],
+            separators=(",", ":"), default=repr))
         entry = RESULTS.get(key, now)
         if entry is not None:
             return _moment_json(now).join(entry.parts), entry.count
+    usage: dict[int, Usage] = {}
+    if activity:
+        from webapp.services.offer_usage import usage_from_rows
+
+        usage = usage_from_rows(activity)
     ex = Explainer(member=member, catalog=catalog, now=now, tz=tz, attributes=attributes,
                    facts=_facts(catalog.segments, on_list, overrides),
-                   direct=catalog.direct_for(kind))
+                   direct=catalog.direct_for(kind), usage=usage)
     if kind == "offers":
         pairs = [(o, ex.offer(o, serialized=True)) for o in catalog.offers]
     else:
@@ -581,7 +626,8 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
         parts = body.split(_moment_json(now))
         # Every window node shows the moment; any other occurrence (a member's value that
         # happens to be the same text) would be replaced too, so such a result is not kept.
-        valid_until = valid_until_for(catalog, kind, attributes, overrides, now, tz)
+        valid_until = valid_until_for(catalog, kind, attributes, overrides, now, tz,
+                                      usage=usage)
         if len(parts) == windows + 1 and valid_until > now:
             RESULTS.put(key, _Entry(tuple(parts), len(pairs), valid_until, len(body)), limit)
     return body, len(pairs)
@@ -592,14 +638,16 @@ def _moment_json(now: datetime) -> bytes:
 
 
 def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
-                    overrides: Mapping[int, Mapping[str, Any]], now: datetime, tz: str
-                    ) -> datetime:
+                    overrides: Mapping[int, Mapping[str, Any]], now: datetime, tz: str,
+                    usage: Mapping[int, Usage] | None = None) -> datetime:
     """The first instant after `now` at which the decisions of this kind for a member with
     these attributes and overrides may change although nothing stored changed: the next
     midnight in the program time zone (ages, "turns 18 in 37 days", relative dates), the next
     publish or expiry of an offer or reward, the expiry of one of the member's overrides, and
     for a relative datetime criterion ({"days_ago": N} on created_at/updated_at) when it flips
-    or its "joined 3 days too early" text moves on."""
+    or its "joined 3 days too early" text moves on; for offers, when a limit's window moves
+    on (a calendar period's end, an activity leaving a rolling window) or the member's
+    activation lapses."""
     env = make_env(now, tz)
     midnight = datetime.combine(env.today + timedelta(days=1), time(), tzinfo=env.tz)
     until = midnight.astimezone(UTC).replace(tzinfo=None)
@@ -613,6 +661,14 @@ def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
         expires = _instant(fact.get("expires_at"))
         if expires is not None and expires > now:
             until = min(until, expires)
+    if kind == "offers":
+        # a superset of what any offer's decision reads: every activity moment counts
+        every = {"requires_activation": True}
+        for offer_id in set(catalog.limits) | set(usage or ()):
+            changes = next_usage_change(catalog.limits.get(offer_id, ()), every,
+                                        (usage or {}).get(offer_id) or _NO_USAGE, now, tz)
+            if changes is not None and changes > now:
+                until = min(until, changes)
     for field_name, days in _relative_criteria(catalog):
         value = attributes.get(field_name)
         moment = member_datetime(value) if value is not None else None
@@ -626,6 +682,7 @@ def _instant(value: Any) -> datetime | None:
 
 
 _DATETIME_FIELDS = ("created_at", "updated_at")
+_NO_USAGE = Usage()
 
 
 def _relative_criteria(catalog: Catalog) -> list[tuple[str, int]]:

@@ -1,6 +1,11 @@
-"""The one error type of the service layer: what was refused, field by field."""
+"""Errors of the service layer that the dashboard and the API both understand."""
 
 from __future__ import annotations
+
+
+class Conflict(str):
+    """A validation message saying a unique value is already taken (409 in the API, as its
+    OpenAPI document says, rather than 422)."""
 
 
 class ServiceError(ValueError):

@@ -263,6 +263,48 @@ def delete_member(member: Member, *, actor: str, source: str = "api") -> int:
     return len(segment_ids)
 
 
+def create_from_identities(identities: Sequence[str], *, actor: str, reason: str
+                           ) -> tuple[dict[str, Member], dict[str, str]]:
+    """Create a member for each unknown identity, as CleverTap creates a profile (no commit).
+
+    The identity becomes the external id, and also the email when it is an email address.
+    Returns the members by identity and, for identities that cannot name a member (too long,
+    say), the reason. The new members are placed in their dynamic segments.
+    """
+    created: dict[str, Member] = {}
+    refused: dict[str, str] = {}
+    by_email: dict[str, Member] = {}
+    for identity in identities:
+        values = {"external_id": identity}
+        if _EMAIL.match(identity.strip()):
+            values["email"] = identity
+        try:
+            cleaned = clean_attributes(values, partial=False)
+        except MemberError as exc:
+            refused[identity] = "; ".join(exc.errors.values())
+            continue
+        email = cleaned.get("email")
+        if email in by_email:  # Ana@x.com and ana@x.com are one person
+            created[identity] = by_email[email]
+            continue
+        member = Member(**cleaned)
+        db.session.add(member)
+        created[identity] = member
+        if email:
+            by_email[email] = member
+    if not created:
+        return created, refused
+    db.session.flush()
+    new = list({m.id: m for m in created.values()}.values())
+    for member in new:
+        record(actor, "member.create", "member", member.id,
+               f"Created member {member.external_id} ({reason})",
+               after=_jsonable(_snapshot(member)))
+    refresh_members(new, Cause("profile_change", actor, {"member_created": True,
+                                                          "reason": reason}))
+    return created, refused
+
+
 # --- batch upsert -----------------------------------------------------------------------------
 
 @dataclass
@@ -442,11 +484,16 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     criterion the core refuses. The page is ordered by member id, after `after` when given.
     """
     from webapp.services.membership import members_t
-    from webapp.targeting import parse_definition
+    from webapp.services.segments import resolve_segment_references
+    from webapp.targeting import SegmentDefinitionError, parse_definition
 
+    unknown: dict[str, str] = {}
+    include, exclude = (resolve_segment_references(definition.get(group) or [], group, unknown)
+                        for group in ("include", "exclude"))
+    if unknown:
+        raise SegmentDefinitionError(next(iter(unknown.values())))
     limit_criteria = current_app.config["LIMIT_CRITERIA"]
-    parsed = parse_definition({"kind": "dynamic", "include": definition.get("include") or [],
-                               "exclude": definition.get("exclude") or []},
+    parsed = parse_definition({"kind": "dynamic", "include": include, "exclude": exclude},
                               max_include=limit_criteria, max_exclude=limit_criteria)
     condition = rules_condition(parsed, now=now)
     count = db.session.scalar(select(func.count()).select_from(members_t).where(condition)) or 0

@@ -16,14 +16,20 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
-from webapp.services.errors import ServiceError
+from webapp.services.errors import Conflict, ServiceError
 from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
 from webapp.targeting.audiences import describe_audience
+from webapp.targeting.limits import (
+    ACTIVATIONS,
+    LimitDefinitionError,
+    counts,
+    validate_fulfill_days,
+)
 from webapp.timeutil import parse_datetime, utcnow
 
 OFFER_FIELDS = ("name", "external_id", "category", "description", "publish_at", "expire_at",
-                "discontinued")
+                "discontinued", "requires_activation", "must_fulfill_within_days")
 MAX_ID = 2**63 - 1  # ids beyond 64 bits never reach the database (no such segment)
 LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
 
@@ -126,7 +132,7 @@ def parse_catalog_fields(data: Mapping[str, Any], item: Any, model: Any, kind: s
     if ext and "external_id" not in errors:
         clash = db.session.scalar(sa.select(model.id).where(model.external_id == ext))
         if clash is not None and (creating or clash != item.id):
-            errors["external_id"] = f"{ext!r} is already used by {kind} #{clash}"
+            errors["external_id"] = Conflict(f"{ext!r} is already used by {kind} #{clash}")
     return values
 
 
@@ -137,7 +143,9 @@ def offer_snapshot(offer: Offer) -> dict[str, Any]:
     """The offer's own fields as JSON, for audit before/after."""
     return {"name": offer.name, "external_id": offer.external_id, "category": offer.category,
             "description": offer.description, "publish_at": moment_text(offer.publish_at),
-            "expire_at": moment_text(offer.expire_at), "discontinued": offer.discontinued}
+            "expire_at": moment_text(offer.expire_at), "discontinued": offer.discontinued,
+            "requires_activation": bool(offer.requires_activation),
+            "must_fulfill_within_days": offer.must_fulfill_within_days}
 
 
 def _unknown(data: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, str]:
@@ -148,6 +156,19 @@ def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: st
     """Create an offer, or change the given fields of an existing one; audits and commits."""
     errors = _unknown(data, OFFER_FIELDS)
     values = parse_catalog_fields(data, offer, Offer, "offer", errors)
+    if offer is None or "requires_activation" in data:
+        values["requires_activation"] = parse_flag(data, "requires_activation", errors)
+    if offer is None or "must_fulfill_within_days" in data:
+        try:
+            values["must_fulfill_within_days"] = validate_fulfill_days(
+                data.get("must_fulfill_within_days"))
+        except LimitDefinitionError as exc:
+            errors["must_fulfill_within_days"] = str(exc).removeprefix(
+                "must_fulfill_within_days ")
+    if offer is not None and values.get("requires_activation") is False and any(
+            counts(lim.limit_type) == ACTIVATIONS for lim in offer.limits):
+        errors["requires_activation"] = ("cannot be switched off while the offer has a limit "
+                                         "that counts activations (delete that limit first)")
     if errors:
         raise OfferError(errors)
     creating = offer is None
@@ -171,7 +192,7 @@ def store_item(item: Any, values: Mapping[str, Any], *, kind: str,
         db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
-        raise error({"external_id": f"is already used by another {kind}"}) from exc
+        raise error({"external_id": Conflict(f"is already used by another {kind}")}) from exc
     after = snapshot(item)
     if before is None:
         record(actor, f"{kind}.create", kind, item.id, f"Created {kind} {item.name}",
@@ -218,8 +239,16 @@ def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]
 
 def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,
                  actor: str) -> Audience:
-    """Validate and add an audience to an offer (with its where-used links); audits, commits."""
+    """Validate and add an audience to an offer (with its where-used links); audits, commits.
+
+    A segment that is archived is refused (a new use of it)."""
+    from webapp.services.segments import archived_among, archived_message
+
     config = validated_audience(audience_type, configuration)
+    archived = archived_among(config.get("segments", []))
+    if archived:
+        raise OfferError({"configuration.segments": archived_message(
+            next(iter(archived.values())))})
     audience = Audience(offer_id=offer.id, audience_type=audience_type, configuration=config)
     for sid in config.get("segments", []):
         audience.segment_links.append(AudienceSegment(segment_id=sid))
@@ -403,11 +432,13 @@ def search_condition(model: Any, text: str) -> sa.ColumnElement[bool]:
 
 def segment_options(text: str, selected: Sequence[int] = (), limit: int = 50
                     ) -> tuple[list[Segment], list[Segment]]:
-    """For a segment picker: the selected segments, and up to `limit` others matching the text
-    (name or customer segment id contains it, or the id is it)."""
+    """For a segment picker: the selected segments, and up to `limit` others that are not
+    archived matching the text (name or customer segment id contains it, or the id is it)."""
     chosen = list(db.session.scalars(sa.select(Segment).where(
         Segment.id.in_(list(selected))).order_by(Segment.name))) if selected else []
-    query = sa.select(Segment).order_by(Segment.name).limit(limit)
+    # Archived segments cannot be newly used, so they are not offered.
+    query = sa.select(Segment).where(Segment.archived_at.is_(None)).order_by(
+        Segment.name).limit(limit)
     text = clean_query(text)
     if text:
         pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace(

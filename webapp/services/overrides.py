@@ -6,7 +6,7 @@ it stays in the table (shown as expired) until it is reset or replaced.
 
 Every change writes the `Override` row, an append-only `OverrideHistory` line, an audit entry
 and — only when effective membership changes — the ADD/REMOVE through
-`webapp.membership.apply_delta` with the override as cause, all in one transaction.
+`webapp.services.membership.apply_delta` with the override as cause, all in one transaction.
 `set_override`, `reset_override` and `bulk_reset` commit; `apply_expiries` does not (its caller,
 `flask segments refresh`, commits once after also refreshing the rules).
 """

@@ -112,6 +112,12 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
                            + (" does" if len(missing) == 1 else " do") + " not exist"})
     before = reward_snapshot(reward)
     current = set(before["required_segments"])
+    if mode != "remove":
+        from webapp.services.segments import archived_among, archived_message
+
+        archived = archived_among(ids, keep=current)
+        if archived:
+            raise RewardError({"segment_ids": archived_message(next(iter(archived.values())))})
     if mode == "add":
         wanted = current | set(ids)
     elif mode == "remove":

@@ -1,7 +1,7 @@
 """Segment services: save, delete, where-used, reach/impact preview and rule-check warnings.
 
 The dashboard views and the JSON:API both call these; the rules themselves live in
-`webapp.targeting` and membership changes go through `webapp.membership`.
+`webapp.targeting` and membership changes go through `webapp.services.membership`.
 
 Decisions worth knowing:
 
@@ -15,6 +15,14 @@ Decisions worth knowing:
   about the segment as a whole (the segment-count limit).
 * Deleting a segment writes a REMOVE event for each of its members (so event consumers do not
   keep members of a segment that no longer exists); the events stay after the delete.
+* Tags are lower-cased, trimmed, inner spaces collapsed, at most 40 characters, no commas,
+  at most 20 per segment; the owner is a user named by id or email (None: no owner).
+* Archive instead of delete. An archived segment leaves the pickers and the default list, keeps
+  its members, events and history, and can be restored. Archiving is refused while anything
+  uses the segment (offers' audiences, rewards' required segments, other segments' criteria),
+  naming those uses: an archived segment that still decided who sees an offer would be a
+  rule nobody can find. A new use of an archived segment (audience, required segment,
+  criterion, upload) is refused with a message; uses that already exist keep working.
 """
 
 from __future__ import annotations
@@ -42,9 +50,12 @@ from webapp.models import (
     Segment,
     SegmentDependency,
     SegmentMembership,
+    SegmentTag,
+    User,
 )
 from webapp.services.audit import record
-from webapp.services.errors import ServiceError
+from webapp.services.errors import Conflict, ServiceError
+from webapp.services.lookup import find_segment
 from webapp.services.membership import Cause, apply_delta, desired_condition, refresh_segment
 from webapp.services.rules import rules_condition
 from webapp.targeting import (
@@ -66,7 +77,10 @@ NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
 CUSTOMER_ID_MAX = 255
 URL_MAX = 2000
-EDITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude")
+EDITABLE = ("name", "description", "kind", "customer_segment_id", "url", "include", "exclude",
+            "tags", "owner")
+TAG_MAX = 40
+TAGS_PER_SEGMENT = 20
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # A customer segment id is used as a URL path segment (/segments/<id>), so only characters that
 # need no escaping there; made only of digits it would shadow the segment with that number.
@@ -96,6 +110,35 @@ class SegmentInUse(SegmentError):
 
 
 _KIND_WORDS = {"offer_audience": "offer", "reward": "reward", "segment": "segment"}
+
+
+class SegmentStillUsed(SegmentError):
+    """The segment cannot be archived: `.uses` lists every offer, reward and segment using it."""
+
+    def __init__(self, segment: Segment, uses: list[dict]):
+        self.uses = uses
+        names = ", ".join(f"{_KIND_WORDS[u['kind']]} {u['name']}" for u in uses)
+        super().__init__({"segment": f"{segment.name} is still used by {names}; "
+                                     "remove those uses before archiving it"})
+
+
+def archived_message(name: str) -> str:
+    """How a refused new use of an archived segment is explained."""
+    return (f"segment {name} is archived, so it cannot be newly used; restore it on its page "
+            "first, or choose another segment")
+
+
+def archived_among(ids: Any, *, keep: Any = ()) -> dict[int, str]:
+    """The archived segments among `ids` (id -> name), leaving out those in `keep` (uses that
+    exist already). The rows are read FOR KEY SHARE on PostgreSQL, so an archive that runs
+    at the same time waits for this use to be committed (and then sees it) or is seen here."""
+    wanted = sorted({i for i in ids if isinstance(i, int) and not isinstance(i, bool)
+                     and 0 < i < 2**63} - set(keep))
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(Segment.id, Segment.name, Segment.archived_at).where(
+        Segment.id.in_(wanted)).with_for_update(read=True, key_share=True))
+    return {sid: name for sid, name, archived_at in rows if archived_at is not None}
 
 
 # --- input --------------------------------------------------------------------------------
@@ -155,6 +198,46 @@ def _repeated_segments(c: Criterion) -> list[int]:
     return sorted({v for v in c.value if v in seen or seen.add(v)})
 
 
+def resolve_segment_references(items: Any, group: str, errors: dict[str, str]) -> Any:
+    """Criteria with each `segment` criterion's customer segment ids replaced by segment ids.
+
+    Segments are named by id or customer segment id everywhere (audiences, required segments,
+    URLs); criteria store ids, so a name is resolved once, here, and an unknown one is
+    recorded under the criterion's path naming it. Groups (`any`/`all`/`none`) are walked.
+    """
+    if not isinstance(items, list | tuple):
+        return items
+    return [_resolve_criterion(raw, f"{group}[{i}]", errors) for i, raw in enumerate(items)]
+
+
+def _resolve_criterion(raw: Any, where: str, errors: dict[str, str]) -> Any:
+    if not isinstance(raw, dict):
+        return raw
+    if raw.get("field") != "segment":
+        nested = {key: resolve_segment_references(raw[key], f"{where}.{key}", errors)
+                  for key in ("any", "all", "none") if isinstance(raw.get(key), list)}
+        return {**raw, **nested} if nested else raw
+    value = raw.get("value")
+    if not isinstance(value, list) or not any(isinstance(v, str) for v in value):
+        return raw
+    resolved: list[Any] = []
+    unknown: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            resolved.append(item)
+            continue
+        segment = find_segment(item)
+        if segment is None:
+            unknown.append(item)
+        resolved.append(segment.id if segment is not None else item)
+    if unknown:
+        names = ", ".join(repr(u) for u in unknown)
+        errors[where] = (f"{where} (segment {raw.get('operator')} {value}): no segment has "
+                         f"the id or customer segment id {names}")
+        return raw
+    return {**raw, "value": resolved}
+
+
 def parse_definition_input(definition: dict, errors: dict[str, str], *,
                            segment_id: int | None = None) -> Definition | None:
     """Validate {kind, include, exclude}: criteria, limits, referenced segments and cycles."""
@@ -162,8 +245,12 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     if kind not in KINDS:
         errors["kind"] = f"kind is static or dynamic, not {kind!r}"
         return None
-    include = parse_criteria(definition.get("include"), "include", errors)
-    exclude = parse_criteria(definition.get("exclude"), "exclude", errors)
+    unknown: dict[str, str] = {}
+    include = parse_criteria(resolve_segment_references(definition.get("include"), "include",
+                                                        unknown), "include", errors)
+    exclude = parse_criteria(resolve_segment_references(definition.get("exclude"), "exclude",
+                                                        unknown), "exclude", errors)
+    errors.update(unknown)  # "no segment named X" says more than "ids are whole numbers"
     limit = _limit("LIMIT_CRITERIA")
     for group in ("include", "exclude"):
         items = definition.get(group) or []
@@ -191,6 +278,9 @@ def _check_references(d: Definition, segment_id: int | None, errors: dict[str, s
     if not d.references:
         return
     known = set(db.session.scalars(select(Segment.id).where(Segment.id.in_(d.references))))
+    existing = set(db.session.scalars(select(SegmentDependency.depends_on_id).where(
+        SegmentDependency.segment_id == segment_id))) if segment_id is not None else set()
+    archived = archived_among(d.references, keep=existing)
     for c in d.include + d.exclude:
         if c.kind != ts.SEGMENT:
             continue
@@ -198,6 +288,9 @@ def _check_references(d: Definition, segment_id: int | None, errors: dict[str, s
         if missing:
             errors[c.where] = (f"{c.where} (segment {c.operator} {list(c.value)}): no segment "
                                f"with id {', '.join(f'#{m}' for m in missing)}")
+        elif any(v in archived for v in c.value):
+            first = next(v for v in c.value if v in archived)
+            errors[c.where] = f"{c.where}: {archived_message(archived[first])}"
         elif segment_id is not None and segment_id in c.value:
             errors[c.where] = (f"{c.where} (segment {c.operator} {list(c.value)}): a segment "
                                "cannot refer to itself")
@@ -232,7 +325,61 @@ def _stored(segment: Segment) -> dict[str, Any]:
     return {"name": segment.name, "description": segment.description or "",
             "kind": segment.kind, "customer_segment_id": segment.customer_segment_id,
             "url": segment.url, "include": list(segment.include or []),
-            "exclude": list(segment.exclude or [])}
+            "exclude": list(segment.exclude or []), "tags": segment.tags,
+            "owner": segment.owner.email if segment.owner is not None else None}
+
+
+def parse_tags(value: Any, errors: dict[str, str]) -> list[str]:
+    """Tags from a list of strings: trimmed, inner spaces collapsed, lower-cased, unique."""
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
+        errors["tags"] = "tags is a list of words, e.g. [\"loyalty\", \"q4 campaign\"]"
+        return []
+    tags: list[str] = []
+    for raw in value:
+        tag = " ".join(raw.split()).lower()
+        if not tag:
+            continue
+        if "\x00" in tag or not tag.isprintable():
+            errors["tags"] = "a tag is printable text (no control characters)"
+            return []
+        if "," in tag:
+            errors["tags"] = f"tag {tag[:60]!r} contains a comma; commas separate tags"
+            return []
+        if len(tag) > TAG_MAX:
+            errors["tags"] = (f"tag {tag[:40]}… is {len(tag):,} characters; a tag is at most "
+                              f"{TAG_MAX} characters")
+            return []
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > TAGS_PER_SEGMENT:
+        errors["tags"] = (f"a segment has at most {TAGS_PER_SEGMENT} tags ({len(tags)} given); "
+                          f"remove {len(tags) - TAGS_PER_SEGMENT}")
+        return []
+    return sorted(tags)
+
+
+def find_owner(value: Any, errors: dict[str, str]) -> User | None:
+    """The owner named by user id or email (None for no owner); unknown ones are refused."""
+    if value is None or value == "":
+        return None
+    user = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        user = db.session.get(User, value) if 0 < value < 2**31 else None
+    elif isinstance(value, str) and len(value) <= 320 and "\x00" not in value:
+        text = value.strip()
+        if text.isdigit() and len(text) < 10:
+            user = db.session.get(User, int(text))
+        else:
+            user = db.session.scalar(select(User).where(func.lower(User.email) == text.lower()))
+    else:
+        errors["owner"] = "owner is a user's email (or null for no owner)"
+        return None
+    if user is None:
+        shown = str(value)[:80]
+        errors["owner"] = f"owner {shown!r} is not a user of Beacon; give a user's email"
+    return user
 
 
 def has_content(segment: Segment) -> bool:
@@ -257,7 +404,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         raise SegmentError({"segment": "a segment is an object of attributes"})
     current = _stored(segment) if segment is not None else {
         "name": None, "description": "", "kind": None, "customer_segment_id": None,
-        "url": None, "include": [], "exclude": []}
+        "url": None, "include": [], "exclude": [], "tags": [], "owner": None}
     merged = {**current, **{k: v for k, v in _canonical_keys(data).items() if k in EDITABLE}}
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
@@ -271,6 +418,10 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
     if url and not _URL_RE.match(url):
         errors["url"] = "url must be a web address starting with http:// or https://"
     out["url"] = url
+    out["tags"] = parse_tags(merged["tags"], errors)
+    owner = find_owner(merged["owner"], errors)
+    out["owner"] = owner.email if owner is not None else None
+    out["owner_id"] = owner.id if owner is not None else None
     kind = merged["kind"]
     if kind not in KINDS:
         errors["kind"] = ("kind is required: static or dynamic" if kind in (None, "")
@@ -290,8 +441,8 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
         taken = db.session.scalar(select(Segment.id).where(
             Segment.customer_segment_id == csid))
         if taken is not None and (segment is None or taken != segment.id):
-            errors["customer_segment_id"] = (f"customer segment id {csid!r} is already used by "
-                                             f"segment #{taken}")
+            errors["customer_segment_id"] = Conflict(f"customer segment id {csid!r} is already "
+                                                     f"used by segment #{taken}")
     if segment is None:
         limit = _limit("LIMIT_SEGMENTS")
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
@@ -343,6 +494,7 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
                                        "definition and apply your change again."})
     values = validate(data, segment=segment)
     references = values.pop("references", [])
+    owner_id = values.pop("owner_id")
     now = utcnow()
     creating = segment is None
     before = None if creating else _stored(segment)
@@ -365,7 +517,13 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
                                                "apply your change again."})
             set_committed_value(segment, "version", segment.version + 1)
         for key in EDITABLE:
-            setattr(segment, key, values[key])
+            if key not in ("tags", "owner"):
+                setattr(segment, key, values[key])
+        segment.owner = db.session.get(User, owner_id) if owner_id is not None else None
+        wanted = set(values["tags"])
+        for row in [r for r in segment.tag_rows if r.tag not in wanted]:
+            segment.tag_rows.remove(row)
+        segment.tag_rows.extend(SegmentTag(tag=t) for t in sorted(wanted - set(segment.tags)))
         segment.updated_by_id = actor_id
         segment.updated_by_label = actor
         segment.updated_at = now
@@ -393,8 +551,8 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise SegmentError({"customer_segment_id": "customer segment id is already used by "
-                                                   "another segment"}) from None
+        raise SegmentError({"customer_segment_id": Conflict(
+            "customer segment id is already used by another segment")}) from None
     return segment
 
 
@@ -450,6 +608,52 @@ def delete_segment(segment: Segment, *, actor: str) -> None:
            before={**before, "size": delta.removed}, after=None)
     db.session.delete(segment)
     db.session.commit()
+
+
+def archive_segment(segment: Segment, *, actor: str) -> Segment:
+    """Archive an unused segment (refused naming its uses); members and history are kept."""
+    if segment.archived_at is not None:
+        raise SegmentError({"segment": f"{segment.name} is archived already"})
+    # The row lock makes a use being added at the same time either wait for this archive
+    # (and then be refused) or be committed first (and then be listed below).
+    db.session.execute(select(Segment.id).where(Segment.id == segment.id).with_for_update())
+    uses = where_used(segment)
+    if uses:
+        db.session.rollback()
+        raise SegmentStillUsed(segment, uses)
+    segment.archived_at = utcnow()
+    segment.archived_by_label = actor
+    record(actor, "segment.archive", "segment", segment.id,
+           f"Archived segment {segment.name} ({segment.size or 0:,} members kept)",
+           before={"archived": False}, after={"archived": True})
+    db.session.commit()
+    return segment
+
+
+def restore_segment(segment: Segment, *, actor: str) -> Segment:
+    """Bring an archived segment back to the list and the pickers."""
+    if segment.archived_at is None:
+        raise SegmentError({"segment": f"{segment.name} is not archived"})
+    segment.archived_at = None
+    segment.archived_by_label = None
+    record(actor, "segment.restore", "segment", segment.id,
+           f"Restored segment {segment.name} from the archive",
+           before={"archived": True}, after={"archived": False})
+    db.session.commit()
+    return segment
+
+
+def all_tags() -> list[tuple[str, int]]:
+    """Every tag in use with how many segments carry it, most used first."""
+    rows = db.session.execute(select(SegmentTag.tag, func.count()).group_by(SegmentTag.tag)
+                              .order_by(func.count().desc(), SegmentTag.tag))
+    return [(tag, count) for tag, count in rows]
+
+
+def owners() -> list[User]:
+    """The users who may own segments (active ones), by name."""
+    return list(db.session.scalars(select(User).where(User.active.is_(True))
+                                   .order_by(User.name, User.email)))
 
 
 # --- preview and warnings ---------------------------------------------------------------
@@ -667,7 +871,9 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
 
 
 __all__ = [
-    "SegmentError", "SegmentInUse", "delete_segment", "has_content", "names_of", "parse_criteria",
-    "parse_definition_input", "preview", "rule_expression", "save_segment", "total_members",
-    "validate", "warnings", "where_used",
+    "SegmentError", "SegmentInUse", "SegmentStillUsed", "all_tags", "archive_segment",
+    "archived_among", "archived_message", "delete_segment", "has_content", "names_of", "owners",
+    "parse_criteria", "parse_tags", "find_owner", "restore_segment",
+    "parse_definition_input", "preview", "resolve_segment_references", "rule_expression",
+    "save_segment", "total_members", "validate", "warnings", "where_used",
 ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,66 @@ class ParseStats:
     invalid: list[Problem] = field(default_factory=list)
 
 
+#: The longest field Python's csv module reads (128 KiB unless a process changes it); a longer
+#: one is never an identifier, and usually a quote that is never closed.
+FIELD_LIMIT = csv.field_size_limit()
+
+
+def _is_field_limit(exc: csv.Error) -> bool:
+    return "field limit" in str(exc)
+
+
+def _long_field(lines: Iterable[str], line: int, delimiter: str,
+                label: Callable[[int], str] | None = None) -> FileRejected:
+    """The refusal for a field over FIELD_LIMIT in the record that starts on `line`.
+
+    `lines` are the file's lines from that record on; they are scanned as csv reads them
+    (quotes, doubled quotes, the delimiter) to say where the field starts and which it is.
+    """
+    index, start, length, quoted, in_quotes, closed = 0, (line, 1), 0, False, False, False
+    at_start = True
+    for text in lines:
+        column = 1
+        for char in text:
+            if at_start:
+                at_start, start, length, quoted, closed = False, (line, column), 0, False, False
+                if char == '"':
+                    quoted = in_quotes = True
+                    column += 1
+                    continue
+            if in_quotes:
+                if char == '"':
+                    in_quotes, closed = False, True
+                else:
+                    length += 1
+            elif char == delimiter:
+                index, at_start = index + 1, True
+            elif char in "\r\n":
+                index, at_start = 0, True
+            elif char == '"' and closed:  # a doubled quote inside a quoted field
+                in_quotes, closed = True, False
+                length += 1
+            else:
+                length += 1
+            if length > FIELD_LIMIT:
+                return _long_field_message(start, index, quoted, label)
+            column += 1
+        line += 1
+    return _long_field_message(start, index, quoted, label)
+
+
+def _long_field_message(start: tuple[int, int], index: int, quoted: bool,
+                        label: Callable[[int], str] | None) -> FileRejected:
+    name = label(index) if label else f"column {index + 1}"
+    where = f"Line {start[0]}, column {start[1]}: the field that starts there ({name})"
+    limit = f"is longer than {FIELD_LIMIT:,} characters ({FIELD_LIMIT // 1024} KiB)"
+    if quoted:
+        return FileRejected(f"{where} {limit}. It opens with a quote that is probably never "
+                            "closed: close or remove that quote and upload the file again.")
+    return FileRejected(f"{where} {limit}, the most a CSV field may hold. Shorten or remove "
+                        "it and upload the file again.")
+
+
 def normalise_header(cell: str) -> str:
     """'E-mail Address' -> 'e_mail_address'."""
     return re.sub(r"[\s\-.]+", "_", cell.strip().strip('"').lower()).strip("_")
@@ -163,7 +224,10 @@ def _split_sample(lines: list[str]) -> str:
     """The delimiter used consistently by the sample lines ('' for one value per line)."""
     best, best_score = "", 0.0
     for delimiter in DELIMITERS:
-        counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter) if any(row)]
+        try:
+            counts = [len(row) - 1 for row in csv.reader(lines, delimiter=delimiter) if any(row)]
+        except csv.Error:  # a field over the limit: split this way, the lines do not fit
+            continue
         if not counts:
             continue
         with_it = [c for c in counts if c > 0]
@@ -204,8 +268,7 @@ def inspect(path: Path, *, max_bytes: int, header: bool | None = None) -> FileSh
                            "text file with one identifier per line.")
     line_endings = "CRLF" if any(line.endswith("\r\n") for line in text_lines) else "LF"
     delimiter = _split_sample(text_lines)
-    rows = [row for row in csv.reader(text_lines, delimiter=delimiter or ",")
-            if any(cell.strip() for cell in row)]
+    rows = _sample_rows(text_lines, delimiter or ",", header)
     first = rows[0] if rows else []
     has_header = header if header is not None else any(header_kind(c) for c in first)
     data = rows[1:] if has_header else rows
@@ -215,6 +278,29 @@ def inspect(path: Path, *, max_bytes: int, header: bool | None = None) -> FileSh
                      header=[c.strip() for c in first] if has_header else [],
                      columns=max((len(r) for r in rows), default=1),
                      sample=data[:SAMPLE_ROWS], line_endings=line_endings)
+
+
+def _sample_rows(lines: list[str], delimiter: str, header: bool | None) -> list[list[str]]:
+    """The non-blank rows of the sample lines; a field over the limit rejects the file."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    rows, previous = [], 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            if not _is_field_limit(exc):
+                raise
+            names = rows[0] if rows and (header if header is not None
+                                         else any(header_kind(c) for c in rows[0])) else []
+            shape = FileShape(size=0, bom=False, delimiter=delimiter, has_header=bool(names),
+                              header=names, columns=len(names), sample=[], line_endings="")
+            raise _long_field(lines[previous:], previous + 1, delimiter,
+                              shape.column_label) from None
+        previous = reader.line_num
+        if any(cell.strip() for cell in row):
+            rows.append(row)
 
 
 def _looks_like_json(text: str) -> bool:
@@ -286,7 +372,8 @@ def read_identifiers(path: Path, shape: FileShape, column: int, stats: ParseStat
         yield from _read_plain(text, shape, stats, batch_size, progress)
         return
     lines = max(text.count("\n"), 1)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=shape.delimiter or ",")
+    source = io.StringIO(text, newline="")
+    reader = csv.reader(source, delimiter=shape.delimiter or ",")
     del text
     label = shape.column_label(column)
     batch: list[tuple[int, str]] = []
@@ -300,6 +387,11 @@ def read_identifiers(path: Path, shape: FileShape, column: int, stats: ParseStat
         except StopIteration:
             break
         except csv.Error as exc:
+            if _is_field_limit(exc):
+                lines = itertools.islice(io.StringIO(source.getvalue(), newline=""),
+                                         previous, None)
+                raise _long_field(lines, previous + 1, shape.delimiter or ",",
+                                  shape.column_label) from None
             line = previous + 1
             previous = reader.line_num
             stats.rows += 1
@@ -375,6 +467,9 @@ def _read_plain(text: str, shape: FileShape, stats: ParseStats, batch_size: int,
         len(c) for _, c in cells) > MAX_IDENTIFIER else []
     if too_long:
         for number, cell in too_long:
+            if len(cell) > FIELD_LIMIT:  # refused as the CSV reader refuses it
+                column = pieces[number - 1].index(cell[0]) + 1
+                raise _long_field_message((number, column), 0, False, shape.column_label)
             stats.invalid.append(Problem(number, cell[:80], "invalid", _check(cell) or ""))
         cells = [(n, c) for n, c in cells if len(c) <= MAX_IDENTIFIER]
     for start in range(0, len(cells), batch_size):

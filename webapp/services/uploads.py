@@ -4,7 +4,8 @@ The pipeline (`process`) reads the file with `webapp.uploads.parser`, stages the
 in temporary tables (executemany on SQLite, COPY on PostgreSQL), resolves them to members in
 SQL (member id, then external id, then email, as SPEC §6 says), counts what the file holds
 and what applying would do, writes the problems report, and, when applying, hands the set of
-member ids to `webapp.membership.apply_delta` as SELECTs. Nothing is committed here except by
+member ids to `webapp.services.membership.apply_delta` as SELECTs. Nothing is committed here
+except by
 the job functions at the bottom, once per upload, so a crash or a kill changes nothing.
 """
 
@@ -595,7 +596,7 @@ def process(upload: Upload, *, apply: bool, progress: Progress | None = None,
             staging.stage(batch)
         progress.set(600)
         # Members locked while resolving (FOR KEY SHARE, as a foreign-key check does) spare
-        # the apply another join with them to check and lock them (webapp.membership).
+        # the apply another join with them to check and lock them (webapp.services.membership).
         locked = apply and mode != "remove" and staging.dialect == "postgresql"
         staging.resolve(lock=locked)
         progress.set(700)
@@ -702,6 +703,9 @@ def create_upload(segment: Segment, *, stored_path: Path, filename: str, mode: s
     if segment.kind != "static":
         raise UploadError(f"{segment.name!r} is a dynamic segment: its members come from its "
                           "rules. Only static segments take uploaded lists.")
+    if segment.archived_at is not None:
+        raise UploadError(f"{segment.name!r} is archived: restore it on its page before "
+                          "uploading a list to it.")
     if mode not in MODES:
         raise UploadError(f"Unknown mode {mode!r}: choose add, remove or replace.")
     upload = Upload(segment_id=segment.id, filename=(filename or "upload.csv")[:255],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import func, select
 
@@ -18,6 +18,10 @@ MIN_PASSWORD = 10
 
 class UserError(ValueError):
     """A refused user operation, with a message for the person."""
+
+
+class WrongPassword(UserError):
+    """The current password given to confirm a change is wrong."""
 
 
 def find_by_email(email: str) -> User | None:
@@ -54,34 +58,75 @@ class SignIn:
     message: str | None
 
 
-def authenticate(email: str, password: str, max_failures: int, lock_seconds: int) -> SignIn:
-    """Check credentials; lock the account for a while after repeated failures."""
-    generic = "Wrong email or password."
+GENERIC_FAILURE = "Wrong email or password."
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked when no account has the email, so that a wrong email costs the same time as
+    a wrong password and the answer's timing does not tell which emails exist."""
+    return hash_password("not the password of anyone")
+
+
+def authenticate(email: str, password: str, *, address: str | None,
+                 remembered: list[int] | tuple[int, ...] = ()) -> SignIn:
+    """Check credentials, throttled per client address and per account (login_throttle).
+
+    `remembered` are the user ids this browser has signed in as before: such a browser is
+    exempt from the per-account backoff, so no stranger can keep a user out of it.
+    """
+    from webapp import login_throttle as throttle
+
+    counters = throttle.store()
+    by_address = throttle.address_key(address)
+    by_account = throttle.account_key(email)
     user = find_by_email(email)
-    now = utcnow()
+    trusted = user is not None and user.id in remembered
+    wait = counters.hit(by_address, throttle.address_policy())
+    if wait:
+        return SignIn(None, "Too many failed sign-ins from your network. Try again in "
+                            f"{throttle.wait_text(wait)}.")
+    if not trusted:
+        wait = counters.hit(by_account, throttle.account_policy())
+        if wait:
+            counters.undo(by_address)  # this attempt was refused, not tried
+            return SignIn(None, "Too many failed sign-ins to this account from browsers it "
+                                "has not signed in with. Try again in "
+                                f"{throttle.wait_text(wait)}, or use a browser you have "
+                                "signed in with before.")
     if user is None:
-        return SignIn(None, generic)
-    if user.locked_until and user.locked_until > now:
-        wait = int((user.locked_until - now).total_seconds() // 60) + 1
-        return SignIn(None, f"Too many failed sign-ins. Try again in {wait} minute"
-                            f"{'s' if wait != 1 else ''}.")
+        verify_password(_dummy_hash(), password)
+        return SignIn(None, GENERIC_FAILURE)
     if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= max_failures:
-            user.locked_until = now + timedelta(seconds=lock_seconds)
-            user.failed_logins = 0
-            db.session.commit()
-            return SignIn(None, "Too many failed sign-ins. This account is locked for "
-                                f"{lock_seconds // 60} minutes.")
-        db.session.commit()
-        return SignIn(None, generic)
+        return SignIn(None, GENERIC_FAILURE)
+    counters.undo(by_address)
+    counters.clear(by_account)
     if not user.active:
         return SignIn(None, "This account has been deactivated. Ask an administrator.")
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     db.session.commit()
     return SignIn(user, None)
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    """Set a new password after checking the current one; ends the user's other sessions."""
+    if not verify_password(user.password_hash, current):
+        raise WrongPassword("The current password is wrong.")
+    if len(new) < MIN_PASSWORD:
+        raise UserError(f"The new password must have at least {MIN_PASSWORD} characters.")
+    if new == current:
+        raise UserError("The new password is the same as the current one.")
+    user.password_hash = hash_password(new)
+    user.session_version += 1
+    record(user.label, "user.password", "user", user.id,
+           f"{user.email} changed their password (their other sessions ended)")
+    db.session.commit()
+
+
+def end_sessions(user: User) -> None:
+    """End every session of the user on the server (committed)."""
+    user.session_version += 1
+    db.session.commit()
 
 
 def update_user(user: User, *, role: str, active: bool, actor: User) -> None:
@@ -91,6 +136,8 @@ def update_user(user: User, *, role: str, active: bool, actor: User) -> None:
     if user.id == actor.id and (role != "admin" or not active):
         raise UserError("You cannot remove your own admin role or deactivate yourself.")
     before = {"role": user.role, "active": user.active}
+    if user.active and not active:
+        user.session_version += 1  # a deactivated user's open sessions end now
     user.role, user.active = role, active
     record(actor.label, "user.update", "user", user.id, f"Updated {user.email}",
            before=before, after={"role": role, "active": active})

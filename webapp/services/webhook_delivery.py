@@ -26,6 +26,10 @@ One pass (`deliver`):
    its newer events wait behind it: a failing receiver is backed off as a whole and events stay
    in order. Delivery is at least once: receivers should ignore an `event_id` they have seen.
 
+   Before each POST the URL's host is resolved once and every address checked
+   (`webapp.services.webhook_addresses`); the connection goes to a checked address. A host that now
+   resolves to an internal address is not contacted: the attempt fails with the reason.
+
 Signature. Every POST carries
 
     Beacon-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
@@ -50,12 +54,13 @@ import hmac
 import http.client
 import json
 import logging
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from sqlalchemy import (
@@ -79,6 +84,7 @@ from webapp.config import DEFAULTS
 from webapp.extensions import db
 from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
 from webapp.services.membership import EVENTS_WRITTEN
+from webapp.services.webhook_addresses import BlockedDestination, check_url
 from webapp.services.webhooks import event_payload
 from webapp.timeutil import utcnow
 
@@ -254,44 +260,76 @@ def collect(now: datetime | None = None, webhook_id: int | None = None) -> int:
 
 # --- send -------------------------------------------------------------------------------
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer we do not follow: it counts as a failed attempt."""
+def _pinned_connector(addresses: tuple[str, ...]):
+    """http.client's connect hook, bound to the checked addresses (tried in order).
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
-        return None
+    The connection keeps the URL's host for the Host header and the TLS server name (and
+    certificate check); only the TCP connection goes to an address that passed the check,
+    so the name is never resolved a second time.
+    """
+
+    def create_connection(address, timeout, source_address=None):
+        port = address[1]
+        failure: OSError | None = None
+        for ip in addresses:
+            try:
+                return socket.create_connection((ip, port), timeout, source_address)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                failure = exc
+        raise failure or OSError("no address to connect to")
+
+    return create_connection
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings of deliveries: the system's trusted CAs, host names checked."""
+    return ssl.create_default_context()
 
 
 def post(url: str, body: bytes, headers: dict[str, str],
          timeout: float) -> tuple[int | None, str | None]:
-    """POST the body; returns (status code or None, error message or None for a 2xx)."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST the body; returns (status code or None, error message or None for a 2xx).
+
+    The URL's host is resolved and checked once (`addresses.check_url`) and the connection
+    goes to a checked address; a host that now resolves to an internal address is refused
+    without connecting. A redirect is an answer we do not follow: a failed attempt.
+    """
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        destination = check_url(url)
+    except BlockedDestination as exc:
+        return None, f"Not sent: {exc}"
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if destination.scheme == "https":
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            destination.host, destination.port, timeout=timeout,
+            context=_tls_context())
+    else:
+        connection = http.client.HTTPConnection(destination.host, destination.port,
+                                                timeout=timeout)
+    connection._create_connection = _pinned_connector(destination.addresses)
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        status = response.status
+        if 200 <= status < 300:
             response.read(65536)
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        detail = ""
+            return status, None
         try:
-            detail = exc.read(300).decode("utf-8", "replace").strip()
+            detail = response.read(300).decode("utf-8", "replace").strip()
         except Exception:  # the error body is only a courtesy for the log
             detail = ""
-        message = f"HTTP {exc.code} {exc.reason}".strip()
-        return exc.code, f"{message}: {detail[:200]}" if detail else message
+        message = f"HTTP {status} {response.reason}".strip()
+        return status, f"{message}: {detail[:200]}" if detail else message
     except TimeoutError:
         return None, f"Timed out after {timeout:g} s"
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            return None, f"Timed out after {timeout:g} s"
-        return None, f"Connection failed: {reason}"
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return None, f"Connection failed: {exc.__class__.__name__}: {exc}"
-    if 200 <= status < 300:
-        return status, None
-    return status, f"HTTP {status}"
+        reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else exc
+        return None, f"Connection failed: {reason}"
+    finally:
+        connection.close()
 
 
 def sample_event(webhook_id: int, now: datetime) -> dict[str, Any]:

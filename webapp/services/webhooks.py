@@ -21,7 +21,9 @@ Contract:
 
 `data` keys (all optional on update; `url` required on create):
 
-- `url`: an absolute http:// or https:// URL with a host, at most 2,000 characters;
+- `url`: an absolute http:// or https:// URL with a host, at most 2,000 characters, whose
+  host is a public internet address (`webapp.services.webhook_addresses`: an internal host is
+  refused unless WEBHOOK_ALLOWED_HOSTS allows it);
 - `description`: text, at most 200 characters;
 - `event_filter`: ``{"actions": ["ADD", "REMOVE"], "segments": [id or customer segment id]}``;
   a missing or null key means "all" (all actions, all segments); a given list must not be
@@ -51,6 +53,7 @@ from webapp.extensions import db
 from webapp.models import MembershipEvent, Segment, Webhook, WebhookDelivery
 from webapp.services.audit import record
 from webapp.services.errors import ServiceError
+from webapp.services.webhook_addresses import check_url
 
 ACTIONS = ("ADD", "REMOVE")
 STATUSES = ("pending", "retrying", "delivered", "failed")
@@ -95,6 +98,7 @@ def _check_url(value: Any) -> str:
         raise ValueError("The URL needs a host name, e.g. https://example.com/hooks.")
     if port == 0:
         raise ValueError("The URL's port must be between 1 and 65535.")
+    check_url(url)  # an internal host is refused here and again at every delivery
     return url
 
 

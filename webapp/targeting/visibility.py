@@ -23,6 +23,7 @@ from webapp.targeting.compiler import CompiledDefinition, compile_definition
 from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.gaps import _plural
+from webapp.targeting.limits import NO_USAGE, Usage, activation_node, is_global, limit_node
 from webapp.targeting.result import SegmentResult, explain_membership, node
 from webapp.targeting.values import age_on, anniversary, member_date, member_datetime
 
@@ -40,6 +41,7 @@ INSUFFICIENT_POINTS = "insufficient_points"
 OFFER_DISCONTINUED = "offer_discontinued"
 OFFER_NOT_PUBLISHED = "offer_not_published"
 OFFER_EXPIRED = "offer_expired"
+ACTIVATION_REQUIRED = "activation_required"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +68,20 @@ class Decision:
     eligible: bool
     reason: str
     explanation: dict[str, Any]
+    # offers only (None for rewards): whether it requires activation, whether the member
+    # holds a current activation (None when not required), how often it awarded the member
+    must_activate: bool | None = None
+    activated: bool | None = None
+    fulfillment_count: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as JSON-serializable data (`reasons` is the tree)."""
-        return {"visible_status": self.visible_status, "eligible": self.eligible,
-                "reason": self.reason, "reasons": self.explanation}
+        out = {"visible_status": self.visible_status, "eligible": self.eligible,
+               "reason": self.reason, "reasons": self.explanation}
+        if self.must_activate is not None:
+            out.update(must_activate=self.must_activate, activated=self.activated,
+                       fulfillment_count=self.fulfillment_count)
+        return out
 
 
 # --- live membership ----------------------------------------------------------------------------
@@ -265,8 +276,13 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
                    now: datetime | None = None, tz: str | tzinfo = "UTC",
                    results: Mapping[int, tuple[bool, Any]] | None = None,
                    validated: bool = False,
-                   names: dict[int, str] | None = None) -> Decision:
-    """Visibility and eligibility of one offer for one member (SPEC §4).
+                   names: dict[int, str] | None = None,
+                   limits: Sequence[Mapping[str, Any]] = (),
+                   usage: Usage | None = None) -> Decision:
+    """Visibility and eligibility of one offer for one member (SPEC §4, §8).
+
+    `limits`: the offer's limits as {limit_type, configuration} (validated); `usage`: what
+    the member (and all members, for the global kinds) did with the offer.
 
     `results`: segments already evaluated for this member over the same facts and moment
     (`segment_membership`), as (matched, explanation); they are used as they are.
@@ -290,7 +306,21 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
             ok, n = _segments_audience(kind, config["segments"], ms)
             segs_ok = segs_ok and ok
         children.append(n)
-    if not age_ok:
+    usage = usage or NO_USAGE
+    global_hit = member_hit = False
+    limit_nodes = []
+    for limit in limits:
+        reached, n = limit_node(limit, usage, env.now, env.tz)
+        if reached and is_global(limit["limit_type"]):
+            global_hit = True
+        elif reached:
+            member_hit = True
+        limit_nodes.append(n)
+    if global_hit:
+        status = GLOBAL_LIMIT
+    elif member_hit:
+        status = MEMBER_LIMIT
+    elif not age_ok:
         status = AGE_RESTRICTED
     elif not segs_ok:
         status = MISSING_REQUIRED_SEGMENTS
@@ -300,6 +330,11 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
     window_problem, window = _window_node(offer, env.now, "offer")
     checks = [node("status", "offer is discontinued" if discontinued else "offer is active",
                    not discontinued, discontinued, False), window]
+    must_activate = bool(offer.get("requires_activation"))
+    activated: bool | None = None
+    if must_activate:
+        activated, n = activation_node(offer, usage, env.now, env.tz)
+        checks.append(n)
     if status != VISIBLE:
         reason = status
     elif discontinued:
@@ -308,6 +343,8 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
         reason = OFFER_NOT_PUBLISHED
     elif window_problem == "expired":
         reason = OFFER_EXPIRED
+    elif must_activate and not activated:
+        reason = ACTIVATION_REQUIRED
     else:
         reason = ELIGIBLE
     eligible = reason == ELIGIBLE
@@ -315,8 +352,11 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
         children.append(node("audience", "no audiences: visible to every member", True))
     name = offer.get("name") or offer.get("external_id") or offer.get("id") or ""
     tree = node("offer", f"offer {name}".strip(), eligible, status, VISIBLE,
-                None if eligible else reason.replace("_", " "), checks + children)
-    return Decision(visible_status=status, eligible=eligible, reason=reason, explanation=tree)
+                None if eligible else reason.replace("_", " "),
+                checks + limit_nodes + children)
+    return Decision(visible_status=status, eligible=eligible, reason=reason, explanation=tree,
+                    must_activate=must_activate, activated=activated,
+                    fulfillment_count=usage.fulfillment_count(env.now))
 
 
 def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[int],

@@ -25,7 +25,8 @@ class WebhookForm(FlaskForm):
 
     url = URLField("Receiver URL", validators=[DataRequired(message="Enter the receiver URL."),
                                                Length(max=2000)],
-                   description="http:// or https://; receives signed POSTs of event batches.")
+                   description="http:// or https:// on a public internet address (internal "
+                               "hosts are refused); receives signed POSTs of event batches.")
     description = StringField("Description", validators=[Length(max=200)],
                               description="Who receives it, e.g. 'CRM sync'.")
     actions = MultiCheckboxField("Actions", choices=ACTION_CHOICES, default=["ADD", "REMOVE"],
