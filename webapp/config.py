@@ -1,4 +1,8 @@
-"""Configuration read from the environment and the instance folder; no secrets in code."""
+"""Configuration read from the environment and the instance folder; no secrets in code.
+
+Every setting is read here, once, with its default (the README's configuration table lists them);
+the rest of the application reads `app.config[NAME]` and keeps no defaults of its own.
+"""
 
 from __future__ import annotations
 
@@ -71,6 +75,45 @@ def _allowed_hosts() -> tuple[str, ...]:
         raise RuntimeError(f"WEBHOOK_ALLOWED_HOSTS: {exc}") from None
 
 
+def _seconds(name: str, default: float) -> float:
+    """A number of seconds > 0 from the environment, with a message naming the variable if not."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise RuntimeError(f"{name} must be a number of seconds above 0, not {raw!r}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting from the environment: 1 or 0 (true/false, yes/no also understood)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name} must be 1 or 0, not {raw!r}")
+
+
+#: The defaults of the settings that modules also need outside an application (README table).
+DEFAULTS = {
+    "API_MAX_BODY_BYTES": 32 * 1024 * 1024,
+    "API_TOKEN_CACHE_SECONDS": 10.0,
+    "MAX_UPLOAD_BYTES": 200 * 1024 * 1024,
+    "VISIBILITY_CACHE_BYTES": 64 * 1024 * 1024,
+    "WEBHOOK_BATCH_SIZE": 100,
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_TIMEOUT": 5.0,
+    "WEBHOOK_LOG_RETENTION_DAYS": 30,
+}
+
+
 def load(instance_path: str) -> dict:
     """The configuration mapping for a new app."""
     url = _database_url(instance_path)
@@ -88,7 +131,21 @@ def load(instance_path: str) -> dict:
         "RATELIMIT_HEADERS_ENABLED": True,
         "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "1200 per minute"),
         "TIMEZONE": os.environ.get("BEACON_TIMEZONE", "UTC"),
-        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_UPLOAD_BYTES", str(200 * 1024 * 1024))),
+        "MAX_CONTENT_LENGTH": _number("MAX_UPLOAD_BYTES", DEFAULTS["MAX_UPLOAD_BYTES"]),
+        "UPLOAD_MAX_BYTES": _number("UPLOAD_MAX_BYTES", 0) or None,  # None: MAX_CONTENT_LENGTH
+        "UPLOAD_FOLDER": os.environ.get("UPLOAD_FOLDER") or str(Path(instance_path) / "uploads"),
+        "API_MAX_BODY_BYTES": _number("API_MAX_BODY_BYTES", DEFAULTS["API_MAX_BODY_BYTES"]),
+        "API_TOKEN_CACHE_SECONDS": _seconds("API_TOKEN_CACHE_SECONDS",
+                                            DEFAULTS["API_TOKEN_CACHE_SECONDS"]),
+        "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
+        "SECRET_KEY_FALLBACKS": [k.strip() for k in
+                                 os.environ.get("SECRET_KEY_FALLBACKS", "").split(",")
+                                 if k.strip()],
+        "JOBS_SYNC": _flag("JOBS_SYNC", False),
+        "WEBHOOKS_AUTO_DELIVER": _flag("WEBHOOKS_AUTO_DELIVER", True),
+        "WEBHOOK_BATCH_SIZE": _number("WEBHOOK_BATCH_SIZE", DEFAULTS["WEBHOOK_BATCH_SIZE"]),
+        "WEBHOOK_MAX_ATTEMPTS": _number("WEBHOOK_MAX_ATTEMPTS", DEFAULTS["WEBHOOK_MAX_ATTEMPTS"]),
+        "WEBHOOK_TIMEOUT": _seconds("WEBHOOK_TIMEOUT", DEFAULTS["WEBHOOK_TIMEOUT"]),
         # Sign-in throttling (webapp/login_throttle.py): failures before backoff starts,
         # per client address and per account (browsers it has not signed in with), the
         # longest wait, and how long failures are remembered.
@@ -105,9 +162,11 @@ def load(instance_path: str) -> dict:
         "LIMIT_STATIC_MEMBERS": 5_000_000,
         "LIMIT_BATCH": 10_000,
         "TIERS": ["bronze", "silver", "gold", "platinum"],
-        "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES", 64 * 1024 * 1024),
+        "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES",
+                                          DEFAULTS["VISIBILITY_CACHE_BYTES"]),
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),
-        "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS", 30),
+        "WEBHOOK_LOG_RETENTION_DAYS": _number("WEBHOOK_LOG_RETENTION_DAYS",
+                                              DEFAULTS["WEBHOOK_LOG_RETENTION_DAYS"]),
         # Hosts exempt from the internal-address check (local development, the test suite).
         "WEBHOOK_ALLOWED_HOSTS": _allowed_hosts(),
         # Reverse proxies in front of Beacon whose X-Forwarded-For/-Proto are trusted, so

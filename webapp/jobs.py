@@ -40,7 +40,7 @@ def _run_in_thread(app: Flask, path: str, args: tuple, kwargs: dict) -> None:
 def enqueue(path: str, *args, **kwargs) -> str:
     """Run `path(*args, **kwargs)` in the background; returns how it was dispatched."""
     app = current_app._get_current_object()
-    if app.config.get("JOBS_SYNC"):
+    if app.config["JOBS_SYNC"]:
         _resolve(path)(*args, **kwargs)
         return "sync"
     redis_url = app.config.get("REDIS_URL")

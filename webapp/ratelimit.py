@@ -106,9 +106,6 @@ class RateLimiter:
 
     def init_app(self, app: Flask) -> None:
         """Open the counter storage named by RATELIMIT_STORAGE_URI for this app."""
-        app.config.setdefault("RATELIMIT_ENABLED", True)
-        app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-        app.config.setdefault("RATELIMIT_STORAGE_URI", "beacon-memory://")
         app.extensions[EXTENSION] = _State(
             enabled=bool(app.config["RATELIMIT_ENABLED"]),
             headers=bool(app.config["RATELIMIT_HEADERS_ENABLED"]),

@@ -346,7 +346,7 @@ def test_catalog_token_changes_with_every_kind_of_catalog_write(app):
 
 
 def test_relative_boundary_is_when_the_gap_text_moves():
-    from webapp.targeting.engine import _duration
+    from webapp.targeting.gaps import _duration
 
     now = datetime(2026, 6, 1, 12)
     for created in (now - timedelta(days=3, hours=5), now - timedelta(hours=20, seconds=7),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from tests.api.conftest import errors_of
 from tests.factories import make_member, make_segment
 from webapp.extensions import db
 from webapp.models import Member, MembershipEvent
+from webapp.services.members import MemberError, clean_attributes
+from webapp.targeting.paths import custom_field
 
 
 def new_member(**attributes):
@@ -230,3 +233,38 @@ def test_negative_points_xp_coins_are_refused_with_their_pointer(api):
     assert db.session.scalar(select(Member.points).where(Member.external_id == "N1")) == 10
     assert api.patch("/members/N1", {"data": {"type": "members",
                                               "attributes": {"points": 0}}}).status_code == 200
+
+
+AWKWARD_KEYS = ["attr/a", "a~b", "$groups", "ключ", 'a"b', "a.b", "Customer Type", " ", "[0]"]
+
+
+def test_every_stored_custom_field_key_can_be_targeted(api):
+    """Issue 14.7: a key the API stores is found by a criterion naming it (quoted as needed)."""
+    for n, key in enumerate(AWKWARD_KEYS):
+        response = api.post("/members", new_member(
+            external_id=f"K{n}", custom_fields={key: n, "nested": {key: f"v{n}"}}))
+        assert response.status_code == 201, response.get_json()
+    for n, key in enumerate(AWKWARD_KEYS):
+        for path, value in (([key], n), (["nested", key], f"v{n}")):
+            body = {"data": {"type": "member-searches", "attributes": {"include": [
+                {"field": custom_field(path), "operator": "equals", "value": value}]}}}
+            response = api.post("/members/search", body)
+            assert response.status_code == 200, (key, response.get_json())
+            found = response.get_json()["data"]
+            assert [m["attributes"]["external_id"] for m in found] == [f"K{n}"], key
+
+
+def test_a_key_no_database_stores_is_refused_on_every_path(app, api):
+    """Only keys that can never be targeted (U+0000, lone surrogates) are refused on write: the
+    API refuses them as text, and the service, which the dashboard and uploads use, by key."""
+
+    response = api.post("/members", new_member(external_id="Z", custom_fields={
+        "ok": {"a\u0000b": 1}}))
+    assert response.status_code == 400 and "NUL" in errors_of(response)[0]["detail"]
+    for key, words in (("a\u0000b", "U+0000"), ("\ud800", "lone surrogate")):
+        with pytest.raises(MemberError) as refused:
+            clean_attributes({"custom_fields": {"ok": {key: 1}}}, partial=True)
+        assert words in refused.value.errors["custom_fields"]
+    assert clean_attributes({"custom_fields": {"": 1, "a.b": {"$x": 2}}}, partial=True) == {
+        "custom_fields": {"": 1, "a.b": {"$x": 2}}}
+    assert db.session.scalar(select(Member.id)) is None

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from tests.factories import add_to_list, make_member, make_offer, make_reward, make_segment
 from webapp.extensions import db
-from webapp.models import Segment
+from webapp.models import Segment, SegmentMembership
 
 HX = {"HX-Request": "true"}
 GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
@@ -92,6 +92,30 @@ def test_new_page_and_save(client, auth, members):
     assert segment.size == 1
     assert response.location.endswith(f"/segments/{segment.id}")
     assert segment.updated_by_label
+
+
+def test_builder_quotes_custom_field_keys_for_the_user(client, auth):
+    """Issue 14.7: a key with a space, a slash or a dot is written in quotes by the builder,
+    selects its members, and shows again as typed when the segment is edited."""
+    auth.login("marketer")
+    retail = make_member(custom_fields={"Customer Type": "retail", "a.b": {"attr/a": 1}})
+    make_member(custom_fields={"Customer Type": "trade", "a": {"b": {"attr/a": 1}}})
+    response = client.post("/segments/new", data=_form(**{
+        "include-0-field": "custom_fields", "include-0-key": "Customer Type",
+        "include-0-json_type": "string", "include-0-value": "retail",
+        "include-1-field": "custom_fields", "include-1-key": '["a.b"]["attr/a"]',
+        "include-1-json_type": "number", "include-1-operator": "equals",
+        "include-1-value": "1"}))
+    assert response.status_code == 303, _text(response)
+    segment = db.session.scalar(select(Segment).where(Segment.name == "Rich gold"))
+    assert [c["field"] for c in segment.include] == [
+        'custom_fields["Customer Type"]', 'custom_fields["a.b"]["attr/a"]']
+    assert segment.size == 1
+    assert db.session.scalar(select(SegmentMembership.member_id).where(
+        SegmentMembership.segment_id == segment.id)) == retail.id
+    edit = _text(client.get(f"/segments/{segment.id}/edit"))
+    assert 'value="Customer Type"' in edit
+    assert 'value="[&#34;a.b&#34;][&#34;attr/a&#34;]"' in edit
 
 
 def test_invalid_save_is_422_with_messages_next_to_fields_and_rows(client, auth, members):

@@ -75,7 +75,7 @@ def test_definition_errors_name_the_position() -> None:
     ({"field": "tier", "operator": "equals"}, "equals needs a value"),
     ({"field": "tier", "operator": "equals", "value": None}, "equals needs a value"),
     ({"field": "custom_fields.x", "operator": "equals", "value": [1, None]}, "null is not"),
-    ({"field": "custom_fields.x", "operator": "equals", "value": {"a b": 1}}, "object key"),
+    ({"field": "custom_fields.x", "operator": "equals", "value": {"a\u0000b": 1}}, "object key"),
     ({"field": "custom_fields.x", "operator": "contains", "value": [1]}, "string, number or"),
     ({"field": "birthday", "operator": ">", "value": "2020-01-01T00:00:00Z"}, "without a time"),
     ({"field": "birthday", "operator": ">", "value": 20200101}, "takes a date"),

@@ -17,13 +17,15 @@ from webapp.targeting import (
     age_on,
     compile_definition,
     compile_segment,
-    engine,
     evaluate_segment,
     field_type,
     matches,
     parse_criterion,
 )
-from webapp.targeting.engine import _explain_each, explain_membership, make_env
+from webapp.targeting import env as clock_env
+from webapp.targeting.compiler import _explain_each
+from webapp.targeting.env import make_env
+from webapp.targeting.result import explain_membership
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 MEMBER: dict[str, Any] = {
@@ -382,12 +384,12 @@ def test_later_explanation_explains_the_call(monkeypatch: pytest.MonkeyPatch) ->
     """Without `now`, the tree read later explains the instant of the call, not of the read."""
     later = NOW + timedelta(hours=1)
     clock = iter([NOW, later, later])
-    real = engine.make_env
+    real = clock_env.make_env
 
-    def make_env_at(now: datetime | None = None, *args: Any, **kwargs: Any) -> engine.Env:
+    def make_env_at(now: datetime | None = None, *args: Any, **kwargs: Any) -> clock_env.Env:
         return real(next(clock) if now is None else now, *args, **kwargs)
 
-    monkeypatch.setattr(engine, "make_env", make_env_at)
+    monkeypatch.setattr(clock_env, "make_env", make_env_at)
     seg = {"include": [{"field": "created_at", "operator": ">=", "value": {"days_ago": 1}}]}
     member = {"created_at": (NOW - timedelta(days=1)).isoformat()}
     result = evaluate_segment(seg, member)  # at NOW: joined exactly one day ago

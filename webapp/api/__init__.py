@@ -58,9 +58,8 @@ def refuse_large_bodies():
     if length is None:  # no body (most reads): nothing to refuse
         return
     from webapp.api.errors import ApiError
-    from webapp.api.jsonapi import MAX_BODY_BYTES
 
-    limit = int(current_app.config.get("API_MAX_BODY_BYTES", MAX_BODY_BYTES))
+    limit = int(current_app.config["API_MAX_BODY_BYTES"])
     if length > limit:
         raise ApiError(413, "body_too_large", f"The request body is larger than "
                        f"{limit // (1024 * 1024)} MB; split it into smaller requests.",

@@ -20,7 +20,6 @@ from flask_login import current_user
 
 from webapp.api.errors import MEDIA_TYPE, ApiError, escape
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
 #: The members JSON:API defines for a request document and for a resource object; JSON:API
 #: allows no others, and neither does Beacon (400 naming the member, as the document says).
 DOCUMENT_MEMBERS = ("data", "meta", "jsonapi", "links")

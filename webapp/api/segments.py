@@ -440,18 +440,10 @@ def _moment(value: Any, pointer: str) -> datetime | None:
                    "time such as 2026-11-22T09:30:00Z.", pointer=pointer)
 
 
-_MESSAGE_FIELDS = (("status-change", "status_change_timestamp"), ("status", "status"),
-                   ("reason", "description"), ("reference id", "reference_id"),
-                   ("metadata", "metadata"), ("expiry", "expires_at"))
-
-
-def _override_pointer(message: str, base: str) -> str:
-    """Which attribute an OverrideError message is about."""
-    lowered = message.lower()
-    for word, attribute in _MESSAGE_FIELDS:
-        if word in lowered:
-            return f"{base}/attributes/{attribute}"
-    return base
+def _override_pointer(exc: Exception, base: str) -> str:
+    """The pointer of the attribute an OverrideError is about (the item itself if none)."""
+    field = next(iter(getattr(exc, "errors", {}) or {""}))
+    return f"{base}/attributes/{field}" if field else base
 
 
 def _override_item(item: Any, index: int, pointer: str) -> dict[str, Any]:
@@ -580,7 +572,7 @@ def segment_overrides(segment_ref: str):
             db.session.rollback()
             entry.update(result="invalid", errors=[error_object(
                 422, "invalid_override", str(exc), title="Invalid override",
-                pointer=_override_pointer(str(exc), pointer))])
+                pointer=_override_pointer(exc, pointer))])
             results.append(entry)
             continue
         entry.update(result="applied" if outcome.changed else "unchanged",

@@ -20,6 +20,7 @@ from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
 from webapp.services import decisions as visibility
 from webapp.services.lookup import find_member
+from webapp.services.rules import program_timezone
 from webapp.targeting import age_on
 from webapp.timeutil import utcnow
 
@@ -266,14 +267,14 @@ def member_age(member: Member) -> int | None:
     if member.birthday is None:
         return None
     try:
-        zone = ZoneInfo(current_app.config.get("TIMEZONE", "UTC"))
+        zone = ZoneInfo(program_timezone())
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
     return age_on(member.birthday, datetime.now(UTC).astimezone(zone).date())
 
 
 def _tiers(member: Member) -> list[str]:
-    tiers = list(current_app.config.get("TIERS") or [])
+    tiers = list(current_app.config["TIERS"])
     if member.tier not in tiers:
         tiers.append(member.tier)
     return tiers

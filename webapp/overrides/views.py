@@ -43,6 +43,7 @@ from webapp.services.overrides import (
     reset_override,
     set_override,
 )
+from webapp.services.rules import program_timezone
 from webapp.services.upload_parser import spreadsheet_safe
 from webapp.timeutil import utcnow
 
@@ -330,7 +331,7 @@ def _rules_in(override: Override, in_now: set[tuple[int, str]], now) -> bool | N
     memberships = {s for s, m in in_now if m == override.member_id}
     try:
         return matches(override.segment.definition(), override.member.attributes(), now=now,
-                       memberships=memberships, tz=current_app.config.get("TIMEZONE", "UTC"))
+                       memberships=memberships, tz=program_timezone())
     except (SegmentDefinitionError, ValueError):
         return None
 

@@ -17,6 +17,8 @@ from werkzeug.datastructures import MultiDict
 
 from webapp.targeting import SegmentDefinitionError, parse_criterion
 from webapp.targeting import schema as ts
+from webapp.targeting.operators import REGISTRY
+from webapp.targeting.paths import CUSTOM_ROOT, PathError, custom_field, parse_path, path_steps
 
 GROUPS = ("include", "exclude")
 
@@ -34,20 +36,6 @@ JSON_TYPES: tuple[tuple[str, str], ...] = (
     ("string", "text"), ("number", "number"), ("boolean", "true / false"),
     ("list", "list of text"),
 )
-
-_OPERATOR_WORDS = {
-    ts.EQUALS: "is", ts.NOT_EQUALS: "is not", ts.IN: "is one of", ts.NOT_IN: "is none of",
-    ts.CONTAINS: "contains", ts.NOT_CONTAINS: "does not contain", ts.GTE: "is at least",
-    ts.GT: "is more than", ts.LTE: "is at most", ts.LT: "is less than", ts.EXISTS: "is set",
-    ts.NOT_EXISTS: "is not set",
-}
-_DATE_WORDS = {ts.EQUALS: "is on", ts.NOT_EQUALS: "is not on", ts.GTE: "is on or after",
-               ts.GT: "is after", ts.LTE: "is on or before", ts.LT: "is before"}
-_BADGE_WORDS = {ts.CONTAINS: "has badge", ts.NOT_CONTAINS: "does not have badge",
-                ts.IN: "has any of", ts.NOT_IN: "has none of", ts.EQUALS: "are exactly",
-                ts.NOT_EQUALS: "are not exactly", ts.EXISTS: "are set",
-                ts.NOT_EXISTS: "are not set"}
-_SEGMENT_WORDS = {ts.IN: "is in", ts.NOT_IN: "is not in"}
 
 _NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
@@ -69,9 +57,7 @@ def operator_choices(kind: str | None) -> list[tuple[str, str]]:
     """(operator, words) that fit a field type, from the core's table."""
     if kind is None:
         return []
-    words = (_DATE_WORDS if kind in (ts.DATE, ts.DATETIME) else _BADGE_WORDS if kind == ts.LIST
-             else _SEGMENT_WORDS if kind == ts.SEGMENT else {})
-    return [(op, words.get(op, _OPERATOR_WORDS[op])) for op in ts.OPERATORS_BY_TYPE[kind]]
+    return [(op, REGISTRY[op].builder_words(kind)) for op in ts.OPERATORS_BY_TYPE[kind]]
 
 
 def short_message(message: str) -> str:
@@ -205,9 +191,9 @@ class Row:
         value = criterion.get("value")
         row = cls(group=group, index=index, field=fld, operator=op,
                   ci=bool(criterion.get("case_insensitive")))
-        if fld.startswith(ts.CUSTOM_PREFIX):
+        if fld.startswith((ts.CUSTOM_PREFIX, ts.CUSTOM_QUOTED_PREFIX)):
             row.field = "custom_fields"
-            row.key = fld[len(ts.CUSTOM_PREFIX):]
+            row.key = key_text(fld)
             sample = value[0] if isinstance(value, list) and value else value
             if isinstance(value, list) and op in (ts.EQUALS, ts.NOT_EQUALS):
                 row.json_type = "list"
@@ -243,7 +229,7 @@ class Row:
             if not self.key:
                 raise RowProblem("name the custom field (e.g. vip or address.city)",
                                  incomplete=True)
-            fld = ts.CUSTOM_PREFIX + self.key
+            fld = field_for_key(self.key)
             _check_path(fld)
         out: dict[str, Any] = {"field": fld, "operator": self.operator}
         if self.ci and self.text_like:
@@ -291,6 +277,33 @@ class Row:
                 return text.lower() == "true"
             return text
         return text
+
+
+def key_text(field: str) -> str:
+    """What the key box shows for a custom field: its keys joined by dots, or, when a key has a
+    dot or a bracket of its own or is empty, the path's quoted steps (see targeting.paths)."""
+    try:
+        keys = parse_path(field[len(CUSTOM_ROOT):])
+    except PathError:
+        return field[len(ts.CUSTOM_PREFIX):]
+    if all(k and "." not in k and "[" not in k for k in keys):
+        return ".".join(keys)
+    return path_steps(keys).removeprefix(".")
+
+
+def field_for_key(text: str) -> str:
+    """The criterion field for what was typed in the key box.
+
+    Dots separate nested keys, and a key of other characters than letters, digits, '_' and '-'
+    (``Customer Type``, ``attr/a``, ``ключ``) is quoted for the user; text with quoted steps
+    (``["a.b"]``, ``address["Customer Type"]``) is taken as written.
+    """
+    if text.startswith("["):
+        return CUSTOM_ROOT + text
+    keys = text.split(".")
+    if '["' in text or not all(keys):
+        return ts.CUSTOM_PREFIX + text  # the core says what is wrong with it, if anything
+    return custom_field(keys)
 
 
 def _check_path(fld: str) -> None:

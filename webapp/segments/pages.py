@@ -163,7 +163,7 @@ def row_context() -> dict[str, Any]:
 
 def criteria_limit() -> int:
     """How many include (and how many exclude) criteria a segment may have."""
-    return int(current_app.config.get("LIMIT_CRITERIA", ts.MAX_INCLUDE))
+    return int(current_app.config["LIMIT_CRITERIA"])
 
 
 def limit_words(group: str, limit: int) -> str:

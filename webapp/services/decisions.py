@@ -45,10 +45,12 @@ from webapp.targeting import (
     evaluate_reward,
     segment_membership,
 )
-from webapp.targeting.engine import make_env, node
+from webapp.targeting.audiences import validate_audience
+from webapp.targeting.env import make_env
 from webapp.targeting.limits import Usage, is_global, next_usage_change
+from webapp.targeting.result import node
 from webapp.targeting.values import member_datetime
-from webapp.targeting.visibility import compiled_refs, validate_audience
+from webapp.targeting.visibility import compiled_refs
 from webapp.timeutil import utcnow
 
 INVALID_CONFIGURATION = "invalid_configuration"

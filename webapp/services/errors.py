@@ -6,3 +6,20 @@ from __future__ import annotations
 class Conflict(str):
     """A validation message saying a unique value is already taken (409 in the API, as its
     OpenAPI document says, rather than 422)."""
+
+
+class ServiceError(ValueError):
+    """A refused service call; `.errors` maps each field (or "" for the whole request) to a
+    message for the person, and `.status` is the HTTP status the API answers with.
+
+    Field keys are attribute names or paths (`configuration.minimum_age`, `include[2]`); forms
+    put each message by the field of that name and the API makes a pointer of it, so neither
+    has to guess the field from the words.
+    """
+
+    def __init__(self, errors: dict[str, str] | str, status: int = 422, *,
+                 text: str | None = None) -> None:
+        self.errors = {"": errors} if isinstance(errors, str) else dict(errors)
+        self.status = status
+        super().__init__(text if text is not None else "; ".join(
+            f"{k}: {v}" if k else v for k, v in self.errors.items()))

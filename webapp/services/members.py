@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from webapp.extensions import db
 from webapp.models import Member, Override, Segment, SegmentMembership
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.membership import (
     Cause,
     apply_delta,
@@ -33,6 +34,8 @@ from webapp.services.membership import (
     lock_segments,
     refresh_member,
 )
+from webapp.services.rules import program_timezone, rules_condition
+from webapp.targeting.paths import key_problem
 from webapp.timeutil import utcnow
 
 FIELDS = ("external_id", "email", "birthday", "tier", "points", "xp", "coins", "badges",
@@ -44,13 +47,8 @@ MAX_BADGES = 500
 MAX_CUSTOM_BYTES = 64 * 1024
 
 
-class MemberError(ValueError):
+class MemberError(ServiceError):
     """A refused member change; `.errors` maps each attribute to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str], status: int = 422):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-        self.status = status
 
 
 def _json_problem(value: Any, depth: int = 0) -> str | None:
@@ -71,8 +69,11 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key:
-                return "has an empty key"
+            if not isinstance(key, str):
+                return "has a key that is not a string"
+            problem = key_problem(key)
+            if problem:  # every other key can be named in a criterion (webapp.targeting.paths)
+                return f"has a {problem}"
             problem = _json_problem(item, depth + 1)
             if problem:
                 return problem
@@ -135,7 +136,7 @@ def _clean(name: str, value: Any) -> Any:
             raise ValueError(f"birthday {value} is not between 1900-01-01 and today.")
         return day
     if name == "tier":
-        tiers = current_app.config.get("TIERS", ["bronze", "silver", "gold", "platinum"])
+        tiers = current_app.config["TIERS"]
         if value not in tiers:
             raise ValueError(f"tier is one of {', '.join(tiers)}.")
         return value
@@ -469,7 +470,7 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     segments = dynamic_segments_in_order()
     if not segments or not members:
         return 0
-    tz = current_app.config.get("TIMEZONE", "UTC")
+    tz = program_timezone()
     ids = [m.id for m in members]
     in_now: dict[str, set[int]] = defaultdict(set)
     overrides: dict[tuple[str, int], str] = {}
@@ -520,22 +521,19 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     `definition` holds `include` and `exclude` lists; raises SegmentDefinitionError for a
     criterion the core refuses. The page is ordered by member id, after `after` when given.
     """
-    from webapp.services.membership import members_t, memberships_t
+    from webapp.services.membership import members_t
     from webapp.services.segments import resolve_segment_references
     from webapp.targeting import SegmentDefinitionError, parse_definition
-    from webapp.targeting.sql import compile_criteria
 
     unknown: dict[str, str] = {}
     include, exclude = (resolve_segment_references(definition.get(group) or [], group, unknown)
                         for group in ("include", "exclude"))
     if unknown:
         raise SegmentDefinitionError(next(iter(unknown.values())))
-    limit_criteria = current_app.config.get("LIMIT_CRITERIA", 50)
+    limit_criteria = current_app.config["LIMIT_CRITERIA"]
     parsed = parse_definition({"kind": "dynamic", "include": include, "exclude": exclude},
                               max_include=limit_criteria, max_exclude=limit_criteria)
-    condition = compile_criteria(parsed, members_t, dialect=db.session.get_bind().dialect.name,
-                                 now=now or utcnow(), tz=current_app.config.get("TIMEZONE", "UTC"),
-                                 memberships=memberships_t)
+    condition = rules_condition(parsed, now=now)
     count = db.session.scalar(select(func.count()).select_from(members_t).where(condition)) or 0
     query = select(Member).where(condition).order_by(Member.id).limit(limit)
     if after is not None:

@@ -11,14 +11,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Audience, AudienceSegment, Member, Offer, Segment, SegmentMembership
 from webapp.services.audit import record
-from webapp.services.errors import Conflict
+from webapp.services.errors import Conflict, ServiceError
+from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
+from webapp.targeting.audiences import describe_audience
 from webapp.targeting.limits import (
     ACTIVATIONS,
     LimitDefinitionError,
@@ -33,12 +34,8 @@ MAX_ID = 2**63 - 1  # ids beyond 64 bits never reach the database (no such segme
 LIMITS = {"name": 200, "external_id": 255, "category": 100, "description": 20_000}
 
 
-class OfferError(ValueError):
+class OfferError(ServiceError):
     """A refused offer or audience change; `.errors` maps each field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
 # --- shared field parsing (rewards use the same rules) -----------------------------------------
@@ -225,23 +222,6 @@ def audience_snapshot(audience: Audience) -> dict[str, Any]:
             "configuration": dict(audience.configuration or {})}
 
 
-def _error_key(message: str) -> str:
-    """Which field an audience validation message is about."""
-    if message.startswith("audience_type"):
-        return "audience_type"
-    body = message.split(":", 1)[-1].strip()
-    if body.startswith(("unknown key", "configuration")):
-        return "configuration"
-    for key in ("minimum_age", "maximum_age"):
-        if body.startswith(key):
-            return f"configuration.{key}"
-    if body.startswith("give minimum_age"):
-        return "configuration.minimum_age"
-    if "segment" in body:
-        return "configuration.segments"
-    return "configuration"
-
-
 def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]:
     """SPEC §2 validation of one audience, segment ids checked against the database."""
     candidates: list[int] = []
@@ -254,21 +234,8 @@ def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]
         return validate_audience(audience_type, configuration, segment_ids=existing)
     except AudienceDefinitionError as exc:
         message = str(exc)
-        raise OfferError({_error_key(message): message}) from exc
+        raise OfferError({exc.field: message}) from exc
 
-
-def describe_audience(audience_type: str, configuration: Mapping[str, Any],
-                      names: Mapping[int, str] | None = None) -> str:
-    """Plain words for an audience: '18 to 25 years old', 'in all of: VIPs, Londoners'
-    (shown after an "Age" label, so the words do not repeat it)."""
-    if audience_type == "age_within":
-        lo, hi = configuration.get("minimum_age"), configuration.get("maximum_age")
-        if lo is not None and hi is not None:
-            return f"{lo} to {hi} years old"
-        return f"{lo} years old or older" if lo is not None else f"{hi} years old or younger"
-    ids = configuration.get("segments") or []
-    listed = ", ".join((names or {}).get(i, f"segment #{i}") for i in ids)
-    return ("in all of: " if audience_type == "in_all_segments" else "in any of: ") + listed
 
 
 def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,
@@ -323,23 +290,16 @@ def _segment_names(ids: Sequence[int]) -> dict[int, str]:
 # --- reach --------------------------------------------------------------------------------------
 
 
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
-
-
 def age_condition(minimum_age: int | None, maximum_age: int | None,
                   now: datetime | None = None) -> sa.ColumnElement[bool]:
     """SQL over `members`: age within [minimum, maximum] (SPEC §2; no birthday fails)."""
-    from webapp.targeting.sql import compile_criteria
-
     include = []
     if minimum_age is not None:
         include.append({"field": "age", "operator": ">=", "value": minimum_age})
     if maximum_age is not None:
         include.append({"field": "age", "operator": "<=", "value": maximum_age})
-    return compile_criteria({"kind": "dynamic", "include": include, "exclude": []},
-                            Member.__table__, dialect=db.session.get_bind().dialect.name,
-                            now=now or utcnow(), tz=_timezone())
+    return rules_condition({"kind": "dynamic", "include": include, "exclude": []}, now=now,
+                           memberships=False)
 
 
 def in_segments_condition(segment_ids: Sequence[int], *, every: bool

@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Member, Override, OverrideHistory, Segment
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
+from webapp.services.rules import program_timezone
 from webapp.timeutil import utcnow
 
 STATUSES = ("add", "block")
@@ -39,8 +40,12 @@ MAX_METADATA_KEYS = 50
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-class OverrideError(ValueError):
-    """An override request that is refused; the message says what is wrong."""
+class OverrideError(ServiceError):
+    """An override request that is refused; the message says what is wrong, and `.errors`
+    keys it by the attribute it is about ("" when it is about the whole request)."""
+
+    def __init__(self, message: str, field: str = "", status: int = 422) -> None:
+        super().__init__({field: message}, status, text=message)
 
 
 @dataclass
@@ -99,7 +104,7 @@ def rules_say_in(segment: Segment, member: Member, now: datetime | None = None) 
 
     try:
         return matches(segment.definition(), member.attributes(), now=now or utcnow(),
-                       memberships=_member_segments(member.id), tz=_timezone())
+                       memberships=_member_segments(member.id), tz=program_timezone())
     except SegmentDefinitionError as exc:
         raise OverrideError(f"The rules of segment {segment.name} cannot be evaluated "
                             f"({exc}); fix the segment first.") from exc
@@ -109,7 +114,8 @@ def preview(segment: Segment, member: Member, status: str | None,
             now: datetime | None = None) -> Effect:
     """The effect of setting `status` (or None for reset) without changing anything."""
     if status is not None and status not in STATUSES:
-        raise OverrideError(f"Unknown override status {status!r}: use add, block or reset.")
+        raise OverrideError(f"Unknown override status {status!r}: use add, block or reset.",
+                            "status")
     rules_in = rules_say_in(segment, member, now)
     currently_in = bool(current_member_ids(segment.id, [member.id]))
     effective_in = rules_in if status is None else status == "add"
@@ -344,25 +350,30 @@ def _check_request(segment: Segment, status: str, description: str, reference_id
                    now: datetime, require_reason: bool) -> None:
     """Refuse what cannot be an override, before anything is written."""
     if status not in STATUSES:
-        raise OverrideError(f"Unknown override status {status!r}: use add, block or reset.")
+        raise OverrideError(f"Unknown override status {status!r}: use add, block or reset.",
+                            "status")
     if segment.kind != "dynamic":
         raise OverrideError(
             f"Overrides apply to rule-managed (dynamic) segments; edit the list of static "
             f"segment {segment.name} instead.")
     if require_reason and not description:
-        raise OverrideError("Reason is required: say why this member is pinned in or out.")
+        raise OverrideError("Reason is required: say why this member is pinned in or out.",
+                            "description")
     if reference_id is not None and len(reference_id) > MAX_REFERENCE_ID:
         raise OverrideError(f"Reference id must be at most {MAX_REFERENCE_ID:,} characters "
-                            f"({len(reference_id):,} given).")
+                            f"({len(reference_id):,} given).", "reference_id")
     _check_reason_length(description)
     if status_change_timestamp is not None and status_change_timestamp > now + FUTURE_TOLERANCE:
         raise OverrideError("The status-change time is in the future; an override applies as "
-                            "soon as it is saved, so give the current or a past time.")
+                            "soon as it is saved, so give the current or a past time.",
+                            "status_change_timestamp")
     if expires_at is not None:
         if expires_at <= now:
-            raise OverrideError("The expiry is in the past; give a future time, or none.")
+            raise OverrideError("The expiry is in the past; give a future time, or none.",
+                                "expires_at")
         if status_change_timestamp is not None and expires_at <= status_change_timestamp:
-            raise OverrideError("The expiry must come after the status-change time.")
+            raise OverrideError("The expiry must come after the status-change time.",
+                                "expires_at")
 
 
 def reason_too_long(description: str | None) -> str | None:
@@ -377,7 +388,7 @@ def reason_too_long(description: str | None) -> str | None:
 def _check_reason_length(description: str | None) -> None:
     message = reason_too_long(description)
     if message:
-        raise OverrideError(message)
+        raise OverrideError(message, "description")
 
 
 def _valid_metadata(metadata: Any) -> dict[str, Any]:
@@ -385,27 +396,32 @@ def _valid_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
-        raise OverrideError("Metadata must be an object of key/value pairs.")
+        raise OverrideError("Metadata must be an object of key/value pairs.", "metadata")
     if len(metadata) > MAX_METADATA_KEYS:
         raise OverrideError(f"Metadata has {len(metadata)} keys; at most "
-                            f"{MAX_METADATA_KEYS} are allowed.")
+                            f"{MAX_METADATA_KEYS} are allowed.", "metadata")
     for key in metadata:
         if not isinstance(key, str) or not key.strip():
-            raise OverrideError("Every metadata key must be a non-empty text.")
+            raise OverrideError("Every metadata key must be a non-empty text.", "metadata")
     try:
         text = json.dumps(metadata)
     except (TypeError, ValueError) as exc:
-        raise OverrideError("Metadata values must be plain JSON values.") from exc
+        raise OverrideError("Metadata values must be plain JSON values.", "metadata") from exc
     if "\\u0000" in text:
-        raise OverrideError("Metadata contains a NUL character, which cannot be stored.")
+        raise OverrideError("Metadata contains a NUL character, which cannot be stored.",
+                            "metadata")
     return dict(metadata)
+
+
+_FIELDS = {"reason": "description", "reference id": "reference_id"}
 
 
 def _text(value: str | None, what: str) -> str:
     """Stripped text; NUL characters (which PostgreSQL cannot store) are refused."""
     text = (value or "").strip()
     if "\x00" in text:
-        raise OverrideError(f"The {what} contains a NUL character, which cannot be stored.")
+        raise OverrideError(f"The {what} contains a NUL character, which cannot be stored.",
+                            _FIELDS.get(what, ""))
     return text
 
 
@@ -451,8 +467,7 @@ def _member_segments(member_id: str) -> set[int]:
     return segment_ids_of(member_id)
 
 
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
+
 
 
 __all__ = [

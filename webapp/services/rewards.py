@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import Member, Reward, RewardRequiredSegment, Segment
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.offers import (
     MAX_ID,
     member_exists,
@@ -30,12 +31,8 @@ MAX_POINTS = 2**63 - 1
 MODES = ("add", "remove", "replace")
 
 
-class RewardError(ValueError):
+class RewardError(ServiceError):
     """A refused reward change; `.errors` maps each field to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
 def reward_snapshot(reward: Reward) -> dict[str, Any]:

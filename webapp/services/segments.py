@@ -54,7 +54,7 @@ from webapp.models import (
     User,
 )
 from webapp.services.audit import record
-from webapp.services.errors import Conflict
+from webapp.services.errors import Conflict, ServiceError
 from webapp.services.lookup import find_segment
 from webapp.services.membership import (
     Cause,
@@ -63,6 +63,7 @@ from webapp.services.membership import (
     lock_segments,
     refresh_segment,
 )
+from webapp.services.rules import rules_condition
 from webapp.targeting import (
     Criterion,
     Definition,
@@ -95,13 +96,13 @@ CUSTOMER_ID_RULE = ("letters A-Z and a-z, digits 0-9 and the characters - _ . : 
                     "number)")
 
 
-class SegmentError(ValueError):
+class SegmentError(ServiceError):
     """A refused segment operation; `.errors` maps a field or criterion path to its message."""
 
     def __init__(self, errors: dict[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{k}: {v}" if not v.startswith(k) else v
-                                   for k, v in self.errors.items()))
+        # A criterion's message already starts with its path (include[2] (…): …).
+        super().__init__(errors, text="; ".join(f"{k}: {v}" if not v.startswith(k) else v
+                                                for k, v in errors.items()))
 
 
 class SegmentInUse(SegmentError):
@@ -148,8 +149,8 @@ def archived_among(ids: Any, *, keep: Any = ()) -> dict[int, str]:
 
 # --- input --------------------------------------------------------------------------------
 
-def _limit(name: str, default: int) -> int:
-    return int(current_app.config.get(name, default))
+def _limit(name: str) -> int:
+    return int(current_app.config[name])
 
 
 #: How the dashboard's labels name the segment attributes in messages people read.
@@ -263,7 +264,7 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     exclude = parse_criteria(resolve_segment_references(definition.get("exclude"), "exclude",
                                                         unknown), "exclude", errors)
     errors.update(unknown)  # "no segment named X" says more than "ids are whole numbers"
-    limit = _limit("LIMIT_CRITERIA", ts.MAX_INCLUDE)
+    limit = _limit("LIMIT_CRITERIA")
     for group in ("include", "exclude"):
         items = definition.get(group) or []
         if isinstance(items, list | tuple) and len(items) > limit:
@@ -456,7 +457,7 @@ def validate(data: dict, *, segment: Segment | None = None) -> dict[str, Any]:
             errors["customer_segment_id"] = Conflict(f"Customer segment id {csid!r} is already "
                                                      f"used by segment #{taken}.")
     if segment is None:
-        limit = _limit("LIMIT_SEGMENTS", 10_000)
+        limit = _limit("LIMIT_SEGMENTS")
         count = db.session.scalar(select(func.count()).select_from(Segment)) or 0
         if count >= limit:
             errors["segment"] = (f"The limit is {limit:,} segment{'' if limit == 1 else 's'} "
@@ -678,20 +679,9 @@ def owners() -> list[User]:
 
 # --- preview and warnings ---------------------------------------------------------------
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
-
-
 def rule_expression(d: Definition, now=None):
     """SQL boolean over `members` for a validated definition's rules (no overrides)."""
-    from webapp.targeting.sql import compile_criteria
-
-    return compile_criteria(d, members_t, dialect=_dialect(), now=now or utcnow(),
-                            tz=_timezone(), memberships=memberships_t)
+    return rules_condition(d, now=now)
 
 
 def _sample_columns():

@@ -48,7 +48,7 @@ class TokenPrincipal:
 
 
 # Per-process cache of resolved tokens: a hash lookup per API request is a good part of a
-# cheap request's time. Entries live API_TOKEN_CACHE_SECONDS (default 10); any change to a
+# cheap request's time. Entries live API_TOKEN_CACHE_SECONDS (config.py); any change to a
 # token row made through this process (revoke) empties the cache at once, other processes
 # notice within the same few seconds.
 _cache: dict[str, tuple[float, TokenPrincipal | None]] = {}
@@ -75,7 +75,7 @@ def load_bearer_token() -> TokenPrincipal | None:
     if cached is not None and cached[0] > time.monotonic():
         g.api_token = cached[1]
         return cached[1]
-    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", 10))
+    ttl = float(current_app.config["API_TOKEN_CACHE_SECONDS"])
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     principal = None
     if token is not None and token.revoked_at is None:

@@ -221,14 +221,12 @@ def live_progress(upload: Upload) -> int:
 def max_bytes() -> int:
     """The largest file accepted, in bytes (UPLOAD_MAX_BYTES, else MAX_CONTENT_LENGTH)."""
     config = current_app.config
-    return int(config.get("UPLOAD_MAX_BYTES") or config.get("MAX_CONTENT_LENGTH")
-               or 200 * 1024 * 1024)
+    return int(config["UPLOAD_MAX_BYTES"] or config["MAX_CONTENT_LENGTH"])
 
 
 def upload_folder() -> Path:
     """Where uploaded files and problem reports are kept (UPLOAD_FOLDER or instance/uploads)."""
-    folder = Path(current_app.config.get("UPLOAD_FOLDER")
-                  or Path(current_app.instance_path) / "uploads")
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -693,7 +691,7 @@ def _report(upload: Upload, segment: Segment, shape: FileShape, column: int,
     current = staging.count(select(func.count()).select_from(memberships_t).where(
         memberships_t.c.segment_id == segment.id))
     outcome = effect(upload.mode, current, distinct, on_list)
-    limit = int(current_app.config.get("LIMIT_STATIC_MEMBERS", 5_000_000))
+    limit = int(current_app.config["LIMIT_STATIC_MEMBERS"])
     refusal = over_limit_message(outcome["new_size"], limit)
     if distinct == 0 and refusal is None:
         refusal = ("No row names a known member, so there is nothing to apply."
@@ -1099,7 +1097,7 @@ def undo_upload(undo: Upload, progress: Progress | None = None) -> dict[str, Any
         literal(segment.size) + back - select(func.count()).select_from(memberships_t).where(
             memberships_t.c.segment_id == segment.id,
             memberships_t.c.member_id.in_(added)).scalar_subquery())) or 0
-    limit = int(current_app.config.get("LIMIT_STATIC_MEMBERS", 5_000_000))
+    limit = int(current_app.config["LIMIT_STATIC_MEMBERS"])
     refusal = over_limit_message(int(new_size), limit)
     if refusal:
         raise UploadError(refusal)

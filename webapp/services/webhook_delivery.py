@@ -80,6 +80,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from webapp.config import DEFAULTS
 from webapp.extensions import db
 from webapp.models import Member, MembershipEvent, Webhook, WebhookDelivery
 from webapp.services.membership import EVENTS_WRITTEN
@@ -92,10 +93,11 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "Beacon-Signature"
 TOLERANCE_SECONDS = 300
 BACKOFF_SECONDS = (30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600)
-DEFAULT_BATCH_SIZE = 100
-DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_TIMEOUT = 5.0
-DEFAULT_RETENTION_DAYS = 30
+# Outside an application (signing helpers, scripts) the settings keep config.py's defaults.
+DEFAULT_BATCH_SIZE = DEFAULTS["WEBHOOK_BATCH_SIZE"]
+DEFAULT_MAX_ATTEMPTS = DEFAULTS["WEBHOOK_MAX_ATTEMPTS"]
+DEFAULT_TIMEOUT = DEFAULTS["WEBHOOK_TIMEOUT"]
+DEFAULT_RETENTION_DAYS = DEFAULTS["WEBHOOK_LOG_RETENTION_DAYS"]
 PRUNE_EVERY_SECONDS = 3600
 DUE = ("pending", "retrying")
 TEST_EVENT_ID = 0
@@ -639,8 +641,7 @@ def _after_commit(session: Session) -> None:
         return
     config = current_app.config
     # Tests (JOBS_SYNC) and setups without Redis deliver with `flask events deliver` instead.
-    if not config.get("REDIS_URL") or config.get("JOBS_SYNC") \
-            or not config.get("WEBHOOKS_AUTO_DELIVER", True):
+    if not config["REDIS_URL"] or config["JOBS_SYNC"] or not config["WEBHOOKS_AUTO_DELIVER"]:
         return
     try:
         schedule_after_commit()

@@ -52,6 +52,7 @@ from sqlalchemy import delete, func, select
 from webapp.extensions import db
 from webapp.models import MembershipEvent, Segment, Webhook, WebhookDelivery
 from webapp.services.audit import record
+from webapp.services.errors import ServiceError
 from webapp.services.webhook_addresses import check_url
 
 ACTIONS = ("ADD", "REMOVE")
@@ -63,12 +64,8 @@ MAX_DESCRIPTION = 200
 SECRET_PREFIX = "whsec_"
 
 
-class WebhookError(ValueError):
+class WebhookError(ServiceError):
     """Refused webhook input; `.errors` maps an attribute path to what is wrong with it."""
-
-    def __init__(self, errors: dict[str, str]):
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{key}: {message}" for key, message in self.errors.items()))
 
 
 def generate_secret() -> str:

@@ -1,12 +1,17 @@
 """Beacon's targeting core: criteria, segment membership, audiences and visibility (SPEC §3-§4).
 
 Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models.
-The explanation tree format is documented in :mod:`webapp.targeting.engine`; the SQL compiler
-is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs SQLAlchemy).
+Modules by job: `schema`, `operators` (operator registry), `paths` (custom-field paths),
+`criteria`, `env`, `compiler`, `codegen`, `gaps`, `cache`, `result` (the explanation tree
+format), `engine` (entry points), `graph`, `audiences` (audience-type registry), `visibility`.
+The SQL compiler is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs
+SQLAlchemy).
 """
 
 from __future__ import annotations
 
+from webapp.targeting.audiences import AUDIENCE_TYPES, validate_audience
+from webapp.targeting.compiler import compile_definition
 from webapp.targeting.criteria import (
     Criterion,
     DateValue,
@@ -20,15 +25,10 @@ from webapp.targeting.criteria import (
     parse_definition,
     referenced_segments,
 )
-from webapp.targeting.engine import (
-    SegmentResult,
-    compile_definition,
-    compile_segment,
-    evaluate_segment,
-    matches,
-)
+from webapp.targeting.engine import compile_segment, evaluate_segment, matches
 from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
 from webapp.targeting.graph import cycle_path, dependency_order, dependents, find_cycle
+from webapp.targeting.result import SegmentResult
 from webapp.targeting.schema import (
     FIELD_ALIASES,
     FIELDS,
@@ -39,13 +39,11 @@ from webapp.targeting.schema import (
 )
 from webapp.targeting.values import age_on
 from webapp.targeting.visibility import (
-    AUDIENCE_TYPES,
     Decision,
     SegmentFacts,
     evaluate_offer,
     evaluate_reward,
     segment_membership,
-    validate_audience,
 )
 
 __all__ = [

@@ -2,21 +2,30 @@
 
 A criterion is ``{"field", "operator", "value", "case_insensitive"?}``. Parsing normalizes the
 accepted spellings (``customFields.x``, ``createdAt``, ``updatedAt``, ``caseInsensitive``) to the
-canonical snake_case form and checks the value's shape against the field's type; anything refused
-raises :class:`SegmentDefinitionError` naming the criterion, e.g.
+canonical snake_case form (a custom-field path in its one spelling, see
+:mod:`webapp.targeting.paths`) and checks the value's shape against the field's type; anything
+refused raises :class:`SegmentDefinitionError` naming the criterion, e.g.
 ``include[2] (points > "abc"): points takes a number``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from webapp.targeting import schema as s
 from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.operators import REGISTRY
+from webapp.targeting.paths import (
+    CUSTOM_ROOT,
+    PathError,
+    custom_field,
+    key_problem,
+    parse_path,
+    path_steps,
+)
 from webapp.targeting.values import (
     format_number,
     is_number,
@@ -26,7 +35,6 @@ from webapp.targeting.values import (
     valid_number,
 )
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _ALLOWED_KEYS = frozenset({"field", "operator", "value", "case_insensitive"})
 
 
@@ -97,8 +105,8 @@ def canonical_field(name: Any) -> str:
     """The canonical snake_case spelling of a field name (unknown names are returned as given)."""
     if not isinstance(name, str):
         return name
-    if name.startswith(s.CUSTOM_ALIAS_PREFIX):
-        return s.CUSTOM_PREFIX + name[len(s.CUSTOM_ALIAS_PREFIX):]
+    if name.startswith((s.CUSTOM_ALIAS_PREFIX, "customFields[")):
+        return "custom_fields" + name[len("customFields"):]
     return s.FIELD_ALIASES.get(name, name)
 
 
@@ -153,9 +161,11 @@ def _json_value_problem(value: Any, depth: int = 0) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
-                return (f"object key {_show(key)} must use only letters, digits, "
-                        "'_' and '-'")
+            if not isinstance(key, str):
+                return f"object key {_show(key)} is not a string"
+            problem = key_problem(key)
+            if problem:
+                return f"object {problem}"
             problem = _json_value_problem(item, depth + 1)
             if problem:
                 return problem
@@ -192,10 +202,11 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
             raise fail("name a custom field, e.g. custom_fields.vip")
         raise fail(f"unknown field {fld!r}; fields are {', '.join(s.FIELDS)}")
     if kind == s.ANY:
-        path = tuple(fld[len(s.CUSTOM_PREFIX):].split("."))
-        bad = [k for k in path if not _KEY_RE.match(k)]
-        if bad:
-            raise fail("a custom field path is keys of letters, digits, '_' or '-' joined by '.'")
+        try:
+            path = parse_path(fld[len(CUSTOM_ROOT):])
+        except PathError as exc:
+            raise fail(str(exc)) from None
+        fld = custom_field(path)
     op = raw.get("operator")
     if not isinstance(op, str) or op not in s.OPERATORS:
         raise fail(f"unknown operator {_show(op)}; operators are {', '.join(s.OPERATORS)}")
@@ -215,13 +226,18 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
     value = raw.get("value")
     date_value: DateValue | None = None
 
-    if op in (s.EXISTS, s.NOT_EXISTS):
+    operator = REGISTRY[op]
+    if operator.shape == "none":
         if has_value:
             raise fail(f"{op} takes no value")
         value = None
     elif not has_value:
         raise fail(f"{op} needs a value")
-    elif op in (s.IN, s.NOT_IN):
+    elif operator.check is not None:
+        problem = operator.check(value, kind)
+        if problem:
+            raise fail(problem)
+    elif operator.shape == "list":
         if not isinstance(value, list):
             raise fail(f"{op} takes a list")
         value = list(value)
@@ -361,13 +377,11 @@ def is_time_dependent(raw: Any) -> bool:
 
 _UNITS = {"points": "points", "xp": "XP", "coins": "coins", "age": "years"}
 _DATE_VERBS = {"created_at": "joined", "updated_at": "updated", "birthday": "born"}
-_ORDER_WORDS = {s.GTE: "at least", s.GT: "more than", s.LTE: "at most", s.LT: "less than"}
-_DATE_WORDS = {s.GTE: "on or after", s.GT: "after", s.LTE: "on or before", s.LT: "before"}
 
 
 def _field_name(c: Criterion) -> str:
     if c.kind == s.ANY:
-        return "custom field " + ".".join(c.path)
+        return "custom field " + path_steps(c.path).removeprefix(".")
     return c.field
 
 
@@ -432,14 +446,11 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
             return f"{verb} on {_date_text(c)}"
         if op == s.NOT_EQUALS:
             return f"not {verb} on {_date_text(c)}"
-        return f"{verb} {_DATE_WORDS[op]} {_date_text(c)}"
+        return f"{verb} {REGISTRY[op].label_phrase(c.kind)} {_date_text(c)}"
     if op in s.ORDERING:
-        unit = ""
-        return f"{name} {_ORDER_WORDS[op]} {_render(c, v)}{unit}"
-    if op == s.EQUALS:
-        return f"{name} is {_render(c, v)}{ci}"
-    if op == s.NOT_EQUALS:
-        return f"{name} is not {_render(c, v)}{ci}"
+        return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_render(c, v)}"
+    if op in (s.EQUALS, s.NOT_EQUALS):
+        return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_render(c, v)}{ci}"
     if op == s.IN:
         return (f"{name} is {_join([_render(c, x) for x in v], 'or')}{ci}" if v
                 else f"{name} is one of (nothing)")
@@ -452,9 +463,7 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
         if len(shown) == 2:
             return f"{name} is neither {shown[0]} nor {shown[1]}{ci}"
         return f"{name} is none of {', '.join(shown)}{ci}"
-    if op == s.CONTAINS:
-        return f"{name} contains {_show(v)}{ci}"
-    return f"{name} does not contain {_show(v)}{ci}"
+    return f"{name} {REGISTRY[op].label_phrase(c.kind)} {_show(v)}{ci}"
 
 
 def _who(label: str) -> str:

@@ -8,4 +8,9 @@ class SegmentDefinitionError(ValueError):
 
 
 class AudienceDefinitionError(ValueError):
-    """An audience configuration that does not follow SPEC §2; the message names the problem."""
+    """An audience configuration that does not follow SPEC §2; the message names the problem
+    and `field` what it is about (`audience_type`, `configuration`, `configuration.<key>`)."""
+
+    def __init__(self, message: str, field: str = "configuration") -> None:
+        super().__init__(message)
+        self.field = field

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from webapp.targeting.engine import node
 from webapp.targeting.errors import AudienceDefinitionError
+from webapp.targeting.result import node
 from webapp.targeting.values import zone
 
 GLOBAL_ACTIVATION = "global_activation"

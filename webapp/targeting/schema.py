@@ -1,6 +1,7 @@
-"""The criteria vocabulary: fields, their types, operators and which operators fit which type.
+"""The criteria vocabulary: fields, their types and the operator names.
 
-The dashboard's criteria builder reads these tables; the validator enforces them.
+The dashboard's criteria builder reads these tables; the validator enforces them. Which operators
+fit which type, and everything else about an operator, is in :mod:`webapp.targeting.operators`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ ANY = "any"
 SEGMENT = "segment"
 
 CUSTOM_PREFIX = "custom_fields."
+CUSTOM_QUOTED_PREFIX = "custom_fields["  # a first key in quotes (see webapp.targeting.paths)
 
 #: Every field a criterion may name (custom fields as the pattern ``custom_fields.<key>``).
 FIELDS: dict[str, str] = {
@@ -54,31 +56,6 @@ LT = "<"
 EXISTS = "exists"
 NOT_EXISTS = "not_exists"
 
-#: All operators, in the order the criteria builder lists them.
-OPERATORS: tuple[str, ...] = (
-    EQUALS, NOT_EQUALS, IN, NOT_IN, CONTAINS, NOT_CONTAINS, GTE, GT, LTE, LT, EXISTS, NOT_EXISTS,
-)
-ORDERING = frozenset({GTE, GT, LTE, LT})
-NEGATIVE = {NOT_EQUALS: EQUALS, NOT_IN: IN, NOT_CONTAINS: CONTAINS, NOT_EXISTS: EXISTS}
-
-#: Which operators fit each field type.
-OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
-    STRING: (EQUALS, NOT_EQUALS, IN, NOT_IN, CONTAINS, NOT_CONTAINS, EXISTS, NOT_EXISTS),
-    INTEGER: (EQUALS, NOT_EQUALS, IN, NOT_IN, GTE, GT, LTE, LT, EXISTS, NOT_EXISTS),
-    LIST: (EQUALS, NOT_EQUALS, IN, NOT_IN, CONTAINS, NOT_CONTAINS, EXISTS, NOT_EXISTS),
-    DATE: (EQUALS, NOT_EQUALS, GTE, GT, LTE, LT, EXISTS, NOT_EXISTS),
-    DATETIME: (EQUALS, NOT_EQUALS, GTE, GT, LTE, LT, EXISTS, NOT_EXISTS),
-    ANY: OPERATORS,
-    SEGMENT: (IN, NOT_IN),
-}
-
-#: The shape of the value each operator takes ("none" = no value), for the criteria builder.
-VALUE_SHAPES: dict[str, str] = {
-    EQUALS: "one value", NOT_EQUALS: "one value", IN: "list", NOT_IN: "list",
-    CONTAINS: "one value", NOT_CONTAINS: "one value", GTE: "number or date", GT: "number or date",
-    LTE: "number or date", LT: "number or date", EXISTS: "none", NOT_EXISTS: "none",
-}
-
 # Limits from SPEC §5 (defaults; callers may pass their own).
 MAX_INCLUDE = 50
 MAX_EXCLUDE = 50
@@ -91,7 +68,26 @@ MAX_DAYS_AGO = 100_000
 
 def field_type(field: str) -> str | None:
     """The type of a canonical field name, or None when it is not a field."""
-    if field.startswith(CUSTOM_PREFIX):
+    if field.startswith((CUSTOM_PREFIX, CUSTOM_QUOTED_PREFIX)):
         return ANY
     kind = FIELDS.get(field)
     return None if field == "custom_fields.<key>" else kind
+
+
+# The operator tables are derived from the operator registry, which reads the names above (the
+# package imports this module first, so they are defined by then).
+from webapp.targeting.operators import (  # noqa: E402
+    NEGATIVE,
+    OPERATORS,
+    OPERATORS_BY_TYPE,
+    ORDERING,
+    VALUE_SHAPES,
+)
+
+__all__ = [
+    "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "CUSTOM_QUOTED_PREFIX", "DATE",
+    "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GT", "GTE", "IN", "INT64_MAX",
+    "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE", "MAX_INCLUDE",
+    "NEGATIVE", "NOT_CONTAINS", "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS",
+    "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT", "STRING", "VALUE_SHAPES", "field_type",
+]

@@ -30,8 +30,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.targeting import schema as s
 from webapp.targeting.criteria import Criterion, Definition, parse_definition
-from webapp.targeting.engine import Env, make_env
+from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.paths import is_plain_key
 from webapp.targeting.values import age_cutoff, fold, is_number
 
 Bool = ColumnElement[bool]
@@ -98,7 +99,21 @@ class _SqliteNode:
         return sa.and_(self.is_("number"), self.value_expr.in_(values))
 
     def child(self, key: str) -> _SqliteNode:
-        return _SqliteNode(self.doc, f'{self.path}."{key}"')
+        if is_plain_key(key):
+            return _SqliteNode(self.doc, f'{self.path}."{key}"')
+        # A path label cannot name every key (SQLite compares it with the key as escaped in the
+        # stored text, and ends it at the first quote), so other keys are looked up with
+        # json_each, which compares the key itself. A list's elements have whole-number keys,
+        # which never equal a text key, so a key never indexes into a list.
+        each = sa.func.json_each(self.doc, self.path).table_valued("key", "type", "value")
+
+        def pick(column: Any) -> Any:
+            return (sa.select(column).where(each.c.key == key).limit(1)
+                    .correlate_except(each).scalar_subquery())
+        type_expr, value_expr = pick(each.c.type), pick(each.c.value)
+        # An object or array comes back as its JSON text: the document the next steps read.
+        doc = sa.case((type_expr.in_(("object", "array")), value_expr))
+        return _SqliteNode(doc, "$", type_expr, value_expr)
 
     def index(self, i: int) -> _SqliteNode:
         return _SqliteNode(self.doc, f"{self.path}[{i}]")
@@ -270,32 +285,6 @@ def _array_has_any(n: Node, values: list[Any]) -> Bool | None:
     return sa.or_(*parts)
 
 
-def _json_positive(n: Node, c: Criterion) -> Bool:
-    """The positive operator on a JSON value (badges or a custom field)."""
-    op, value, ci = c.operator, c.value, c.case_insensitive
-    if op == s.EXISTS:
-        return n.present()
-    if op == s.EQUALS:
-        return _json_eq(n, value, ci)
-    if op == s.IN:
-        if not value:
-            return _false()
-        fast = None if ci else _array_has_any(n, value)
-        return sa.or_(_scalar_in(n, value, ci), fast if fast is not None else
-                      n.any_element(lambda e: _scalar_in(e, value, ci)))
-    if op == s.CONTAINS:
-        fast = None if ci and isinstance(value, str) else n.array_has(value)
-        in_list = fast if fast is not None else n.any_element(
-            lambda e: _json_eq(e, value, ci) if not isinstance(value, str)
-            else _scalar_in(e, [value], ci))
-        if isinstance(value, str):
-            hay = n.fold(n.text()) if ci else n.text()
-            needle = fold(value) if ci else value
-            return sa.or_(sa.and_(n.is_("string"), n.substring(hay, needle)), in_list)
-        return in_list
-    return n.num_cmp(op, value)
-
-
 # --- typed columns --------------------------------------------------------------------------
 
 
@@ -380,6 +369,23 @@ class _Compiler:
             return sa.func.instr(haystack, needle) > 0
         return sa.func.strpos(haystack, needle) > 0
 
+    def threshold(self, c: Criterion) -> date | datetime:
+        """A date criterion's value at this compiler's clock and zone."""
+        dv = c.date_value
+        assert dv is not None
+        return (dv.as_date(self.env.today) if c.kind == s.DATE
+                else dv.as_utc(self.env.now, self.env.tz))
+
+    def text(self, c: Criterion, col: Any) -> tuple[Any, Callable[[str], str]]:
+        """A text column as compared (folded when case-insensitive) and the value's folding."""
+        email = c.field == "email"
+        ci = c.case_insensitive and not email
+        target = self.fold(col) if ci else col
+
+        def norm(v: str) -> str:
+            return v.lower() if email else fold(v) if ci else v
+        return target, norm
+
     def positive(self, c: Criterion) -> Bool:
         cols = self.members.c
         op, value = c.operator, c.value
@@ -393,43 +399,17 @@ class _Compiler:
             sm = self.memberships.c
             sub = sa.select(sm.member_id).where(sm.segment_id.in_(sorted(set(value))))
             return cols.id.in_(sub)
+        node: Node | None = None
+        col: Any = None
         if c.kind == s.ANY:
-            n = self.json_root(cols.custom_fields)
+            node = self.json_root(cols.custom_fields)
             for key in c.path:
-                n = n.child(key)
-            return _json_positive(n, c)
-        if c.kind == s.LIST:
-            return _json_positive(self.json_root(cols[c.field]), c)
-        if c.field == "age":
-            birthday = cols.birthday
-            if op == s.EXISTS:
-                return birthday.is_not(None)
-            return _age_positive(birthday, op, value, self.env.today)
-        col = cols[c.field]
-        if op == s.EXISTS:
-            return col.is_not(None)
-        if c.kind in (s.DATE, s.DATETIME):
-            dv = c.date_value
-            assert dv is not None
-            thr: date | datetime = (dv.as_date(self.env.today) if c.kind == s.DATE
-                                    else dv.as_utc(self.env.now, self.env.tz))
-            return _guard(col, _cmp(col, op, thr))
-        if c.kind == s.INTEGER:
-            return _int_positive(col, op, value)
-        # text columns
-        email = c.field == "email"
-        ci = c.case_insensitive and not email
-        target = self.fold(col) if ci else col
-
-        def norm(v: str) -> str:
-            return v.lower() if email else fold(v) if ci else v
-
-        if op == s.EQUALS:
-            return _guard(col, target == norm(value))
-        if op == s.IN:
-            vals = sorted({norm(v) for v in value})
-            return _guard(col, target.in_(vals)) if vals else _false()
-        return _guard(col, self.substring(target, norm(value)))
+                node = node.child(key)
+        elif c.kind == s.LIST:
+            node = self.json_root(cols[c.field])
+        else:
+            col = cols.birthday if c.field == "age" else cols[c.field]
+        return SQL_OPERATORS[op](self, c, node, col)
 
     def criterion(self, c: Criterion) -> Bool:
         if c.operator in s.NEGATIVE:
@@ -438,6 +418,81 @@ class _Compiler:
                                  where=c.where, date_value=c.date_value)
             return _not(self.positive(positive))
         return self.positive(c)
+
+
+# --- the SQL hook of each positive operator (see webapp.targeting.operators) -----------------
+#
+# A hook gets the compiler, the criterion and either the JSON node of a badge list or custom
+# field, or the typed column (`birthday` for `age`), and returns the positive test as SQL.
+
+SqlHook = Callable[[_Compiler, Criterion, "Node | None", Any], Bool]
+
+
+def _sql_exists(comp: _Compiler, c: Criterion, n: Node | None, col: Any) -> Bool:
+    return n.present() if n is not None else col.is_not(None)
+
+
+def _sql_equals(comp: _Compiler, c: Criterion, n: Node | None, col: Any) -> Bool:
+    if n is not None:
+        return _json_eq(n, c.value, c.case_insensitive)
+    if c.field == "age":
+        return _age_positive(col, c.operator, c.value, comp.env.today)
+    if c.kind in (s.DATE, s.DATETIME):
+        return _guard(col, _cmp(col, c.operator, comp.threshold(c)))
+    if c.kind == s.INTEGER:
+        return _int_positive(col, c.operator, c.value)
+    target, norm = comp.text(c, col)
+    return _guard(col, target == norm(c.value))
+
+
+def _sql_in(comp: _Compiler, c: Criterion, n: Node | None, col: Any) -> Bool:
+    value, ci = c.value, c.case_insensitive
+    if n is not None:
+        if not value:
+            return _false()
+        fast = None if ci else _array_has_any(n, value)
+        return sa.or_(_scalar_in(n, value, ci), fast if fast is not None else
+                      n.any_element(lambda e: _scalar_in(e, value, ci)))
+    if c.field == "age":
+        return _age_positive(col, c.operator, value, comp.env.today)
+    if c.kind == s.INTEGER:
+        return _int_positive(col, c.operator, value)
+    target, norm = comp.text(c, col)
+    vals = sorted({norm(v) for v in value})
+    return _guard(col, target.in_(vals)) if vals else _false()
+
+
+def _sql_contains(comp: _Compiler, c: Criterion, n: Node | None, col: Any) -> Bool:
+    value, ci = c.value, c.case_insensitive
+    if n is None:
+        target, norm = comp.text(c, col)
+        return _guard(col, comp.substring(target, norm(value)))
+    fast = None if ci and isinstance(value, str) else n.array_has(value)
+    in_list = fast if fast is not None else n.any_element(
+        lambda e: _json_eq(e, value, ci) if not isinstance(value, str)
+        else _scalar_in(e, [value], ci))
+    if isinstance(value, str):
+        hay = n.fold(n.text()) if ci else n.text()
+        needle = fold(value) if ci else value
+        return sa.or_(sa.and_(n.is_("string"), n.substring(hay, needle)), in_list)
+    return in_list
+
+
+def _sql_ordering(comp: _Compiler, c: Criterion, n: Node | None, col: Any) -> Bool:
+    if n is not None:
+        return n.num_cmp(c.operator, c.value)
+    if c.field == "age":
+        return _age_positive(col, c.operator, c.value, comp.env.today)
+    if c.kind in (s.DATE, s.DATETIME):
+        return _guard(col, _cmp(col, c.operator, comp.threshold(c)))
+    return _int_positive(col, c.operator, c.value)
+
+
+#: The SQL hook of every positive operator, by name.
+SQL_OPERATORS: dict[str, SqlHook] = {
+    s.EXISTS: _sql_exists, s.EQUALS: _sql_equals, s.IN: _sql_in, s.CONTAINS: _sql_contains,
+    s.GTE: _sql_ordering, s.GT: _sql_ordering, s.LTE: _sql_ordering, s.LT: _sql_ordering,
+}
 
 
 def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,

@@ -3,35 +3,29 @@
 Segment membership is evaluated live from :class:`SegmentFacts` (definition, whether the member
 is on the static list, the member's override), recursively for `segment` criteria. The tree is
 offer/reward -> audience or required segments -> segment -> override / list / criterion, with
-nodes as described in :mod:`webapp.targeting.engine`.
+nodes as described in :mod:`webapp.targeting.result`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from webapp.targeting.engine import (
-    CompiledDefinition,
-    Env,
-    SegmentResult,
-    _plural,
-    compile_definition,
-    explain_membership,
-    make_env,
-    node,
+from webapp.targeting.audiences import (
+    AGE_WITHIN,
+    IN_ALL_SEGMENTS,
+    validate_audience,
 )
-from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
+from webapp.targeting.compiler import CompiledDefinition, compile_definition
+from webapp.targeting.env import Env, make_env
+from webapp.targeting.errors import SegmentDefinitionError
+from webapp.targeting.gaps import _plural
 from webapp.targeting.limits import NO_USAGE, Usage, activation_node, is_global, limit_node
+from webapp.targeting.result import SegmentResult, explain_membership, node
 from webapp.targeting.values import age_on, anniversary, member_date, member_datetime
-
-AGE_WITHIN = "age_within"
-IN_ALL_SEGMENTS = "in_all_segments"
-IN_ANY_SEGMENT = "in_any_segment"
-AUDIENCE_TYPES = (AGE_WITHIN, IN_ALL_SEGMENTS, IN_ANY_SEGMENT)
 
 # visible_status values, in precedence order.
 GLOBAL_LIMIT = "global_limit"
@@ -88,61 +82,6 @@ class Decision:
             out.update(must_activate=self.must_activate, activated=self.activated,
                        fulfillment_count=self.fulfillment_count)
         return out
-
-
-# --- audiences --------------------------------------------------------------------------------
-
-
-def validate_audience(audience_type: Any, configuration: Any, *,
-                      segment_ids: Collection[int] | None = None) -> dict[str, Any]:
-    """Check an audience against SPEC §2 and return its normalized configuration."""
-    if audience_type not in AUDIENCE_TYPES:
-        raise AudienceDefinitionError(
-            f"audience_type must be one of {', '.join(AUDIENCE_TYPES)}, not {audience_type!r}")
-    if not isinstance(configuration, Mapping):
-        raise AudienceDefinitionError(f"{audience_type}: configuration must be an object")
-    if audience_type == AGE_WITHIN:
-        unknown = set(configuration) - {"minimum_age", "maximum_age"}
-        if unknown:
-            raise AudienceDefinitionError(
-                f"age_within: unknown key {', '.join(sorted(map(str, unknown)))} "
-                "(give minimum_age and/or maximum_age)")
-        out: dict[str, Any] = {}
-        for key in ("minimum_age", "maximum_age"):
-            v = configuration.get(key)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise AudienceDefinitionError(
-                    f"age_within: {key} must be a whole number of years, 0 or more, or null")
-            out[key] = v
-        if out["minimum_age"] is None and out["maximum_age"] is None:
-            raise AudienceDefinitionError(
-                "age_within: give minimum_age, maximum_age or both (not both null)")
-        if (out["minimum_age"] is not None and out["maximum_age"] is not None
-                and out["minimum_age"] > out["maximum_age"]):
-            raise AudienceDefinitionError(
-                f"age_within: minimum_age ({out['minimum_age']}) is above maximum_age "
-                f"({out['maximum_age']})")
-        return out
-    unknown = set(configuration) - {"segments"}
-    if unknown:
-        raise AudienceDefinitionError(
-            f"{audience_type}: unknown key {', '.join(sorted(map(str, unknown)))} "
-            "(give segments)")
-    ids = configuration.get("segments")
-    if not isinstance(ids, list) or not ids:
-        raise AudienceDefinitionError(
-            f"{audience_type}: segments must list at least one segment id")
-    seen: set[int] = set()
-    for sid in ids:
-        if not isinstance(sid, int) or isinstance(sid, bool):
-            raise AudienceDefinitionError(
-                f"{audience_type}: segment ids are whole numbers, not {json.dumps(sid)}")
-        if sid in seen:
-            raise AudienceDefinitionError(f"{audience_type}: segment {sid} is listed twice")
-        seen.add(sid)
-        if segment_ids is not None and sid not in segment_ids:
-            raise AudienceDefinitionError(f"{audience_type}: segment {sid} does not exist")
-    return {"segments": list(ids)}
 
 
 # --- live membership ----------------------------------------------------------------------------
