@@ -223,6 +223,9 @@ def test_create_a_segment_with_the_keyboard_alone(page, login_as):
     page.goto("/segments/new")
     _tab_to(page, "input[name=name]")
     page.keyboard.type("Keyboard gold")
+    _tab_to(page, "button[name=add_include]")  # a new segment starts without rows
+    page.keyboard.press("Enter")
+    page.locator("select[name='include-0-field']").wait_for()
     _tab_to(page, "select[name='include-0-field']")
     page.keyboard.press("t")  # type-ahead picks "Tier"; the row is redrawn for that field
     page.locator("select[name='include-0-operator']").wait_for()
