@@ -51,6 +51,8 @@ SEMANTIC = {
     ("invalid_attribute", "/data/attributes/expire_at"): "expire_at must come after publish_at",
     ("invalid_attribute", "/data/attributes/birthday"): "a birthday lies between 1900 and today",
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
+    ("invalid_attribute", "/data/attributes/owner"): "a segment's owner must be a user of "
+                                                     "Beacon",
     # The stateful phase follows the search's self link (/members/search) into the member
     # operations, though the document's member_ref excludes that word: the route is POST only.
     ("method_not_allowed", ""): "/members/search is a route of its own (POST only)",

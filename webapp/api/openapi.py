@@ -208,12 +208,18 @@ SEGMENT_WRITE = {
                      "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
-    "tags": array({"type": "string", "maxLength": 40}, maxItems=20,
-                  description="labels for organising segments: trimmed and lower-cased, no "
-                              "commas, at most 40 characters each and 20 per segment"),
-    "owner": nullable({"type": "string", "maxLength": 320,
-                       "description": "the email of the Beacon user who owns the segment "
-                                      "(null: no owner)"}),
+    # Tabs, line breaks and other white space count as spaces (runs of them become one);
+    # the other control characters and commas are refused.
+    "tags": array({"type": "string", "maxLength": 40, "pattern":
+                   "^[^,\\u0000-\\u0008\\u000e-\\u001b\\u007f-\\u0084\\u0086-\\u009f]*$"},
+                  maxItems=20,
+                  description="labels for organising segments: trimmed, runs of white space "
+                              "made one space, lower-cased; no commas or control characters, "
+                              "at most 40 characters each and 20 per segment"),
+    "owner": nullable({"type": ["string", "integer"], "maxLength": 320,
+                       "description": "the email (or the user id) of the Beacon user who "
+                                      "owns the segment; one that names no user is refused "
+                                      "(422); null: no owner"}),
 }
 CATALOG_WRITE = {
     "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
