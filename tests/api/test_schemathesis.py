@@ -53,6 +53,9 @@ SEMANTIC = {
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
     ("invalid_attribute", "/data/attributes/owner"): "a segment's owner must be a user of "
                                                      "Beacon",
+    # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
+    ("repeated_parameter", "limit"): "page[size] and its alias limit: give one of the two",
+    ("repeated_parameter", "type"): "filter[kind] and its alias type: give one of the two",
     # The stateful phase follows the search's self link (/members/search) into the member
     # operations, though the document's member_ref excludes that word: the route is POST only.
     ("method_not_allowed", ""): "/members/search is a route of its own (POST only)",

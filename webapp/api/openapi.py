@@ -678,9 +678,10 @@ OPERATIONS: tuple[Operation, ...] = (
         query("filter[archived]", "true: only archived segments; false: only segments in use "
               "(left out: every segment)", {"enum": ["true", "false"]}), *PAGE,
         query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
-              "two", {"enum": ["static", "dynamic"]}),
+              "two: with both the answer is 400", {"enum": ["static", "dynamic"]}),
         query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "
-              "two", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
+              "two: with both the answer is 400",
+              {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",
