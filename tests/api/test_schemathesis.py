@@ -51,6 +51,8 @@ SEMANTIC = {
     ("invalid_attribute", "/data/attributes/expire_at"): "expire_at must come after publish_at",
     ("invalid_attribute", "/data/attributes/birthday"): "a birthday lies between 1900 and today",
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
+    ("blocked_host", "/data/attributes/url"): "a webhook's host must resolve, to public "
+                                               "addresses only",
     ("invalid_attribute", "/data/attributes/owner"): "a segment's owner must be a user of "
                                                      "Beacon",
     # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
