@@ -48,6 +48,11 @@ SEMANTIC = {
                                                                      "exist",
     ("invalid_attribute", "/data/attributes/configuration"): "an audience's segments must exist "
                                                              "and its ages make sense",
+    ("invalid_attribute", "/data/attributes/limit_type"): "a limit must fit its offer: not a "
+                                                          "second of the same type and window, "
+                                                          "counting what the offer's other "
+                                                          "limits count, activations only "
+                                                          "where the offer requires them",
     ("invalid_attribute", "/data/attributes/expire_at"): "expire_at must come after publish_at",
     ("invalid_attribute", "/data/attributes/birthday"): "a birthday lies between 1900 and today",
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
