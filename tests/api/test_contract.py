@@ -60,6 +60,21 @@ def test_null_still_clears_what_may_be_null(api):
     assert response.status_code == 422
 
 
+def test_a_null_fulfilment_deadline_means_no_deadline(api):
+    """must_fulfill_within_days is nullable in the document: null is taken as no deadline."""
+    response = api.post("/offers", {"data": {"type": "offers", "attributes": {
+        "name": "Spring", "requires_activation": True, "must_fulfill_within_days": None}}})
+    assert response.status_code == 201
+    offer = response.get_json()["data"]
+    assert offer["attributes"]["must_fulfill_within_days"] is None
+    api.patch(f"/offers/{offer['id']}", {"data": {"type": "offers", "attributes": {
+        "must_fulfill_within_days": 7}}})
+    response = api.patch(f"/offers/{offer['id']}", {"data": {"type": "offers", "attributes": {
+        "must_fulfill_within_days": None}}})
+    assert response.status_code == 200
+    assert response.get_json()["data"]["attributes"]["must_fulfill_within_days"] is None
+
+
 def test_an_empty_event_filter_means_every_event(api):
     response = api.post("/webhooks", {"data": {"type": "webhooks", "attributes": {
         "url": "https://example.com/h", "event_filter": {"actions": None, "segments": None}}}})

@@ -48,9 +48,21 @@ SEMANTIC = {
                                                                      "exist",
     ("invalid_attribute", "/data/attributes/configuration"): "an audience's segments must exist "
                                                              "and its ages make sense",
+    ("invalid_attribute", "/data/attributes/limit_type"): "a limit must fit its offer: not a "
+                                                          "second of the same type and window, "
+                                                          "counting what the offer's other "
+                                                          "limits count, activations only "
+                                                          "where the offer requires them",
     ("invalid_attribute", "/data/attributes/expire_at"): "expire_at must come after publish_at",
     ("invalid_attribute", "/data/attributes/birthday"): "a birthday lies between 1900 and today",
     ("conflict", "/data"): "a unique value (external id, customer segment id) already taken",
+    ("blocked_host", "/data/attributes/url"): "a webhook's host must resolve, to public "
+                                               "addresses only",
+    ("invalid_attribute", "/data/attributes/owner"): "a segment's owner must be a user of "
+                                                     "Beacon",
+    # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
+    ("repeated_parameter", "limit"): "page[size] and its alias limit: give one of the two",
+    ("repeated_parameter", "type"): "filter[kind] and its alias type: give one of the two",
     # The stateful phase follows the search's self link (/members/search) into the member
     # operations, though the document's member_ref excludes that word: the route is POST only.
     ("method_not_allowed", ""): "/members/search is a route of its own (POST only)",

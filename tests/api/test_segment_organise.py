@@ -48,6 +48,19 @@ def test_tags_and_owner_are_saved_normalised_and_read_back(api):
     assert "tags" in entry.summary and "owner" in entry.summary
 
 
+def test_tags_refuse_control_characters_only(api):
+    """White space is collapsed, other text (however unusual) kept; control characters are
+    refused, as the document's pattern says."""
+    created = api.post("/segments", segment_doc(name="T", kind="static",
+                                                tags=["q4\tcampaign", "caf\u00e9\u200b"]))
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["data"]["attributes"]["tags"] == ["caf\u00e9\u200b",
+                                                                "q4 campaign"]
+    bell = api.post("/segments", segment_doc(name="U", kind="static", tags=["bell\u0007"]))
+    assert bell.status_code == 422
+    assert "no control characters" in errors_of(bell)[0]["detail"]
+
+
 def test_bad_tags_and_unknown_owner_are_refused_with_messages(api):
     for attributes, pointer, words in [
         ({"tags": "loyalty"}, "/data/attributes/tags", "list"),

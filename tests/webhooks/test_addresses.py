@@ -159,6 +159,7 @@ def test_the_api_says_why_an_internal_url_is_refused(client, app, no_allowed_hos
     assert response.status_code == 422
     [error] = response.get_json()["errors"]
     assert error["source"]["pointer"] == "/data/attributes/url"
+    assert error["code"] == "blocked_host"
     assert "169.254.169.254 is a link-local address" in error["detail"]
     webhook, _ = create_webhook({"url": "https://crm.example.com/hooks"}, actor="t")
     response = client.patch(f"/api/v1/webhooks/{webhook.id}", headers=headers, json={"data": {

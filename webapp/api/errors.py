@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from webapp.api import bp
 from webapp.errors import TITLES, Conflict, handle_http_error
 from webapp.extensions import db
+from webapp.services.errors import BlockedHost
 
 MEDIA_TYPE = "application/vnd.api+json"
 
@@ -75,7 +76,8 @@ def validation_error(errors: dict[str, str], base: str = "/data/attributes",
     objects = [error_object(409, "conflict", message, title="Conflict",
                             pointer=pointer_for(key, base) if key else base)
                if isinstance(message, Conflict) else
-               error_object(status, code, message, title="Invalid attribute",
+               error_object(status, "blocked_host" if isinstance(message, BlockedHost)
+                            else code, message, title="Invalid attribute",
                             pointer=pointer_for(key, base) if key else base)
                for key, message in errors.items()]
     if not objects:

@@ -35,8 +35,11 @@ OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_a
                     "expire_at", "discontinued", "requires_activation",
                     "must_fulfill_within_days")
 READ_ONLY = ("created_at", "updated_at")
-#: The attributes that may be null (as in answers); null is refused for the others.
-NULLABLE = ("external_id", "publish_at", "expire_at")
+#: The attributes of offers and rewards that may be null (as in answers); null is refused for
+#: the others.
+CATALOG_NULLABLE = ("external_id", "publish_at", "expire_at")
+#: An offer's too: null must_fulfill_within_days is no deadline, as the document says.
+NULLABLE = (*CATALOG_NULLABLE, "must_fulfill_within_days")
 
 
 def int_id(value: str) -> int | None:

@@ -208,12 +208,18 @@ SEGMENT_WRITE = {
                      "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
     "include": array(ref("Criterion")),
     "exclude": array(ref("Criterion")),
-    "tags": array({"type": "string", "maxLength": 40}, maxItems=20,
-                  description="labels for organising segments: trimmed and lower-cased, no "
-                              "commas, at most 40 characters each and 20 per segment"),
-    "owner": nullable({"type": "string", "maxLength": 320,
-                       "description": "the email of the Beacon user who owns the segment "
-                                      "(null: no owner)"}),
+    # Tabs, line breaks and other white space count as spaces (runs of them become one);
+    # the other control characters and commas are refused.
+    "tags": array({"type": "string", "maxLength": 40, "pattern":
+                   "^[^,\\u0000-\\u0008\\u000e-\\u001b\\u007f-\\u0084\\u0086-\\u009f]*$"},
+                  maxItems=20,
+                  description="labels for organising segments: trimmed, runs of white space "
+                              "made one space, lower-cased; no commas or control characters, "
+                              "at most 40 characters each and 20 per segment"),
+    "owner": nullable({"type": ["string", "integer"], "maxLength": 320,
+                       "description": "the email (or the user id) of the Beacon user who "
+                                      "owns the segment; one that names no user is refused "
+                                      "(422); null: no owner"}),
 }
 CATALOG_WRITE = {
     "name": {"type": "string", "maxLength": 200, "pattern": NOT_BLANK},
@@ -324,6 +330,25 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
+    # The member and the reward are each named by an attribute (the short form) or by a
+    # relationship: one of the two is required.
+    redemption_create = new_resource("redemptions", {
+        "member": {"type": ["string", "integer"], "pattern": NOT_BLANK,
+                   "description": MEMBER_REF + " (or the member relationship)"},
+        "reward": {"type": ["string", "integer"], "pattern": NOT_BLANK,
+                   "description": "reward id or external id (or the reward relationship)"},
+        "external_id": nullable({"type": "string", "minLength": 1, "maxLength": 255,
+                                 "pattern": NOT_BLANK,
+                                 "description": "your id for this redemption: the same id "
+                                                "again returns the first one (200)"})})
+    data = redemption_create["properties"]["data"]
+    data["properties"]["relationships"] = obj({
+        "member": obj({"data": identifier("members")}, ("data",)),
+        "reward": obj({"data": identifier("rewards")}, ("data",))})
+    data["allOf"] = [{"anyOf": [
+        {"properties": {"attributes": {"required": [name]}}, "required": ["attributes"]},
+        {"properties": {"relationships": {"required": [name]}}, "required": ["relationships"]}]}
+        for name in ("member", "reward")]
     activity_rels = {"member": obj({"data": identifier("members")}),
                      "offer": obj({"data": identifier("offers")})}
     schemas = {
@@ -344,7 +369,7 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
                            "attributes": ref("ActivationAttributes"),
                            "relationships": obj(activity_rels)}, ("type", "id", "attributes")),
         "ActivationDocument": single("Activation", meta=obj({"decision": ref("Decision")})),
-        "ActivationCreate": obj({"data": obj({"type": {"const": "activations"}}, ("type",))}),
+        "ActivationCreate": new_resource("activations", {}),
         "FulfillmentAttributes": obj({"external_id": nullable(STRING),
                                       "fulfilled_at": MOMENT}, ("fulfilled_at",)),
         "Fulfillment": obj({"type": {"const": "fulfillments"}, "id": STRING,
@@ -353,12 +378,10 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
                                 "data": identifier("activations")})})},
                            ("type", "id", "attributes")),
         "FulfillmentDocument": single("Fulfillment", meta=obj({"decision": ref("Decision")})),
-        "FulfillmentCreate": obj({"data": obj({
-            "type": {"const": "fulfillments"},
-            "attributes": obj({"external_id": {
-                "type": "string", "minLength": 1, "maxLength": 255,
-                "description": "your id for this award: the same id again returns the first "
-                               "award (200) instead of awarding twice"}})}, ("type",))}),
+        "FulfillmentCreate": new_resource("fulfillments", {"external_id": nullable({
+            "type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK,
+            "description": "your id for this award: the same id again returns the first "
+                           "award (200) instead of awarding twice; null or absent for none"})}),
         "RedemptionAttributes": obj({
             "reward_name": STRING, "points": {"type": "integer", "minimum": 0},
             "status": {"enum": ["redeemed", "cancelled"]}, "external_id": nullable(STRING),
@@ -368,21 +391,8 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
             "member": obj({"data": identifier("members")}),
             "reward": obj({"data": nullable(identifier("rewards"))})}),
         "RedemptionDocument": single("Redemption", meta=obj({"decision": ref("Decision")})),
-        "RedemptionCreate": obj({"data": obj({
-            "type": {"const": "redemptions"},
-            "attributes": obj({
-                "member": {"type": "string", "description": MEMBER_REF + " (or the member "
-                           "relationship)"},
-                "reward": {"type": "string", "description": "reward id or external id (or the "
-                           "reward relationship)"},
-                "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
-                                "description": "your id for this redemption: the same id "
-                                               "again returns the first one (200)"}}),
-            "relationships": obj({"member": obj({"data": identifier("members")}, ("data",)),
-                                  "reward": obj({"data": identifier("rewards")}, ("data",))})},
-            ("type",))}, ("data",)),
-        "RedemptionCancel": obj({"data": obj({"type": {"const": "redemptions"},
-                                              "id": STRING}, ("type",))}),
+        "RedemptionCreate": redemption_create,
+        "RedemptionCancel": changed_resource("redemptions", {}),
         "Decision": obj({**DECISION, **DECISION_OFFER}, ("visible_status", "eligible",
                                                          "reasons")),
         "Error": obj({
@@ -457,8 +467,10 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
             "segment": obj({"data": identifier("segments"), "links": ref("Links")}),
             "member": obj({"data": identifier("members"), "links": ref("Links")})}),
         "OverrideCollection": collection("OverrideResource"),
+        # Like the other bulk routes, an item that does not match is reported as `invalid`
+        # in the results, not refused; the request's own shape and meta are refused (400).
         "SegmentMembershipsRequest": obj({
-            "data": array(obj({
+            "data": array(reported(obj({
                 "type": {"const": "segment-memberships"},
                 "attributes": obj({
                     "segment": {"type": ["string", "integer"],
@@ -466,13 +478,16 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
                     "action": {"enum": ["add", "remove"]},
                     "members": array({"type": "string", "description": MEMBER_REF},
                                      minItems=1, maxItems=100)},
-                    ("segment", "action", "members"))}, ("type", "attributes")),
+                    ("segment", "action", "members"), additionalProperties=False)},
+                ("type", "attributes"))),
                 maxItems=100, description="one item per segment, at most 100 segments and "
-                "100 different members per request"),
+                "100 different members per request (413 beyond)"),
             "meta": obj({"create_unknown_members": {
                 "type": "boolean", "description": "create a member from an identity no member "
                 "has (external id, and email when it is one) before adding it; false by "
-                "default"}})}, ("data",)),
+                "default"}}, additionalProperties=False),
+            "jsonapi": {"type": "object"}, "links": {"type": "object"}},
+            ("data",), additionalProperties=False),
         "SegmentMembershipResult": obj({
             "index": {"type": "integer", "description": "the item of `data`"},
             "position": {"type": "integer", "description": "the member within the item"},
@@ -663,9 +678,10 @@ OPERATIONS: tuple[Operation, ...] = (
         query("filter[archived]", "true: only archived segments; false: only segments in use "
               "(left out: every segment)", {"enum": ["true", "false"]}), *PAGE,
         query("type", "alias of `filter[kind]` (the Monterosa seed's name); give one of the "
-              "two", {"enum": ["static", "dynamic"]}),
+              "two: with both the answer is 400", {"enum": ["static", "dynamic"]}),
         query("limit", "alias of `page[size]` (the Monterosa seed's name); give one of the "
-              "two", {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
+              "two: with both the answer is 400",
+              {"type": "integer", "minimum": 1, "maximum": MAX_SIZE})]),
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",

@@ -22,7 +22,7 @@ from webapp.api.jsonapi import (
     respond,
     self_link,
 )
-from webapp.api.offers import NULLABLE, int_id
+from webapp.api.offers import CATALOG_NULLABLE, int_id
 from webapp.api.pagination import (
     PAGE_PARAMS,
     keyset_page,
@@ -70,7 +70,7 @@ def reward_create():
 
     data = resource_object(read_document(), "rewards", creating=True)
     attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY,
-                               nullable=NULLABLE)
+                               nullable=CATALOG_NULLABLE)
     try:
         reward = save_reward(attributes, actor=actor_label())
     except RewardError as exc:
@@ -100,7 +100,7 @@ def reward_update(reward_id: str):
         raise ApiError(409, "id_mismatch", "The resource id does not match the URL.",
                        pointer="/data/id")
     attributes = attributes_of(data, REWARD_ATTRIBUTES, read_only=READ_ONLY,
-                               nullable=NULLABLE)
+                               nullable=CATALOG_NULLABLE)
     try:
         reward = save_reward(attributes, reward=reward, actor=actor_label())
     except RewardError as exc:

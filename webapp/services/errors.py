@@ -8,6 +8,12 @@ class Conflict(str):
     OpenAPI document says, rather than 422)."""
 
 
+class BlockedHost(str):
+    """A validation message refusing a webhook URL whose host does not resolve, or resolves to
+    an internal address (the API's code `blocked_host`: what DNS answers decides, not the
+    request's shape)."""
+
+
 class ServiceError(ValueError):
     """A refused service call; `.errors` maps each field (or "" for the whole request) to a
     message for the person, and `.status` is the HTTP status the API answers with.

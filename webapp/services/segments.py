@@ -87,6 +87,9 @@ EDITABLE = ("name", "description", "kind", "customer_segment_id", "url", "includ
             "tags", "owner")
 TAG_MAX = 40
 TAGS_PER_SEGMENT = 20
+# Control characters (Unicode Cc) have no place in a label; other characters, even unassigned
+# or private-use ones, are stored as given (a tag is text the client chose).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _URL_RE = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # A customer segment id is used as a URL path segment (/segments/<id>), so only characters that
 # need no escaping there; made only of digits it would shadow the segment with that number.
@@ -354,7 +357,7 @@ def parse_tags(value: Any, errors: dict[str, str]) -> list[str]:
         tag = " ".join(raw.split()).lower()
         if not tag:
             continue
-        if "\x00" in tag or not tag.isprintable():
+        if _CONTROL_RE.search(tag):
             errors["tags"] = "a tag is printable text (no control characters)"
             return []
         if "," in tag:

@@ -52,8 +52,8 @@ from sqlalchemy import delete, func, select
 from webapp.extensions import db
 from webapp.models import MembershipEvent, Segment, Webhook, WebhookDelivery
 from webapp.services.audit import record
-from webapp.services.errors import ServiceError
-from webapp.services.webhook_addresses import check_url
+from webapp.services.errors import BlockedHost, ServiceError
+from webapp.services.webhook_addresses import BlockedDestination, check_url
 
 ACTIONS = ("ADD", "REMOVE")
 STATUSES = ("pending", "retrying", "delivered", "failed")
@@ -210,6 +210,8 @@ def _validate(data: Any, *, creating: bool) -> dict[str, Any]:
         if key in data:
             try:
                 clean[key] = check(data[key])
+            except BlockedDestination as exc:
+                errors[key] = BlockedHost(exc)
             except ValueError as exc:
                 errors[key] = str(exc)
     if "event_filter" in data:
