@@ -64,24 +64,27 @@ def _unknown_keys(audience_type: str, configuration: Mapping[str, Any], allowed:
 # --- age_within ---------------------------------------------------------------------------------
 
 
+AGE_KEYS = {"minimum_age": "Minimum age", "maximum_age": "Maximum age"}
+
+
 def _validate_age(audience_type: str, configuration: Mapping[str, Any],
                   segment_ids: Collection[int] | None) -> dict[str, Any]:
-    _unknown_keys(audience_type, configuration, {"minimum_age", "maximum_age"},
+    """The one check of an age audience, worded as the dashboard shows it (its form calls it)."""
+    _unknown_keys(audience_type, configuration, set(AGE_KEYS),
                   "give minimum_age and/or maximum_age")
     out: dict[str, Any] = {}
-    for key in ("minimum_age", "maximum_age"):
+    for key, words in AGE_KEYS.items():
         v = configuration.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-            raise _fail(f"age_within: {key} must be a whole number of years, 0 or more, or null",
+            raise _fail(f"{words} must be a whole number of years, 0 or more, or empty.",
                         f"configuration.{key}")
         out[key] = v
-    if out["minimum_age"] is None and out["maximum_age"] is None:
-        raise _fail("age_within: give minimum_age, maximum_age or both (not both null)",
+    lo, hi = out["minimum_age"], out["maximum_age"]
+    if lo is None and hi is None:
+        raise _fail("Give a minimum age, a maximum age, or both.", "configuration.minimum_age")
+    if lo is not None and hi is not None and lo > hi:
+        raise _fail(f"The minimum age ({lo}) is above the maximum age ({hi}).",
                     "configuration.minimum_age")
-    if (out["minimum_age"] is not None and out["maximum_age"] is not None
-            and out["minimum_age"] > out["maximum_age"]):
-        raise _fail(f"age_within: minimum_age ({out['minimum_age']}) is above maximum_age "
-                    f"({out['maximum_age']})", "configuration.minimum_age")
     return out
 
 
