@@ -16,7 +16,12 @@ from wtforms import (
 from wtforms.validators import InputRequired, Optional, StopValidation
 
 from webapp.offers.fields import IdListField, WholeNumberField
-from webapp.targeting.audiences import AGE_WITHIN, validate_audience
+from webapp.targeting.audiences import (
+    AGE_WITHIN,
+    IN_ALL_SEGMENTS,
+    IN_ANY_SEGMENT,
+    validate_audience,
+)
 from webapp.targeting.errors import AudienceDefinitionError
 from webapp.wording import MaxLength, Required, sentence
 
@@ -71,8 +76,8 @@ class OfferForm(FlaskForm):
                 self.form_errors.append(sentence(key.replace("_", " ").capitalize(), message))
 
 
-AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
-                    ("in_any_segment", "in ANY of the chosen segments")]
+AUDIENCE_CHOICES = [(IN_ALL_SEGMENTS, "in ALL of the chosen segments"),
+                    (IN_ANY_SEGMENT, "in ANY of the chosen segments")]
 
 
 class AgeAudienceForm(FlaskForm):
