@@ -269,8 +269,11 @@ def audience_reach(audience_type: str, configuration: Mapping[str, Any]) -> Reac
 
 
 def configuration_doc() -> str:
-    """Each type's configuration keys, as the API documents them."""
-    return "; ".join(f"{kind.name}: {kind.configuration}" for kind in REGISTRY.values())
+    """Each type's configuration keys, as the API documents them (types alike share a line)."""
+    names: dict[str, list[str]] = {}
+    for kind in REGISTRY.values():
+        names.setdefault(kind.configuration, []).append(kind.name)
+    return "; ".join(f"{' / '.join(kinds)}: {keys}" for keys, kinds in names.items())
 
 
 def describe_audience(audience_type: str, configuration: Mapping[str, Any],
