@@ -88,6 +88,8 @@ def test_audience_errors_point_at_the_offending_member(api):
         "relationships": {"offer": {"data": {"type": "offers", "id": offer["id"]}}}}})
     assert bad.status_code == 422
     assert errors_of(bad)[0]["source"]["pointer"].startswith("/data/attributes/configuration")
+    # The same words as the dashboard's form (one age check, in the targeting core).
+    assert "The minimum age (30) is above the maximum age (20)." in errors_of(bad)[0]["detail"]
     missing = api.post("/audiences", {"data": {
         "type": "audiences", "attributes": {"audience_type": "age_within",
                                             "configuration": {"minimum_age": 3}}}})

@@ -163,12 +163,13 @@ def test_reward_insufficient_points() -> None:
 
 
 @pytest.mark.parametrize(("kind", "config", "message"), [
-    ("age_within", {"minimum_age": None, "maximum_age": None}, "not both null"),
-    ("age_within", {}, "not both null"),
+    ("age_within", {"minimum_age": None, "maximum_age": None}, "^Give a minimum age, a maximum"),
+    ("age_within", {}, "^Give a minimum age, a maximum age, or both"),
     ("age_within", {"minimum_age": -1}, "0 or more"),
     ("age_within", {"minimum_age": 1.5}, "whole number"),
     ("age_within", {"minimum_age": True}, "whole number"),
-    ("age_within", {"minimum_age": 30, "maximum_age": 20}, "is above maximum_age"),
+    ("age_within", {"minimum_age": 30, "maximum_age": 20},
+     r"^The minimum age \(30\) is above the maximum age \(20\)\.$"),
     ("age_within", {"minimum_age": 3, "max": 5}, "unknown key max"),
     ("in_all_segments", {"segments": []}, "at least one"),
     ("in_any_segment", {"segments": [1, 1]}, "listed twice"),

@@ -19,6 +19,7 @@ from webapp.access import access
 from webapp.api import bp
 from webapp.api.jsonapi import respond
 from webapp.api.pagination import DEFAULT_SIZE, MAX_SIZE
+from webapp.targeting.audiences import AUDIENCE_TYPES, configuration_doc
 from webapp.targeting.schema import OPERATORS
 
 MEDIA = "application/vnd.api+json"
@@ -303,9 +304,8 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
     reward_attributes = obj({**REWARD_WRITE, "created_at": nullable(MOMENT),
                              "updated_at": nullable(MOMENT)}, ("name", "points", "discontinued"))
     audience_attributes = obj({
-        "audience_type": {"enum": ["age_within", "in_all_segments", "in_any_segment"]},
-        "configuration": {"type": "object", "description": "age_within: {minimum_age, "
-                          "maximum_age}; in_all_segments / in_any_segment: {segments: [ids]}"},
+        "audience_type": {"enum": list(AUDIENCE_TYPES)},
+        "configuration": {"type": "object", "description": configuration_doc()},
         "created_at": nullable(MOMENT)}, ("audience_type", "configuration"))
     event_attributes = obj({
         "action": {"enum": ["ADD", "REMOVE"]}, "segment_id": INTEGER, "segment_name": STRING,
@@ -518,8 +518,7 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
                              {"offer": obj({"data": identifier("offers")})}),
         "AudienceDocument": single("Audience"),
         "AudienceCreate": new_resource(
-            "audiences", {"audience_type": {"enum": ["age_within", "in_all_segments",
-                                                     "in_any_segment"]},
+            "audiences", {"audience_type": {"enum": list(AUDIENCE_TYPES)},
                           "configuration": {"type": "object"}},
             ("audience_type", "configuration"),
             {"offer": obj({"data": identifier("offers")}, ("data",))}),

@@ -16,6 +16,13 @@ from wtforms import (
 from wtforms.validators import InputRequired, Optional, StopValidation
 
 from webapp.offers.fields import IdListField, WholeNumberField
+from webapp.targeting.audiences import (
+    AGE_WITHIN,
+    IN_ALL_SEGMENTS,
+    IN_ANY_SEGMENT,
+    validate_audience,
+)
+from webapp.targeting.errors import AudienceDefinitionError
 from webapp.wording import MaxLength, Required, sentence
 
 WINDOW_HINT = "UTC. Leave empty for no limit."
@@ -69,8 +76,8 @@ class OfferForm(FlaskForm):
                 self.form_errors.append(sentence(key.replace("_", " ").capitalize(), message))
 
 
-AUDIENCE_CHOICES = [("in_all_segments", "in ALL of the chosen segments"),
-                    ("in_any_segment", "in ANY of the chosen segments")]
+AUDIENCE_CHOICES = [(IN_ALL_SEGMENTS, "in ALL of the chosen segments"),
+                    (IN_ANY_SEGMENT, "in ANY of the chosen segments")]
 
 
 class AgeAudienceForm(FlaskForm):
@@ -84,16 +91,13 @@ class AgeAudienceForm(FlaskForm):
                                    range_message="Maximum age must be from 0 to 200 years.")
 
     def validate(self, extra_validators: Any = None) -> bool:
-        """The fields, then at least one of the two ages (in the dashboard's words)."""
+        """The fields, then the audience rules of the targeting core (one wording for both)."""
         if not super().validate(extra_validators):
             return False
-        lo, hi = self.minimum_age.data, self.maximum_age.data
-        if lo is None and hi is None:
-            self.form_errors.append("Give a minimum age, a maximum age, or both.")
-            return False
-        if lo is not None and hi is not None and lo > hi:
-            self.form_errors.append(
-                f"The minimum age ({lo}) is above the maximum age ({hi}).")
+        try:
+            validate_audience(AGE_WITHIN, self.configuration())
+        except AudienceDefinitionError as exc:
+            self.form_errors.append(str(exc))
             return False
         return True
 
@@ -164,8 +168,6 @@ _AUDIENCE_WORDS = (
     (re.compile(r"segment (\d+) is listed twice"), r"Segment #\1 is chosen twice."),
     (re.compile(r"segment (\d+) does not exist"),
      r"Segment #\1 no longer exists; choose another."),
-    (re.compile(r"minimum_age \((\d+)\) is above maximum_age \((\d+)\)"),
-     r"The minimum age (\1) is above the maximum age (\2)."),
 )
 
 

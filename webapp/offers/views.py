@@ -37,6 +37,7 @@ from webapp.services.offers import (
     segment_options,
     state_of,
 )
+from webapp.targeting.audiences import audience_label
 from webapp.targeting.limits import describe_limit
 
 
@@ -91,7 +92,8 @@ def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
     ids = {sid for a in audiences for sid in (a.configuration or {}).get("segments", [])}
     names = dict(db.session.execute(select(Segment.id, Segment.name).where(
         Segment.id.in_(sorted(ids)))).all()) if ids else {}
-    rows = [{"audience": a, "text": describe_audience(a.audience_type, a.configuration or {},
+    rows = [{"audience": a, "label": audience_label(a.audience_type),
+             "text": describe_audience(a.audience_type, a.configuration or {},
                                                       names),
              "segments": [(sid, names.get(sid, f"segment #{sid}"))
                           for sid in (a.configuration or {}).get("segments", [])]}

@@ -36,6 +36,7 @@ from webapp.models import (
     Segment,
     SegmentMembership,
 )
+from webapp.services.rules import program_timezone
 from webapp.targeting import (
     AudienceDefinitionError,
     Decision,
@@ -54,10 +55,6 @@ from webapp.targeting.visibility import compiled_refs
 from webapp.timeutil import utcnow
 
 INVALID_CONFIGURATION = "invalid_configuration"
-
-
-def _tz() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
 
 
 def _moment(value: datetime | None) -> str | None:
@@ -452,7 +449,7 @@ def explainer(member: Member, catalog: Catalog, *, now: datetime | None = None,
     usage = member_usage(member.id, offer_ids=None if catalog.token is not None else
                          [o.id for o in catalog.offers], global_ids=catalog.global_limited()
                          ) if catalog.offers else {}
-    return Explainer(member=member, catalog=catalog, now=now or utcnow(), tz=_tz(),
+    return Explainer(member=member, catalog=catalog, now=now or utcnow(), tz=program_timezone(),
                      attributes=_attributes(member, attributes),
                      facts=member_facts(member.id, catalog.segments), usage=usage)
 
@@ -589,7 +586,7 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
     a concurrent change can only leave an entry that nobody's key reaches any more. The
     cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0 switches it off)."""
     now = now or utcnow()
-    tz = _tz()
+    tz = program_timezone()
     catalog = cached_catalog()
     on_list, overrides = member_rows(member.id, catalog.segments)
     attributes = member.attributes()

@@ -22,19 +22,18 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import Member, Override, Segment, SegmentMembership
+from webapp.models import Member, Segment, SegmentMembership
 from webapp.services.audit import record
 from webapp.services.errors import ServiceError
 from webapp.services.membership import (
     Cause,
     apply_delta,
-    dynamic_segments_in_order,
     hold_sqlite_write_lock,
-    lock_dynamic_segments,
     lock_segments,
     refresh_member,
+    refresh_members,
 )
-from webapp.services.rules import program_timezone, rules_condition
+from webapp.services.rules import rules_condition
 from webapp.targeting.paths import key_problem
 from webapp.timeutil import utcnow
 
@@ -446,70 +445,6 @@ def _email_owners(emails: list[str]) -> dict[str, str]:
                 select(Member.id, Member.email).where(Member.email.in_(chunk))):
             owners[email] = member_id
     return owners
-
-
-def refresh_members(members: Sequence[Member], cause: Cause,
-                    now: datetime | None = None) -> int:
-    """Re-evaluate many members against every dynamic segment at once (no commit).
-
-    The batched form of `membership.refresh_member`: the same evaluation, one `apply_delta`
-    per segment and direction instead of one per member. Returns the number of changes.
-    """
-    from webapp.targeting import matches
-
-    if len(members) == 1:
-        return len(refresh_member(members[0], cause, now))
-    lock_dynamic_segments()
-    db.session.flush()
-    for start in range(0, len(members), 500):
-        # Re-read after the locks: another writer's committed profile change is then seen.
-        list(db.session.scalars(select(Member).where(
-            Member.id.in_([m.id for m in members[start:start + 500]]))
-            .execution_options(populate_existing=True)))
-    now = now or utcnow()
-    segments = dynamic_segments_in_order()
-    if not segments or not members:
-        return 0
-    tz = program_timezone()
-    ids = [m.id for m in members]
-    in_now: dict[str, set[int]] = defaultdict(set)
-    overrides: dict[tuple[str, int], str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for member_id, segment_id in db.session.execute(select(
-                SegmentMembership.member_id, SegmentMembership.segment_id).where(
-                SegmentMembership.member_id.in_(chunk))):
-            in_now[member_id].add(segment_id)
-        for member_id, segment_id, status in db.session.execute(select(
-                Override.member_id, Override.segment_id, Override.status).where(
-                Override.member_id.in_(chunk),
-                (Override.expires_at.is_(None)) | (Override.expires_at > now))):
-            overrides[(member_id, segment_id)] = status
-    attrs = [(m.id, m.attributes()) for m in members]
-    changes = 0
-    for segment in segments:
-        definition = segment.definition()
-        add_rule: list[str] = []
-        add_override: list[str] = []
-        remove: list[str] = []
-        for member_id, member_attrs in attrs:
-            override = overrides.get((member_id, segment.id))
-            inside = matches(definition, member_attrs, override=override, now=now,
-                             memberships=in_now[member_id], tz=tz)
-            if inside and segment.id not in in_now[member_id]:
-                (add_override if override == "add" else add_rule).append(member_id)
-                in_now[member_id].add(segment.id)
-            elif not inside and segment.id in in_now[member_id]:
-                remove.append(member_id)
-                in_now[member_id].discard(segment.id)
-        for via, wanted in (("rule", add_rule), ("override", add_override)):
-            if wanted:
-                changes += apply_delta(segment, add=wanted, via=via, cause=cause,
-                                       cascade=False).added
-        if remove:
-            changes += apply_delta(segment, remove=remove, via="rule", cause=cause,
-                                   cascade=False).removed
-    return changes
 
 
 # --- search -------------------------------------------------------------------------------------

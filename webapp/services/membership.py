@@ -88,6 +88,8 @@ from webapp.models import (
     SegmentSizeSnapshot,
 )
 from webapp.services.audit import record
+from webapp.services.rules import program_timezone, rules_condition
+from webapp.targeting.graph import dependency_order
 from webapp.timeutil import utcnow
 
 SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change")
@@ -573,25 +575,13 @@ def active_override_condition(now: datetime):
 
 def rule_condition(segment: Segment, now: datetime | None = None):
     """SQL boolean over `members` for the segment's include/exclude rules."""
-    from webapp.targeting.sql import compile_criteria
-
-    now = now or utcnow()
-    return compile_criteria(segment.definition(), members_t,
-                            dialect=db.session.get_bind().dialect.name, now=now,
-                            tz=_timezone(), memberships=memberships_t)
-
-
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
+    return rules_condition(segment.definition(), now=now)
 
 
 def desired_condition(segment_id: int, definition: dict, now: datetime | None = None):
     """SQL boolean over `members`: who should be in a dynamic segment (rules + overrides)."""
-    from webapp.targeting.sql import compile_criteria
-
     now = now or utcnow()
-    rule = compile_criteria(definition, members_t, dialect=db.session.get_bind().dialect.name,
-                            now=now, tz=_timezone(), memberships=memberships_t)
+    rule = rules_condition(definition, now=now)
 
     def pinned(status: str):
         # EXISTS over the (segment_id, member_id) unique index: a probe per member, where
@@ -667,59 +657,73 @@ def dynamic_segments_in_order() -> list[Segment]:
     """All dynamic segments, each after the segments it depends on."""
     segments = {s.id: s for s in db.session.scalars(
         select(Segment).where(Segment.kind == "dynamic"))}
-    deps: dict[int, set[int]] = {sid: set() for sid in segments}
-    for row in db.session.execute(select(SegmentDependency)).scalars():
-        if row.segment_id in deps:
-            deps[row.segment_id].add(row.depends_on_id)
-    ordered: list[Segment] = []
-    seen: set[int] = set()
-
-    def visit(sid: int) -> None:
-        if sid in seen or sid not in segments:
-            return
-        seen.add(sid)
-        for dep in sorted(deps[sid]):
-            visit(dep)
-        ordered.append(segments[sid])
-
-    for sid in sorted(segments):
-        visit(sid)
-    return ordered
+    order = dependency_order({sid: s.definition() for sid, s in segments.items()})
+    return [segments[sid] for sid in order]
 
 
 def refresh_member(member: Member, cause: Cause, now: datetime | None = None) -> list[Delta]:
-    """Re-evaluate one member against every dynamic segment, in Python (no commit).
+    """Re-evaluate one member against every dynamic segment, in Python (no commit)."""
+    return refresh_members([member], cause, now)
 
-    Locks every dynamic segment first, so the memberships and overrides read here are what
-    the last writer of each committed.
+
+def refresh_members(members: Sequence[Member], cause: Cause,
+                    now: datetime | None = None) -> list[Delta]:
+    """Re-evaluate members against every dynamic segment, in Python (no commit).
+
+    Locks every dynamic segment first, then re-reads the members, so the profiles,
+    memberships and overrides read here are what the last writer of each committed. One
+    `apply_delta` per segment and direction (and `via`) for all the members at once.
     """
-    from webapp.targeting import evaluate_segment
+    from webapp.targeting import matches
 
     lock_dynamic_segments()
     db.session.flush()
-    db.session.refresh(member)  # as committed by the last profile change, plus ours
+    for start in range(0, len(members), CHUNK):
+        # Re-read after the locks: another writer's committed profile change is then seen.
+        list(db.session.scalars(select(Member).where(
+            Member.id.in_([m.id for m in members[start:start + CHUNK]]))
+            .execution_options(populate_existing=True)))
     now = now or utcnow()
-    attrs = member.attributes()
-    in_now = set(db.session.scalars(select(memberships_t.c.segment_id).where(
-        memberships_t.c.member_id == member.id)))
-    overrides = {o.segment_id: o for o in db.session.scalars(select(Override).where(
-        Override.member_id == member.id, or_(Override.expires_at.is_(None),
-                                             Override.expires_at > now)))}
-    deltas = []
-    for segment in dynamic_segments_in_order():
-        override = overrides.get(segment.id)
-        result = evaluate_segment(segment.definition(), attrs,
-                                  override=override.status if override else None,
-                                  now=now, memberships=in_now, tz=_timezone())
-        via = "override" if override and override.status == "add" else "rule"
-        if result.matched and segment.id not in in_now:
-            deltas.append(apply_delta(segment, add=[member.id], via=via, cause=cause,
+    segments = dynamic_segments_in_order()
+    if not segments or not members:
+        return []
+    tz = program_timezone()
+    ids = [m.id for m in members]
+    in_now: dict[str, set[int]] = {member_id: set() for member_id in ids}
+    overrides: dict[tuple[str, int], str] = {}
+    for chunk in _chunks(ids):
+        for member_id, segment_id in db.session.execute(select(
+                memberships_t.c.member_id, memberships_t.c.segment_id).where(
+                memberships_t.c.member_id.in_(chunk))):
+            in_now[member_id].add(segment_id)
+        for member_id, segment_id, status in db.session.execute(select(
+                overrides_t.c.member_id, overrides_t.c.segment_id, overrides_t.c.status).where(
+                overrides_t.c.member_id.in_(chunk), active_override_condition(now))):
+            overrides[(member_id, segment_id)] = status
+    attrs = [(m.id, m.attributes()) for m in members]
+    deltas: list[Delta] = []
+    for segment in segments:
+        definition = segment.definition()
+        add_rule: list[str] = []
+        add_override: list[str] = []
+        remove: list[str] = []
+        for member_id, member_attrs in attrs:
+            override = overrides.get((member_id, segment.id))
+            inside = matches(definition, member_attrs, override=override, now=now,
+                             memberships=in_now[member_id], tz=tz)
+            if inside and segment.id not in in_now[member_id]:
+                (add_override if override == "add" else add_rule).append(member_id)
+                in_now[member_id].add(segment.id)
+            elif not inside and segment.id in in_now[member_id]:
+                remove.append(member_id)
+                in_now[member_id].discard(segment.id)
+        for via, wanted in (("rule", add_rule), ("override", add_override)):
+            if wanted:
+                deltas.append(apply_delta(segment, add=wanted, via=via, cause=cause,
+                                          cascade=False))
+        if remove:
+            deltas.append(apply_delta(segment, remove=remove, via="rule", cause=cause,
                                       cascade=False))
-            in_now.add(segment.id)
-        elif not result.matched and segment.id in in_now:
-            deltas.append(apply_delta(segment, remove=[member.id], via=via, cause=cause,
-                                      cascade=False))
-            in_now.discard(segment.id)
     return [d for d in deltas if d.changed]
 
 
@@ -768,7 +772,8 @@ def segment_ids_of(member_id: str) -> set[int]:
 
 
 __all__ = [
-    "Cause", "Delta", "apply_delta", "refresh_segment", "refresh_member", "refresh_all",
+    "Cause", "Delta", "apply_delta", "refresh_segment", "refresh_member", "refresh_members",
+    "refresh_all",
     "verify_all", "desired_condition", "refresh_segment_members", "rule_condition", "dependents_of",
     "dynamic_segments_in_order", "segment_ids_of", "current_member_ids", "true",
     "lock_segments", "lock_dynamic_segments", "join_and_leave",

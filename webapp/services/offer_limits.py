@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from webapp.extensions import db
 from webapp.models import Offer, OfferActivation, OfferFulfillment, OfferLimit, OfferUsage
 from webapp.services.audit import record
 from webapp.services.locking import lock_offer
 from webapp.services.offers import OfferError
+from webapp.services.rules import program_timezone
 from webapp.targeting.limits import (
     ACTIVATIONS,
     LimitDefinitionError,
@@ -103,10 +103,6 @@ def remove_limit(limit: OfferLimit, *, actor: str) -> None:
     db.session.refresh(offer)
 
 
-def _tz() -> str:
-    return current_app.config.get("TIMEZONE", "UTC")
-
-
 def window_start(configuration: Mapping[str, Any], now: datetime, tz: str) -> datetime | None:
     """Where a limit's window starts at `now` (None: it counts over all time)."""
     window = configuration.get("window") or None
@@ -122,7 +118,7 @@ def limit_standing(offer: Offer, *, now: datetime | None = None) -> list[dict[st
     all members, for a membership limit how many members have reached it (in its current
     window)."""
     now = now or utcnow()
-    tz = _tz()
+    tz = program_timezone()
     usage = db.session.get(OfferUsage, offer.id)
     out = []
     for limit in offer.limits:

@@ -19,7 +19,7 @@ from webapp.services.audit import record
 from webapp.services.errors import Conflict, ServiceError
 from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
-from webapp.targeting.audiences import describe_audience
+from webapp.targeting.audiences import audience_reach, describe_audience
 from webapp.targeting.limits import (
     ACTIVATIONS,
     LimitDefinitionError,
@@ -290,30 +290,22 @@ def _segment_names(ids: Sequence[int]) -> dict[int, str]:
 # --- reach --------------------------------------------------------------------------------------
 
 
-def age_condition(minimum_age: int | None, maximum_age: int | None,
-                  now: datetime | None = None) -> sa.ColumnElement[bool]:
-    """SQL over `members`: age within [minimum, maximum] (SPEC §2; no birthday fails)."""
-    include = []
-    if minimum_age is not None:
-        include.append({"field": "age", "operator": ">=", "value": minimum_age})
-    if maximum_age is not None:
-        include.append({"field": "age", "operator": "<=", "value": maximum_age})
-    return rules_condition({"kind": "dynamic", "include": include, "exclude": []}, now=now,
-                           memberships=False)
+def criteria_condition(criteria: Sequence[Mapping[str, Any]],
+                       now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """SQL over `members`: matches every criterion of an audience's reach (a member without
+    the field, e.g. no birthday for an age, fails)."""
+    return rules_condition({"kind": "dynamic", "include": list(criteria), "exclude": []},
+                           now=now, memberships=False)
 
 
-def in_segments_condition(segment_ids: Sequence[int], *, every: bool
-                          ) -> sa.ColumnElement[bool]:
-    """SQL over `members`: in every (or any) of the segments, by materialized membership."""
+def in_segments_condition(segment_ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """SQL over `members`: in any of the segments, by materialized membership."""
     sm = SegmentMembership.__table__
-    members = Member.__table__
-    if not segment_ids:
+    ids = list(segment_ids)
+    if not ids:
         return sa.false()
-    if not every:
-        return members.c.id.in_(sa.select(sm.c.member_id).where(
-            sm.c.segment_id.in_(list(segment_ids))))
-    return sa.and_(*[members.c.id.in_(sa.select(sm.c.member_id).where(sm.c.segment_id == sid))
-                     for sid in dict.fromkeys(segment_ids)])
+    inside = sm.c.segment_id == ids[0] if len(ids) == 1 else sm.c.segment_id.in_(ids)
+    return Member.__table__.c.id.in_(sa.select(sm.c.member_id).where(inside))
 
 
 def audiences_condition(audiences: Sequence[tuple[str, Mapping[str, Any]]],
@@ -321,12 +313,10 @@ def audiences_condition(audiences: Sequence[tuple[str, Mapping[str, Any]]],
     """SQL over `members`: passes every audience (validated first; raises OfferError)."""
     parts: list[sa.ColumnElement[bool]] = []
     for audience_type, configuration in audiences:
-        config = validated_audience(audience_type, configuration)
-        if audience_type == "age_within":
-            parts.append(age_condition(config["minimum_age"], config["maximum_age"], now))
-        else:
-            parts.append(in_segments_condition(config["segments"],
-                                               every=audience_type == "in_all_segments"))
+        reach = audience_reach(audience_type, validated_audience(audience_type, configuration))
+        if reach.criteria:
+            parts.append(criteria_condition(reach.criteria, now))
+        parts.extend(in_segments_condition(ids) for ids in reach.segment_sets)
     return sa.and_(sa.true(), *parts)
 
 
@@ -334,27 +324,23 @@ def offer_reach(audiences: Sequence[tuple[str, Mapping[str, Any]]], *,
                 now: datetime | None = None) -> int:
     """How many members pass all these audiences (who would see the offer), counted in SQL.
 
-    With segment audiences the count is driven from the smallest segment's membership rows
-    (primary-key lookups for the others) instead of scanning every member."""
-    config = [(kind, validated_audience(kind, c)) for kind, c in audiences]
-    members = Member.__table__
-    ages = [c for kind, c in config if kind == "age_within"]
-    groups = [(kind == "in_all_segments", c["segments"]) for kind, c in config
-              if kind != "age_within"]
-    if not groups:
-        query = sa.select(sa.func.count()).select_from(members)
-        for c in ages:
-            query = query.where(age_condition(c["minimum_age"], c["maximum_age"], now))
+    Each audience type says who passes it (`Reach`: criteria and segment sets). With segment
+    sets the count is driven from the smallest set's membership rows (primary-key lookups for
+    the others) instead of scanning every member."""
+    reaches = [audience_reach(kind, validated_audience(kind, c)) for kind, c in audiences]
+    criteria = [reach.criteria for reach in reaches if reach.criteria]
+    sets = [list(ids) for reach in reaches for ids in reach.segment_sets]
+    if not sets:
+        query = sa.select(sa.func.count()).select_from(Member.__table__)
+        for each in criteria:
+            query = query.where(criteria_condition(each, now))
         return int(db.session.scalar(query) or 0)
-    # every in_all segment is a group of one; an in_any audience is one group
-    sets = [[sid] for every, ids in groups if every for sid in ids]
-    sets += [list(ids) for every, ids in groups if not every]
     sizes = dict(db.session.execute(sa.select(Segment.id, Segment.size).where(
         Segment.id.in_({sid for ids in sets for sid in ids}))).all())
     sets.sort(key=lambda ids: sum(sizes.get(sid, 0) for sid in ids))
     query, base = segment_driven_count(sets)
-    if ages:
-        conditions = [age_condition(c["minimum_age"], c["maximum_age"], now) for c in ages]
+    if criteria:
+        conditions = [criteria_condition(each, now) for each in criteria]
         query = query.where(member_exists(base.c.member_id, *conditions))
     return int(db.session.scalar(query) or 0)
 

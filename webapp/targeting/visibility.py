@@ -15,23 +15,24 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from webapp.targeting.audiences import (
-    AGE_WITHIN,
-    IN_ALL_SEGMENTS,
+    MISSING_REQUIRED_SEGMENTS,
+    REFUSALS,
+    REGISTRY,
+    segments_check,
     validate_audience,
 )
 from webapp.targeting.compiler import CompiledDefinition, compile_definition
 from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
-from webapp.targeting.gaps import _plural
 from webapp.targeting.limits import NO_USAGE, Usage, activation_node, is_global, limit_node
 from webapp.targeting.result import SegmentResult, explain_membership, node
-from webapp.targeting.values import age_on, anniversary, member_date, member_datetime
+from webapp.targeting.values import member_datetime
 
 # visible_status values, in precedence order.
 GLOBAL_LIMIT = "global_limit"
 MEMBER_LIMIT = "member_limit"
-AGE_RESTRICTED = "age_restricted"
-MISSING_REQUIRED_SEGMENTS = "missing_required_segments"
+# (a failed audience gives its type's refusal, e.g. age_restricted, missing_required_segments:
+# webapp.targeting.audiences.REFUSALS, in precedence order)
 VISIBLE = "visible"
 REWARD_DISCONTINUED = "reward_discontinued"
 REWARD_EXPIRED = "reward_expired"
@@ -232,45 +233,6 @@ def _window_node(item: Mapping[str, Any], now: datetime, what: str) -> tuple[str
                          expected=expected)
 
 
-def _age_audience(config: Mapping[str, Any], member: Mapping[str, Any], env: Env
-                  ) -> tuple[bool, dict]:
-    lo, hi = config.get("minimum_age"), config.get("maximum_age")
-    if lo is not None and hi is not None:
-        label = f"age {lo} to {hi}"
-    elif lo is not None:
-        label = f"age at least {lo}"
-    else:
-        label = f"age at most {hi}"
-    raw = member.get("birthday")
-    birthday = member_date(raw) if raw is not None else None
-    if birthday is None:
-        return False, node("audience", label, False, None, dict(config), "has no birthday")
-    age = age_on(birthday, env.today)
-    gap = None
-    if lo is not None and age < lo:
-        when = anniversary(birthday, lo)
-        gap = (f"turns {lo} in {_plural((when - env.today).days, 'day')}" if when
-               else f"must be {lo} or older")
-    elif hi is not None and age > hi:
-        gap = f"is {_plural(age - hi, 'year')} too old"
-    return gap is None, node("audience", label, gap is None, age, dict(config), gap)
-
-
-def _segments_audience(kind: str, ids: Sequence[int], ms: _Membership) -> tuple[bool, dict]:
-    results = [ms.evaluate(sid) for sid in ids]
-    names = [ms.names.get(sid, f"#{sid}") for sid in ids]
-    if kind == IN_ALL_SEGMENTS:
-        passed = all(r[0] for r in results)
-        label = "in all of the segments " + ", ".join(names)
-    else:
-        passed = any(r[0] for r in results)
-        label = "in any of the segments " + ", ".join(names)
-    missing = [n for n, r in zip(names, results, strict=True) if not r[0]]
-    gap = None if passed else "not in " + ", ".join(missing)
-    return passed, node("audience", label, passed, [sid for sid, r in zip(ids, results,
-                        strict=True) if r[0]], list(ids), gap, [r[1] for r in results])
-
-
 def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, Any]],
                    member: Mapping[str, Any], segments: Mapping[int, SegmentFacts], *,
                    now: datetime | None = None, tz: str | tzinfo = "UTC",
@@ -294,17 +256,15 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
     if results:
         ms.known = results
     children: list[dict[str, Any]] = []
-    age_ok = segs_ok = True
+    refused: set[str] = set()
     for audience in audiences:
         kind = audience.get("audience_type")
         config = (audience["configuration"] if validated else
                   validate_audience(kind, audience.get("configuration")))
-        if kind == AGE_WITHIN:
-            ok, n = _age_audience(config, member, env)
-            age_ok = age_ok and ok
-        else:
-            ok, n = _segments_audience(kind, config["segments"], ms)
-            segs_ok = segs_ok and ok
+        audience_type = REGISTRY[kind]
+        ok, n = audience_type.evaluate(config, member, env, ms)
+        if not ok:
+            refused.add(audience_type.refusal)
         children.append(n)
     usage = usage or NO_USAGE
     global_hit = member_hit = False
@@ -320,12 +280,8 @@ def evaluate_offer(offer: Mapping[str, Any], audiences: Sequence[Mapping[str, An
         status = GLOBAL_LIMIT
     elif member_hit:
         status = MEMBER_LIMIT
-    elif not age_ok:
-        status = AGE_RESTRICTED
-    elif not segs_ok:
-        status = MISSING_REQUIRED_SEGMENTS
     else:
-        status = VISIBLE
+        status = next((r for r in REFUSALS if r in refused), VISIBLE)
     discontinued = bool(offer.get("discontinued"))
     window_problem, window = _window_node(offer, env.now, "offer")
     checks = [node("status", "offer is discontinued" if discontinued else "offer is active",
@@ -379,7 +335,7 @@ def evaluate_reward(reward: Mapping[str, Any], required_segment_ids: Sequence[in
                      not discontinued, discontinued, False), window]
     ids = list(required_segment_ids)
     if ids:
-        seg_ok, seg_node = _segments_audience(IN_ALL_SEGMENTS, ids, ms)
+        seg_ok, seg_node = segments_check(ids, ms, every=True)
         seg_node["kind"] = "required_segments"
     else:
         seg_ok = True
