@@ -89,18 +89,6 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
-def _flag(name: str, default: bool) -> bool:
-    """A yes/no setting from the environment: 1 or 0 (true/false, yes/no also understood)."""
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise RuntimeError(f"{name} must be 1 or 0, not {raw!r}")
-
-
 #: The defaults of the settings that modules also need outside an application (README table).
 DEFAULTS = {
     "API_MAX_BODY_BYTES": 32 * 1024 * 1024,
