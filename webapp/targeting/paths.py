@@ -10,7 +10,8 @@ or more steps, each naming one object key, read left to right from the custom-fi
     step      = "." plain-key / "[" json-string "]"
     plain-key = 1*( ALPHA / DIGIT / "_" / "-" )          ; ASCII letters and digits
     json-string = a JSON string (RFC 8259 section 7): in double quotes, with the escapes
-                  \\" \\\\ \\/ \\b \\f \\n \\r \\t \\u followed by four hex digits (a pair for characters beyond U+FFFF)
+                  \\" \\\\ \\/ \\b \\f \\n \\r \\t and \\u with four hex digits
+                  (a pair of them for characters beyond U+FFFF)
 
 So ``custom_fields.address.city`` is key ``address``, then key ``city``;
 ``custom_fields["Customer Type"]`` is the one key ``Customer Type``; ``custom_fields["a.b"]`` is
