@@ -214,3 +214,34 @@ def test_an_upload_whose_process_died_shows_as_interrupted_and_can_run_again(ser
     server.flask("segments", "upload", str(segment), str(again), "--mode", "add")  # run again
     assert _size(server, segment) == 50
     check_invariants(server)
+
+
+def test_members_deleted_while_they_join_other_segments(server):
+    """A member deleted at the moment other requests add it to segments it is not in yet:
+    every request is answered (no 409/503), each member is deleted once, and no row or
+    event is left half-done."""
+    status, body = server.api("POST", "/members/batch", {"data": [
+        {"type": "members", "attributes": {"external_id": f"gone{n:02d}"}} for n in range(12)]})
+    assert status == 200, body
+    doomed = [r["id"] for r in body["meta"]["results"]]
+    home, *others = (_segment(server, f"Deletion race {n}") for n in range(3))
+    status, _ = server.api("POST", f"/segments/{home}/relationships/members",
+                           _identifiers(doomed))
+    assert status == 200
+    deleters = [[("DELETE", f"/members/{member}", None) for member in doomed]
+                for _ in range(2)]
+    adders = [[("POST", f"/segments/{segment}/relationships/members", _identifiers([member]))
+               for member in doomed] for segment in others for _ in range(2)]
+    answers = run_clients(server.port, server.token, deleters + adders)
+    bad = [(status, body) for client in answers for status, body in client
+           if status not in (200, 204, 404)]
+    assert not bad, f"{len(bad)} requests failed, e.g. {bad[:3]}"
+    for index in range(len(doomed)):  # both deletes answer as deleted (or gone), none fails
+        assert {answers[c][index][0] for c in range(2)} <= {204, 404}
+    outcomes = {r["result"] for client in answers[2:] for _, body in client
+                for r in body["meta"]["results"]}
+    assert outcomes <= {"added", "already_member", "unknown_member"}, outcomes
+    with server.engine.connect() as conn:
+        rows = set(conn.execute(text("SELECT member_id FROM segment_memberships")).scalars())
+    assert not rows & set(doomed)
+    check_invariants(server)

@@ -322,6 +322,12 @@ def _lock_segments_of(member: Member) -> list[int]:
     """
     postgres = db.session.get_bind().dialect.name == "postgresql"
     hold_sqlite_write_lock()
+    if postgres:
+        # Every segment first, not only the member's: an add of this member to a segment it
+        # is not in yet holds that segment's lock while its foreign-key check waits for the
+        # member row, so waiting for the member row while holding only some segments (and
+        # then reaching for that one) could deadlock. Deleting a member is rare.
+        lock_segments(db.session.scalars(select(Segment.id)).all(), dependents=False)
     locked: set[int] | None = None
     while True:
         segment_ids = set(db.session.scalars(select(SegmentMembership.segment_id).where(
