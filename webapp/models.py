@@ -161,20 +161,26 @@ class Member(db.Model):
 
     def attributes(self) -> dict[str, Any]:
         """The member as the targeting core and the API see it."""
-        return {
-            "id": self.id,
-            "external_id": self.external_id,
-            "email": self.email,
-            "birthday": self.birthday.isoformat() if self.birthday else None,
-            "tier": self.tier,
-            "points": self.points,
-            "xp": self.xp,
-            "coins": self.coins,
-            "badges": list(self.badges or []),
-            "custom_fields": dict(self.custom_fields or {}),
-            "created_at": self.created_at.isoformat() + "Z" if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() + "Z" if self.updated_at else None,
-        }
+        return member_attributes(self)
+
+
+def member_attributes(member: Any) -> dict[str, Any]:
+    """The member (a Member, or a row of the members table) as the targeting core and the
+    API see it."""
+    return {
+        "id": member.id,
+        "external_id": member.external_id,
+        "email": member.email,
+        "birthday": member.birthday.isoformat() if member.birthday else None,
+        "tier": member.tier,
+        "points": member.points,
+        "xp": member.xp,
+        "coins": member.coins,
+        "badges": list(member.badges or []),
+        "custom_fields": dict(member.custom_fields or {}),
+        "created_at": member.created_at.isoformat() + "Z" if member.created_at else None,
+        "updated_at": member.updated_at.isoformat() + "Z" if member.updated_at else None,
+    }
 
 
 class Segment(db.Model):
