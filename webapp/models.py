@@ -558,6 +558,27 @@ class MembershipEvent(db.Model):
     )
 
 
+class AttributeDefinition(db.Model):
+    """A declared custom field of members: its JSON type, allowed values and words for people.
+
+    The registry drives the segment builder (declared fields by name, with the operators and
+    value pickers that fit) and checks member writes (webapp/services/attributes.py).
+    """
+
+    __tablename__ = "attribute_definitions"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    allowed_values: Mapped[list[Any] | None] = mapped_column(JSONType)
+    description: Mapped[str] = mapped_column(Text, default="")
+    example: Mapped[Any | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_by_label: Mapped[str] = mapped_column(String(200), default="")
+
+
 class AuditEntry(db.Model):
     """Who changed what, with a readable before/after. Append-only."""
 
