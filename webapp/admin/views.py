@@ -170,10 +170,29 @@ def _attribute_form_errors(form: AttributeForm, exc: registry.AttributeError_) -
             flash(str(message), "error")
 
 
-def _attribute_data(form: AttributeForm) -> dict:
-    return {"key": form.key.data or "", "type": form.type.data,
+def _save_attribute(form: AttributeForm, row: AttributeDefinition | None = None):
+    """Save the posted declaration: a redirect to the registry when saved, else the status
+    to render the form with (its fields carry the messages)."""
+    if not form.validate_on_submit():
+        return 422 if request.method == "POST" else 200
+    data = {"key": form.key.data or "", "type": form.type.data,
             "allowed_values": form.allowed_values.data or "",
             "description": form.description.data or "", "example": form.example.data or ""}
+    try:
+        saved = registry.save(data, actor=current_user.label, definition=row)
+    except registry.AttributeError_ as exc:
+        db.session.rollback()
+        _attribute_form_errors(form, exc)
+        return 422
+    flash(f"{'Saved' if row else 'Declared'} custom field {saved.key!r}.", "success")
+    return redirect(url_for("admin.attributes"), code=303)
+
+
+def _shown(value) -> str:
+    """A stored allowed value or example as typed in the form."""
+    if isinstance(value, list):
+        return ", ".join(value)
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @bp.route("/attributes", methods=["GET", "POST"])
@@ -182,23 +201,12 @@ def attributes():
     """Declared member fields with how many members have each and how many disagree; a form
     to declare another."""
     form = AttributeForm()
-    status = 200
-    if form.validate_on_submit():
-        try:
-            row = registry.save(_attribute_data(form), actor=current_user.label)
-        except registry.AttributeError_ as exc:
-            db.session.rollback()
-            _attribute_form_errors(form, exc)
-            status = 422
-        else:
-            flash(f"Declared custom field {row.key!r}.", "success")
-            return redirect(url_for("admin.attributes"), code=303)
-    elif request.method == "POST":
-        status = 422
-    rows = registry.definitions()
-    return render_template("admin/attributes.html", rows=rows, usage=registry.usage(),
-                           form=form, delete_form=EmptyForm(), types=TYPES,
-                           mode=registry.mode()), status
+    outcome = _save_attribute(form)
+    if not isinstance(outcome, int):
+        return outcome
+    return render_template("admin/attributes.html", rows=registry.definitions(),
+                           usage=registry.usage(), form=form, delete_form=EmptyForm(),
+                           types=TYPES, mode=registry.mode()), outcome
 
 
 @bp.route("/attributes/<int:attribute_id>", methods=["GET", "POST"])
@@ -207,27 +215,13 @@ def attribute_edit(attribute_id: int):
     """Change a declaration."""
     row = db.session.get(AttributeDefinition, attribute_id) or abort(404)
     form = AttributeForm(data=None if request.method == "POST" else {
-        "key": row.key, "type": row.type,
-        "allowed_values": "\n".join(json.dumps(v) if not isinstance(v, str) else v
-                                    for v in row.allowed_values or []),
-        "description": row.description,
-        "example": "" if row.example is None else (
-            ", ".join(row.example) if isinstance(row.example, list)
-            else row.example if isinstance(row.example, str) else json.dumps(row.example))})
-    status = 200
-    if form.validate_on_submit():
-        try:
-            registry.save(_attribute_data(form), actor=current_user.label, definition=row)
-        except registry.AttributeError_ as exc:
-            db.session.rollback()
-            _attribute_form_errors(form, exc)
-            status = 422
-        else:
-            flash(f"Saved custom field {row.key!r}.", "success")
-            return redirect(url_for("admin.attributes"), code=303)
-    elif request.method == "POST":
-        status = 422
-    return render_template("admin/attribute_edit.html", row=row, form=form), status
+        "key": row.key, "type": row.type, "description": row.description,
+        "allowed_values": "\n".join(_shown(v) for v in row.allowed_values or []),
+        "example": "" if row.example is None else _shown(row.example)})
+    outcome = _save_attribute(form, row)
+    if not isinstance(outcome, int):
+        return outcome
+    return render_template("admin/attribute_edit.html", row=row, form=form), outcome
 
 
 @bp.route("/attributes/<int:attribute_id>/delete", methods=["POST"])
