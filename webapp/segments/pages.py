@@ -36,8 +36,13 @@ from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
 from webapp.services import stats
 from webapp.services.stats import size_history
-from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
-from webapp.targeting import criterion_label as _criterion_label
+from webapp.targeting import (
+    SegmentDefinitionError,
+    describe_definition,
+    item_label,
+    parse_item,
+    raw_criteria,
+)
 from webapp.targeting import schema as ts
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
@@ -350,8 +355,8 @@ def _page_number(args: Mapping[str, str]) -> int:
 
 def segment_names(segment: Segment) -> dict[int, str]:
     """Names of the segments a definition refers to."""
-    ids = {v for c in (segment.include or []) + (segment.exclude or [])
-           if c.get("field") == "segment" for v in c.get("value") or []
+    ids = {v for c in raw_criteria((segment.include or []) + (segment.exclude or []))
+           if isinstance(c, dict) and c.get("field") == "segment" for v in c.get("value") or []
            if isinstance(v, int)}
     return service.names_of(ids)
 
@@ -365,9 +370,9 @@ def describe(segment: Segment) -> str:
 
 
 def criterion_words(criterion: Any, names: Mapping[int, str]) -> str:
-    """Readable words for one stored criterion."""
+    """Readable words for one stored criterion or group."""
     try:
-        return _criterion_label(parse_criterion(criterion), dict(names))
+        return item_label(parse_item(criterion, "criterion"), dict(names))
     except SegmentDefinitionError:
         return str(criterion)
 
@@ -411,7 +416,7 @@ def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list
     all_names = dict(names)
     for entry in entries:
         for side in (entry.before or {}, entry.after or {}):
-            for c in (side.get("include") or []) + (side.get("exclude") or []):
+            for c in raw_criteria((side.get("include") or []) + (side.get("exclude") or [])):
                 if isinstance(c, dict) and c.get("field") == "segment":
                     all_names.update({v: f"#{v}" for v in c.get("value") or []
                                       if isinstance(v, int) and v not in all_names})
