@@ -10,7 +10,14 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import MEDIA_TYPE, ApiError, error_object, escape, validation_error
+from webapp.api.errors import (
+    MEDIA_TYPE,
+    ApiError,
+    error_object,
+    escape,
+    pointer_for,
+    validation_error,
+)
 from webapp.api.jsonapi import (
     actor_label,
     attributes_of,
@@ -49,7 +56,7 @@ from webapp.targeting import SegmentDefinitionError
 
 #: The attributes that may be null (as in answers); null is refused for the others.
 NULLABLE = ("email", "birthday")
-_CRITERION_PATH = re.compile(r"^(include|exclude)(?:\[(\d+)\])?")
+_CRITERION_PATH = re.compile(r"^(?:include|exclude)(?:\[\d+\](?:\.(?:all|any|none)\[\d+\])*)?")
 
 
 def member_or_404(member_ref: str) -> Member:
@@ -203,9 +210,7 @@ def member_search():
     except SegmentDefinitionError as exc:
         message = str(exc)
         match = _CRITERION_PATH.match(message)
-        pointer = "/data/attributes"
-        if match:
-            pointer += f"/{match.group(1)}" + (f"/{match.group(2)}" if match.group(2) else "")
+        pointer = pointer_for(match.group(0)) if match else "/data/attributes"
         raise ApiError(422, "invalid_criterion", message, title="Invalid criterion",
                        pointer=pointer) from None
     meta: dict = {"count": count}

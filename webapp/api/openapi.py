@@ -184,6 +184,31 @@ CRITERION = obj({
     "case_insensitive": BOOLEAN,
 }, ("field", "operator"), additionalProperties=False)
 
+GROUP_EXAMPLE = {"any": [
+    {"all": [{"field": "tier", "operator": "equals", "value": "gold"},
+             {"field": "points", "operator": ">=", "value": 1000}]},
+    {"all": [{"field": "custom_fields.vip", "operator": "equals", "value": True},
+             {"field": "created_at", "operator": ">=", "value": {"days_ago": 90}}]}]}
+
+
+def group_schema(items: dict[str, Any], level: int) -> dict[str, Any]:
+    """A group at `level` (1 = directly in include or exclude): one key, all, any or none,
+    holding a non-empty list of `items`."""
+    words = {"all": "holds when every item holds", "any": "holds when at least one item holds",
+             "none": "holds when no item holds"}
+    schema: dict[str, Any] = {
+        "oneOf": [obj({mode: array(items, minItems=1, description=f"{mode}: {words[mode]}")},
+                      (mode,), additionalProperties=False) for mode in ("all", "any", "none")],
+        "description": f"A group at depth {level} (groups nest at most 3 deep): exactly one of "
+                       "all, any or none, holding criteria"
+                       + (" and groups" if level < 3 else "") + ". An empty group is refused; "
+                       "the per-segment criteria limits count the criteria in every group. In "
+                       "exclude, a group that holds excludes the member."}
+    if level == 1:
+        schema["examples"] = [GROUP_EXAMPLE]
+    return schema
+
+
 MEMBER_WRITE = {
     "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
     "email": nullable({"type": "string", "maxLength": 320, "pattern":
@@ -207,8 +232,10 @@ SEGMENT_WRITE = {
                        "number: letters, digits and - _ . : ~ only, not all digits"}),
     "url": nullable({"type": "string", "maxLength": 2000, "pattern":
                      "^\\s*(?:|[Hh][Tt][Tt][Pp][Ss]?://[^\\s/$.?#][^\\s]*)\\s*$"}),
-    "include": array(ref("Criterion")),
-    "exclude": array(ref("Criterion")),
+    "include": array(ref("CriteriaItem"), description="criteria and groups a member must all "
+                     "meet (none: everyone)"),
+    "exclude": array(ref("CriteriaItem"), description="criteria and groups any of which "
+                     "excludes a member"),
     # Tabs, line breaks and other white space count as spaces (runs of them become one);
     # the other control characters and commas are refused.
     "tags": array({"type": "string", "maxLength": 40, "pattern":
@@ -402,6 +429,11 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "ErrorDocument": obj({"errors": array(ref("Error"), minItems=1)}, ("errors",)),
         "Links": obj({"self": URI, "next": URI, "related": URI}),
         "Criterion": CRITERION,
+        "CriteriaItem": {"anyOf": [ref("Criterion"), ref("Group")],
+                         "description": "a criterion, or a group of criteria and groups"},
+        "Group": group_schema({"anyOf": [ref("Criterion"), ref("GroupLevel2")]}, 1),
+        "GroupLevel2": group_schema({"anyOf": [ref("Criterion"), ref("GroupLevel3")]}, 2),
+        "GroupLevel3": group_schema(ref("Criterion"), 3),
         "JsonValue": JSON_VALUE,
         "MemberAttributes": member_attributes,
         "Member": resource("members", "MemberAttributes"),
@@ -413,7 +445,7 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
             "type": {"const": "members"}, "attributes": obj(member_write, ("external_id",))},
             ("type", "attributes"))), maxItems=10_000)),
         "MemberSearch": new_resource("member-searches", {
-            "include": array(ref("Criterion")), "exclude": array(ref("Criterion"))}),
+            "include": array(ref("CriteriaItem")), "exclude": array(ref("CriteriaItem"))}),
         "MemberSearchResult": collection("Member", meta=obj({
             "count": {"type": "integer", "minimum": 0}, "next_cursor": STRING}, ("count",))),
         "ItemResult": item_result,
@@ -684,8 +716,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("post", "/segments", "segment_create", "Segments", 201, "SegmentDocument",
               "SegmentCreate", example={"data": {"type": "segments", "attributes": {
                   "name": "Engaged VIPs", "kind": "dynamic", "customer_segment_id": "SEG-42",
-                  "include": [{"field": "tier", "operator": "in", "value": ["gold", "platinum"]},
-                              {"field": "points", "operator": ">=", "value": 1000}],
+                  "include": [GROUP_EXAMPLE],
                   "exclude": [{"field": "custom_fields.test_account", "operator": "equals",
                                "value": True}]}}}),
     Operation("get", "/segments/{segment_ref}", "segment_get", "Segments", 200,

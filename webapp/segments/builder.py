@@ -3,6 +3,11 @@
 Each row of the builder posts flat fields named ``<group>-<n>-<name>`` (group is include or
 exclude, n a row number that only has to be unique). A row becomes a criterion dict that the
 targeting core validates; the core's message is shown next to the row.
+
+Groups (any / all / none, SPEC §8) are boxes posted the same way: ``<group>-<n>-mode`` says
+there is a box numbered n, and every row and box posts ``<group>-<n>-parent``, the id of the
+box it sits in (empty at the top). Rows and boxes share the numbering, and the number orders
+the items of a box, so a plain form post (no JavaScript) carries the whole tree.
 """
 
 from __future__ import annotations
@@ -38,9 +43,15 @@ JSON_TYPES: tuple[tuple[str, str], ...] = (
 )
 
 _NAME_RE = re.compile(r"^(include|exclude)-(\d{1,4})-field$")
+_GROUP_RE = re.compile(r"^(include|exclude)-(\d{1,4})-mode$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _NUM_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_PREFIX_RE = re.compile(r"^(include|exclude)\[\d+\] \(.*?\): ", re.DOTALL)
+_PREFIX_RE = re.compile(r"^(include|exclude)\[\d+\](?:\.(?:all|any|none)\[\d+\])* \(.*?\): ",
+                        re.DOTALL)
+#: The kinds of group, as the builder words them.
+MODE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("any", "any of"), ("all", "all of"), ("none", "none of"))
+MODES = dict(MODE_CHOICES)
 #: What one builder row may hold (a list of values is typed into the one value box).
 VALUE_MAX = 10_000
 KEY_MAX = 200
@@ -94,6 +105,7 @@ class Row:
     group: str
     index: int
     field: str = ""
+    parent: str = ""
     key: str = ""
     json_type: str = "string"
     operator: str = ""
@@ -108,6 +120,8 @@ class Row:
     unfinished: str | None = None
     picks: list[dict] = dataclasses.field(default_factory=list)
     names: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    is_group = False
 
     @property
     def id(self) -> str:
@@ -163,7 +177,8 @@ class Row:
         def get(part: str, default: str = "") -> str:
             return (form.get(f"{group}-{index}-{part}") or default).strip()
 
-        row = cls(group=group, index=index, field=get("field"), key=get("key"),
+        row = cls(group=group, index=index, field=get("field"), parent=get("parent"),
+                  key=get("key"),
                   json_type=get("json_type", "string"), operator=get("operator"),
                   value=form.get(f"{group}-{index}-value") or "",
                   ci=bool(form.get(f"{group}-{index}-ci")), date_mode=get("date_mode", "date"),
@@ -184,12 +199,12 @@ class Row:
         return row
 
     @classmethod
-    def from_criterion(cls, criterion: dict, group: str, index: int) -> Row:
+    def from_criterion(cls, criterion: dict, group: str, index: int, parent: str = "") -> Row:
         """A row showing a stored (canonical) criterion."""
         fld = criterion.get("field", "")
         op = criterion.get("operator", "")
         value = criterion.get("value")
-        row = cls(group=group, index=index, field=fld, operator=op,
+        row = cls(group=group, index=index, field=fld, operator=op, parent=parent,
                   ci=bool(criterion.get("case_insensitive")))
         if fld.startswith((ts.CUSTOM_PREFIX, ts.CUSTOM_QUOTED_PREFIX)):
             row.field = "custom_fields"
@@ -325,16 +340,49 @@ def _plain(value: Any) -> str:
 
 
 @dataclass
+class Box:
+    """A group of the builder: rows and boxes of which all, any or none must hold."""
+
+    group: str
+    index: int
+    mode: str = "any"
+    parent: str = ""
+    depth: int = 1
+    error: str | None = None
+    unfinished: str | None = None
+
+    is_group = True
+
+    @property
+    def id(self) -> str:
+        """The box's DOM id and form prefix, e.g. include-4."""
+        return f"{self.group}-{self.index}"
+
+    def name(self, part: str) -> str:
+        """The form field name of one of the box's inputs."""
+        return f"{self.id}-{part}"
+
+    @property
+    def words(self) -> str:
+        """What the box asks, e.g. 'any of'."""
+        return MODES[self.mode]
+
+
+Node = Row | Box
+
+
+@dataclass
 class Builder:
-    """The builder's rows and the button that was pressed."""
+    """The builder's rows and groups, and the button that was pressed."""
 
     include: list[Row] = dataclasses.field(default_factory=list)
     exclude: list[Row] = dataclasses.field(default_factory=list)
+    boxes: list[Box] = dataclasses.field(default_factory=list)
     action: str = "save"
     target: str = ""
 
     def rows(self, group: str) -> list[Row]:
-        """The rows of a group."""
+        """The rows of a group (include or exclude), those inside boxes too."""
         return self.include if group == "include" else self.exclude
 
     def all_rows(self) -> list[Row]:
@@ -345,17 +393,61 @@ class Builder:
         """The row with this DOM id."""
         return next((r for r in self.all_rows() if r.id == row_id), None)
 
-    def add(self, group: str) -> Row:
-        """Append a blank row to a group."""
-        taken = [r.index for r in self.all_rows()]
-        row = Row(group=group, index=max(taken, default=-1) + 1)
+    def find_box(self, box_id: str) -> Box | None:
+        """The box with this DOM id."""
+        return next((b for b in self.boxes if b.id == box_id), None)
+
+    def children(self, group: str, parent: str = "") -> list[Node]:
+        """The rows and boxes directly in a box (`parent`, "" for the top), in order."""
+        nodes: list[Node] = [r for r in self.rows(group) if r.parent == parent]
+        nodes += [b for b in self.boxes if b.group == group and b.parent == parent]
+        return sorted(nodes, key=lambda n: n.index)
+
+    def _next_index(self) -> int:
+        taken = [r.index for r in self.all_rows()] + [b.index for b in self.boxes]
+        return max(taken, default=-1) + 1
+
+    def add(self, group: str, parent: str = "") -> Row:
+        """Append a blank row to a group, or to a box in it."""
+        row = Row(group=group, index=self._next_index(), parent=parent)
         self.rows(group).append(row)
         return row
 
+    def add_box(self, group: str, parent: str = "") -> Row:
+        """Append a box (with one blank row in it) to a group or a box; returns the row.
+
+        A new box asks the opposite of the one it sits in (any inside all, all inside any):
+        that is why one nests; at the top, where include is all already, it asks any.
+        """
+        outer = self.find_box(parent) if parent else None
+        mode = "all" if outer is not None and outer.mode == "any" else "any"
+        box = Box(group=group, index=self._next_index(), mode=mode, parent=parent,
+                  depth=outer.depth + 1 if outer is not None else 1)
+        self.boxes.append(box)
+        return self.add(group, box.id)
+
     def remove(self, row_id: str) -> None:
-        """Drop a row."""
-        self.include = [r for r in self.include if r.id != row_id]
-        self.exclude = [r for r in self.exclude if r.id != row_id]
+        """Drop a row, or a box with everything in it."""
+        gone = {row_id}
+        grew = True
+        while grew:
+            inside = {b.id for b in self.boxes if b.parent in gone} - gone
+            grew = bool(inside)
+            gone |= inside
+        self.include = [r for r in self.include if r.id not in gone and r.parent not in gone]
+        self.exclude = [r for r in self.exclude if r.id not in gone and r.parent not in gone]
+        self.boxes = [b for b in self.boxes if b.id not in gone]
+
+    def empty_boxes(self) -> list[Box]:
+        """Boxes with no row anywhere inside them."""
+        used = set()
+        for row in self.all_rows():
+            parent = row.parent
+            while parent and parent not in used:
+                used.add(parent)
+                box = self.find_box(parent)
+                parent = box.parent if box is not None else ""
+        return [b for b in self.boxes if b.id not in used]
 
     def mark_unfinished(self) -> list[Row]:
         """Mark each row that cannot become a criterion yet (a new blank row included) with
@@ -369,6 +461,10 @@ class Builder:
                 if exc.incomplete:
                     row.unfinished = str(exc)
                     marked.append(row)
+        for box in self.boxes:
+            box.unfinished = None
+        for box in self.empty_boxes():
+            box.unfinished = "the group is empty: add a criterion to it or remove it"
         return marked
 
     def position(self, row: Row) -> int:
@@ -376,48 +472,111 @@ class Builder:
         return next(i for i, r in enumerate(self.rows(row.group), 1) if r is row)
 
     def criteria(self, *, skip_incomplete: bool) -> tuple[dict[str, list[dict]], dict[str, str],
-                                                          dict[str, Row]]:
-        """(criteria by group, row errors by row id, row by criterion path like include[2])."""
-        out: dict[str, list[dict]] = {"include": [], "exclude": []}
+                                                          dict[str, Node]]:
+        """(criteria by group, row and box errors by id, row or box by criterion path like
+        include[2] or include[0].any[1])."""
+        out: dict[str, list[dict]] = {}
         errors: dict[str, str] = {}
-        paths: dict[str, Row] = {}
+        paths: dict[str, Node] = {}
         for group in GROUPS:
-            for row in self.rows(group):
-                try:
-                    criterion = row.criterion()
-                except RowProblem as exc:
-                    if exc.incomplete and (skip_incomplete or row.blank):
-                        continue
-                    errors[row.id] = str(exc)
-                    continue
-                paths[f"{group}[{len(out[group])}]"] = row
-                out[group].append(criterion)
+            out[group] = self._items(group, "", group, skip_incomplete, errors, paths)
         return out, errors, paths
+
+    def _items(self, group: str, parent: str, prefix: str, skip_incomplete: bool,
+               errors: dict[str, str], paths: dict[str, Node]) -> list[dict]:
+        items: list[dict] = []
+        for node in self.children(group, parent):
+            where = f"{prefix}[{len(items)}]"
+            if isinstance(node, Box):
+                inner = self._items(group, node.id, f"{where}.{node.mode}", skip_incomplete,
+                                    errors, paths)
+                if not inner:
+                    if not skip_incomplete:
+                        errors[node.id] = ("the group is empty: add a criterion to it or "
+                                           "remove it")
+                    continue
+                paths[where] = node
+                items.append({node.mode: inner})
+                continue
+            try:
+                criterion = node.criterion()
+            except RowProblem as exc:
+                if exc.incomplete and (skip_incomplete or node.blank):
+                    continue
+                errors[node.id] = str(exc)
+                continue
+            paths[where] = node
+            items.append(criterion)
+        return items
 
     @classmethod
     def from_form(cls, form: MultiDict) -> Builder:
-        """Rows and pressed button from posted form data."""
+        """Rows, boxes and pressed button from posted form data."""
         builder = cls()
         found = sorted((m.group(1), int(m.group(2))) for name in form
                        if (m := _NAME_RE.match(name)))
         for group, index in found:
             builder.rows(group).append(Row.from_form(form, group, index))
-        for action in ("add_include", "add_exclude", "remove_row", "pick_segment",
-                       "unpick_segment", "find_segments", "preview"):
+        boxes = sorted((m.group(1), int(m.group(2))) for name in form
+                       if (m := _GROUP_RE.match(name)))
+        for group, index in boxes:
+            mode = (form.get(f"{group}-{index}-mode") or "").strip()
+            builder.boxes.append(Box(group=group, index=index,
+                                     mode=mode if mode in MODES else "any",
+                                     parent=(form.get(f"{group}-{index}-parent") or "").strip()))
+        builder._check_parents()
+        for action in ("add_include", "add_exclude", "add_to", "add_group", "remove_row",
+                       "pick_segment", "unpick_segment", "find_segments", "preview"):
             if action in form:
                 builder.action, builder.target = action, form.get(action, "")
                 break
         return builder
 
+    def _check_parents(self) -> None:
+        """Put at the top any row or box whose parent is not a box of its group, cut any loop
+        of boxes (a hand-made form), and number each box's depth."""
+        ids = {b.id: b for b in self.boxes}
+        for node in [*self.all_rows(), *self.boxes]:
+            box = ids.get(node.parent)
+            if box is None or box.group != node.group or box is node:
+                node.parent = ""
+        for box in self.boxes:
+            seen = {box.id}
+            outer = ids.get(box.parent)
+            while outer is not None:
+                if outer.id in seen:
+                    box.parent = ""
+                    break
+                seen.add(outer.id)
+                outer = ids.get(outer.parent)
+        for box in self.boxes:
+            depth, outer = 1, ids.get(box.parent)
+            while outer is not None:
+                depth += 1
+                outer = ids.get(outer.parent)
+            box.depth = depth
+
     @classmethod
     def from_segment(cls, include: list[dict], exclude: list[dict]) -> Builder:
-        """Rows showing a stored definition."""
+        """Rows and boxes showing a stored definition."""
         builder = cls()
-        index = 0
-        for group, items in (("include", include), ("exclude", exclude)):
-            for criterion in items or []:
-                builder.rows(group).append(Row.from_criterion(criterion, group, index))
-                index += 1
+        counter = [0]
+
+        def load(items: list[Any], group: str, parent: str, depth: int) -> None:
+            for item in items or []:
+                index = counter[0]
+                counter[0] += 1
+                mode = next((m for m in MODES if isinstance(item, dict) and "field" not in item
+                             and isinstance(item.get(m), list)), None)
+                if mode is None:
+                    builder.rows(group).append(Row.from_criterion(item, group, index, parent))
+                    continue
+                box = Box(group=group, index=index, mode=mode, parent=parent, depth=depth)
+                builder.boxes.append(box)
+                load(item[mode], group, box.id, depth + 1)
+
+        load(include, "include", "", 1)
+        load(exclude, "exclude", "", 1)
         return builder
 
     def apply(self) -> Row | None:
@@ -426,6 +585,19 @@ class Builder:
             return self.add("include")
         if self.action == "add_exclude":
             return self.add("exclude")
+        if self.action in ("add_to", "add_group"):
+            if self.target in GROUPS:
+                return self.add_box(self.target) if self.action == "add_group" else self.add(
+                    self.target)
+            box = self.find_box(self.target)
+            if box is None:
+                return None
+            if self.action == "add_to":
+                return self.add(box.group, box.id)
+            if box.depth >= ts.MAX_GROUP_DEPTH:
+                box.error = f"groups nest at most {ts.MAX_GROUP_DEPTH} deep"
+                return None
+            return self.add_box(box.group, box.id)
         if self.action == "remove_row":
             self.remove(self.target)
             return None

@@ -26,6 +26,7 @@ from webapp.segments.builder import (
     FIELD_CHOICES,
     FIELD_LABELS,
     JSON_TYPES,
+    MODE_CHOICES,
     Builder,
     Row,
     RowProblem,
@@ -36,8 +37,13 @@ from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
 from webapp.services import stats
 from webapp.services.stats import size_history
-from webapp.targeting import SegmentDefinitionError, describe_definition, parse_criterion
-from webapp.targeting import criterion_label as _criterion_label
+from webapp.targeting import (
+    SegmentDefinitionError,
+    describe_definition,
+    item_label,
+    parse_item,
+    raw_criteria,
+)
 from webapp.targeting import schema as ts
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
@@ -157,8 +163,9 @@ def decorate_rows(rows: list[Row], segment: Segment | None) -> None:
 
 
 def row_context() -> dict[str, Any]:
-    """The tables the criterion row template needs."""
-    return {"field_choices": FIELD_CHOICES, "json_types": JSON_TYPES}
+    """The tables the criterion row and group templates need."""
+    return {"field_choices": FIELD_CHOICES, "json_types": JSON_TYPES,
+            "mode_choices": MODE_CHOICES, "max_depth": ts.MAX_GROUP_DEPTH}
 
 
 def criteria_limit() -> int:
@@ -173,10 +180,17 @@ def limit_words(group: str, limit: int) -> str:
 
 
 def refuse_add_at_limit(builder: Builder) -> str | None:
-    """Stop an add-row button when its group is full; returns the message, or None."""
-    if builder.action not in ("add_include", "add_exclude"):
+    """Stop an add-row (or add-group) button when its group is full; returns the message, or
+    None. The limit counts the criteria inside groups too."""
+    if builder.action in ("add_include", "add_exclude"):
+        group = builder.action.removeprefix("add_")
+    elif builder.action in ("add_to", "add_group"):
+        box = builder.find_box(builder.target)
+        group = box.group if box is not None else builder.target
+        if group not in ("include", "exclude"):
+            return None
+    else:
         return None
-    group = builder.action.removeprefix("add_")
     limit = criteria_limit()
     if len(builder.rows(group)) < limit:
         return None
@@ -224,9 +238,9 @@ def _apply_errors(errors: Mapping[str, str], form: SegmentForm, builder: Builder
                   paths: Mapping[str, Row], context: dict[str, Any]) -> None:
     for key, message in errors.items():
         if key.startswith("row:"):
-            row = builder.find(key[4:])
-            if row is not None:
-                row.error = message
+            node = builder.find(key[4:]) or builder.find_box(key[4:])
+            if node is not None:
+                node.error = message
         elif key in paths:
             paths[key].error = short_message(message)
         elif key in FORM_FIELDS:
@@ -271,7 +285,7 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
     context["kind"] = kind
     if not lazy and kind == "dynamic":
         _fill_preview(context, builder, segment)
-    context["invalid"] = any(r.error for r in builder.all_rows())
+    context["invalid"] = any(r.error for r in [*builder.all_rows(), *builder.boxes])
     return context
 
 
@@ -288,6 +302,11 @@ def _fill_preview(context: dict[str, Any], builder: Builder, segment: Segment | 
     context["unfinished"] = [f"{r.group.capitalize()} criterion {builder.position(r)}: "
                              f"{r.unfinished}"
                              for r in unfinished]
+    context["unfinished"] += [f"An {b.group} group ({b.words}): {b.unfinished}"
+                              for b in builder.boxes if b.unfinished]
+    for box in builder.boxes:
+        if box.id in row_errors:
+            box.error = row_errors[box.id]
     if row_errors:
         context["preview_errors"] = list(row_errors.values())
         return
@@ -350,8 +369,8 @@ def _page_number(args: Mapping[str, str]) -> int:
 
 def segment_names(segment: Segment) -> dict[int, str]:
     """Names of the segments a definition refers to."""
-    ids = {v for c in (segment.include or []) + (segment.exclude or [])
-           if c.get("field") == "segment" for v in c.get("value") or []
+    ids = {v for c in raw_criteria((segment.include or []) + (segment.exclude or []))
+           if isinstance(c, dict) and c.get("field") == "segment" for v in c.get("value") or []
            if isinstance(v, int)}
     return service.names_of(ids)
 
@@ -365,9 +384,9 @@ def describe(segment: Segment) -> str:
 
 
 def criterion_words(criterion: Any, names: Mapping[int, str]) -> str:
-    """Readable words for one stored criterion."""
+    """Readable words for one stored criterion or group."""
     try:
-        return _criterion_label(parse_criterion(criterion), dict(names))
+        return item_label(parse_item(criterion, "criterion"), dict(names))
     except SegmentDefinitionError:
         return str(criterion)
 
@@ -411,7 +430,7 @@ def history(segment: Segment, names: Mapping[int, str], limit: int = 20) -> list
     all_names = dict(names)
     for entry in entries:
         for side in (entry.before or {}, entry.after or {}):
-            for c in (side.get("include") or []) + (side.get("exclude") or []):
+            for c in raw_criteria((side.get("include") or []) + (side.get("exclude") or [])):
                 if isinstance(c, dict) and c.get("field") == "segment":
                     all_names.update({v: f"#{v}" for v in c.get("value") or []
                                       if isinstance(v, int) and v not in all_names})

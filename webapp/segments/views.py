@@ -174,6 +174,25 @@ def row():
     return response
 
 
+@bp.route("/builder/groups", methods=["POST"])
+@access("write")
+def groups():
+    """Add, nest or remove a group, or add a criterion to one: the criteria builder again."""
+    form = SegmentForm()
+    builder = Builder.from_form(request.form)
+    segment = pages.segment_from_form()
+    box = builder.find_box(builder.target)
+    side = box.group if box is not None else builder.target
+    full = pages.refuse_add_at_limit(builder)
+    builder.apply()
+    context = pages.editor_context(segment, form, builder)
+    if full and side in ("include", "exclude"):
+        context["group_errors"][side] = full
+    response = make_response(render("segments/form.html", "criteria_builder", **context))
+    response.headers["HX-Trigger"] = "criteria-changed"
+    return response
+
+
 @bp.route("/builder/preview", methods=["POST"])
 @access("write")
 def preview():

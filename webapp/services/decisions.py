@@ -45,6 +45,7 @@ from webapp.targeting import (
     SegmentFacts,
     evaluate_offer,
     evaluate_reward,
+    raw_criteria,
     segment_membership,
 )
 from webapp.targeting.audiences import validate_audience
@@ -690,8 +691,8 @@ def _relative_criteria(catalog: Catalog) -> list[tuple[str, int]]:
     def find() -> list[tuple[str, int]]:
         found = set()
         for facts in catalog.segments.values():
-            for c in [*(facts.definition.get("include") or ()),
-                      *(facts.definition.get("exclude") or ())]:
+            for c in raw_criteria([*(facts.definition.get("include") or ()),
+                                   *(facts.definition.get("exclude") or ())]):
                 value = c.get("value") if isinstance(c, Mapping) else None
                 if (isinstance(value, Mapping) and c.get("field") in _DATETIME_FIELDS
                         and isinstance(value.get("days_ago"), int)):

@@ -67,10 +67,15 @@ from webapp.services.rules import rules_condition
 from webapp.targeting import (
     Criterion,
     Definition,
+    Group,
     SegmentDefinitionError,
+    count_criteria,
     describe_definition,
     find_cycle,
+    group_parts,
+    is_group,
     parse_criterion,
+    walk_criteria,
 )
 from webapp.targeting import schema as ts
 from webapp.timeutil import utcnow
@@ -181,29 +186,45 @@ def _text(value: Any, key: str, errors: dict[str, str], *, max_len: int,
     return value or None
 
 
-def parse_criteria(items: Any, group: str, errors: dict[str, str]) -> list[Criterion]:
-    """Validate a list of criteria; each refusal is recorded under its path, e.g. include[2]."""
+def parse_criteria(items: Any, group: str, errors: dict[str, str]) -> list[Criterion | Group]:
+    """Validate a list of criteria and groups; each refusal is recorded under its path, e.g.
+    include[2] or include[0].any[1] (a group's own problem under the group's path)."""
     if items is None:
         return []
     if not isinstance(items, list | tuple):
         errors[group] = f"{group} is a list of criteria"
         return []
-    parsed = []
-    for i, raw in enumerate(items):
+    parsed = [_parse_item(raw, f"{group}[{i}]", 0, errors) for i, raw in enumerate(items)]
+    return [p for p in parsed if p is not None]
+
+
+def _parse_item(raw: Any, where: str, depth: int, errors: dict[str, str]
+                ) -> Criterion | Group | None:
+    """One criterion or group (None when refused: the refusals are in `errors`)."""
+    if is_group(raw):
         try:
-            criterion = parse_criterion(raw, f"{group}[{i}]")
+            mode, items = group_parts(raw, where, depth + 1)
         except SegmentDefinitionError as exc:
-            errors[f"{group}[{i}]"] = str(exc)
-            continue
-        repeated = _repeated_segments(criterion)
-        if repeated:
-            errors[criterion.where] = (
-                f"{criterion.where} (segment {criterion.operator} {list(criterion.value)}): "
-                f"segment {', '.join(f'#{r}' for r in repeated)} is listed more than once; "
-                "list each segment once")
-            continue
-        parsed.append(criterion)
-    return parsed
+            errors[where] = str(exc)
+            return None
+        parsed = [_parse_item(x, f"{where}.{mode}[{i}]", depth + 1, errors)
+                  for i, x in enumerate(items)]
+        if any(p is None for p in parsed):
+            return None
+        return Group(mode, tuple(p for p in parsed if p is not None), where)
+    try:
+        criterion = parse_criterion(raw, where)
+    except SegmentDefinitionError as exc:
+        errors[where] = str(exc)
+        return None
+    repeated = _repeated_segments(criterion)
+    if repeated:
+        errors[criterion.where] = (
+            f"{criterion.where} (segment {criterion.operator} {list(criterion.value)}): "
+            f"segment {', '.join(f'#{r}' for r in repeated)} is listed more than once; "
+            "list each segment once")
+        return None
+    return criterion
 
 
 def _repeated_segments(c: Criterion) -> list[int]:
@@ -269,12 +290,12 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     errors.update(unknown)  # "no segment named X" says more than "ids are whole numbers"
     limit = _limit("LIMIT_CRITERIA")
     for group in ("include", "exclude"):
-        items = definition.get(group) or []
-        if isinstance(items, list | tuple) and len(items) > limit:
+        count = count_criteria(definition.get(group) or [])
+        if count > limit:
             errors[group] = (f"Too many {group} criteria: the limit is {limit:,} {group} "
                              f"{'criterion' if limit == 1 else 'criteria'} per segment "
-                             f"and {len(items):,} were given; remove "
-                             f"{len(items) - limit:,}.")
+                             f"(counted in every group too) and {count:,} were given; "
+                             f"remove {count - limit:,}.")
     if kind == "static":
         for group in ("include", "exclude"):
             if definition.get(group):
@@ -283,7 +304,7 @@ def parse_definition_input(definition: dict, errors: dict[str, str], *,
     if any(k.startswith(("include", "exclude")) for k in errors):
         return None
     parsed = Definition(kind=kind, include=tuple(include), exclude=tuple(exclude),
-                        references=frozenset(v for c in include + exclude
+                        references=frozenset(v for c in walk_criteria(include + exclude)
                                              if c.kind == ts.SEGMENT for v in c.value))
     _check_references(parsed, segment_id, errors)
     return parsed
@@ -297,7 +318,7 @@ def _check_references(d: Definition, segment_id: int | None, errors: dict[str, s
     existing = set(db.session.scalars(select(SegmentDependency.depends_on_id).where(
         SegmentDependency.segment_id == segment_id))) if segment_id is not None else set()
     archived = archived_among(d.references, keep=existing)
-    for c in d.include + d.exclude:
+    for c in d.criteria():
         if c.kind != ts.SEGMENT:
             continue
         missing = [v for v in c.value if v not in known]
@@ -324,7 +345,7 @@ def _check_references(d: Definition, segment_id: int | None, errors: dict[str, s
     try:
         find_cycle(definitions, names_of(set(graph) | {r for v in graph.values() for r in v}))
     except SegmentDefinitionError as exc:
-        first = next(c for c in d.include + d.exclude if c.kind == ts.SEGMENT)
+        first = next(c for c in d.criteria() if c.kind == ts.SEGMENT)
         errors[first.where] = f"{first.where}: {exc}"
 
 
@@ -850,8 +871,97 @@ def _label(c: Criterion, names: dict[int, str]) -> str:
     return criterion_label(c, names)
 
 
+def _key(item: Criterion | Group) -> str:
+    """What makes two items the same rule (repr tells True, 1 and 1.0 apart)."""
+    if isinstance(item, Group):
+        return repr(item.to_dict())
+    return repr((item.field, item.operator, item.value, item.case_insensitive))
+
+
+def _complements(a: Criterion, b: Criterion) -> bool:
+    """Whether every member meets one of two criteria (`x = 1` and `x != 1`, `p >= 5`, `p < 5`)."""
+    if (a.field, a.case_insensitive, repr(a.value)) != (b.field, b.case_insensitive,
+                                                        repr(b.value)):
+        return False
+    pairs = {(ts.GTE, ts.LT), (ts.GT, ts.LTE)}
+    return (ts.NEGATIVE.get(a.operator) == b.operator or ts.NEGATIVE.get(b.operator) == a.operator
+            or (a.operator, b.operator) in pairs or (b.operator, a.operator) in pairs)
+
+
+def _constant(item: Criterion | Group) -> bool | None:
+    """True or False when an item holds for every member or for none, else None (may vary)."""
+    if not isinstance(item, Group):
+        if item.operator == ts.IN and item.value == []:
+            return False
+        if item.operator == ts.NOT_IN and item.value == []:
+            return True
+        return None
+    values = [_constant(i) for i in item.items]
+    crits = [i for i in item.items if not isinstance(i, Group)]
+    if item.mode == "all":
+        if False in values or any(_contradiction(g) for g in _bounds(crits).values()):
+            return False
+        return True if all(v is True for v in values) else None
+    covered = True in values or any(_complements(a, b) for n, a in enumerate(crits)
+                                    for b in crits[n + 1:])
+    holds_any = True if covered else (False if all(v is False for v in values) else None)
+    if holds_any is None or item.mode == "any":
+        return holds_any
+    return not holds_any
+
+
+_MODE_NAMES = {"all": "an all", "any": "an any", "none": "a none"}
+
+
+def _group_warnings(d: Definition, names: dict[int, str]) -> list[str]:
+    """Warnings about groups: always true or false, repeated items, one-item groups."""
+    from webapp.targeting import item_label, walk_groups
+
+    out: list[str] = []
+    for g in walk_groups(d.include + d.exclude):
+        text = f"{g.where} ({_MODE_NAMES[g.mode]} group)"
+        if len(g.items) == 1:
+            only = g.items[0]
+            if g.mode == "none":
+                out.append(f"{text} has one item: it means not ({item_label(only, names)}); a "
+                           "criterion with the opposite operator says it more simply.")
+            else:
+                out.append(f"{text} has one item, so it is the same as that item alone "
+                           f"({item_label(only, names)}): flatten it (remove the group).")
+        seen: dict[str, str] = {}
+        for n, item in enumerate(g.items):
+            where = f"{g.where}.{g.mode}[{n}]"
+            key = _key(item)
+            if key in seen:
+                out.append(f"{where} repeats {seen[key]} ({item_label(item, names)}); "
+                           "remove one.")
+            else:
+                seen[key] = where
+        crits = [i for i in g.items if not isinstance(i, Group)]
+        if g.mode == "all":
+            for group in _bounds(crits).values():
+                pair = _contradiction(group)
+                if pair:
+                    out.append(f"In {text}, {_label(pair[0], names)} and "
+                               f"{_label(pair[1], names)} contradict each other: no member can "
+                               "meet both, so the group never holds.")
+                    break
+        value = _constant(g)
+        if value is not None:
+            effect = ("so it is always true" if value else "so it is never true")
+            if g.where.startswith("include") and g.where.count("[") == 1:
+                effect += ("" if value else ": the segment matches no one")
+            elif g.where.startswith("exclude") and g.where.count("[") == 1:
+                effect += (": it excludes every member" if value else
+                           ": it never excludes anyone")
+            out.append(f"{text} holds for {'every member' if value else 'no member'}, "
+                       f"{effect}.")
+    return out
+
+
 def warnings(definition: dict, count: int | None, total_members: int) -> list[str]:
-    """Rule checks to show before saving: everyone/no one, contradictions, duplicates, excludes."""
+    """Rule checks to show before saving: everyone/no one, contradictions, duplicates, excludes,
+    and groups that always or never hold, repeat an item or hold only one."""
     errors: dict[str, str] = {}
     try:
         d = parse_definition_input(definition, errors)
@@ -866,13 +976,16 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
     elif count is not None and total_members and count == total_members:
         out.append(f"These criteria match every member ({total_members:,}): "
                    "check that is what you want.")
-    for group in _bounds(d.include).values():
+    top = [c for c in d.include if not isinstance(c, Group)]
+    for group in _bounds(top).values():
         pair = _contradiction(group)
         if pair:
             out.append(f"{_label(pair[0], names)} and {_label(pair[1], names)} contradict "
                        "each other: no member can meet both, so the segment matches no one.")
     seen: dict[tuple, str] = {}
     for c in d.include + d.exclude:
+        if isinstance(c, Group):
+            continue
         key = (c.field, c.operator, repr(c.value), c.case_insensitive)
         if key in seen:
             first = seen[key]
@@ -883,6 +996,7 @@ def warnings(definition: dict, count: int | None, total_members: int) -> list[st
                            "the segment matches no one.")
         else:
             seen[key] = c.where
+    out.extend(_group_warnings(d, names))
     if count == 0 and d.exclude:
         admitted = db.session.scalar(select(func.count()).select_from(members_t).where(
             rule_expression(Definition(kind="dynamic", include=d.include)))) or 0

@@ -16,14 +16,23 @@ from webapp.targeting.criteria import (
     Criterion,
     DateValue,
     Definition,
+    Group,
     canonical_field,
+    count_criteria,
     criterion_label,
     describe_definition,
     fields_used,
+    group_parts,
+    is_group,
     is_time_dependent,
+    item_label,
     parse_criterion,
     parse_definition,
+    parse_item,
+    raw_criteria,
     referenced_segments,
+    walk_criteria,
+    walk_groups,
 )
 from webapp.targeting.engine import compile_segment, evaluate_segment, matches
 from webapp.targeting.errors import AudienceDefinitionError, SegmentDefinitionError
@@ -48,11 +57,12 @@ from webapp.targeting.visibility import (
 
 __all__ = [
     "AUDIENCE_TYPES", "AudienceDefinitionError", "Criterion", "DateValue", "Decision",
-    "Definition", "FIELDS", "FIELD_ALIASES", "OPERATORS", "OPERATORS_BY_TYPE",
+    "Definition", "FIELDS", "FIELD_ALIASES", "Group", "OPERATORS", "OPERATORS_BY_TYPE",
     "SegmentDefinitionError", "SegmentFacts", "SegmentResult", "VALUE_SHAPES", "age_on",
-    "canonical_field", "compile_definition", "compile_segment", "criterion_label",
-    "cycle_path", "dependency_order", "dependents", "describe_definition", "evaluate_offer",
-    "evaluate_reward", "evaluate_segment", "field_type", "fields_used", "find_cycle",
-    "is_time_dependent", "matches", "parse_criterion", "parse_definition",
-    "referenced_segments", "segment_membership", "validate_audience",
+    "canonical_field", "compile_definition", "compile_segment", "count_criteria",
+    "criterion_label", "cycle_path", "dependency_order", "dependents", "describe_definition",
+    "evaluate_offer", "evaluate_reward", "evaluate_segment", "field_type", "fields_used",
+    "find_cycle", "group_parts", "is_group", "is_time_dependent", "item_label", "matches",
+    "parse_criterion", "parse_definition", "parse_item", "raw_criteria", "referenced_segments",
+    "segment_membership", "validate_audience", "walk_criteria", "walk_groups",
 ]

@@ -11,7 +11,7 @@ from webapp.targeting.env import Env, Member
 from webapp.targeting.values import jsonable
 
 if TYPE_CHECKING:
-    from webapp.targeting.compiler import CompiledCriterion, Test
+    from webapp.targeting.compiler import CompiledCriterion, CompiledGroup, Test
 
 _CACHE_LIMIT = 4096  # generated factories kept, one per definition shape
 
@@ -55,10 +55,15 @@ def _inline_spec(c: Criterion) -> tuple[str, Any] | None:
     return None
 
 
-def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
+def _inline_test(i: int, cc: CompiledCriterion | CompiledGroup, consts: dict[str, Any]
                  ) -> tuple[list[str], str] | None:
-    """Lines setting `v` to the member's value, and the expression of the criterion's test."""
-    c = cc.criterion
+    """Lines setting `v` to the member's value, and the expression of the criterion's test.
+
+    None for a criterion that is not inlined, and for a group (it calls its own test).
+    """
+    c = getattr(cc, "criterion", None)
+    if c is None:
+        return None
     spec = _inline_spec(c)
     if spec is None:
         return None
@@ -77,7 +82,8 @@ def _inline_test(i: int, cc: CompiledCriterion, consts: dict[str, Any]
                    else f"(v is not None and {holds})")
 
 
-def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...]
+def _generate(include: tuple[CompiledCriterion | CompiledGroup, ...],
+              exclude: tuple[CompiledCriterion | CompiledGroup, ...]
               ) -> tuple[Test, Callable[[Env, Callable[..., bool]], Any],
                          Callable[[Member, Env], tuple[bool, list[dict[str, Any]]]]]:
     """A dynamic definition's criteria as three generated Python functions.
@@ -87,10 +93,10 @@ def _generate(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCri
     `compile_segment` matcher `matcher(member, memberships=None)` for a fixed `env` (`slow`
     answers with memberships); `explain(member, env)` returns whether the rules match and
     the include/exclude nodes, the same nodes as calling each criterion's explainer. The
-    commonest criteria are inlined (see `_INLINE_HOLDS`), the others call their own test or
-    explainer. Criterion values, labels and field names reach the code as arguments of a
-    factory, never as source text, so the source depends only on the definition's shape and is
-    compiled once per shape.
+    commonest criteria are inlined (see `_INLINE_HOLDS`), the others and every group (an item
+    of include or exclude, see `CompiledGroup`) call their own test or explainer. Criterion
+    values, labels and field names reach the code as arguments of a factory, never as source
+    text, so the source depends only on the definition's shape and is compiled once per shape.
     """
     consts: dict[str, Any] = {"plain": _PLAIN, "jsonable": jsonable}
     match: list[str] = []

@@ -10,10 +10,13 @@ from typing import Any
 from webapp.targeting import schema as s
 from webapp.targeting.codegen import _PLAIN, _generate
 from webapp.targeting.criteria import (
+    GROUP_WORDS,
     Criterion,
     Definition,
+    Group,
     criterion_label,
     describe_definition,
+    group_label,
     parse_definition,
 )
 from webapp.targeting.env import Env, Member, _threshold
@@ -200,6 +203,112 @@ def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
                                         gap_exclude, True),
         gap_include=gap_include, gap_exclude=gap_exclude)
 
+# --- groups --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledGroup:
+    """A group (SPEC §8) with its test and explainers, made of its compiled items.
+
+    Inside a group every child node *passes* when its own condition holds; the group node's
+    `passed` is whether the group holds (in an exclude, whether it does not), its `expected` is
+    the group's mode and its `actual` the numbers (from 1) of the branches that hold.
+    """
+
+    group: Group
+    items: tuple[CompiledCriterion | CompiledGroup, ...]
+    test: Test
+    label: str
+    exclude_label: str
+    explain_include: Callable[[Member, Env], dict[str, Any]]
+    explain_exclude: Callable[[Member, Env], dict[str, Any]]
+
+
+def _all(tests: tuple[Test, ...]) -> Test:
+    def holds_all(m: Member, env: Env) -> bool:
+        for t in tests:
+            if not t(m, env):
+                return False
+        return True
+    return holds_all
+
+
+def _any(tests: tuple[Test, ...]) -> Test:
+    def holds_any(m: Member, env: Env) -> bool:
+        for t in tests:
+            if t(m, env):
+                return True
+        return False
+    return holds_any
+
+
+def _none(tests: tuple[Test, ...]) -> Test:
+    def holds_none(m: Member, env: Env) -> bool:
+        for t in tests:
+            if t(m, env):
+                return False
+        return True
+    return holds_none
+
+
+_GROUP_TESTS = {"all": _all, "any": _any, "none": _none}
+
+
+def _branches(held: list[int], total: int) -> str:
+    """Which branches hold, in words: 'branch 2 of 3 holds', 'branches 1 and 3 of 3 hold'."""
+    if not held:
+        return "no branch holds" if total > 1 else "its branch does not hold"
+    if len(held) == total and total > 1:
+        return f"all {total} branches hold"
+    if len(held) == 1:
+        return f"branch {held[0]} of {total} holds" if total > 1 else "its branch holds"
+    shown = [str(n) for n in held]
+    return f"branches {', '.join(shown[:-1])} and {shown[-1]} of {total} hold"
+
+
+def group_holds(mode: str, passed: list[bool]) -> bool:
+    """Whether a group holds given whether each of its items holds (SPEC §8)."""
+    if mode == "all":
+        return all(passed)
+    if mode == "any":
+        return any(passed)
+    return not any(passed)
+
+
+def compile_group(g: Group, segment_names: dict[Any, str] | None = None) -> CompiledGroup:
+    """Turn a validated group into its test and explainers."""
+    items = tuple(compile_item(i, segment_names) for i in g.items)
+    test = _GROUP_TESTS[g.mode](tuple(i.test for i in items))
+    explainers = tuple(i.explain_include for i in items)
+    label = group_label(g, segment_names)
+    words = GROUP_WORDS[g.mode]
+    mode = g.mode
+    total = len(items)
+
+    def make(excluding: bool) -> Callable[[Member, Env], dict[str, Any]]:
+        prefix = "excluded when " if excluding else ""
+
+        def explain_group(m: Member, env: Env) -> dict[str, Any]:
+            children = [e(m, env) for e in explainers]
+            held = [n for n, child in enumerate(children, 1) if child["passed"]]
+            holds = group_holds(mode, [child["passed"] for child in children])
+            return {"kind": "group", "label": f"{prefix}{words}: {_branches(held, total)}",
+                    "passed": holds is not excluding, "actual": held, "expected": mode,
+                    "gap": None, "children": children}
+        return explain_group
+    return CompiledGroup(group=g, items=items, test=test, label=label,
+                         exclude_label=f"excluded when {label}", explain_include=make(False),
+                         explain_exclude=make(True))
+
+
+def compile_item(item: Criterion | Group, segment_names: dict[Any, str] | None = None
+                 ) -> CompiledCriterion | CompiledGroup:
+    """Compile a criterion or a group."""
+    if isinstance(item, Group):
+        return compile_group(item, segment_names)
+    return compile_criterion(item, segment_names)
+
+
 # --- definitions --------------------------------------------------------------------------
 
 
@@ -208,8 +317,8 @@ class CompiledDefinition:
     """A validated definition with compiled criteria."""
 
     definition: Definition
-    include: tuple[CompiledCriterion, ...]
-    exclude: tuple[CompiledCriterion, ...]
+    include: tuple[CompiledCriterion | CompiledGroup, ...]
+    exclude: tuple[CompiledCriterion | CompiledGroup, ...]
     description: str
     match: Test
     bind: Callable[[Env, Callable[..., bool]], Callable[..., bool]]
@@ -225,10 +334,10 @@ def compile_definition(segment: Any, segment_names: dict[Any, str] | None = None
                        ) -> CompiledDefinition:
     """Validate and compile a definition (the rule part) once, for many evaluations."""
     d = segment if isinstance(segment, Definition) else parse_definition(segment)
-    inc = tuple(compile_criterion(c, segment_names) for c in d.include)
-    exc = tuple(compile_criterion(c, segment_names) for c in d.exclude)
+    inc = tuple(compile_item(c, segment_names) for c in d.include)
+    exc = tuple(compile_item(c, segment_names) for c in d.exclude)
     description = describe_definition(d, segment_names)
-    segment_criteria = any(c.kind == s.SEGMENT for c in d.include + d.exclude)
+    segment_criteria = any(c.kind == s.SEGMENT for c in d.criteria())
     if d.kind == "static":
         def match(m: Member, env: Env) -> bool:
             return False
@@ -283,7 +392,8 @@ def _make_explainer(c: Criterion, get: Callable[[Member, Env], Any], test: Test,
     return explain
 
 
-def _explain_each(include: tuple[CompiledCriterion, ...], exclude: tuple[CompiledCriterion, ...],
+def _explain_each(include: tuple[CompiledCriterion | CompiledGroup, ...],
+                  exclude: tuple[CompiledCriterion | CompiledGroup, ...],
                   m: Member, env: Env) -> tuple[bool, list[dict]]:
     """`explain_rules` by calling each criterion's explainer (what the generated code does)."""
     inc_nodes = [c.explain_include(m, env) for c in include]

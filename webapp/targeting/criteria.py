@@ -6,11 +6,18 @@ canonical snake_case form (a custom-field path in its one spelling, see
 :mod:`webapp.targeting.paths`) and checks the value's shape against the field's type; anything
 refused raises :class:`SegmentDefinitionError` naming the criterion, e.g.
 ``include[2] (points > "abc"): points takes a number``.
+
+Include and exclude may also hold groups (SPEC §8): ``{"all": [...]}``, ``{"any": [...]}`` and
+``{"none": [...]}`` of criteria and groups, nested at most three deep. A group is parsed into a
+:class:`Group`; a criterion inside one is named by its path, e.g. ``include[0].any[1]``. An
+empty group is refused (it would be an always-true or always-false branch nobody means), and
+the per-definition limits count every criterion in every group.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
@@ -87,18 +94,64 @@ class Criterion:
 
 
 @dataclass(frozen=True, slots=True)
+class Group:
+    """A validated group: `mode` is all, any or none; `items` are criteria and groups."""
+
+    mode: str
+    items: tuple[Criterion | Group, ...]
+    where: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical stored form, ``{mode: [items]}``."""
+        return {self.mode: [item.to_dict() for item in self.items]}
+
+    def criteria(self) -> tuple[Criterion, ...]:
+        """Every criterion in the group, nested ones included, in order."""
+        return tuple(walk_criteria(self.items))
+
+
+Item = Criterion | Group
+
+
+def walk_criteria(items: Any) -> Iterator[Criterion]:
+    """The criteria among parsed items, walking into groups (depth first, in order)."""
+    for item in items:
+        if isinstance(item, Group):
+            yield from walk_criteria(item.items)
+        else:
+            yield item
+
+
+def walk_groups(items: Any) -> Iterator[Group]:
+    """The groups among parsed items, nested ones included (outer first)."""
+    for item in items:
+        if isinstance(item, Group):
+            yield item
+            yield from walk_groups(item.items)
+
+
+@dataclass(frozen=True, slots=True)
 class Definition:
-    """A validated segment definition."""
+    """A validated segment definition; include and exclude hold criteria and groups."""
 
     kind: str
-    include: tuple[Criterion, ...] = ()
-    exclude: tuple[Criterion, ...] = ()
+    include: tuple[Criterion | Group, ...] = ()
+    exclude: tuple[Criterion | Group, ...] = ()
     references: frozenset[int] = field(default_factory=frozenset)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical stored form."""
         return {"kind": self.kind, "include": [c.to_dict() for c in self.include],
                 "exclude": [c.to_dict() for c in self.exclude]}
+
+    def criteria(self) -> tuple[Criterion, ...]:
+        """Every criterion, include then exclude, nested ones included."""
+        return tuple(walk_criteria(self.include + self.exclude))
+
+    @property
+    def has_groups(self) -> bool:
+        """Whether include or exclude holds a group (a flat definition holds none)."""
+        return any(isinstance(i, Group) for i in self.include + self.exclude)
 
 
 def canonical_field(name: Any) -> str:
@@ -318,6 +371,70 @@ def _parse_date_value(value: Any, fld: str, kind: str, fail: Any) -> DateValue:
     return DateValue(day=parsed)
 
 
+def is_group(raw: Any) -> bool:
+    """Whether a raw item is meant as a group: an object with any, all or none and no field."""
+    return (isinstance(raw, dict) and "field" not in raw
+            and any(k in raw for k in s.GROUP_MODES))
+
+
+def group_parts(raw: dict, where: str, depth: int) -> tuple[str, list[Any]]:
+    """A raw group's mode and its raw items, checked; raises SegmentDefinitionError.
+
+    `depth` is the group's own depth (1 for a group directly in include or exclude).
+    """
+    modes = [k for k in raw if k in s.GROUP_MODES]
+    if len(raw) != 1:
+        extra = sorted(str(k) for k in raw if k not in s.GROUP_MODES)
+        if len(modes) > 1:
+            problem = f"it has {' and '.join(modes)}; give one of them per group (nest groups " \
+                      "to combine them)"
+        else:
+            problem = f"unknown key {', '.join(extra)} (a group has only one key: any, all " \
+                      "or none)"
+        raise SegmentDefinitionError(f"{where}: {problem}")
+    mode = modes[0]
+    if depth > s.MAX_GROUP_DEPTH:
+        raise SegmentDefinitionError(
+            f"{where} ({mode} group): groups nest at most {s.MAX_GROUP_DEPTH} deep; this one "
+            f"is at depth {depth}")
+    items = raw[mode]
+    if not isinstance(items, list | tuple):
+        raise SegmentDefinitionError(
+            f"{where} ({mode} group): {mode} is a list of criteria and groups")
+    if not items:
+        raise SegmentDefinitionError(
+            f"{where} ({mode} group): the group is empty; add a criterion to it or remove it")
+    return mode, list(items)
+
+
+def parse_item(raw: Any, where: str, depth: int = 0) -> Criterion | Group:
+    """Validate a criterion or a group at `depth` (0 directly in include or exclude)."""
+    if is_group(raw):
+        mode, items = group_parts(raw, where, depth + 1)
+        return Group(mode, tuple(parse_item(x, f"{where}.{mode}[{i}]", depth + 1)
+                                 for i, x in enumerate(items)), where)
+    return parse_criterion(raw, where)
+
+
+def raw_criteria(items: Any) -> Iterator[Any]:
+    """The raw criteria among raw (e.g. stored) items, walking into groups, in order."""
+    if not isinstance(items, list | tuple):
+        return
+    for raw in items:
+        if is_group(raw):
+            for key in s.GROUP_MODES:
+                yield from raw_criteria(raw.get(key))
+        else:
+            yield raw
+
+
+def count_criteria(items: Any) -> int:
+    """How many criteria raw items hold, counted inside groups too (for the limits)."""
+    if not isinstance(items, list | tuple):
+        return 0
+    return sum(1 for _ in raw_criteria(items))
+
+
 def parse_definition(raw: Any, *, max_include: int = s.MAX_INCLUDE,
                      max_exclude: int = s.MAX_EXCLUDE) -> Definition:
     """Validate a whole segment definition ``{kind, include, exclude}``."""
@@ -327,7 +444,7 @@ def parse_definition(raw: Any, *, max_include: int = s.MAX_INCLUDE,
     kind = raw.get("kind", "dynamic")
     if kind not in ("static", "dynamic"):
         raise SegmentDefinitionError(f"kind is static or dynamic, not {_show(kind)}")
-    groups: dict[str, tuple[Criterion, ...]] = {}
+    groups: dict[str, tuple[Criterion | Group, ...]] = {}
     for group, limit in (("include", max_include), ("exclude", max_exclude)):
         items = raw.get(group)
         if items is None:
@@ -337,12 +454,13 @@ def parse_definition(raw: Any, *, max_include: int = s.MAX_INCLUDE,
         if kind == "static" and items:
             raise SegmentDefinitionError(
                 f"{group}: a static segment has no criteria; its members are its list")
-        if len(items) > limit:
+        count = count_criteria(items)
+        if count > limit:
             raise SegmentDefinitionError(
-                f"{group}: at most {limit} criteria per segment ({len(items)} given)")
-        groups[group] = tuple(parse_criterion(c, f"{group}[{i}]") for i, c in enumerate(items))
-    refs = frozenset(
-        v for c in groups["include"] + groups["exclude"] if c.kind == s.SEGMENT for v in c.value)
+                f"{group}: at most {limit} criteria per segment ({count} given)")
+        groups[group] = tuple(parse_item(c, f"{group}[{i}]") for i, c in enumerate(items))
+    refs = frozenset(v for c in walk_criteria(groups["include"] + groups["exclude"])
+                     if c.kind == s.SEGMENT for v in c.value)
     return Definition(kind=kind, include=groups["include"], exclude=groups["exclude"],
                       references=refs)
 
@@ -356,7 +474,7 @@ def fields_used(raw: Any) -> frozenset[str]:
     """The member attributes a definition reads (`age` reads `birthday`; custom keys by top key)."""
     out: set[str] = set()
     d = parse_definition(raw)
-    for c in d.include + d.exclude:
+    for c in d.criteria():
         if c.kind == s.ANY:
             out.add("custom_fields")
         elif c.field == "age":
@@ -370,7 +488,7 @@ def is_time_dependent(raw: Any) -> bool:
     """True when membership can change with time alone (relative dates, age)."""
     d = parse_definition(raw)
     return any(c.field == "age" or (c.date_value is not None and c.date_value.days_ago is not None)
-               for c in d.include + d.exclude)
+               for c in d.criteria())
 
 
 # --- labels -------------------------------------------------------------------------------
@@ -482,21 +600,48 @@ def _who(label: str) -> str:
     return "members whose " + label
 
 
+GROUP_WORDS = {"all": "all of these hold", "any": "at least one of these holds",
+               "none": "none of these holds"}
+"""What each kind of group asks, in the words the explanation and the builder use."""
+
+
+def group_label(g: Group, segment_names: dict[Any, str] | None = None) -> str:
+    """Readable words for a group: '(tier is gold and points at least 1,000)', 'not (a or b)'."""
+    parts = [item_label(i, segment_names) for i in g.items]
+    if g.mode == "all":
+        return "(" + " and ".join(parts) + ")"
+    if g.mode == "any":
+        return "(" + " or ".join(parts) + ")"
+    return "not (" + " or ".join(parts) + ")"
+
+
+def item_label(item: Criterion | Group, segment_names: dict[Any, str] | None = None) -> str:
+    """Readable words for a criterion or a group."""
+    if isinstance(item, Group):
+        return group_label(item, segment_names)
+    return criterion_label(item, segment_names)
+
+
 def describe_definition(segment: Any, segment_names: dict[Any, str] | None = None) -> str:
     """Readable words for a whole definition: 'tier is gold, and points at least 1,000, …'."""
     d = segment if isinstance(segment, Definition) else parse_definition(segment)
     if d.kind == "static":
         return "members on the list"
-    inc = [criterion_label(c, segment_names) for c in d.include]
+    inc = [item_label(c, segment_names) for c in d.include]
+    if len(d.include) == 1 and isinstance(d.include[0], Group) and d.include[0].mode != "none":
+        inc = [inc[0][1:-1]]  # one group alone needs no parentheses around it
     text = ", and ".join(inc) if inc else "everyone"
     if d.exclude:
         text += ", except " + " or ".join(
-            _who(criterion_label(c, segment_names)) for c in d.exclude)
+            "members matching " + group_label(c, segment_names) if isinstance(c, Group)
+            else _who(criterion_label(c, segment_names)) for c in d.exclude)
     return text
 
 
 __all__ = [
-    "Criterion", "DateValue", "Definition", "canonical_field", "criterion_label",
-    "describe_definition", "fields_used", "is_time_dependent", "parse_criterion",
-    "parse_definition", "referenced_segments",
+    "GROUP_WORDS", "Criterion", "DateValue", "Definition", "Group", "Item", "canonical_field",
+    "count_criteria", "criterion_label", "describe_definition", "fields_used", "group_label",
+    "group_parts", "is_group", "is_time_dependent", "item_label", "parse_criterion",
+    "parse_definition", "parse_item", "raw_criteria", "referenced_segments", "walk_criteria",
+    "walk_groups",
 ]

@@ -60,6 +60,10 @@ NOT_EXISTS = "not_exists"
 MAX_INCLUDE = 50
 MAX_EXCLUDE = 50
 
+# Groups (SPEC §8): `{"all": [...]}`, `{"any": [...]}`, `{"none": [...]}`, nested at most this deep.
+GROUP_MODES = ("all", "any", "none")
+MAX_GROUP_DEPTH = 3
+
 # Numbers must fit a 64-bit integer column; days_ago is kept to a sane range.
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -86,8 +90,9 @@ from webapp.targeting.operators import (  # noqa: E402
 
 __all__ = [
     "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "CUSTOM_QUOTED_PREFIX", "DATE",
-    "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GT", "GTE", "IN", "INT64_MAX",
-    "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE", "MAX_INCLUDE",
+    "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GROUP_MODES", "GT", "GTE", "IN",
+    "INT64_MAX", "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE",
+    "MAX_GROUP_DEPTH", "MAX_INCLUDE",
     "NEGATIVE", "NOT_CONTAINS", "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS",
     "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT", "STRING", "VALUE_SHAPES", "field_type",
 ]

@@ -11,6 +11,8 @@ over the `members` table, so counting and listing a segment runs in the database
   never index into arrays);
 * every leaf is two-valued (never SQL NULL), and negations go through ``coalesce(…, false)``,
   so a missing field makes the negative operators true;
+* a group (SPEC §8) is the AND (`all`), OR (`any`) or NOT-OR (`none`) of its items; `all` of
+  nothing is true, `any` of nothing false, as in Python;
 * case-insensitive comparison folds ASCII letters (SQLite ``lower``, PostgreSQL ``translate``),
   as the Python evaluator does; ``email`` is stored lower-cased and compared lower-cased.
 """
@@ -29,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.targeting import schema as s
-from webapp.targeting.criteria import Criterion, Definition, parse_definition
+from webapp.targeting.criteria import Criterion, Definition, Group, parse_definition
 from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.paths import is_plain_key
@@ -419,6 +421,17 @@ class _Compiler:
             return _not(self.positive(positive))
         return self.positive(c)
 
+    def item(self, item: Criterion | Group) -> Bool:
+        """A criterion or a group as SQL (a group combines its items' two-valued tests)."""
+        if not isinstance(item, Group):
+            return self.criterion(item)
+        parts = [self.item(i) for i in item.items]
+        if item.mode == "all":
+            return _and(parts)
+        if item.mode == "any":
+            return _or(parts)
+        return _not(_or(parts))
+
 
 # --- the SQL hook of each positive operator (see webapp.targeting.operators) -----------------
 #
@@ -503,9 +516,9 @@ def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,
     if d.kind == "static":
         return _false()
     comp = _Compiler(members, dialect, make_env(now, tz), memberships)
-    parts = [comp.criterion(c) for c in d.include]
+    parts = [comp.item(c) for c in d.include]
     if d.exclude:
-        parts.append(_not(_or([comp.criterion(c) for c in d.exclude])))
+        parts.append(_not(_or([comp.item(c) for c in d.exclude])))
     return _and(parts)
 
 

@@ -22,6 +22,7 @@ from webapp.targeting.audiences import (
     validate_audience,
 )
 from webapp.targeting.compiler import CompiledDefinition, compile_definition
+from webapp.targeting.criteria import raw_criteria
 from webapp.targeting.env import Env, make_env
 from webapp.targeting.errors import SegmentDefinitionError
 from webapp.targeting.limits import NO_USAGE, Usage, activation_node, is_global, limit_node
@@ -187,7 +188,7 @@ def compiled_refs(facts: SegmentFacts) -> set[int]:
     """Segment ids a facts' definition names in `segment` criteria (without validating)."""
     out: set[int] = set()
     for group in ("include", "exclude"):
-        for c in facts.definition.get(group) or []:
+        for c in raw_criteria(facts.definition.get(group) or []):
             if isinstance(c, Mapping) and c.get("field") == "segment" and isinstance(
                     c.get("value"), list):
                 out.update(v for v in c["value"] if isinstance(v, int))
