@@ -10,6 +10,7 @@ page shows, per field, how many members have a value and how many values disagre
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,20 @@ def _parse_value(kind: str, text: str) -> Any:
     return text  # an element of a list of text
 
 
+def _allowed_value(kind: str, item: Any, typed: bool) -> Any:
+    """One allowed value, checked (typed: as sent; otherwise parsed from a line of text)."""
+    if not typed:
+        if len(item) > ALLOWED_TEXT_MAX:
+            raise ValueError(f"must be at most {ALLOWED_TEXT_MAX} characters.")
+        return _parse_value(kind, item)
+    element = "string" if kind == "list" else kind
+    if not fits_type(element, item):
+        raise ValueError(f"{json.dumps(item)[:60]} is not {TYPES[element]}.")
+    if isinstance(item, str) and len(item) > ALLOWED_TEXT_MAX:
+        raise ValueError(f"must be at most {ALLOWED_TEXT_MAX} characters.")
+    return item
+
+
 def _lines(value: Any) -> list[str]:
     if value is None:
         return []
@@ -100,10 +115,14 @@ def _lines(value: Any) -> list[str]:
     return [line for line in str(value).splitlines() if line.strip()]
 
 
-def validate(data: dict[str, Any], *, definition: AttributeDefinition | None = None
-             ) -> dict[str, Any]:
+def validate(data: dict[str, Any], *, definition: AttributeDefinition | None = None,
+             typed: bool = False) -> dict[str, Any]:
     """Check a declaration (key, type, allowed_values, description, example); returns the clean
-    values or raises AttributeError_ naming each bad field."""
+    values or raises AttributeError_ naming each bad field.
+
+    As a form posts it (`typed` false), allowed values are lines of text and the example text;
+    as the API sends it (`typed`), allowed values are a JSON list and the example a JSON value
+    of the declared type."""
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
     key = data.get("key", definition.key if definition else "")
@@ -121,44 +140,51 @@ def validate(data: dict[str, Any], *, definition: AttributeDefinition | None = N
             errors["key"] = Conflict(f"The custom field {key!r} is already declared.")
     out["key"] = key
     kind = data.get("type") or ""
-    if kind not in TYPES:
-        errors["type"] = f"Type is one of {', '.join(TYPES.values())}."
+    if not isinstance(kind, str) or kind not in TYPES:
+        errors["type"] = (f"Type is one of {', '.join(TYPES)}." if typed else
+                          f"Type is one of {', '.join(TYPES.values())}.")
+        kind = ""
     out["type"] = kind
-    description = str(data.get("description") or "").strip()
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        errors["description"] = "Description is text."
+        description = ""
+    description = description.strip()
     if len(description) > DESCRIPTION_MAX:
         errors["description"] = (f"Description must be at most {DESCRIPTION_MAX} characters "
                                  f"({len(description)} given).")
     out["description"] = description
     allowed: list[Any] = []
-    lines = _lines(data.get("allowed_values"))
-    if lines and kind in TYPES and kind not in WITH_ALLOWED:
+    given = data.get("allowed_values")
+    items = given if typed and isinstance(given, list) else _lines(given)
+    if typed and given is not None and not isinstance(given, list):
+        errors["allowed_values"] = "Allowed values are a list (or null for any value)."
+    elif items and kind in TYPES and kind not in WITH_ALLOWED:
         errors["allowed_values"] = (f"Allowed values can be listed for text, numbers and lists "
                                     f"of text, not for {TYPES[kind]}.")
-    elif len(lines) > ALLOWED_MAX:
+    elif len(items) > ALLOWED_MAX:
         errors["allowed_values"] = (f"Allowed values: at most {ALLOWED_MAX} "
-                                    f"({len(lines)} given).")
+                                    f"({len(items)} given).")
     elif kind in TYPES:
-        for number, line in enumerate(lines, 1):
-            if len(line) > ALLOWED_TEXT_MAX:
-                errors["allowed_values"] = (f"Allowed value {number} must be at most "
-                                            f"{ALLOWED_TEXT_MAX} characters.")
-                break
+        for number, item in enumerate(items, 1):
             try:
-                value = _parse_value(kind, line)
+                value = _allowed_value(kind, item, typed)
             except ValueError as exc:
                 errors["allowed_values"] = f"Allowed value {number}: {exc}"
                 break
             if value not in allowed:
                 allowed.append(value)
     out["allowed_values"] = allowed or None
-    example_text = data.get("example")
+    given = data.get("example")
     example = None
-    if example_text not in (None, "") and kind in TYPES:
-        if kind == "list":
-            example = [part.strip() for part in str(example_text).split(",") if part.strip()]
+    if given not in (None, "") and kind in TYPES:
+        if typed:
+            example = given
+        elif kind == "list":
+            example = [part.strip() for part in str(given).split(",") if part.strip()]
         else:
             try:
-                example = _parse_value(kind, str(example_text))
+                example = _parse_value(kind, str(given))
             except ValueError as exc:
                 errors["example"] = f"Example: {exc}"
         if "example" not in errors and "allowed_values" not in errors:
@@ -180,10 +206,11 @@ def _snapshot(row: AttributeDefinition) -> dict[str, Any]:
             "description": row.description, "example": row.example}
 
 
-def save(data: dict[str, Any], *, actor: str,
-         definition: AttributeDefinition | None = None) -> AttributeDefinition:
-    """Create or change a declaration, audited; the caller's transaction is committed."""
-    values = validate(data, definition=definition)
+def save(data: dict[str, Any], *, actor: str, definition: AttributeDefinition | None = None,
+         typed: bool = False) -> AttributeDefinition:
+    """Create or change a declaration, audited; the caller's transaction is committed
+    (`typed`: values as the API sends them, see `validate`)."""
+    values = validate(data, definition=definition, typed=typed)
     before = _snapshot(definition) if definition else None
     row = definition or AttributeDefinition()
     for name, value in values.items():
@@ -241,13 +268,13 @@ def check_write(custom_fields: dict[str, Any] | None,
 
 # --- usage --------------------------------------------------------------------------------------
 
-def usage() -> dict[str, tuple[int, int]]:
-    """Per declared key: (members with a value, members whose value disagrees), exact, one
-    statement per key over the members table."""
+def usage(rows: Iterable[AttributeDefinition] | None = None) -> dict[str, tuple[int, int]]:
+    """Per declared key (of `rows`, default all): (members with a value, members whose value
+    disagrees), exact, one statement per key over the members table."""
     members = Member.__table__
     dialect = db.session.get_bind().dialect.name
     out: dict[str, tuple[int, int]] = {}
-    for row in definitions():
+    for row in definitions() if rows is None else rows:
         present, fits = declared_checks(members, row.key, row.type, row.allowed_values,
                                         dialect=dialect)
         having = sa.func.count().filter(present)
@@ -257,7 +284,3 @@ def usage() -> dict[str, tuple[int, int]]:
         out[row.key] = (int(counts[0]), int(counts[1]))
     return out
 
-
-def examples_fit(kind: str, value: Any) -> bool:
-    """Whether a JSON value has this declared type (for forms that show a hint)."""
-    return value is None or fits_type(kind, value)
