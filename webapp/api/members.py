@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 from flask import Response
@@ -10,7 +9,14 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.errors import MEDIA_TYPE, ApiError, error_object, escape, validation_error
+from webapp.api.errors import (
+    MEDIA_TYPE,
+    ApiError,
+    error_object,
+    escape,
+    pointer_for,
+    validation_error,
+)
 from webapp.api.jsonapi import (
     actor_label,
     attributes_of,
@@ -49,7 +55,6 @@ from webapp.targeting import SegmentDefinitionError
 
 #: The attributes that may be null (as in answers); null is refused for the others.
 NULLABLE = ("email", "birthday")
-_CRITERION_PATH = re.compile(r"^(include|exclude)(?:\[(\d+)\])?")
 
 
 def member_or_404(member_ref: str) -> Member:
@@ -201,13 +206,9 @@ def member_search():
     try:
         count, rows = search_members(attributes, limit=size + 1, after=after)
     except SegmentDefinitionError as exc:
-        message = str(exc)
-        match = _CRITERION_PATH.match(message)
-        pointer = "/data/attributes"
-        if match:
-            pointer += f"/{match.group(1)}" + (f"/{match.group(2)}" if match.group(2) else "")
-        raise ApiError(422, "invalid_criterion", message, title="Invalid criterion",
-                       pointer=pointer) from None
+        raise ApiError(422, "invalid_criterion", str(exc), title="Invalid criterion",
+                       pointer=pointer_for(exc.where) if exc.where else "/data/attributes"
+                       ) from None
     meta: dict = {"count": count}
     if len(rows) > size:
         rows = rows[:size]

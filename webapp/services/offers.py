@@ -28,6 +28,7 @@ from webapp.targeting.audiences import (
 )
 from webapp.targeting.limits import (
     ACTIVATIONS,
+    FULFILL_DAYS_RULE,
     LimitDefinitionError,
     counts,
     validate_fulfill_days,
@@ -168,9 +169,8 @@ def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: st
         try:
             values["must_fulfill_within_days"] = validate_fulfill_days(
                 data.get("must_fulfill_within_days"))
-        except LimitDefinitionError as exc:
-            errors["must_fulfill_within_days"] = str(exc).removeprefix(
-                "must_fulfill_within_days ")
+        except LimitDefinitionError:
+            errors["must_fulfill_within_days"] = FULFILL_DAYS_RULE
     if offer is not None and values.get("requires_activation") is False and any(
             counts(lim.limit_type) == ACTIVATIONS for lim in offer.limits):
         errors["requires_activation"] = ("cannot be switched off while the offer has a limit "

@@ -178,7 +178,7 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
     label = f"{where} ({_describe_raw(raw)})"
 
     def fail(message: str) -> SegmentDefinitionError:
-        return SegmentDefinitionError(f"{label}: {message}")
+        return SegmentDefinitionError(f"{label}: {message}", where)
 
     if not isinstance(raw, dict):
         raise fail("a criterion is an object with field, operator and value")
@@ -333,13 +333,13 @@ def parse_definition(raw: Any, *, max_include: int = s.MAX_INCLUDE,
         if items is None:
             items = []
         if not isinstance(items, list | tuple):
-            raise SegmentDefinitionError(f"{group} is a list of criteria")
+            raise SegmentDefinitionError(f"{group} is a list of criteria", group)
         if kind == "static" and items:
             raise SegmentDefinitionError(
-                f"{group}: a static segment has no criteria; its members are its list")
+                f"{group}: a static segment has no criteria; its members are its list", group)
         if len(items) > limit:
             raise SegmentDefinitionError(
-                f"{group}: at most {limit} criteria per segment ({len(items)} given)")
+                f"{group}: at most {limit} criteria per segment ({len(items)} given)", group)
         groups[group] = tuple(parse_criterion(c, f"{group}[{i}]") for i, c in enumerate(items))
     refs = frozenset(
         v for c in groups["include"] + groups["exclude"] if c.kind == s.SEGMENT for v in c.value)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class SegmentDefinitionError(ValueError):
-    """A segment definition or criterion that does not follow SPEC §3; the message names it."""
+    """A segment definition or criterion that does not follow SPEC §3; the message names it
+    and `where` is the part it is about (`include`, `exclude[2]`; empty for the whole
+    definition), so callers point at it without reading the message."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
 
 
 class AudienceDefinitionError(ValueError):
