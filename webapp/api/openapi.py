@@ -22,13 +22,14 @@ from webapp.api.pagination import DEFAULT_SIZE, MAX_SIZE
 from webapp.targeting.audiences import (
     AUDIENCE_TYPES,
     NUMBER,
+    REFUSALS,
     SEGMENT_IDS,
     AudienceField,
     AudienceType,
     configuration_doc,
 )
 from webapp.targeting.audiences import REGISTRY as AUDIENCES
-from webapp.targeting.schema import OPERATORS
+from webapp.targeting.schema import OPERATORS, TIERS
 
 MEDIA = "application/vnd.api+json"
 TITLE = "Beacon API"
@@ -296,9 +297,9 @@ WEBHOOK_WRITE = {
                         additionalProperties=False),
 }
 DECISION = {
-    "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
-                       "age_restricted, missing_required_segments, reward_discontinued, "
-                       "reward_expired"},
+    "visible_status": {"type": "string", "description": ", ".join((
+        "visible", "global_limit", "member_limit", *REFUSALS, "reward_discontinued",
+        "reward_expired"))},
     "eligible": BOOLEAN,
     "reason": {"type": "string", "description": "the deciding check, e.g. eligible, "
                "insufficient_points, offer_expired, activation_required"},
@@ -1034,7 +1035,7 @@ def _build(server: str, rate_limit: str, batch: int, tiers: tuple[str, ...]) -> 
 def document(server: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI document (cached per server URL and limits)."""
     config = current_app.config
-    tiers = tuple(config.get("TIERS") or ("bronze", "silver", "gold", "platinum"))
+    tiers = tuple(config.get("TIERS") or TIERS)
     return _build(server, str(config.get("API_RATE_LIMIT", "1200 per minute")),
                   int(config.get("LIMIT_BATCH", 10_000)), tiers)
 

@@ -39,10 +39,10 @@ AGE_WITHIN = "age_within"
 IN_ALL_SEGMENTS = "in_all_segments"
 IN_ANY_SEGMENT = "in_any_segment"
 
-# Offer statuses (visible_status) when an audience fails, in precedence order.
+# Offer statuses (visible_status) when an audience fails (REFUSALS, below, lists every type's
+# in registry order, which is their precedence).
 AGE_RESTRICTED = "age_restricted"
 MISSING_REQUIRED_SEGMENTS = "missing_required_segments"
-REFUSALS = (AGE_RESTRICTED, MISSING_REQUIRED_SEGMENTS)
 
 
 class Segments(Protocol):
@@ -319,6 +319,8 @@ register(AudienceType(IN_ANY_SEGMENT, "Any segment", _describe_segments("in any 
                       lead="in any of:"))
 
 AUDIENCE_TYPES: tuple[str, ...] = tuple(REGISTRY)
+#: Offer statuses (visible_status) when an audience fails, in precedence order.
+REFUSALS: tuple[str, ...] = tuple(dict.fromkeys(kind.refusal for kind in REGISTRY.values()))
 
 
 def validate_audience(audience_type: Any, configuration: Any, *,
