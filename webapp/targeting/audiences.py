@@ -19,7 +19,8 @@ The dashboard (:mod:`webapp.offers`), the API (:mod:`webapp.api.offers`, the Ope
 :mod:`webapp.targeting.visibility` and :mod:`webapp.services.offers` only read this registry;
 adding an audience type is one ``register`` call here (and its tests). A field whose input kind
 is new (not ``number``, ``segments`` or ``choice``) also needs that kind in the dashboard's form
-builder (``webapp/offers/forms.py``) and the OpenAPI schema (``webapp/api/openapi.py``).
+builder (``webapp/offers/forms.py``, ``templates/offers/show.html``) and the OpenAPI schema
+(``webapp/api/openapi.py``).
 """
 
 from __future__ import annotations
