@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from webapp.targeting.schema import TIERS
+
 
 def _secret_key(instance_path: str) -> str:
     """SECRET_KEY from the environment, else generated once into the instance folder."""
@@ -159,7 +161,7 @@ def load(instance_path: str) -> dict:
         "LIMIT_CRITERIA": 50,
         "LIMIT_STATIC_MEMBERS": 5_000_000,
         "LIMIT_BATCH": 10_000,
-        "TIERS": ["bronze", "silver", "gold", "platinum"],
+        "TIERS": list(TIERS),
         "VISIBILITY_CACHE_BYTES": _number("VISIBILITY_CACHE_BYTES",
                                           DEFAULTS["VISIBILITY_CACHE_BYTES"]),
         "UPLOAD_KEEP_HOURS": _number("UPLOAD_KEEP_HOURS", 24),

@@ -1,5 +1,14 @@
 """The JSON:API blueprint (SPEC §6): /api/v1, bearer tokens, JSON:API documents and errors.
 
+One module per resource (`segments`, `segment_memberships`, `segment_replace`, `members`,
+`overrides`, `offers` with their audiences, `limits`, `rewards`, `activity`, `events`,
+`webhooks`, `tokens`), each route parsing the document, calling a service and answering;
+`serializers` makes resource objects, `jsonapi` reads documents, `errors` and `pagination` are
+shared; `openapi` is the OpenAPI document (one `Operation` per route; audience configurations
+come from the audience registry), `docs` and `seed_guide` its readable reference. A new route
+goes in its resource's module (a new module is imported at the bottom of this file) with its
+`Operation` in `openapi.py`.
+
 Every route is rate limited per principal (the API token, else the signed-in user) with one
 shared budget, `API_RATE_LIMIT` (default "1200 per minute"), kept in Redis when REDIS_URL is
 set; a request over it gets 429 with Retry-After and a JSON:API error.

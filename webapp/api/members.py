@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 from flask import Response
@@ -56,7 +55,6 @@ from webapp.targeting import SegmentDefinitionError
 
 #: The attributes that may be null (as in answers); null is refused for the others.
 NULLABLE = ("email", "birthday")
-_CRITERION_PATH = re.compile(r"^(?:include|exclude)(?:\[\d+\](?:\.(?:all|any|none)\[\d+\])*)?")
 
 
 def member_or_404(member_ref: str) -> Member:
@@ -208,11 +206,9 @@ def member_search():
     try:
         count, rows = search_members(attributes, limit=size + 1, after=after)
     except SegmentDefinitionError as exc:
-        message = str(exc)
-        match = _CRITERION_PATH.match(message)
-        pointer = pointer_for(match.group(0)) if match else "/data/attributes"
-        raise ApiError(422, "invalid_criterion", message, title="Invalid criterion",
-                       pointer=pointer) from None
+        raise ApiError(422, "invalid_criterion", str(exc), title="Invalid criterion",
+                       pointer=pointer_for(exc.where) if exc.where else "/data/attributes"
+                       ) from None
     meta: dict = {"count": count}
     if len(rows) > size:
         rows = rows[:size]

@@ -30,6 +30,7 @@ from webapp.api.serializers import audience_resource, limit_resource, offer_reso
 from webapp.extensions import db
 from webapp.models import Audience, Offer
 from webapp.services.lookup import find_segment
+from webapp.targeting.audiences import REGISTRY, SEGMENT_IDS
 
 OFFER_ATTRIBUTES = ("name", "external_id", "category", "description", "publish_at",
                     "expire_at", "discontinued", "requires_activation",
@@ -134,29 +135,36 @@ def offer_delete(offer_id: str):
     return no_content()
 
 
-def _segment_ids(configuration: Any) -> Any:
-    """Segment references in an audience configuration as ids (customer segment ids accepted)."""
-    if not isinstance(configuration, dict) or not isinstance(configuration.get("segments"),
-                                                              list):
+def _segment_ids(audience_type: Any, configuration: Any) -> Any:
+    """Segment references in an audience configuration as ids (customer segment ids accepted),
+    in every field the audience registry marks as a list of segments."""
+    kind = REGISTRY.get(audience_type) if isinstance(audience_type, str) else None
+    if kind is None or not isinstance(configuration, dict):
         return configuration
-    ids: list[Any] = []
-    for index, ref in enumerate(configuration["segments"]):
-        if isinstance(ref, str):
-            segment = find_segment(ref) if ref.strip() and "\x00" not in ref else None
-            if segment is None:
-                raise ApiError(422, "unknown_segment", f"No segment has the id or customer "
-                               f"segment id {ref!r}.", title="Invalid attribute",
-                               pointer=f"/data/attributes/configuration/segments/{index}")
-            ids.append(segment.id)
-        else:
-            ids.append(ref)
-    return {**configuration, "segments": ids}
+    resolved = dict(configuration)
+    for spec in kind.fields:
+        refs = configuration.get(spec.name)
+        if spec.input != SEGMENT_IDS or not isinstance(refs, list):
+            continue
+        ids: list[Any] = []
+        for index, ref in enumerate(refs):
+            if isinstance(ref, str):
+                segment = find_segment(ref) if ref.strip() and "\x00" not in ref else None
+                if segment is None:
+                    raise ApiError(422, "unknown_segment", f"No segment has the id or customer "
+                                   f"segment id {ref!r}.", title="Invalid attribute",
+                                   pointer=f"/data/attributes/configuration/{spec.name}/{index}")
+                ids.append(segment.id)
+            else:
+                ids.append(ref)
+        resolved[spec.name] = ids
+    return resolved
 
 
 @bp.route("/audiences", methods=["POST"])
 @access("write")
 def audience_create():
-    """Add an audience (age_within, in_all_segments, in_any_segment) to the offer it names."""
+    """Add an audience (one of the audience registry's types) to the offer it names."""
     from webapp.services.offers import OfferError, add_audience
 
     data = resource_object(read_document(), "audiences", creating=True)
@@ -172,7 +180,7 @@ def audience_create():
         if key not in attributes:
             raise ApiError(422, "missing_attribute", f"{key} is required.",
                            pointer=f"/data/attributes/{key}")
-    configuration = _segment_ids(attributes["configuration"])
+    configuration = _segment_ids(attributes["audience_type"], attributes["configuration"])
     try:
         audience = add_audience(offer, attributes["audience_type"], configuration,
                                 actor=actor_label())

@@ -19,9 +19,18 @@ from webapp.access import access
 from webapp.api import bp
 from webapp.api.jsonapi import respond
 from webapp.api.pagination import DEFAULT_SIZE, MAX_SIZE
-from webapp.targeting.audiences import AUDIENCE_TYPES, configuration_doc
+from webapp.targeting.audiences import (
+    AUDIENCE_TYPES,
+    NUMBER,
+    REFUSALS,
+    SEGMENT_IDS,
+    AudienceField,
+    AudienceType,
+    configuration_doc,
+)
+from webapp.targeting.audiences import REGISTRY as AUDIENCES
 from webapp.targeting.declared import TYPES as DECLARED_TYPES
-from webapp.targeting.schema import OPERATORS
+from webapp.targeting.schema import OPERATORS, TIERS
 
 MEDIA = "application/vnd.api+json"
 TITLE = "Beacon API"
@@ -84,6 +93,33 @@ def array(items: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """An array schema."""
     return {"type": "array", "items": items, **extra}
 
+
+def _field_schema(spec: AudienceField) -> dict[str, Any]:
+    """The schema of one audience configuration key, by its input kind (as answers hold it)."""
+    if spec.input == NUMBER:
+        bounds = {} if spec.minimum is None else {"minimum": spec.minimum}
+        return {**nullable({"type": "integer", **bounds}), "description": spec.label}
+    if spec.input == SEGMENT_IDS:
+        return array(INTEGER, minItems=1, description=f"{spec.label}: segment ids")
+    return {"enum": [value for value, _ in spec.choices], "description": spec.label}
+
+
+def configuration_schema_name(kind: AudienceType) -> str:
+    """The component name of an audience type's configuration ('AgeWithinConfiguration')."""
+    return kind.name.title().replace("_", "") + "Configuration"
+
+
+def configuration_schema(kind: AudienceType) -> dict[str, Any]:
+    """An audience type's configuration as answers hold it, from the registry's fields."""
+    schema = obj({spec.name: _field_schema(spec) for spec in kind.fields},
+                 tuple(spec.name for spec in kind.fields if spec.input != NUMBER))
+    schema["description"] = f"{kind.name}: {kind.label}"
+    return schema
+
+
+#: What a request's audience configuration may say beyond the answers' shapes.
+AUDIENCE_REQUEST_NOTE = (". A list of segments may name them by customer segment id too; "
+                         "the answer holds their ids.")
 
 IDENTIFIER_WORDS = {"members": "member id (external id or email accepted in requests)",
                     "segments": "segment id (customer segment id accepted in requests)",
@@ -300,9 +336,9 @@ ATTRIBUTE_WRITE = {
     "example": {"description": "a value of the declared type (and allowed), or null"},
 }
 DECISION = {
-    "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
-                       "age_restricted, missing_required_segments, reward_discontinued, "
-                       "reward_expired"},
+    "visible_status": {"type": "string", "description": ", ".join((
+        "visible", "global_limit", "member_limit", *REFUSALS, "reward_discontinued",
+        "reward_expired"))},
     "eligible": BOOLEAN,
     "reason": {"type": "string", "description": "the deciding check, e.g. eligible, "
                "insufficient_points, offer_expired, activation_required"},
@@ -344,7 +380,9 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
                              "updated_at": nullable(MOMENT)}, ("name", "points", "discontinued"))
     audience_attributes = obj({
         "audience_type": {"enum": list(AUDIENCE_TYPES)},
-        "configuration": {"type": "object", "description": configuration_doc()},
+        "configuration": {"anyOf": [ref(configuration_schema_name(kind))
+                                    for kind in AUDIENCES.values()],
+                          "description": configuration_doc()},
         "created_at": nullable(MOMENT)}, ("audience_type", "configuration"))
     event_attributes = obj({
         "action": {"enum": ["ADD", "REMOVE"]}, "segment_id": INTEGER, "segment_name": STRING,
@@ -557,13 +595,16 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
             {"anyOf": [ref("Audience"), ref("Limit")]})),
         "OfferCreate": new_resource("offers", OFFER_WRITE, ("name",)),
         "OfferUpdate": changed_resource("offers", OFFER_WRITE),
+        **{configuration_schema_name(kind): configuration_schema(kind)
+           for kind in AUDIENCES.values()},
         "AudienceAttributes": audience_attributes,
         "Audience": resource("audiences", "AudienceAttributes",
                              {"offer": obj({"data": identifier("offers")})}),
         "AudienceDocument": single("Audience"),
         "AudienceCreate": new_resource(
             "audiences", {"audience_type": {"enum": list(AUDIENCE_TYPES)},
-                          "configuration": {"type": "object"}},
+                          "configuration": {"type": "object", "description":
+                                            configuration_doc() + AUDIENCE_REQUEST_NOTE}},
             ("audience_type", "configuration"),
             {"offer": obj({"data": identifier("offers")}, ("data",))}),
         "RewardAttributes": reward_attributes,
@@ -1070,7 +1111,7 @@ def _build(server: str, rate_limit: str, batch: int, tiers: tuple[str, ...]) -> 
 def document(server: str = "/api/v1") -> dict[str, Any]:
     """The OpenAPI document (cached per server URL and limits)."""
     config = current_app.config
-    tiers = tuple(config.get("TIERS") or ("bronze", "silver", "gold", "platinum"))
+    tiers = tuple(config.get("TIERS") or TIERS)
     return _build(server, str(config.get("API_RATE_LIMIT", "1200 per minute")),
                   int(config.get("LIMIT_BATCH", 10_000)), tiers)
 

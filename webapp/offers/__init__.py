@@ -1,4 +1,7 @@
-"""The offers blueprint."""
+"""The offers blueprint: the list, create, edit and delete (`views`); the offer page's
+audiences, with one add form per form of the audience registry (`forms.audience_form` builds
+it from the registry's fields, one view and one template block serve them all), and limits;
+`catalog` (list and form helpers shared with rewards) and `fields` (number and id fields)."""
 
 from flask import Blueprint
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -13,15 +14,19 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import InputRequired, Optional, StopValidation
+from wtforms.validators import InputRequired, Optional
 
-from webapp.offers.fields import IdListField, WholeNumberField
+from webapp.offers.fields import MAX_INT, IdListField, WholeNumberField
+from webapp.services.errors import ServiceError
 from webapp.targeting.audiences import (
-    AGE_WITHIN,
-    IN_ALL_SEGMENTS,
-    IN_ANY_SEGMENT,
+    CHOICE,
+    NUMBER,
+    SEGMENT_IDS,
+    AudienceField,
+    AudienceType,
     validate_audience,
 )
+from webapp.targeting.audiences import forms as audience_forms
 from webapp.targeting.errors import AudienceDefinitionError
 from webapp.wording import MaxLength, Required, sentence
 
@@ -76,50 +81,100 @@ class OfferForm(FlaskForm):
                 self.form_errors.append(sentence(key.replace("_", " ").capitalize(), message))
 
 
-AUDIENCE_CHOICES = [(IN_ALL_SEGMENTS, "in ALL of the chosen segments"),
-                    (IN_ANY_SEGMENT, "in ANY of the chosen segments")]
+class AudienceForm(FlaskForm):
+    """An add form for the audience types that share it (the registry's ``form``); its fields
+    are the types' fields, made by :func:`audience_form` from the registry."""
 
+    form_name = ""
+    kinds: tuple[AudienceType, ...] = ()
 
-class AgeAudienceForm(FlaskForm):
-    """An age_within audience: minimum and/or maximum age (inclusive)."""
+    @property
+    def title(self) -> str:
+        """The form's heading ('Add an age range')."""
+        return self.kinds[0].title
 
-    minimum_age = WholeNumberField("Minimum age", validators=[Optional()], minimum=0,
-                                   maximum=200, noun="Minimum age", example="18",
-                                   range_message="Minimum age must be from 0 to 200 years.")
-    maximum_age = WholeNumberField("Maximum age", validators=[Optional()], minimum=0,
-                                   maximum=200, noun="Maximum age", example="65",
-                                   range_message="Maximum age must be from 0 to 200 years.")
+    @property
+    def config_fields(self) -> list[Any]:
+        """The form fields of the configuration keys, in the registry's order."""
+        return [self[f.name] for f in self.kinds[0].fields]
+
+    def chosen_type(self) -> str:
+        """The audience type being added (the choice when several types share the form)."""
+        if len(self.kinds) == 1:
+            return self.kinds[0].name
+        return self.audience_type.data
+
+    def configuration(self) -> dict[str, Any]:
+        """The audience configuration (segments chosen twice count once)."""
+        config: dict[str, Any] = {}
+        for spec in self.kinds[0].fields:
+            value = self[spec.name].data
+            if spec.input == SEGMENT_IDS:
+                value = list(dict.fromkeys(value or []))
+            elif spec.input == CHOICE:
+                value = value or None
+            config[spec.name] = value
+        return config
 
     def validate(self, extra_validators: Any = None) -> bool:
-        """The fields, then the audience rules of the targeting core (one wording for both)."""
+        """The fields, then the audience rules of the targeting core (one wording for both;
+        whether chosen segments exist is the service's to say)."""
         if not super().validate(extra_validators):
             return False
         try:
-            validate_audience(AGE_WITHIN, self.configuration())
+            validate_audience(self.chosen_type(), self.configuration())
         except AudienceDefinitionError as exc:
-            self.form_errors.append(str(exc))
+            self.add_errors({exc.field: exc.words})
             return False
         return True
 
-    def configuration(self) -> dict[str, Any]:
-        """The audience configuration."""
-        return {"minimum_age": self.minimum_age.data, "maximum_age": self.maximum_age.data}
+    def add_errors(self, errors: Mapping[str, str]) -> None:
+        """Put messages by field (``configuration.<key>`` keys name a form field; others go at
+        the top of the form)."""
+        for key, message in errors.items():
+            field = self._fields.get(key.removeprefix("configuration."))
+            if field is not None and key.startswith("configuration."):
+                field.errors = [*field.errors, message]
+            else:
+                self.form_errors.append(message)
+
+    def add_service_errors(self, exc: ServiceError) -> None:
+        """Show a service's refusal by its fields, in the dashboard's words."""
+        self.add_errors({key: exc.words_for(key) for key in exc.errors})
 
 
-class SegmentAudienceForm(FlaskForm):
-    """An in_all_segments / in_any_segment audience."""
+def _form_field(spec: AudienceField) -> Any:
+    """The form field of one configuration key, by its input kind."""
+    if spec.input == NUMBER:
+        return WholeNumberField(
+            spec.label, validators=[Optional()], minimum=spec.minimum or 0,
+            maximum=spec.form_maximum or MAX_INT, noun=spec.label,
+            example=spec.example or "250", range_message=spec.range_words or None,
+            description=spec.hint)
+    if spec.input == SEGMENT_IDS:
+        return IdListField(spec.label, description=spec.hint)
+    return SelectField(spec.label, choices=[("", "—"), *spec.choices], description=spec.hint)
 
-    audience_type = SelectField("Members must be", choices=AUDIENCE_CHOICES)
-    segments = IdListField("Segments")
 
-    def validate_segments(self, field: IdListField) -> None:
-        """At least one segment chosen (said here, in the dashboard's words)."""
-        if not field.data:
-            raise StopValidation("Choose at least one segment.")
+@cache
+def audience_form(form_name: str) -> type[AudienceForm]:
+    """The form class of one of the registry's add forms (made once per form name)."""
+    kinds = audience_forms()[form_name]
+    attributes: dict[str, Any] = {"form_name": form_name, "kinds": kinds,
+                                  "__doc__": f"Add a {' / '.join(k.name for k in kinds)} "
+                                             "audience."}
+    if len(kinds) > 1:
+        attributes["audience_type"] = SelectField(
+            "Members must be", choices=[(k.name, k.choice or k.label) for k in kinds])
+    for spec in kinds[0].fields:
+        attributes[spec.name] = _form_field(spec)
+    return type(f"{form_name.title().replace('_', '')}AudienceForm", (AudienceForm,),
+                attributes)
 
-    def configuration(self) -> dict[str, Any]:
-        """The audience configuration."""
-        return {"segments": list(dict.fromkeys(self.segments.data or []))}
+
+def audience_form_names() -> tuple[str, ...]:
+    """The registry's add forms, in the order the offer page shows them."""
+    return tuple(audience_forms())
 
 
 LIMIT_TYPE_CHOICES = [
@@ -161,23 +216,3 @@ class LimitForm(FlaskForm):
         elif self.window.data:
             config["window"] = {"period": self.window.data}
         return config
-
-
-_AUDIENCE_WORDS = (
-    (re.compile(r"segments must list at least one segment id"), "Choose at least one segment."),
-    (re.compile(r"segment (\d+) is listed twice"), r"Segment #\1 is chosen twice."),
-    (re.compile(r"segment (\d+) does not exist"),
-     r"Segment #\1 no longer exists; choose another."),
-)
-
-
-def audience_message(message: str) -> str:
-    """An audience refusal of the targeting core in the dashboard's words (no internal names
-    such as in_all_segments or minimum_age)."""
-    body = message.split(": ", 1)[-1] if ":" in message.split(" ", 1)[0] else message
-    for pattern, words in _AUDIENCE_WORDS:
-        found = pattern.search(body)
-        if found:
-            return found.expand(words)
-    body = body.replace("_", " ")
-    return body[:1].upper() + body[1:].rstrip(".") + "."

@@ -13,15 +13,15 @@ from webapp.access import access
 from webapp.admin.forms import EmptyForm
 from webapp.extensions import db
 from webapp.htmx import is_htmx, render
-from webapp.models import Audience, Offer, OfferLimit, Segment
+from webapp.models import Audience, Offer, OfferLimit
 from webapp.offers import bp, catalog
 from webapp.offers.fields import get_or_404
 from webapp.offers.forms import (
-    AgeAudienceForm,
+    AudienceForm,
     LimitForm,
     OfferForm,
-    SegmentAudienceForm,
-    audience_message,
+    audience_form,
+    audience_form_names,
 )
 from webapp.services import offer_limits as limits
 from webapp.services.offer_limits import limit_standing
@@ -34,10 +34,11 @@ from webapp.services.offers import (
     offer_reach,
     remove_audience,
     save_offer,
+    segment_names,
     segment_options,
     state_of,
 )
-from webapp.targeting.audiences import audience_label
+from webapp.targeting.audiences import audience_label, audience_lead, segment_ids_of
 from webapp.targeting.limits import describe_limit
 
 
@@ -84,31 +85,32 @@ def delete(offer_id: int):
 # --- the offer page and its audiences -----------------------------------------------------------
 
 
-def audiences_context(offer: Offer, *, age_form: AgeAudienceForm | None = None,
-                      segment_form: SegmentAudienceForm | None = None,
+def audiences_context(offer: Offer, *, posted: AudienceForm | None = None,
                       preview: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the audiences block shows: the audiences in words, the reach and the add forms."""
+    """What the audiences block shows: the audiences in words, the reach and the add forms
+    (one per form of the audience registry; `posted` in place of its empty one)."""
     audiences = list(offer.audiences)
-    ids = {sid for a in audiences for sid in (a.configuration or {}).get("segments", [])}
-    names = dict(db.session.execute(select(Segment.id, Segment.name).where(
-        Segment.id.in_(sorted(ids)))).all()) if ids else {}
+    ids = {sid for a in audiences for sid in segment_ids_of(a.audience_type, a.configuration or {})}
+    names = segment_names(sorted(ids))
     rows = [{"audience": a, "label": audience_label(a.audience_type),
-             "text": describe_audience(a.audience_type, a.configuration or {},
-                                                      names),
+             "text": describe_audience(a.audience_type, a.configuration or {}, names),
+             "lead": audience_lead(a.audience_type),
              "segments": [(sid, names.get(sid, f"segment #{sid}"))
-                          for sid in (a.configuration or {}).get("segments", [])]}
+                          for sid in segment_ids_of(a.audience_type, a.configuration or {})]}
             for a in audiences]
     reach = offer_reach([(a.audience_type, a.configuration or {}) for a in audiences])
     total = offer_reach([])
+    add_forms = [posted if posted is not None and posted.form_name == name
+                 else audience_form(name)(formdata=None) for name in audience_form_names()]
+    picked = [f.data for form in add_forms for f in form.config_fields
+              if f.type == "IdListField" and f.data]
     segment_q = clean_query(request.args.get("segment_q", ""))
-    selected = (segment_form.segments.data if segment_form and segment_form.segments.data
-                else catalog.selected_ids(request.args.getlist("segments")))
+    selected = picked[0] if picked else catalog.selected_ids(request.args.getlist("segments"))
     chosen, options = segment_options(segment_q, selected or [])
     return {"offer": offer, "audience_rows": rows, "reach": reach, "total_members": total,
-            "age_form": age_form or AgeAudienceForm(formdata=None),
-            "segment_form": segment_form or SegmentAudienceForm(formdata=None),
-            "segment_q": segment_q, "chosen": chosen, "options": options,
-            "selected": set(selected or []), "preview": preview, "remove_form": EmptyForm()}
+            "add_forms": add_forms, "segment_q": segment_q, "chosen": chosen,
+            "options": options, "selected": set(selected or []), "preview": preview,
+            "remove_form": EmptyForm()}
 
 
 @bp.route("/<int:offer_id>")
@@ -123,8 +125,8 @@ def show(offer_id: int):
 
 
 def _audiences_response(offer: Offer, status: int = 200, message: str | None = None,
-                        **forms: Any):
-    ctx = audiences_context(offer, **forms)
+                        **context: Any):
+    ctx = audiences_context(offer, **context)
     if is_htmx():
         body = render("offers/show.html", "audiences", **ctx)
         headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
@@ -136,50 +138,30 @@ def _audiences_response(offer: Offer, status: int = 200, message: str | None = N
                   **(ctx | limits_context(offer))), status
 
 
-@bp.route("/<int:offer_id>/audiences/age", methods=["POST"])
+@bp.route("/<int:offer_id>/audiences/<form_name>", methods=["POST"])
 @access("write")
-def add_age(offer_id: int):
-    """Add an age_within audience (or, with preview, show the reach it would give)."""
+def add(offer_id: int, form_name: str):
+    """Add an audience with one of the registry's add forms (`age`, `segments`, …), or, with
+    preview, show the reach it would give."""
     offer = _offer_or_404(offer_id)
-    form = AgeAudienceForm()
+    if form_name not in audience_form_names():
+        abort(404)
+    form = audience_form(form_name)()
     if not form.validate_on_submit():
-        return _audiences_response(offer, 422, age_form=form)
-    return _add(offer, "age_within", form.configuration(), age_form=form)
-
-
-@bp.route("/<int:offer_id>/audiences/segments", methods=["POST"])
-@access("write")
-def add_segments(offer_id: int):
-    """Add an in_all_segments / in_any_segment audience (or preview its reach)."""
-    offer = _offer_or_404(offer_id)
-    form = SegmentAudienceForm()
-    if not form.validate_on_submit():
-        return _audiences_response(offer, 422, segment_form=form)
-    return _add(offer, form.audience_type.data, form.configuration(), segment_form=form)
-
-
-def _add(offer: Offer, audience_type: str, config: dict[str, Any], **forms: Any):
-    form = next(iter(forms.values()))
+        return _audiences_response(offer, 422, posted=form)
+    audience_type, config = form.chosen_type(), form.configuration()
     current = [(a.audience_type, a.configuration or {}) for a in offer.audiences]
     try:
         if request.form.get("preview"):
             reach = offer_reach(current + [(audience_type, config)])
-            names = dict(db.session.execute(select(Segment.id, Segment.name).where(
-                Segment.id.in_(config.get("segments", [])))).all())
+            names = segment_names(segment_ids_of(audience_type, config))
             preview = {"text": describe_audience(audience_type, config, names), "reach": reach}
-            return _audiences_response(offer, 200, preview=preview, **forms)
+            return _audiences_response(offer, 200, preview=preview, posted=form)
         audience = add_audience(offer, audience_type, config, actor=current_user.label)
     except OfferError as exc:
-        for key, message in exc.errors.items():
-            name = key.split(".")[-1]
-            field = getattr(form, name if hasattr(form, name) else "", None)
-            if field is not None and hasattr(field, "errors"):
-                field.errors = [*field.errors, audience_message(message)]
-            else:
-                form.form_errors.append(audience_message(message))
-        return _audiences_response(offer, 422, **forms)
-    names = dict(db.session.execute(select(Segment.id, Segment.name).where(
-        Segment.id.in_((audience.configuration or {}).get("segments", [])))).all())
+        form.add_service_errors(exc)
+        return _audiences_response(offer, 422, posted=form)
+    names = segment_names(segment_ids_of(audience.audience_type, audience.configuration))
     return _audiences_response(
         offer, 200, message="Added audience: " + describe_audience(
             audience.audience_type, audience.configuration, names))

@@ -16,7 +16,6 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Reward, RewardRequiredSegment
 from webapp.offers import catalog
 from webapp.offers.fields import get_or_404, in_id_range
-from webapp.offers.forms import audience_message
 from webapp.rewards import bp
 from webapp.rewards.forms import RequiredSegmentsForm, RewardForm
 from webapp.services.offers import (
@@ -134,7 +133,7 @@ def add_segments(reward_id: int):
                                  actor=current_user.label)
     except RewardError as exc:
         form.segments.errors = [*form.segments.errors,
-                                *map(audience_message, exc.errors.values())]
+                                *(exc.words_for(key) for key in exc.errors)]
         return _segments_response(reward, 422, form=form)
     count = len(form.segments.data)
     return _segments_response(reward, 200, message=f"Added {count} required segment"

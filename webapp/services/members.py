@@ -480,7 +480,8 @@ def search_members(definition: dict[str, Any], *, limit: int, after: str | None 
     include, exclude = (resolve_segment_references(definition.get(group) or [], group, unknown)
                         for group in ("include", "exclude"))
     if unknown:
-        raise SegmentDefinitionError(next(iter(unknown.values())))
+        where, message = next(iter(unknown.items()))
+        raise SegmentDefinitionError(message, where)
     limit_criteria = current_app.config["LIMIT_CRITERIA"]
     parsed = parse_definition({"kind": "dynamic", "include": include, "exclude": exclude},
                               max_include=limit_criteria, max_exclude=limit_criteria)

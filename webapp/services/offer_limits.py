@@ -37,17 +37,6 @@ def limit_snapshot(limit: OfferLimit) -> dict[str, Any]:
             "configuration": dict(limit.configuration or {})}
 
 
-def _error_key(message: str) -> str:
-    body = message.split(":", 1)[-1].strip()
-    if message.startswith("limit_type"):
-        return "limit_type"
-    if body.startswith("limit "):
-        return "configuration.limit"
-    if body.startswith(("window", "a global limit")):
-        return "configuration.window"
-    return "configuration"
-
-
 def add_limit(offer: Offer, limit_type: Any, configuration: Any, *, actor: str) -> OfferLimit:
     """Validate and add a limit to an offer; audits and commits.
 
@@ -57,7 +46,7 @@ def add_limit(offer: Offer, limit_type: Any, configuration: Any, *, actor: str) 
     try:
         config = validate_limit(limit_type, configuration)
     except LimitDefinitionError as exc:
-        raise OfferError({_error_key(str(exc)): str(exc)}) from exc
+        raise OfferError({exc.field: str(exc)}) from exc
     lock_offer(offer.id)
     db.session.refresh(offer)
     existing = list(offer.limits)

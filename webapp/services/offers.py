@@ -19,9 +19,16 @@ from webapp.services.audit import record
 from webapp.services.errors import Conflict, ServiceError
 from webapp.services.rules import rules_condition
 from webapp.targeting import AudienceDefinitionError, validate_audience
-from webapp.targeting.audiences import audience_reach, describe_audience
+from webapp.targeting.audiences import (
+    REGISTRY,
+    SEGMENT_IDS,
+    audience_reach,
+    describe_audience,
+    segment_ids_of,
+)
 from webapp.targeting.limits import (
     ACTIVATIONS,
+    FULFILL_DAYS_RULE,
     LimitDefinitionError,
     counts,
     validate_fulfill_days,
@@ -162,9 +169,8 @@ def save_offer(data: Mapping[str, Any], *, offer: Offer | None = None, actor: st
         try:
             values["must_fulfill_within_days"] = validate_fulfill_days(
                 data.get("must_fulfill_within_days"))
-        except LimitDefinitionError as exc:
-            errors["must_fulfill_within_days"] = str(exc).removeprefix(
-                "must_fulfill_within_days ")
+        except LimitDefinitionError:
+            errors["must_fulfill_within_days"] = FULFILL_DAYS_RULE
     if offer is not None and values.get("requires_activation") is False and any(
             counts(lim.limit_type) == ACTIVATIONS for lim in offer.limits):
         errors["requires_activation"] = ("cannot be switched off while the offer has a limit "
@@ -224,18 +230,14 @@ def audience_snapshot(audience: Audience) -> dict[str, Any]:
 
 def validated_audience(audience_type: Any, configuration: Any) -> dict[str, Any]:
     """SPEC §2 validation of one audience, segment ids checked against the database."""
-    candidates: list[int] = []
-    if isinstance(configuration, Mapping) and isinstance(configuration.get("segments"), list):
-        candidates = [v for v in configuration["segments"]
-                      if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_ID]
+    candidates = [v for v in segment_ids_of(audience_type, configuration)
+                  if not isinstance(v, bool) and 0 < v <= MAX_ID]
     existing = set(db.session.scalars(sa.select(Segment.id).where(Segment.id.in_(candidates)))
                    ) if candidates else set()
     try:
         return validate_audience(audience_type, configuration, segment_ids=existing)
     except AudienceDefinitionError as exc:
-        message = str(exc)
-        raise OfferError({exc.field: message}) from exc
-
+        raise OfferError({exc.field: str(exc)}, words={exc.field: exc.words}) from exc
 
 
 def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, Any], *,
@@ -246,17 +248,20 @@ def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, A
     from webapp.services.segments import archived_among, archived_message
 
     config = validated_audience(audience_type, configuration)
-    archived = archived_among(config.get("segments", []))
+    segment_ids = segment_ids_of(audience_type, config)
+    archived = archived_among(segment_ids)
     if archived:
-        raise OfferError({"configuration.segments": archived_message(
-            next(iter(archived.values())))})
+        field = _segment_field(audience_type)
+        name = next(iter(archived.values()))
+        raise OfferError({field: archived_message(name)},
+                         words={field: archived_message(name, sentence=True)})
     audience = Audience(offer_id=offer.id, audience_type=audience_type, configuration=config)
-    for sid in config.get("segments", []):
+    for sid in dict.fromkeys(segment_ids):
         audience.segment_links.append(AudienceSegment(segment_id=sid))
     db.session.add(audience)
     offer.updated_at = utcnow()
     db.session.flush()
-    names = _segment_names(config.get("segments", []))
+    names = segment_names(segment_ids)
     record(actor, "audience.create", "offer", offer.id,
            f"Added audience to offer {offer.name}: "
            f"{describe_audience(audience_type, config, names)}",
@@ -269,7 +274,7 @@ def add_audience(offer: Offer, audience_type: str, configuration: Mapping[str, A
 def remove_audience(audience: Audience, *, actor: str) -> None:
     """Remove one audience from its offer; audits and commits."""
     offer = audience.offer
-    names = _segment_names((audience.configuration or {}).get("segments", []))
+    names = segment_names(segment_ids_of(audience.audience_type, audience.configuration or {}))
     record(actor, "audience.delete", "offer", audience.offer_id,
            f"Removed audience from offer {offer.name}: "
            f"{describe_audience(audience.audience_type, audience.configuration or {}, names)}",
@@ -280,7 +285,14 @@ def remove_audience(audience: Audience, *, actor: str) -> None:
     db.session.refresh(offer)
 
 
-def _segment_names(ids: Sequence[int]) -> dict[int, str]:
+def _segment_field(audience_type: str) -> str:
+    """The error key of an audience type's (first) segments field."""
+    fields = [f.name for f in REGISTRY[audience_type].fields if f.input == SEGMENT_IDS]
+    return f"configuration.{fields[0]}" if fields else "configuration"
+
+
+def segment_names(ids: Sequence[int]) -> dict[int, str]:
+    """Names of these segments by id (the words of audiences that name them)."""
     if not ids:
         return {}
     return dict(db.session.execute(sa.select(Segment.id, Segment.name).where(

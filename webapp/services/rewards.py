@@ -108,8 +108,9 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
         if in_range else set()
     missing = [sid for sid in ids if sid not in found]
     if missing and mode != "remove":
-        raise RewardError({"segment_ids": "segment " + ", ".join(f"#{m}" for m in missing)
-                           + (" does" if len(missing) == 1 else " do") + " not exist"})
+        which = ", ".join(f"#{m}" for m in missing) + (" does" if len(missing) == 1 else " do")
+        raise RewardError({"segment_ids": f"segment {which} not exist"},
+                          words={"segment_ids": f"Segment {which} not exist."})
     before = reward_snapshot(reward)
     current = set(before["required_segments"])
     if mode != "remove":
@@ -117,7 +118,9 @@ def change_required_segments(reward: Reward, segment_ids: Sequence[Any], *, mode
 
         archived = archived_among(ids, keep=current)
         if archived:
-            raise RewardError({"segment_ids": archived_message(next(iter(archived.values())))})
+            name = next(iter(archived.values()))
+            raise RewardError({"segment_ids": archived_message(name)},
+                              words={"segment_ids": archived_message(name, sentence=True)})
     if mode == "add":
         wanted = current | set(ids)
     elif mode == "remove":

@@ -136,10 +136,12 @@ class SegmentStillUsed(SegmentError):
                                      "remove those uses before archiving it"})
 
 
-def archived_message(name: str) -> str:
-    """How a refused new use of an archived segment is explained."""
-    return (f"segment {name} is archived, so it cannot be newly used; restore it on its page "
+def archived_message(name: str, *, sentence: bool = False) -> str:
+    """How a refused new use of an archived segment is explained (as the API's fragment, or
+    with `sentence` as the dashboard's sentence)."""
+    text = (f"egment {name} is archived, so it cannot be newly used; restore it on its page "
             "first, or choose another segment")
+    return f"S{text}." if sentence else f"s{text}"
 
 
 def archived_among(ids: Any, *, keep: Any = ()) -> dict[int, str]:

@@ -1,11 +1,15 @@
 """Beacon's targeting core: criteria, segment membership, audiences and visibility (SPEC §3-§4).
 
-Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models.
-Modules by job: `schema`, `operators` (operator registry), `paths` (custom-field paths),
-`criteria`, `env`, `compiler`, `codegen`, `gaps`, `cache`, `result` (the explanation tree
-format), `engine` (entry points), `graph`, `audiences` (audience-type registry), `visibility`.
-The SQL compiler is :func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs
-SQLAlchemy).
+Pure: plain values in, frozen dataclasses and JSON-serializable dicts out. No Flask, no models,
+nothing of the application outside this package.
+Modules by job: `schema` (fields, types, the tier order), `operators` (operator registry),
+`paths` (custom-field paths), `criteria`, `values`, `env`, `compiler`, `codegen`, `gaps`,
+`cache`, `result` (the explanation tree format), `engine` (entry points), `graph`, `audiences`
+(audience-type registry), `limits`, `visibility`, `errors`. The SQL compiler is
+:func:`webapp.targeting.sql.compile_criteria` (imported on demand, it needs SQLAlchemy).
+
+A new operator is a record in `operators.py` and an SQL hook in `sql.py`; a new audience type
+is a record in `audiences.py` (its fields build the dashboard's form and the API's schema).
 """
 
 from __future__ import annotations

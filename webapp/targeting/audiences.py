@@ -1,17 +1,26 @@
-"""The audience types of offers (SPEC §2): each type's validation and wording, in one registry.
+"""The audience types of offers (SPEC §2): each type's fields, validation and wording, in one
+registry.
 
 An :class:`AudienceType` holds its name, the short label the dashboard shows (``Age``), the
-words that describe one configured audience (``18 to 25 years old``, ``in all of: VIPs``), its
-``validate(configuration, segment_ids)``, which returns the normalized configuration or raises
-:class:`AudienceDefinitionError` with the ``field`` it is about (``configuration.minimum_age``),
-so forms and the API put the message by that field without reading its words; its
+words that describe one configured audience (``18 to 25 years old``, ``in all of: VIPs``);
+its ``fields`` (:class:`AudienceField`: each configuration key with its label, input kind,
+bounds or choices), from which the dashboard builds the add form and the API its OpenAPI
+schema, and ``form``/``choice``/``title``, which say which add form it shares and how that form
+names it; its ``validate(configuration, segment_ids)``, which returns the normalized
+configuration or raises :class:`AudienceDefinitionError` with the ``field`` it is about
+(``configuration.minimum_age``) and the dashboard's ``words`` beside the API's message, so
+forms and the API put the message by that field without reading its words; its
 ``evaluate(configuration, member, env, segments)``, which checks one member and returns
 (passed, reasons node), with the ``refusal`` status an offer gets when it fails; and its
 ``reach(configuration)``, which says in plain values (criteria and segment sets) who passes, so
 the services count an offer's reach in SQL without knowing the type.
 
+The dashboard (:mod:`webapp.offers`), the API (:mod:`webapp.api.offers`, the OpenAPI document),
 :mod:`webapp.targeting.visibility` and :mod:`webapp.services.offers` only read this registry;
-adding an audience type is one ``register`` call here (and its tests).
+adding an audience type is one ``register`` call here (and its tests). A field whose input kind
+is new (not ``number``, ``segments`` or ``choice``) also needs that kind in the dashboard's form
+builder (``webapp/offers/forms.py``, ``templates/offers/show.html``) and the OpenAPI schema
+(``webapp/api/openapi.py``).
 """
 
 from __future__ import annotations
@@ -31,10 +40,10 @@ AGE_WITHIN = "age_within"
 IN_ALL_SEGMENTS = "in_all_segments"
 IN_ANY_SEGMENT = "in_any_segment"
 
-# Offer statuses (visible_status) when an audience fails, in precedence order.
+# Offer statuses (visible_status) when an audience fails (REFUSALS, below, lists every type's
+# in registry order, which is their precedence).
 AGE_RESTRICTED = "age_restricted"
 MISSING_REQUIRED_SEGMENTS = "missing_required_segments"
-REFUSALS = (AGE_RESTRICTED, MISSING_REQUIRED_SEGMENTS)
 
 
 class Segments(Protocol):
@@ -59,6 +68,37 @@ class Reach:
     segment_sets: tuple[tuple[int, ...], ...] = ()
 
 
+#: Input kinds of audience fields: a whole number, several segment ids, one of the choices.
+NUMBER = "number"
+SEGMENT_IDS = "segments"
+CHOICE = "choice"
+INPUTS = (NUMBER, SEGMENT_IDS, CHOICE)
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceField:
+    """One key of an audience's configuration, as the add form and the API document show it.
+
+    ``minimum`` is what validation enforces (the API documents it); ``form_maximum`` only bounds
+    the dashboard's input (ages past 200 are typos there), ``example`` and ``range_words`` word
+    its messages. ``choices`` are the values a ``choice`` field takes, as (value, words).
+    """
+
+    name: str
+    label: str
+    input: str
+    hint: str = ""
+    minimum: int | None = None
+    form_maximum: int | None = None
+    example: str = ""
+    range_words: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"audience field {self.name!r}: input is one of {INPUTS}")
+
+
 Validate = Callable[[str, Mapping[str, Any], "Collection[int] | None"], dict[str, Any]]
 Describe = Callable[[Mapping[str, Any], Mapping[int, str]], str]
 Evaluate = Callable[[Mapping[str, Any], Mapping[str, Any], Env, Segments], tuple[bool, dict]]
@@ -67,7 +107,11 @@ ReachOf = Callable[[Mapping[str, Any]], Reach]
 
 @dataclass(frozen=True, slots=True)
 class AudienceType:
-    """One audience type: label, wording, validation, Python check and SQL reach."""
+    """One audience type: label, fields, wording, validation, Python check and SQL reach.
+
+    Types with the same ``form`` share one add form in the dashboard (its address is
+    ``/offers/<id>/audiences/<form>``), titled by the first one's ``title``; when several share
+    it, the form offers them by their ``choice`` words."""
 
     name: str
     label: str
@@ -76,7 +120,22 @@ class AudienceType:
     evaluate: Evaluate
     reach: ReachOf
     refusal: str
-    configuration: str  # the configuration's keys, as the API documents them
+    fields: tuple[AudienceField, ...]
+    form: str
+    title: str
+    choice: str = ""
+    lead: str = ""  # the words before the names of the segments it lists ('in all of:')
+
+    @property
+    def configuration(self) -> str:
+        """The configuration's keys, as the API documents them ({minimum_age, maximum_age})."""
+        return "{" + ", ".join(f.name + (": [ids]" if f.input == SEGMENT_IDS else "")
+                               for f in self.fields) + "}"
+
+    def segment_ids(self, configuration: Mapping[str, Any]) -> list[int]:
+        """The segment ids a configuration of this type names (its segment fields' values)."""
+        return [sid for f in self.fields if f.input == SEGMENT_IDS
+                for sid in (configuration.get(f.name) or [])]
 
 
 #: Every audience type, by name, in the order the API documents them.
@@ -91,8 +150,9 @@ def register(kind: AudienceType) -> AudienceType:
     return kind
 
 
-def _fail(message: str, field: str = "configuration") -> AudienceDefinitionError:
-    return AudienceDefinitionError(message, field=field)
+def _fail(message: str, field: str = "configuration", words: str | None = None
+          ) -> AudienceDefinitionError:
+    return AudienceDefinitionError(message, field=field, words=words)
 
 
 def _unknown_keys(audience_type: str, configuration: Mapping[str, Any], allowed: set[str],
@@ -179,17 +239,20 @@ def _validate_segments(audience_type: str, configuration: Mapping[str, Any],
     ids = configuration.get("segments")
     field = "configuration.segments"
     if not isinstance(ids, list) or not ids:
-        raise _fail(f"{audience_type}: segments must list at least one segment id", field)
+        raise _fail(f"{audience_type}: segments must list at least one segment id", field,
+                    "Choose at least one segment.")
     seen: set[int] = set()
     for sid in ids:
         if not isinstance(sid, int) or isinstance(sid, bool):
             raise _fail(f"{audience_type}: segment ids are whole numbers, not {json.dumps(sid)}",
-                        field)
+                        field, f"Segment ids are whole numbers, not {json.dumps(sid)}.")
         if sid in seen:
-            raise _fail(f"{audience_type}: segment {sid} is listed twice", field)
+            raise _fail(f"{audience_type}: segment {sid} is listed twice", field,
+                        f"Segment #{sid} is chosen twice.")
         seen.add(sid)
         if segment_ids is not None and sid not in segment_ids:
-            raise _fail(f"{audience_type}: segment {sid} does not exist", field)
+            raise _fail(f"{audience_type}: segment {sid} does not exist", field,
+                        f"Segment #{sid} no longer exists; choose another.")
     return {"segments": list(ids)}
 
 
@@ -225,23 +288,40 @@ def _any_segment_reach(config: Mapping[str, Any]) -> Reach:
     return Reach(segment_sets=(tuple(config["segments"]),))
 
 
-def _describe_segments(words: str) -> Describe:
+def _describe_segments(lead: str) -> Describe:
     def describe(configuration: Mapping[str, Any], names: Mapping[int, str]) -> str:
         ids = configuration.get("segments") or []
-        return words + ", ".join(names.get(i, f"segment #{i}") for i in ids)
+        return f"{lead} " + ", ".join(names.get(i, f"segment #{i}") for i in ids)
     return describe
 
 
+def _age_field(key: str, example: str, hint: str) -> AudienceField:
+    words = AGE_KEYS[key]
+    return AudienceField(key, words, NUMBER, hint=hint, minimum=0, form_maximum=200,
+                         example=example, range_words=f"{words} must be from 0 to 200 years.")
+
+
+AGE_FIELDS = (_age_field("minimum_age", "18", "inclusive, from the birthday"),
+              _age_field("maximum_age", "65", "inclusive, until the next birthday"))
+SEGMENT_FIELDS = (AudienceField("segments", "Segments", SEGMENT_IDS),)
+
 register(AudienceType(AGE_WITHIN, "Age", _describe_age, _validate_age, _evaluate_age,
-                      _age_reach, AGE_RESTRICTED, "{minimum_age, maximum_age}"))
-register(AudienceType(IN_ALL_SEGMENTS, "All segments", _describe_segments("in all of: "),
+                      _age_reach, AGE_RESTRICTED, AGE_FIELDS, form="age",
+                      title="Add an age range"))
+register(AudienceType(IN_ALL_SEGMENTS, "All segments", _describe_segments("in all of:"),
                       _validate_segments, _evaluate_segments(every=True), _all_segments_reach,
-                      MISSING_REQUIRED_SEGMENTS, "{segments: [ids]}"))
-register(AudienceType(IN_ANY_SEGMENT, "Any segment", _describe_segments("in any of: "),
+                      MISSING_REQUIRED_SEGMENTS, SEGMENT_FIELDS, form="segments",
+                      title="Add segments", choice="in ALL of the chosen segments",
+                      lead="in all of:"))
+register(AudienceType(IN_ANY_SEGMENT, "Any segment", _describe_segments("in any of:"),
                       _validate_segments, _evaluate_segments(every=False), _any_segment_reach,
-                      MISSING_REQUIRED_SEGMENTS, "{segments: [ids]}"))
+                      MISSING_REQUIRED_SEGMENTS, SEGMENT_FIELDS, form="segments",
+                      title="Add segments", choice="in ANY of the chosen segments",
+                      lead="in any of:"))
 
 AUDIENCE_TYPES: tuple[str, ...] = tuple(REGISTRY)
+#: Offer statuses (visible_status) when an audience fails, in precedence order.
+REFUSALS: tuple[str, ...] = tuple(dict.fromkeys(kind.refusal for kind in REGISTRY.values()))
 
 
 def validate_audience(audience_type: Any, configuration: Any, *,
@@ -268,6 +348,22 @@ def audience_reach(audience_type: str, configuration: Mapping[str, Any]) -> Reac
     return REGISTRY[audience_type].reach(configuration)
 
 
+def forms() -> dict[str, tuple[AudienceType, ...]]:
+    """The dashboard's add forms: each form's name and the types it offers, in registry order."""
+    out: dict[str, list[AudienceType]] = {}
+    for kind in REGISTRY.values():
+        out.setdefault(kind.form, []).append(kind)
+    return {name: tuple(kinds) for name, kinds in out.items()}
+
+
+def segment_ids_of(audience_type: str, configuration: Mapping[str, Any]) -> list[int]:
+    """The segment ids an audience names (none for an unknown type or a malformed one)."""
+    kind = REGISTRY.get(audience_type)
+    if kind is None or not isinstance(configuration, Mapping):
+        return []
+    return [sid for sid in kind.segment_ids(configuration) if isinstance(sid, int)]
+
+
 def configuration_doc() -> str:
     """Each type's configuration keys, as the API documents them (types alike share a line)."""
     names: dict[str, list[str]] = {}
@@ -284,6 +380,12 @@ def describe_audience(audience_type: str, configuration: Mapping[str, Any],
     if kind is None:
         return audience_label(audience_type)
     return kind.describe(configuration, names or {})
+
+
+def audience_lead(audience_type: str) -> str:
+    """The words before the segments an audience lists ('in all of:'), or '' when it lists none."""
+    kind = REGISTRY.get(audience_type)
+    return kind.lead if kind else ""
 
 
 def audience_label(audience_type: str) -> str:

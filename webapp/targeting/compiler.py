@@ -113,7 +113,7 @@ def _segment_check(env: Env, c: Criterion) -> Callable[[int], bool]:
     if env.in_segment is None:
         raise SegmentDefinitionError(
             f"{c.where or 'criterion'} ({c.field} {c.operator} {c.value}): segment criteria need "
-            "the member's memberships")
+            "the member's memberships", c.where)
     return env.in_segment
 
 def _positive(c: Criterion) -> Callable[[Any, Env], bool]:

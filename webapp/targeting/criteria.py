@@ -231,7 +231,7 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
     label = f"{where} ({_describe_raw(raw)})"
 
     def fail(message: str) -> SegmentDefinitionError:
-        return SegmentDefinitionError(f"{label}: {message}")
+        return SegmentDefinitionError(f"{label}: {message}", where)
 
     if not isinstance(raw, dict):
         raise fail("a criterion is an object with field, operator and value")
@@ -391,19 +391,20 @@ def group_parts(raw: dict, where: str, depth: int) -> tuple[str, list[Any]]:
         else:
             problem = f"unknown key {', '.join(extra)} (a group has only one key: any, all " \
                       "or none)"
-        raise SegmentDefinitionError(f"{where}: {problem}")
+        raise SegmentDefinitionError(f"{where}: {problem}", where)
     mode = modes[0]
     if depth > s.MAX_GROUP_DEPTH:
         raise SegmentDefinitionError(
             f"{where} ({mode} group): groups nest at most {s.MAX_GROUP_DEPTH} deep; this one "
-            f"is at depth {depth}")
+            f"is at depth {depth}", where)
     items = raw[mode]
     if not isinstance(items, list | tuple):
         raise SegmentDefinitionError(
-            f"{where} ({mode} group): {mode} is a list of criteria and groups")
+            f"{where} ({mode} group): {mode} is a list of criteria and groups", where)
     if not items:
         raise SegmentDefinitionError(
-            f"{where} ({mode} group): the group is empty; add a criterion to it or remove it")
+            f"{where} ({mode} group): the group is empty; add a criterion to it or remove it",
+            where)
     return mode, list(items)
 
 
@@ -450,14 +451,14 @@ def parse_definition(raw: Any, *, max_include: int = s.MAX_INCLUDE,
         if items is None:
             items = []
         if not isinstance(items, list | tuple):
-            raise SegmentDefinitionError(f"{group} is a list of criteria")
+            raise SegmentDefinitionError(f"{group} is a list of criteria", group)
         if kind == "static" and items:
             raise SegmentDefinitionError(
-                f"{group}: a static segment has no criteria; its members are its list")
+                f"{group}: a static segment has no criteria; its members are its list", group)
         count = count_criteria(items)
         if count > limit:
             raise SegmentDefinitionError(
-                f"{group}: at most {limit} criteria per segment ({count} given)")
+                f"{group}: at most {limit} criteria per segment ({count} given)", group)
         groups[group] = tuple(parse_item(c, f"{group}[{i}]") for i, c in enumerate(items))
     refs = frozenset(v for c in walk_criteria(groups["include"] + groups["exclude"])
                      if c.kind == s.SEGMENT for v in c.value)

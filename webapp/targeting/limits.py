@@ -44,7 +44,9 @@ _PERIOD_WORDS = {"day": "today", "week": "this week", "month": "this month",
 
 
 class LimitDefinitionError(AudienceDefinitionError):
-    """A limit configuration that cannot be stored (the message names what is wrong)."""
+    """A limit configuration that cannot be stored (the message names what is wrong, `field`
+    what it is about: `limit_type`, `configuration`, `configuration.limit`,
+    `configuration.window`)."""
 
 
 def counts(limit_type: str) -> str:
@@ -65,7 +67,8 @@ def validate_limit(limit_type: Any, configuration: Any) -> dict[str, Any]:
     """Check a limit and return its normalized configuration ({limit, window})."""
     if limit_type not in LIMIT_TYPES:
         raise LimitDefinitionError(
-            f"limit_type must be one of {', '.join(LIMIT_TYPES)}, not {limit_type!r}")
+            f"limit_type must be one of {', '.join(LIMIT_TYPES)}, not {limit_type!r}",
+            "limit_type")
     if not isinstance(configuration, Mapping):
         raise LimitDefinitionError(f"{limit_type}: configuration must be an object "
                                    '(e.g. {"limit": 3})')
@@ -77,32 +80,39 @@ def validate_limit(limit_type: Any, configuration: Any) -> dict[str, Any]:
     limit = configuration.get("limit")
     if not _whole(limit) or not 1 <= limit <= MAX_LIMIT:
         raise LimitDefinitionError(
-            f"{limit_type}: limit must be a whole number from 1 to {MAX_LIMIT:,}")
+            f"{limit_type}: limit must be a whole number from 1 to {MAX_LIMIT:,}",
+            "configuration.limit")
     window = configuration.get("window")
     if window is None:
         return {"limit": limit, "window": None}
     if is_global(limit_type):
         raise LimitDefinitionError(
             f"{limit_type}: a global limit counts over all time and takes no window "
-            "(windows are for membership_activation and membership_award_count)")
+            "(windows are for membership_activation and membership_award_count)",
+            "configuration.window")
     if not isinstance(window, Mapping) or len(window) != 1 or not (
             set(window) <= {"days", "period"}):
         raise LimitDefinitionError(
             f'{limit_type}: window is {{"days": N}} (rolling) or {{"period": "day", "week", '
-            '"month" or "year"}} (calendar)')
+            '"month" or "year"}} (calendar)', "configuration.window")
     if "days" in window:
         days = window["days"]
         if not _whole(days) or not 1 <= days <= MAX_WINDOW_DAYS:
             raise LimitDefinitionError(
                 f"{limit_type}: window days must be a whole number from 1 to "
-                f"{MAX_WINDOW_DAYS:,}")
+                f"{MAX_WINDOW_DAYS:,}", "configuration.window")
         return {"limit": limit, "window": {"days": days}}
     period = window["period"]
     if period not in PERIODS:
         raise LimitDefinitionError(
             f"{limit_type}: window period must be one of {', '.join(PERIODS)}, not "
-            f"{period!r}")
+            f"{period!r}", "configuration.window")
     return {"limit": limit, "window": {"period": period}}
+
+
+#: What must_fulfill_within_days must be (the service puts it by that attribute).
+FULFILL_DAYS_RULE = (f"must be a whole number of days from 1 to {MAX_FULFILL_DAYS:,}, or null "
+                     "for no deadline")
 
 
 def validate_fulfill_days(value: Any) -> int | None:
@@ -110,9 +120,8 @@ def validate_fulfill_days(value: Any) -> int | None:
     if value is None:
         return None
     if not _whole(value) or not 1 <= value <= MAX_FULFILL_DAYS:
-        raise LimitDefinitionError(
-            f"must_fulfill_within_days must be a whole number of days from 1 to "
-            f"{MAX_FULFILL_DAYS:,}, or null for no deadline")
+        raise LimitDefinitionError(f"must_fulfill_within_days {FULFILL_DAYS_RULE}",
+                                   "must_fulfill_within_days")
     return value
 
 
@@ -123,7 +132,7 @@ def check_same_count(existing: Sequence[str], new_type: str) -> None:
             raise LimitDefinitionError(
                 f"{new_type} counts {counts(new_type)} but this offer already has a "
                 f"{other} limit, which counts {counts(other)}: all the limits of one offer "
-                "must count the same thing (delete the other limit first)")
+                "must count the same thing (delete the other limit first)", "limit_type")
 
 
 def describe_limit(limit_type: str, configuration: Mapping[str, Any]) -> str:

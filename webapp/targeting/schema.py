@@ -15,6 +15,10 @@ DATETIME = "datetime"
 ANY = "any"
 SEGMENT = "segment"
 
+#: The program's tier order, lowest first (`config.load()` exposes it as TIERS; rules that
+#: compare tiers read it here).
+TIERS: tuple[str, ...] = ("bronze", "silver", "gold", "platinum")
+
 CUSTOM_PREFIX = "custom_fields."
 CUSTOM_QUOTED_PREFIX = "custom_fields["  # a first key in quotes (see webapp.targeting.paths)
 
@@ -94,5 +98,6 @@ __all__ = [
     "INT64_MAX", "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE",
     "MAX_GROUP_DEPTH", "MAX_INCLUDE",
     "NEGATIVE", "NOT_CONTAINS", "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS",
-    "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT", "STRING", "VALUE_SHAPES", "field_type",
+    "OPERATORS_BY_TYPE", "ORDERING", "SEGMENT", "STRING", "TIERS", "VALUE_SHAPES",
+    "field_type",
 ]

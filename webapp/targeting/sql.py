@@ -395,7 +395,7 @@ class _Compiler:
             if self.memberships is None:
                 raise SegmentDefinitionError(
                     f"{c.where} (segment {op} {value}): segment criteria need the "
-                    "segment_memberships table")
+                    "segment_memberships table", c.where)
             if not value:
                 return _false()
             sm = self.memberships.c
