@@ -103,37 +103,50 @@ def _gb_attr(attr: str, spec: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _single(cond: Any) -> dict[str, Any]:
-    """A condition that is exactly one criterion (for $not / $nor members)."""
-    if not isinstance(cond, dict) or len(cond) != 1:
-        raise Skip("$not/$nor of a compound condition")
-    (attr, spec), = cond.items()
-    if attr.startswith("$"):
-        raise Skip("$not/$nor of a compound condition")
-    crits = _gb_attr(attr, spec)
-    if len(crits) != 1:
-        raise Skip("$not/$nor of a compound condition")
-    return crits[0]
+def _branch(cond: Any, depth: int) -> Any:
+    """A condition as one item (a criterion, or an all-group of several), or None when it is
+    empty (always true)."""
+    items = _gb_items(cond, depth)
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else _group("all", items, depth)
+
+
+def _group(mode: str, items: list[Any], depth: int) -> dict[str, Any]:
+    if depth >= 3:
+        raise Skip("conditions nested deeper than Beacon's three levels of groups")
+    return {mode: items}
+
+
+def _gb_items(cond: Any, depth: int = 0) -> list[Any]:
+    """A GrowthBook condition as include items: criteria, and any/all/none groups for $or,
+    $and, $nor and $not."""
+    if not isinstance(cond, dict):
+        raise Skip("a condition that is not an object")
+    items: list[Any] = []
+    for key, spec in cond.items():
+        if key == "$and":
+            for sub in spec:
+                items += _gb_items(sub, depth)
+        elif key in ("$or", "$nor", "$not"):
+            subs = [spec] if key == "$not" else list(spec)
+            branches = [_branch(sub, depth + 1) for sub in subs]
+            if key == "$or":
+                if not branches or any(b is None for b in branches):
+                    continue  # an empty $or, or an empty branch, always holds
+                items.append(_group("any", branches, depth))
+            else:
+                if any(b is None for b in branches):
+                    raise Skip("$not/$nor of an empty condition (never true)")
+                if branches:
+                    items.append(_group("none", branches, depth))
+        else:
+            items += _gb_attr(key, spec)
+    return items
 
 
 def _gb_definition(cond: dict[str, Any]) -> dict[str, Any]:
-    include: list[dict[str, Any]] = []
-    exclude: list[dict[str, Any]] = []
-    for key, spec in cond.items():
-        if key == "$or":
-            raise Skip("$or (Beacon's include criteria are AND-only)")
-        if key == "$and":
-            for sub in spec:
-                inner = _gb_definition(sub)
-                include += inner["include"]
-                exclude += inner["exclude"]
-        elif key == "$nor":
-            exclude += [_single(sub) for sub in spec]
-        elif key == "$not":
-            exclude.append(_single(spec))
-        else:
-            include += _gb_attr(key, spec)
-    return {"kind": "dynamic", "include": include, "exclude": exclude}
+    return {"kind": "dynamic", "include": _gb_items(cond), "exclude": []}
 
 
 def growthbook_cases() -> list[Case]:
