@@ -45,7 +45,7 @@ valid request fails because of another writer. The design:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -259,7 +259,8 @@ EVENT_COLUMNS = ("action", "segment_id", "segment_name", "customer_segment_id", 
 def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
                 remove: Sequence[str] | Select = (), via: str, cause: Cause,
                 audit: bool = True, retag: bool = False, cascade: bool = True,
-                members_locked: bool = False) -> Delta:
+                members_locked: bool = False,
+                progress: Callable[[int], None] | None = None) -> Delta:
     """Add and remove members of a segment with their events, size and audit entry (no commit).
 
     `add` and `remove` are member ids, or a SELECT yielding a `member_id` column for changes
@@ -278,6 +279,9 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
     `members_locked` says that an `add` SELECT yields distinct, existing members that this
     transaction already holds FOR KEY SHARE (an upload locks them while it resolves its
     file), so a set-based add need neither deduplicate nor lock them again.
+
+    `progress`, when given, is told how many members have moved so far after each direction
+    (a background job's progress bar); nothing is committed for it.
     """
     lock_segments([segment.id], dependents=cascade)
     now = utcnow()
@@ -290,6 +294,8 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
         gone = _remove_ids(segment, list(dict.fromkeys(remove)), cause, now)
         delta.removed += len(gone)
         delta.removed_ids = gone
+    if progress is not None:
+        progress(delta.removed)
     if isinstance(add, Select):
         known = False
         delta.added += _apply_select(segment, add, "ADD", via, cause, now, members_locked)
@@ -305,6 +311,8 @@ def apply_delta(segment: Segment, *, add: Sequence[str] | Select = (),
                     memberships_t.c.via != via).values(via=via))
         delta.added += len(new)
         delta.added_ids = new
+    if progress is not None:
+        progress(delta.removed + delta.added)
     if delta.changed:
         _record_size(segment, delta, now)
         if audit:
@@ -593,13 +601,15 @@ def desired_condition(segment_id: int, definition: dict, now: datetime | None = 
     return or_(pinned("add"), and_(rule, not_(pinned("block"))))
 
 
-def join_and_leave(segment: Segment, now: datetime) -> tuple[Select, Select]:
+def join_and_leave(segment: Segment, now: datetime,
+                   definition: dict | None = None) -> tuple[Select, Select]:
     """SELECTs of who should join and who should leave a dynamic segment (set-based).
 
     Both are anti-joins over primary keys: joining = members matching the rules with no row
     in segment_memberships; leaving = rows of the segment whose member no longer matches.
+    `definition` (default: the stored one) lets a rule edit be sized before it is applied.
     """
-    desired = desired_condition(segment.id, segment.definition(), now)
+    desired = desired_condition(segment.id, definition or segment.definition(), now)
     in_segment = exists().where(memberships_t.c.segment_id == segment.id,
                                 memberships_t.c.member_id == members_t.c.id)
     joining = select(members_t.c.id.label("member_id")).where(desired, ~in_segment)
@@ -610,26 +620,35 @@ def join_and_leave(segment: Segment, now: datetime) -> tuple[Select, Select]:
 
 
 def refresh_segment(segment: Segment, cause: Cause, now: datetime | None = None,
-                    cascade: bool = True) -> list[Delta]:
+                    cascade: bool = True,
+                    progress: Callable[[int], None] | None = None) -> list[Delta]:
     """Bring a dynamic segment's materialized membership in line with its rules (no commit).
 
     Computes who joins and leaves set-based and hands both to `apply_delta` (the one writer
     path: rows, events, size, audit, cascade). Returns the deltas of this segment and of the
-    segments whose `segment` criteria depend on it, refreshed after it.
+    segments whose `segment` criteria depend on it, refreshed after it. `progress` is handed
+    to `apply_delta` (members moved so far).
     """
     if segment.kind != "dynamic":
         return []
     lock_segments([segment.id], dependents=cascade)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # The anti-joins are cheap per row but estimated as large, which turns on the JIT:
-        # compiling them cost more (about 0.4 s each at 200,000 members) than running them.
-        db.session.execute(text("SET LOCAL jit = off"))
+    jit_off()
     now = now or utcnow()
     joining, leaving = join_and_leave(segment, now)
     delta = apply_delta(segment, add=joining, remove=leaving, via="rule", cause=cause,
-                        cascade=cascade)
+                        cascade=cascade, progress=progress)
     _retag_overrides(segment, now)
     return delta.with_cascade()
+
+
+def jit_off() -> None:
+    """PostgreSQL: no JIT for the rest of this transaction.
+
+    The anti-joins are cheap per row but estimated as large, which turns on the JIT:
+    compiling them cost more (about 0.4 s each at 200,000 members) than running them.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL jit = off"))
 
 
 def _retag_overrides(segment: Segment, now: datetime) -> None:

@@ -1,0 +1,210 @@
+"""Large rule edits run as background jobs (issue 21): sized first, applied in one
+transaction through the membership service, the old membership standing until then."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from tests.factories import make_segment
+from webapp import jobs as job_runner
+from webapp.extensions import db
+from webapp.models import AuditEntry, Member, MembershipEvent, Segment, SegmentJob
+from webapp.services import segment_jobs
+from webapp.services.membership import verify_all
+from webapp.services.segments import SegmentError, save_segment
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
+SILVER = [{"field": "tier", "operator": "equals", "value": "silver"}]
+
+
+@pytest.fixture
+def people(app):
+    """12 gold and 8 silver members, a 'Gold' segment of the 12; jobs from 5 members."""
+    app.config["SEGMENT_JOB_THRESHOLD"] = 5
+    db.session.execute(insert(Member), [
+        {"id": f"00000000-0000-4000-8000-{i:012d}", "external_id": f"J-{i}",
+         "email": f"j{i}@example.com", "tier": "gold" if i < 12 else "silver"}
+        for i in range(20)])
+    db.session.commit()
+    return make_segment("Gold", include=GOLD)
+
+
+@pytest.fixture
+def held(monkeypatch):
+    """Jobs are recorded but not run (as while a worker has not picked them up yet)."""
+    started: list[tuple] = []
+    monkeypatch.setattr(job_runner, "enqueue", lambda path, *args: started.append(args))
+    return started
+
+
+def members_of(segment_id: int) -> set[str]:
+    from webapp.models import SegmentMembership
+
+    return set(db.session.scalars(select(SegmentMembership.member_id).where(
+        SegmentMembership.segment_id == segment_id)))
+
+
+def event_count(segment_id: int) -> int:
+    return db.session.scalar(select(func.count()).select_from(MembershipEvent).where(
+        MembershipEvent.segment_id == segment_id)) or 0
+
+
+def test_a_small_edit_is_applied_at_once(people, app):
+    app.config["SEGMENT_JOB_THRESHOLD"] = 50
+    edit = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta")
+    assert edit.job is None
+    assert people.size == 8 and people.include == SILVER
+    assert db.session.scalar(select(func.count()).select_from(SegmentJob)) == 0
+
+
+def test_the_estimate_is_the_set_difference(people):
+    assert segment_jobs.estimate(people, {"kind": "dynamic", "include": SILVER,
+                                          "exclude": []}) == (8, 12)
+    assert segment_jobs.estimate(people, {"kind": "dynamic", "include": [], "exclude": []}) \
+        == (8, 0)
+
+
+def test_a_large_edit_runs_as_a_job_and_applies_everything(people):
+    before = event_count(people.id)
+    edit = segment_jobs.edit_segment({"include": SILVER, "name": "Silver"}, segment=people,
+                                     actor="Marta", expected_version=1)
+    job = edit.job
+    assert job is not None and job.status == "done"  # JOBS_SYNC: run at once
+    assert (job.to_add, job.to_remove, job.done) == (8, 12, 20)
+    assert job.definition == {"kind": "dynamic", "include": SILVER, "exclude": []}
+    assert job.started_at and job.finished_at and job.error is None
+    segment = db.session.get(Segment, people.id)
+    assert segment.name == "Silver" and segment.include == SILVER and segment.version == 2
+    assert segment.size == 8 and len(members_of(segment.id)) == 8
+    assert job.result == {"size_before": 12, "size": 8, "version": 2}
+    assert event_count(segment.id) == before + 20
+    assert verify_all() == []
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "segment.update"))
+    assert entry.actor_label == "Marta" and entry.after["include"] == SILVER
+
+
+def test_until_the_job_commits_the_old_membership_stands(people, held):
+    gold = members_of(people.id)
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    assert job.status == "queued" and held == [(job.id,)]
+    segment = db.session.get(Segment, people.id)
+    assert segment.include == GOLD and segment.version == 1 and segment.size == 12
+    assert members_of(people.id) == gold
+    assert segment_jobs.run_job(job.id) is True
+    db.session.expire_all()
+    assert db.session.get(SegmentJob, job.id).status == "done"
+    assert db.session.get(Segment, people.id).include == SILVER
+    assert len(members_of(people.id)) == 8
+
+
+def test_a_second_edit_while_a_job_waits_is_refused(people, held):
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    for change in ({"include": []}, {"name": "Renamed"}):
+        with pytest.raises(SegmentError) as info:
+            segment_jobs.edit_segment(change, segment=people, actor="Ana")
+        message = info.value.errors["segment"]
+        assert f"job #{job.id}" in message and "wait until it finishes" in message
+    assert db.session.get(Segment, people.id).name == "Gold"
+    segment_jobs.run_job(job.id)
+    edit = segment_jobs.edit_segment({"name": "Renamed"}, segment=people, actor="Ana")
+    assert edit.job is None and edit.segment.name == "Renamed"
+
+
+def test_a_job_whose_segment_changed_meanwhile_fails_and_changes_nothing(people, held):
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    # A writer outside the dashboard and the API (a script) saved in between.
+    save_segment({"description": "touched"}, segment=people, actor="Script")
+    events = event_count(people.id)
+    assert segment_jobs.run_job(job.id) is False
+    db.session.expire_all()
+    job = db.session.get(SegmentJob, job.id)
+    assert job.status == "failed" and "Nothing was changed" in job.error
+    assert "version 1" in job.error
+    segment = db.session.get(Segment, people.id)
+    assert segment.include == GOLD and segment.size == 12 and segment.version == 2
+    assert event_count(people.id) == events
+
+
+def test_a_running_job_without_its_worker_is_interrupted_and_nothing_applied(people, held):
+    gold = members_of(people.id)
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    job.status = "running"  # its worker died: no runner lock is held for it
+    db.session.commit()
+    assert segment_jobs.active_job(people.id) is None
+    db.session.expire_all()
+    job = db.session.get(SegmentJob, job.id)
+    assert job.status == "interrupted" and "nothing was changed" in job.error
+    assert members_of(people.id) == gold
+    assert db.session.get(Segment, people.id).include == GOLD
+    # Nothing blocks the next edit, and a job that was interrupted never runs late.
+    assert segment_jobs.run_job(job.id) is False
+    edit = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta")
+    assert edit.job is not None and edit.job.id != job.id
+
+
+def test_a_job_that_never_started_is_interrupted_after_the_grace(people, held):
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    assert segment_jobs.reap_stale() == 0  # just queued: its worker may pick it up yet
+    job.created_at = job.created_at - segment_jobs.QUEUED_GRACE["thread"] * 2
+    db.session.commit()
+    assert segment_jobs.reap_stale() == 1
+    assert db.session.get(SegmentJob, job.id).status == "interrupted"
+
+
+KILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from sqlalchemy import event
+from webapp import create_app
+from webapp.extensions import db
+from webapp.services.segment_jobs import run_job
+
+url, job_id, marker, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+app = create_app({"SQLALCHEMY_DATABASE_URI": url, "JOBS_SYNC": True, "UPLOAD_FOLDER": folder})
+with app.app_context():
+    @event.listens_for(db.engine, "after_cursor_execute")
+    def pause(conn, cursor, statement, parameters, context, executemany):
+        if "INSERT INTO MEMBERSHIP_EVENTS" in statement.upper():
+            marker.write_text("events written, not committed")
+            time.sleep(120)
+    run_job(job_id)
+    marker.write_text("finished")
+"""
+
+
+def test_a_killed_job_is_interrupted_and_changes_nothing(people, held, app, tmp_path):
+    app.config["UPLOAD_FOLDER"] = str(tmp_path)
+    gold, events = members_of(people.id), event_count(people.id)
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    marker = tmp_path / "marker"
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, app.config["SQLALCHEMY_DATABASE_URI"],
+         str(job.id), str(marker), str(tmp_path)], cwd=ROOT, env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert marker.read_text() == "events written, not committed"
+        db.session.expire_all()
+        running = db.session.get(SegmentJob, job.id)
+        assert running.status == "running"
+        assert segment_jobs.reap_stale() == 0  # its worker is alive: left alone
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    db.session.expire_all()
+    job = segment_jobs.get_job(job.id)
+    assert job.status == "interrupted"
+    assert members_of(people.id) == gold and event_count(people.id) == events
+    segment = db.session.get(Segment, people.id)
+    assert segment.include == GOLD and segment.size == 12 and segment.version == 1
+    assert verify_all() == []
