@@ -208,3 +208,64 @@ def test_a_killed_job_is_interrupted_and_changes_nothing(people, held, app, tmp_
     segment = db.session.get(Segment, people.id)
     assert segment.include == GOLD and segment.size == 12 and segment.version == 1
     assert verify_all() == []
+
+
+# --- the segment page ----------------------------------------------------------------------
+
+HX = {"HX-Request": "true"}
+SILVER_FORM = {"name": "Gold", "kind": "dynamic", "description": "", "url": "",
+               "customer_segment_id": "", "version": "1", "include-0-field": "tier",
+               "include-0-operator": "equals", "include-0-value": "silver"}
+
+
+def test_the_edit_page_starts_a_job_and_the_segment_page_follows_it(people, held, client,
+                                                                     auth):
+    auth.login("marketer")
+    response = client.post(f"/segments/{people.id}/edit", data=SILVER_FORM)
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Applying the new definition of Gold in the background" in page
+    assert "about +8 / −12 members" in page
+    job = db.session.scalars(select(SegmentJob)).one()
+    assert 'id="segment-job"' in page and "Applying definition:" in page
+    assert "Tier is silver" in page or "tier is silver" in page.lower()
+    assert f'hx-get="/segments/{people.id}/jobs/{job.id}"' in page
+    assert 'hx-trigger="every 1s"' in page
+    assert "0 of 20 members moved" in page
+    assert f'href="/segments/{people.id}"' in page  # the refresh link works without JS
+    assert "12" in page and db.session.get(Segment, people.id).size == 12
+
+    fragment = client.get(f"/segments/{people.id}/jobs/{job.id}", headers=HX)
+    body = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and body.lstrip().startswith('<section id="segment-job"')
+    assert "Waiting to start" in body and "HX-Refresh" not in fragment.headers
+    # Without htmx the URL leads to the segment page.
+    assert client.get(f"/segments/{people.id}/jobs/{job.id}").status_code == 303
+
+    # A second edit meanwhile is refused on the form, with the job named.
+    again = client.post(f"/segments/{people.id}/edit", data={**SILVER_FORM, "name": "X"})
+    assert again.status_code == 422
+    assert f"job #{job.id}" in again.get_data(as_text=True)
+
+    segment_jobs.run_job(job.id)
+    done = client.get(f"/segments/{people.id}/jobs/{job.id}", headers=HX)
+    assert done.headers["HX-Refresh"] == "true"  # the page reloads with the new members
+    assert "hx-trigger" not in done.get_data(as_text=True)  # polling stops
+    page = client.get(f"/segments/{people.id}").get_data(as_text=True)
+    assert "New definition applied" in page and "hx-trigger=\"every 1s\"" not in page
+
+
+def test_an_interrupted_job_is_explained_on_the_segment_page(people, held, client, auth):
+    auth.login("support")
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    job.status = "running"
+    db.session.commit()
+    page = client.get(f"/segments/{people.id}").get_data(as_text=True)
+    assert "Interrupted." in page and "nothing was changed" in page
+    assert "Edit again" not in page  # support may not edit
+    assert client.get(f"/segments/{people.id}/jobs/999", headers=HX).status_code == 404
+
+
+def test_the_job_fragment_needs_a_signed_in_user(people, client):
+    assert client.get(f"/segments/{people.id}/jobs/1", headers=HX).status_code in (302, 401)
+
