@@ -635,8 +635,10 @@ def refresh_segment(segment: Segment, cause: Cause, now: datetime | None = None,
     jit_off()
     now = now or utcnow()
     joining, leaving = join_and_leave(segment, now)
+    bulk_plans(True)
     delta = apply_delta(segment, add=joining, remove=leaving, via="rule", cause=cause,
                         cascade=cascade, progress=progress)
+    bulk_plans(False)
     _retag_overrides(segment, now)
     return delta.with_cascade()
 
@@ -649,6 +651,20 @@ def jit_off() -> None:
     """
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SET LOCAL jit = off"))
+
+
+def bulk_plans(on: bool) -> None:
+    """PostgreSQL: no nested-loop joins for a rule refresh's set-based statements (on), or
+    back to the default (off).
+
+    A segment created or grown since segment_memberships was last analyzed is estimated at
+    one row, so the planner joined its rows to the leaving set by a nested loop filtering
+    every pair: quadratic, over 9 minutes for 40,000 leaving a segment of 400,000 (issue
+    21). Hash and merge joins are linear whatever the estimates; at worst they read the
+    members table once more than an index probe per row would.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"SET LOCAL enable_nestloop = {'off' if on else 'DEFAULT'}"))
 
 
 def _retag_overrides(segment: Segment, now: datetime) -> None:
@@ -766,6 +782,8 @@ def verify_all(now: datetime | None = None) -> list[dict]:
     now = now or utcnow()
     problems = []
     dynamic = {s.id for s in dynamic_segments_in_order()}
+    jit_off()
+    bulk_plans(True)
     actual = dict(db.session.execute(select(memberships_t.c.segment_id, func.count())
                                      .group_by(memberships_t.c.segment_id)).all())
     for segment in db.session.scalars(select(Segment).order_by(Segment.id)):
@@ -781,6 +799,7 @@ def verify_all(now: datetime | None = None) -> list[dict]:
             problems.append({"segment_id": segment.id, "name": segment.name,
                              "missing": missing, "extra": extra,
                              "cached_size": segment.size, "actual_size": size})
+    bulk_plans(False)
     return problems
 
 

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentJob
 from webapp.services.errors import Conflict
-from webapp.services.membership import jit_off, join_and_leave, lock_segments
+from webapp.services.membership import bulk_plans, jit_off, join_and_leave, lock_segments
 from webapp.services.segments import (
     SegmentError,
     _canonical_keys,
@@ -101,9 +101,11 @@ def threshold() -> int:
 def estimate(segment: Segment, definition: dict[str, Any]) -> tuple[int, int]:
     """(joining, leaving) if the segment had this definition: the set difference, counted."""
     jit_off()
+    bulk_plans(True)
     joining, leaving = join_and_leave(segment, utcnow(), definition)
     count = [db.session.scalar(select(func.count()).select_from(q.subquery())) or 0
              for q in (joining, leaving)]
+    bulk_plans(False)
     return count[0], count[1]
 
 
