@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from tests.factories import make_segment
 from webapp import jobs as job_runner
@@ -64,6 +64,29 @@ def test_a_small_edit_is_applied_at_once(people, app):
     assert edit.job is None
     assert people.size == 8 and people.include == SILVER
     assert db.session.scalar(select(func.count()).select_from(SegmentJob)) == 0
+
+
+def test_an_edit_sized_under_the_threshold_is_applied_from_the_sets_it_counted(people, app):
+    """The program could move more than the threshold, this edit does not: it is sized and
+    applied in one transaction, each set computed once, and no staging table is left."""
+    app.config["SEGMENT_JOB_THRESHOLD"] = 25  # 20 members + 12 in the segment > 25
+    before = event_count(people.id)
+    edit = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta",
+                                     expected_version=1)
+    assert edit.job is None
+    segment = db.session.get(Segment, people.id)
+    assert segment.include == SILVER and segment.size == 8 and segment.version == 2
+    assert event_count(people.id) == before + 20
+    assert verify_all() == []
+    if db.engine.dialect.name == "sqlite":
+        assert db.session.execute(text(
+            "SELECT count(*) FROM sqlite_temp_master WHERE type = 'table'")).scalar() == 0
+    # A refused edit (a stale version) leaves the segment as it was.
+    with pytest.raises(SegmentError) as info:
+        segment_jobs.edit_segment({"include": GOLD}, segment=segment, actor="Ana",
+                                  expected_version=1)
+    assert "version" in info.value.errors
+    assert db.session.get(Segment, people.id).include == SILVER
 
 
 def test_the_estimate_is_the_set_difference(people):

@@ -619,22 +619,80 @@ def join_and_leave(segment: Segment, now: datetime,
     return joining, leaving
 
 
+@dataclass
+class Staged:
+    """Who joins and who leaves a dynamic segment, computed once into temporary tables."""
+
+    joining: Select
+    leaving: Select
+    to_add: int
+    to_remove: int
+    tables: tuple[Table, ...]
+    now: datetime
+
+    @property
+    def total(self) -> int:
+        """How many members would move."""
+        return self.to_add + self.to_remove
+
+    def drop(self) -> None:
+        """Drop the tables (PostgreSQL drops them at commit anyway; SQLite keeps them)."""
+        connection = db.session.connection()
+        if connection.dialect.name != "postgresql":
+            for table in self.tables:
+                table.drop(connection)
+
+
+def stage_join_and_leave(segment: Segment, definition: dict,
+                         now: datetime | None = None) -> Staged:
+    """Count who would join and leave if the segment had `definition`, keeping both sets
+    (no commit): a rule edit sizes itself and, when it is applied in the same transaction
+    (under the segment's write lock, taken first), `refresh_segment(staged=...)` moves
+    exactly these members without computing the sets again."""
+    now = now or utcnow()
+    jit_off()
+    bulk_plans(True)
+    connection = db.session.connection()
+    options: dict[str, Any] = {"prefixes": ["TEMPORARY"]}
+    if connection.dialect.name == "postgresql":
+        options["postgresql_on_commit"] = "DROP"
+    joining, leaving = join_and_leave(segment, now, definition)
+    tables = []
+    counts = []
+    for name, query in (("joining", joining), ("leaving", leaving)):
+        table = Table(f"{name}_{uuid.uuid4().hex[:12]}", MetaData(),
+                      Column("member_id", String(36), primary_key=True), **options)
+        table.create(connection)
+        count = connection.execute(insert(table).from_select(["member_id"], query)).rowcount
+        if count is None or count < 0:
+            count = connection.scalar(select(func.count()).select_from(table)) or 0
+        tables.append(table)
+        counts.append(count)
+    bulk_plans(False)
+    return Staged(select(tables[0].c.member_id), select(tables[1].c.member_id),
+                  counts[0], counts[1], tuple(tables), now)
+
+
 def refresh_segment(segment: Segment, cause: Cause, now: datetime | None = None,
-                    cascade: bool = True,
-                    progress: Callable[[int], None] | None = None) -> list[Delta]:
+                    cascade: bool = True, progress: Callable[[int], None] | None = None,
+                    staged: Staged | None = None) -> list[Delta]:
     """Bring a dynamic segment's materialized membership in line with its rules (no commit).
 
     Computes who joins and leaves set-based and hands both to `apply_delta` (the one writer
     path: rows, events, size, audit, cascade). Returns the deltas of this segment and of the
     segments whose `segment` criteria depend on it, refreshed after it. `progress` is handed
-    to `apply_delta` (members moved so far).
+    to `apply_delta` (members moved so far). `staged` (from `stage_join_and_leave` in this
+    transaction, with the definition the segment now has) gives the sets already computed.
     """
     if segment.kind != "dynamic":
         return []
     lock_segments([segment.id], dependents=cascade)
     jit_off()
-    now = now or utcnow()
-    joining, leaving = join_and_leave(segment, now)
+    if staged is not None:
+        now, joining, leaving = staged.now, staged.joining, staged.leaving
+    else:
+        now = now or utcnow()
+        joining, leaving = join_and_leave(segment, now)
     bulk_plans(True)
     delta = apply_delta(segment, add=joining, remove=leaving, via="rule", cause=cause,
                         cascade=cascade, progress=progress)

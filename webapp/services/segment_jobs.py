@@ -44,7 +44,13 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentJob
 from webapp.services.errors import Conflict
-from webapp.services.membership import bulk_plans, jit_off, join_and_leave, lock_segments
+from webapp.services.membership import (
+    bulk_plans,
+    jit_off,
+    join_and_leave,
+    lock_segments,
+    stage_join_and_leave,
+)
 from webapp.services.segments import (
     SegmentError,
     _canonical_keys,
@@ -134,7 +140,12 @@ def refuse_while_busy(segment: Segment) -> None:
 def edit_segment(data: dict, *, segment: Segment, actor: str, actor_id: int | None = None,
                  expected_version: int | None = None) -> SegmentEdit:
     """Update a segment: at once, or as a background job when its new rules would move more
-    than the threshold of members (commits; the job commits on its own)."""
+    than the threshold of members (commits; the job commits on its own).
+
+    A rule edit that may be large is sized under the segment's write lock, with the sets it
+    moves kept in temporary tables; a small one is then applied from them in the same
+    transaction (the sets are computed once), a large one rolled back and handed to a job.
+    """
     refuse_while_busy(segment)
     values = validate(data, segment=segment) if segment.kind == "dynamic" \
         or data.get("kind") == "dynamic" else None
@@ -144,16 +155,35 @@ def edit_segment(data: dict, *, segment: Segment, actor: str, actor_id: int | No
                       "exclude": values["exclude"]}
         if definition == segment.definition() or not _may_be_large(segment):
             definition = None
-    if definition is not None and (expected_version is None
-                                   or expected_version == segment.version):
-        joining, leaving = estimate(segment, definition)
-        if joining + leaving > threshold():
-            job = _start(segment, data, definition, joining, leaving, actor=actor,
-                         actor_id=actor_id, expected_version=expected_version)
+    if definition is None or (expected_version is not None
+                              and expected_version != segment.version):
+        return SegmentEdit(save_segment(data, segment=segment, actor=actor,
+                                        actor_id=actor_id, expected_version=expected_version))
+    base_version = segment.version
+    lock_segments([segment.id])  # reloads the segment: a save that came first is seen
+    if segment.version != base_version:
+        db.session.rollback()
+        return SegmentEdit(save_segment(data, segment=segment, actor=actor,
+                                        actor_id=actor_id, expected_version=base_version))
+    try:
+        staged = stage_join_and_leave(segment, definition)
+        if staged.total > threshold():
+            db.session.rollback()  # the sets and the lock: the job computes its own
+            job = _start(segment, data, definition, staged.to_add, staged.to_remove,
+                         actor=actor, actor_id=actor_id, expected_version=base_version)
             return SegmentEdit(segment, job)
-        db.session.rollback()  # end the read transaction the count ran in
-    return SegmentEdit(save_segment(data, segment=segment, actor=actor, actor_id=actor_id,
-                                    expected_version=expected_version))
+        write_segment(data, segment=segment, actor=actor, actor_id=actor_id,
+                      expected_version=base_version, staged=staged)
+        staged.drop()
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise SegmentError({"customer_segment_id": Conflict(
+            "customer segment id is already used by another segment")}) from None
+    except SegmentError:
+        db.session.rollback()
+        raise
+    return SegmentEdit(segment)
 
 
 def _start(segment: Segment, data: dict, definition: dict, joining: int, leaving: int, *,

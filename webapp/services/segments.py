@@ -59,6 +59,7 @@ from webapp.services.errors import Conflict, ServiceError
 from webapp.services.lookup import find_segment
 from webapp.services.membership import (
     Cause,
+    Staged,
     apply_delta,
     desired_condition,
     lock_segments,
@@ -517,9 +518,11 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
 
 def write_segment(data: dict, *, segment: Segment | None = None, actor: str,
                   actor_id: int | None = None, expected_version: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> Segment:
+                  progress: Callable[[int], None] | None = None,
+                  staged: Staged | None = None) -> Segment:
     """`save_segment` without the commit: the caller commits (a background job commits its
-    own status with it). `progress` hears how many members the rule change moved so far."""
+    own status with it). `progress` hears how many members the rule change moved so far;
+    `staged` are the sets the new rules move, when the caller sized the change already."""
     if segment is not None and expected_version is not None \
             and expected_version != segment.version:
         raise SegmentError({"version": f"{_who_changed(segment)}; your edit was based on "
@@ -586,7 +589,7 @@ def write_segment(data: dict, *, segment: Segment | None = None, actor: str,
     if segment.kind == "dynamic" and rules_changed:
         refresh_segment(segment, Cause("rule", actor, {
             "reason": "segment created" if creating else "criteria changed",
-            "segment_version": segment.version}), progress=progress)
+            "segment_version": segment.version}), progress=progress, staged=staged)
     return segment
 
 
