@@ -1,9 +1,11 @@
 """Large rule edits as background jobs, with progress (issue 21).
 
-An edit of a dynamic segment's rules is sized first: who would join and who would leave,
-counted with the same set-based anti-joins that apply it (`membership.join_and_leave`).
-When more than SEGMENT_JOB_THRESHOLD members would move, the edit is not applied in the
-request: a `SegmentJob` row records it (the definition being applied, the whole edit, the
+An edit of a dynamic segment's rules is sized first, under the segment's write lock: who
+would join and who would leave, computed with the same set-based anti-joins that apply it
+(`membership.stage_join_and_leave`, kept in temporary tables). A small edit is applied from
+those sets in the same transaction. When more than SEGMENT_JOB_THRESHOLD members would
+move, the edit is not applied in the request (the sizing is rolled back): a `SegmentJob`
+row records it (the definition being applied, the whole edit, the
 version it was based on, the estimated counts) and a job is started through
 `webapp.jobs.enqueue` (RQ with Redis, a thread without); the request returns at once.
 
