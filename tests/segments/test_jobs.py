@@ -292,3 +292,30 @@ def test_an_interrupted_job_is_explained_on_the_segment_page(people, held, clien
 def test_the_job_fragment_needs_a_signed_in_user(people, client):
     assert client.get(f"/segments/{people.id}/jobs/1", headers=HX).status_code in (302, 401)
 
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"),
+                    reason="set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/13) to test Redis")
+def test_progress_of_a_worker_reaches_the_page_through_redis(people, held, app, client, auth,
+                                                             tmp_path):
+    """With RQ the job runs in a worker process and, on SQLite, holds the write lock: only
+    Redis carries its progress to the web process (as for uploads)."""
+    app.config["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+    app.config["UPLOAD_FOLDER"] = str(tmp_path)
+    auth.login("support")
+    job = segment_jobs.edit_segment({"include": SILVER}, segment=people, actor="Marta").job
+    job.status = "running"
+    db.session.commit()
+    with segment_jobs.runner(job.id, segment_jobs.RUNNER):  # its worker is alive
+        progress = segment_jobs.JobProgress(job.id, maximum=job.total)
+        progress.database = False  # as when SQLite is locked by the job itself
+        progress.set(12)
+        with segment_jobs._LIVE_LOCK:  # the web process does not share the worker's memory
+            segment_jobs._LIVE.pop(job.id, None)
+        assert segment_jobs.live_done(job) == 12
+        body = client.get(f"/segments/{people.id}/jobs/{job.id}", headers=HX).get_data(
+            as_text=True)
+        assert "12 of 20 members moved" in body and "Adding the members who join" in body
+        assert 'value="12"' in body
+        progress.finish()
+    assert segment_jobs.live_done(job) == 0
