@@ -265,7 +265,9 @@ def test_the_edit_page_starts_a_job_and_the_segment_page_follows_it(people, held
     # Without htmx the URL leads to the segment page.
     assert client.get(f"/segments/{people.id}/jobs/{job.id}").status_code == 303
 
-    # A second edit meanwhile is refused on the form, with the job named.
+    # The editor says a change is being applied; a second edit is refused, naming the job.
+    editor = client.get(f"/segments/{people.id}/edit").get_data(as_text=True)
+    assert f"(job #{job.id}" in editor and "See its progress" in editor
     again = client.post(f"/segments/{people.id}/edit", data={**SILVER_FORM, "name": "X"})
     assert again.status_code == 422
     assert f"job #{job.id}" in again.get_data(as_text=True)

@@ -256,6 +256,8 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
         # Once anything is in the segment its kind cannot change: shown as text, not a choice.
         "kind_locked": segment is not None and service.has_content(segment),
     }
+    running = jobs.active_job(segment.id) if segment is not None else None
+    context["busy"] = jobs.busy_message(running) if running is not None else None
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)
     form.fill_organisation(segment, service.owners())
