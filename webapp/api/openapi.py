@@ -55,8 +55,10 @@ ANY: dict[str, Any] = {}
 #: What every string of a request must match: the server refuses NUL characters (400), since
 #: the databases cannot store them.
 NO_NUL = "^[^\\u0000]*$"
+#: Characters Python strips as spaces that a JSON Schema (ECMA) `\s` does not match.
+PY_SPACES = "\\u001c-\\u001f\\u0085"
 #: A string with something in it besides spaces (names, ids), and no NUL.
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NOT_BLANK = f"^[^\\u0000]*[^\\s\\u0000{PY_SPACES}][^\\u0000]*$"
 #: Whole numbers the server takes: 64 bits (beyond them, 422).
 INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 #: Any JSON value a request may carry where the document does not say more (free-form
@@ -187,7 +189,8 @@ CRITERION = obj({
 MEMBER_WRITE = {
     "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
     "email": nullable({"type": "string", "maxLength": 320, "pattern":
-                       "^(?:|\\s*[^@\\s\\u0000]+@[^@\\s\\u0000]+\\.[^@\\s\\u0000]+\\s*)$"}),
+                       f"^(?:|\\s*[^@\\s\\u0000{PY_SPACES}]+@[^@\\s\\u0000{PY_SPACES}]+\\."
+                       f"[^@\\s\\u0000{PY_SPACES}]+\\s*)$"}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
     "points": {"type": "integer", "minimum": 0}, "xp": {"type": "integer", "minimum": 0},
