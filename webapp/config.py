@@ -142,6 +142,9 @@ def load(instance_path: str) -> dict:
                                  os.environ.get("SECRET_KEY_FALLBACKS", "").split(",")
                                  if k.strip()],
         "JOBS_SYNC": _flag("JOBS_SYNC", False),
+        # A rule edit that moves more members than this runs as a background job with a
+        # progress bar (webapp/services/segment_jobs.py); smaller ones are applied at once.
+        "SEGMENT_JOB_THRESHOLD": _number("SEGMENT_JOB_THRESHOLD", 50_000),
         "WEBHOOKS_AUTO_DELIVER": _flag("WEBHOOKS_AUTO_DELIVER", True),
         "WEBHOOK_BATCH_SIZE": _number("WEBHOOK_BATCH_SIZE", DEFAULTS["WEBHOOK_BATCH_SIZE"]),
         "WEBHOOK_MAX_ATTEMPTS": _number("WEBHOOK_MAX_ATTEMPTS", DEFAULTS["WEBHOOK_MAX_ATTEMPTS"]),

@@ -529,6 +529,44 @@ class Upload(db.Model):
     segment: Mapped[Segment] = relationship()
 
 
+class SegmentJob(db.Model):
+    """A large rule change of a dynamic segment, applied in the background in one transaction.
+
+    `definition` is the kind/include/exclude being applied and `changes` the whole edit (the
+    attributes the request gave), applied at once with the membership when the job commits;
+    until then the segment keeps its stored definition and members. `to_add` and `to_remove`
+    are the counts estimated when the change was asked for, `done` how many have moved.
+    """
+
+    __tablename__ = "segment_jobs"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    base_version: Mapped[int] = mapped_column(Integer)
+    to_add: Mapped[int] = mapped_column(BigInteger, default=0)
+    to_remove: Mapped[int] = mapped_column(BigInteger, default=0)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    segment: Mapped[Segment] = relationship()
+
+    @property
+    def total(self) -> int:
+        """How many members the change moves (estimated when it was asked for)."""
+        return (self.to_add or 0) + (self.to_remove or 0)
+
+
 class MembershipEvent(db.Model):
     """ADD or REMOVE of a member in a segment, with its cause. Append-only."""
 

@@ -3,7 +3,7 @@
 - `attribute_definitions`: key (unique), JSON type, allowed values, description, example.
 
 Revision ID: 0014_attribute_registry
-Revises: 0011_accounts
+Revises: 0012_segment_jobs
 Create Date: 2026-12-05 22:30:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0014_attribute_registry'
-down_revision = '0011_accounts'
+down_revision = '0012_segment_jobs'
 branch_labels = None
 depends_on = None
 

@@ -81,6 +81,7 @@ from webapp.api import (  # noqa: E402,F401
     docs,
     errors,
     events,
+    jobs,
     limits,
     members,
     offers,

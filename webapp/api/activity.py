@@ -106,6 +106,9 @@ def _reference(data: dict[str, Any], attributes: dict[str, Any], name: str,
     """A member or reward named by a relationship or, the short form, by an attribute."""
     if name in attributes:
         value = attributes[name]
+        # JSON Schema counts 421.0 as an integer, as the OpenAPI document's "integer" does.
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if not isinstance(value, str) or not value.strip() or "\x00" in value:

@@ -65,8 +65,10 @@ ANY: dict[str, Any] = {}
 #: What every string of a request must match: the server refuses NUL characters (400), since
 #: the databases cannot store them.
 NO_NUL = "^[^\\u0000]*$"
+#: Characters Python strips as spaces that a JSON Schema (ECMA) `\s` does not match.
+PY_SPACES = "\\u001c-\\u001f\\u0085"
 #: A string with something in it besides spaces (names, ids), and no NUL.
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NOT_BLANK = f"^[^\\u0000]*[^\\s\\u0000{PY_SPACES}][^\\u0000]*$"
 #: Whole numbers the server takes: 64 bits (beyond them, 422).
 INT64 = {"minimum": -(2**63), "maximum": 2**63 - 1}
 #: Any JSON value a request may carry where the document does not say more (free-form
@@ -249,7 +251,8 @@ def group_schema(items: dict[str, Any], level: int) -> dict[str, Any]:
 MEMBER_WRITE = {
     "external_id": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
     "email": nullable({"type": "string", "maxLength": 320, "pattern":
-                       "^(?:|\\s*[^@\\s\\u0000]+@[^@\\s\\u0000]+\\.[^@\\s\\u0000]+\\s*)$"}),
+                       f"^(?:|\\s*[^@\\s\\u0000{PY_SPACES}]+@[^@\\s\\u0000{PY_SPACES}]+\\."
+                       f"[^@\\s\\u0000{PY_SPACES}]+\\s*)$"}),
     "birthday": nullable({"type": "string", "format": "date"}),
     "tier": {"type": "string", "description": "bronze, silver, gold or platinum (configurable)"},
     "points": {"type": "integer", "minimum": 0}, "xp": {"type": "integer", "minimum": 0},
@@ -506,6 +509,35 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "Segment": resource("segments", "SegmentAttributes",
                             {"members": obj({"links": obj({"self": URI}), "meta": META})}),
         "SegmentDocument": single("Segment"),
+        "JobAttributes": obj({
+            "kind": {"const": "segment_rules", "description": "a rule change of a segment"},
+            "status": {"enum": ["queued", "running", "done", "failed", "interrupted"],
+                       "description": "interrupted: the process applying it stopped; nothing "
+                       "of it was applied"},
+            "to_add": {"type": "integer", "minimum": 0, "description": "members joining "
+                       "(estimated when the change was asked for)"},
+            "to_remove": {"type": "integer", "minimum": 0, "description": "members leaving "
+                          "(estimated when the change was asked for)"},
+            "total": {"type": "integer", "minimum": 0},
+            "done": {"type": "integer", "minimum": 0, "description": "members moved so far"},
+            "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            "definition": obj({"kind": {"enum": ["static", "dynamic"]},
+                               "include": array(ref("Criterion")),
+                               "exclude": array(ref("Criterion"))},
+                              ("kind", "include", "exclude"),
+                              description="the definition being applied"),
+            "base_version": {"type": "integer", "description": "the segment version the "
+                             "change was based on"},
+            "result": nullable(obj({"size_before": INTEGER, "size": INTEGER,
+                                    "version": INTEGER})),
+            "error": nullable(STRING), "created_by": nullable(STRING),
+            "created_at": nullable(MOMENT), "started_at": nullable(MOMENT),
+            "finished_at": nullable(MOMENT)},
+            ("kind", "status", "to_add", "to_remove", "total", "done", "percent",
+             "definition", "base_version")),
+        "Job": resource("jobs", "JobAttributes", {"segment": obj({
+            "data": identifier("segments"), "links": obj({"related": URI})})}),
+        "JobDocument": single("Job"),
         "SegmentCollection": collection("Segment"),
         "SegmentCreate": new_resource("segments", SEGMENT_WRITE, ("name", "kind")),
         "SegmentUpdate": changed_resource("segments", {**SEGMENT_WRITE, "version": INTEGER,
@@ -734,6 +766,7 @@ class Operation:
     params: list[dict[str, Any]] = field(default_factory=list)
     example: dict[str, Any] | None = None
     also: tuple[int, ...] = ()     # other success statuses (an idempotent replay's 200)
+    accepted: str | None = None    # 202 with this document: the change runs as a job
     body_required: bool = True
 
 
@@ -791,11 +824,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/segments/{segment_ref}", "segment_get", "Segments", 200,
               "SegmentDocument"),
     Operation("patch", "/segments/{segment_ref}", "segment_update", "Segments", 200,
-              "SegmentDocument", "SegmentUpdate", example={"data": {
+              "SegmentDocument", "SegmentUpdate", accepted="JobDocument", example={"data": {
                   "type": "segments", "attributes": {"description": "Gold and up",
                                                      "version": 1}}}),
     Operation("put", "/segments/{segment_ref}", "segment_replace", "Segments", 200,
-              "SegmentDocument", "SegmentReplace", example={"data": {
+              "SegmentDocument", "SegmentReplace", accepted="JobDocument", example={"data": {
                   "type": "segments", "attributes": {
                       "name": "Engaged VIPs", "kind": "dynamic",
                       "description": "Gold or platinum with 1,000+ points",
@@ -805,6 +838,7 @@ OPERATIONS: tuple[Operation, ...] = (
                       "exclude": [{"field": "customFields.test_account",
                                    "operator": "equals", "value": True}]}}}),
     Operation("delete", "/segments/{segment_ref}", "segment_delete", "Segments", 204, None),
+    Operation("get", "/jobs/{job_id}", "job_get", "Jobs", 200, "JobDocument"),
     Operation("get", "/segments/{segment_ref}/relationships/members", "segment_members",
               "Segment members", 200, "MemberLinkage", params=list(PAGE)),
     Operation("get", "/segments/{segment_ref}/members.csv", "segment_members_csv",
@@ -955,7 +989,7 @@ PATH_PARAMETERS = {
     "member_ref": MEMBER_REF, "segment_ref": SEGMENT_REF,
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
-    "limit_id": "limit id", "redemption_id": "redemption id",
+    "limit_id": "limit id", "redemption_id": "redemption id", "job_id": "job id",
     "attribute_ref": "declared field's id or key",
 }
 #: /members/batch and /members/search are routes of their own (POST only): GET, PATCH or DELETE
@@ -1051,6 +1085,17 @@ def _operation(op: Operation, view: Any) -> dict[str, Any]:
                                     "content": {MEDIA: {"schema": ref(op.response)}}}
         if op.method == "post" and op.ok == 201:
             responses["201"]["links"] = _links(op)
+        if op.accepted:
+            responses["202"] = {
+                "description": "Accepted: the new rules move more members than "
+                               "SEGMENT_JOB_THRESHOLD, so they are applied by a background "
+                               "job; until it is done the segment keeps its previous "
+                               "definition and members. Follow the job at Location",
+                "headers": {"Location": {"description": "the job (GET /jobs/{job_id})",
+                                         "schema": URI}},
+                "content": {MEDIA: {"schema": ref(op.accepted)}},
+                "links": {"job_get": {"operationId": "job_get",
+                                      "parameters": {"job_id": "$response.body#/data/id"}}}}
     if op.endpoint not in ("openapi_document", "docs"):
         for code in _error_codes(op):
             response: dict[str, Any] = {"description": ERROR_TEXT[code],

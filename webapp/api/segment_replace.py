@@ -30,7 +30,9 @@ DEFAULTS = {"description": "", "url": None, "include": [], "exclude": []}
 @access("write")
 def segment_replace(segment_ref: str):
     """Replace a segment whole: name and kind required, omitted criteria become empty."""
-    from webapp.services.segments import SegmentError, save_segment
+    from webapp.api.jobs import accepted
+    from webapp.services.segment_jobs import edit_segment
+    from webapp.services.segments import SegmentError
 
     segment = segment_or_404(segment_ref)
     data = resource_object(read_document(), "segments")
@@ -49,8 +51,10 @@ def segment_replace(segment_ref: str):
         raise ApiError(422, "invalid_attribute", "version is the whole number this segment "
                        "had when you read it.", pointer="/data/attributes/version")
     try:
-        segment = save_segment({**DEFAULTS, **attributes}, segment=segment, actor=actor_label(),
-                               actor_id=actor_id(), expected_version=expected)
+        edit = edit_segment({**DEFAULTS, **attributes}, segment=segment, actor=actor_label(),
+                            actor_id=actor_id(), expected_version=expected)
     except SegmentError as exc:
         raise _segment_error(exc) from None
-    return respond({"data": segment_resource(segment)})
+    if edit.job is not None:
+        return accepted(edit.job)
+    return respond({"data": segment_resource(edit.segment)})

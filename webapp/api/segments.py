@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from webapp.access import access
 from webapp.api import bp
 from webapp.api.errors import ApiError, error_object, pointer_for
+from webapp.api.jobs import accepted
 from webapp.api.jsonapi import (
     actor_id,
     actor_label,
@@ -48,6 +49,7 @@ from webapp.segments.export import csv_response
 from webapp.services.errors import Conflict
 from webapp.services.lookup import find_member, find_segment, segment_row_organised
 from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
+from webapp.services.segment_jobs import edit_segment
 from webapp.services.segments import (
     SegmentError,
     SegmentInUse,
@@ -212,10 +214,12 @@ def segment_update(segment_ref: str):
     archiving = archived is True and segment.archived_at is None
     if archiving:
         _refuse_if_used(segment)  # before anything is saved: a refused request changes nothing
+    job = None
     try:
         if attributes or expected is not None:
-            segment = save_segment(attributes, segment=segment, actor=actor_label(),
-                                   actor_id=actor_id(), expected_version=expected)
+            edit = edit_segment(attributes, segment=segment, actor=actor_label(),
+                                actor_id=actor_id(), expected_version=expected)
+            segment, job = edit.segment, edit.job
         if archiving:
             archive_segment(segment, actor=actor_label())
         elif archived is False and segment.archived_at is not None:
@@ -224,6 +228,8 @@ def segment_update(segment_ref: str):
         raise _in_use(exc) from None
     except SegmentError as exc:
         raise _segment_error(exc) from None
+    if job is not None:
+        return accepted(job)
     return respond({"data": segment_resource(segment)})
 
 

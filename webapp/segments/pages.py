@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, g, request
@@ -20,6 +21,7 @@ from webapp.models import (
     Member,
     MembershipEvent,
     Segment,
+    SegmentJob,
     SegmentMembership,
 )
 from webapp.segments.builder import (
@@ -34,6 +36,7 @@ from webapp.segments.builder import (
     split_list,
 )
 from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
+from webapp.services import segment_jobs as jobs
 from webapp.services import segments as service
 from webapp.services import stats
 from webapp.services.attributes import declared
@@ -46,6 +49,7 @@ from webapp.targeting import (
     raw_criteria,
 )
 from webapp.targeting import schema as ts
+from webapp.timeutil import utcnow
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
 MEMBERS_PER_PAGE = 25
@@ -274,6 +278,8 @@ def editor_context(segment: Segment | None, form: SegmentForm, builder: Builder,
         # Once anything is in the segment its kind cannot change: shown as text, not a choice.
         "kind_locked": segment is not None and service.has_content(segment),
     }
+    running = jobs.active_job(segment.id) if segment is not None else None
+    context["busy"] = jobs.busy_message(running) if running is not None else None
     if segment is not None and not form.version.data:
         form.version.data = str(segment.version)
     form.fill_organisation(segment, service.owners())
@@ -391,6 +397,40 @@ def describe(segment: Segment) -> str:
         return f"(definition cannot be read: {exc})"
 
 
+def describe_job(job: SegmentJob) -> str:
+    """The definition a job is applying, in readable words."""
+    definition = job.definition or {}
+    ids = {v for c in (definition.get("include") or []) + (definition.get("exclude") or [])
+           if c.get("field") == "segment" for v in c.get("value") or [] if isinstance(v, int)}
+    try:
+        return describe_definition(definition, service.names_of(ids))
+    except SegmentDefinitionError as exc:
+        return f"(definition cannot be read: {exc})"
+
+
+# How long a finished job's outcome stays on the segment page.
+JOB_SHOWN = timedelta(minutes=15)
+
+
+def job_context(segment: Segment, job: SegmentJob | None = None) -> dict[str, Any]:
+    """The segment's rule-change job the page shows (None when there is nothing to say):
+    one queued or running; one that failed or was interrupted while its edit is still the
+    latest; one that finished in the last 15 minutes."""
+    job = job or jobs.latest_job(segment.id)
+    if job is not None and job.status not in jobs.ACTIVE:
+        if job.status == "done":
+            keep = (job.result or {}).get("version") == segment.version \
+                and job.finished_at is not None and job.finished_at > utcnow() - JOB_SHOWN
+        else:  # failed or interrupted: shown while its edit is still the latest
+            keep = job.base_version == segment.version
+        if not keep:
+            job = None
+    if job is None:
+        return {"job": None}
+    return {"job": job, "job_done": jobs.live_done(job), "job_percent": jobs.percent(job),
+            "job_phase": jobs.phase(job), "job_describe": describe_job(job)}
+
+
 def criterion_words(criterion: Any, names: Mapping[int, str]) -> str:
     """Readable words for one stored criterion or group."""
     try:
@@ -491,7 +531,7 @@ def show_context(segment: Segment, args: Mapping[str, str]) -> dict[str, Any]:
         "members": members, "q": q, "uses": service.where_used(segment),
         "events": events, "history": history(segment, names), "chart": size_chart(segment),
         "delete_form": DeleteForm(), "delete_refused": None, "archive_form": ArchiveForm(),
-        "status_refused": None,
+        "status_refused": None, **job_context(segment),
     }
 
 

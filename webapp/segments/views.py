@@ -16,6 +16,7 @@ from webapp.models import Segment
 from webapp.segments import bp, export, pages
 from webapp.segments.builder import Builder
 from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
+from webapp.services.segment_jobs import SegmentEdit, edit_segment, get_job
 from webapp.services.segments import (
     SegmentError,
     SegmentInUse,
@@ -113,13 +114,27 @@ def _editor(segment: Segment | None):
     data, problems = pages.segment_data(form, builder)
     if not problems:
         try:
-            saved = save_segment(data, segment=segment, actor=current_user.label,
-                                 actor_id=current_user.id,
-                                 expected_version=pages.version_of(form))
+            if segment is None:
+                edit = SegmentEdit(save_segment(data, actor=current_user.label,
+                                                actor_id=current_user.id))
+            else:
+                edit = edit_segment(data, segment=segment, actor=current_user.label,
+                                    actor_id=current_user.id,
+                                    expected_version=pages.version_of(form))
         except SegmentError as exc:
             problems = exc.errors
         else:
-            flash(f"Saved {saved.name}: {saved.size:,} members.", "success")
+            saved, job = edit.segment, edit.job
+            if job is None:
+                flash(f"Saved {saved.name}: {saved.size:,} members.", "success")
+            elif job.status == "done":
+                flash(f"Saved {saved.name}: {saved.size:,} members "
+                      f"(+{job.to_add:,} / −{job.to_remove:,}).", "success")
+            else:
+                flash(f"Applying the new definition of {saved.name} in the background "
+                      f"(about +{job.to_add:,} / −{job.to_remove:,} members). Until it "
+                      "finishes the segment keeps its current definition and members.",
+                      "info")
             return redirect(url_for("segments.show", segment_id=saved.id), code=303)
     context = pages.editor_context(segment, form, builder, errors=problems)
     return render_template("segments/form.html", **context), 422
@@ -212,6 +227,24 @@ def show(segment_id: int):
     segment = db.session.get(Segment, segment_id) or abort(404)
     return render("segments/show.html", "segment_members",
                   **pages.show_context(segment, request.args))
+
+
+@bp.route("/<int:segment_id>/jobs/<int:job_id>")
+@access("read")
+def job(segment_id: int, job_id: int):
+    """A rule-change job's progress: the segment page, or for htmx its job block (polled
+    until the job finishes, then the page reloads to show the new members)."""
+    segment = db.session.get(Segment, segment_id) or abort(404)
+    found = get_job(job_id)
+    if found is None or found.segment_id != segment.id:
+        abort(404)
+    if not is_htmx():
+        return redirect(url_for("segments.show", segment_id=segment.id), code=303)
+    response = make_response(render("segments/show.html", "segment_job", s=segment,
+                                    **pages.job_context(segment, found)))
+    if found.status == "done":
+        response.headers["HX-Refresh"] = "true"
+    return response
 
 
 @bp.route("/<int:segment_id>/members.csv")

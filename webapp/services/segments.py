@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +59,7 @@ from webapp.services.errors import Conflict, ServiceError
 from webapp.services.lookup import find_segment
 from webapp.services.membership import (
     Cause,
+    Staged,
     apply_delta,
     desired_condition,
     lock_segments,
@@ -526,6 +528,24 @@ def _canonical_keys(data: dict) -> dict[str, Any]:
 def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
                  actor_id: int | None = None, expected_version: int | None = None) -> Segment:
     """Create (segment None) or update a segment, re-materialize it, audit, commit once."""
+    try:
+        segment = write_segment(data, segment=segment, actor=actor, actor_id=actor_id,
+                                expected_version=expected_version)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise SegmentError({"customer_segment_id": Conflict(
+            "customer segment id is already used by another segment")}) from None
+    return segment
+
+
+def write_segment(data: dict, *, segment: Segment | None = None, actor: str,
+                  actor_id: int | None = None, expected_version: int | None = None,
+                  progress: Callable[[int], None] | None = None,
+                  staged: Staged | None = None) -> Segment:
+    """`save_segment` without the commit: the caller commits (a background job commits its
+    own status with it). `progress` hears how many members the rule change moved so far;
+    `staged` are the sets the new rules move, when the caller sized the change already."""
     if segment is not None and expected_version is not None \
             and expected_version != segment.version:
         raise SegmentError({"version": f"{_who_changed(segment)}; your edit was based on "
@@ -544,61 +564,55 @@ def save_segment(data: dict, *, segment: Segment | None = None, actor: str,
         # optimistic check below compares with the version this edit was based on.
         lock_segments([segment.id])
     before = None if creating else _stored(segment)
-    try:
-        if creating:
-            segment = Segment(created_by_id=actor_id, created_at=now, version=1, size=0)
-            db.session.add(segment)
-        else:
-            # Optimistic lock: the version moves only if nobody saved since we read it.
-            moved = db.session.execute(
-                update(Segment).where(Segment.id == segment.id,
-                                      Segment.version == read_version)
-                .values(version=read_version + 1)
-                .execution_options(synchronize_session=False))
-            if moved.rowcount != 1:
-                db.session.rollback()
-                db.session.refresh(segment)
-                raise SegmentError({"version": f"{_who_changed(segment)} while you were "
-                                               "editing. Review the current definition and "
-                                               "apply your change again."})
-            set_committed_value(segment, "version", read_version + 1)
-        for key in EDITABLE:
-            if key not in ("tags", "owner"):
-                setattr(segment, key, values[key])
-        segment.owner = db.session.get(User, owner_id) if owner_id is not None else None
-        wanted = set(values["tags"])
-        for row in [r for r in segment.tag_rows if r.tag not in wanted]:
-            segment.tag_rows.remove(row)
-        segment.tag_rows.extend(SegmentTag(tag=t) for t in sorted(wanted - set(segment.tags)))
-        segment.updated_by_id = actor_id
-        segment.updated_by_label = actor
-        segment.updated_at = now
-        db.session.flush()
-        db.session.execute(delete(SegmentDependency).where(
-            SegmentDependency.segment_id == segment.id))
-        if references:
-            db.session.execute(insert(SegmentDependency), [
-                {"segment_id": segment.id, "depends_on_id": ref} for ref in references])
-        after = _stored(segment)
-        if creating:
-            record(actor, "segment.create", "segment", segment.id,
-                   f"Created {segment.kind} segment {segment.name}", after=after)
-        else:
-            changed = [k for k in EDITABLE if before[k] != after[k]]
-            record(actor, "segment.update", "segment", segment.id,
-                   f"Changed {', '.join(changed) or 'nothing'} of segment {segment.name} "
-                   f"(version {segment.version})", before=before, after=after)
-        rules_changed = creating or any(before[k] != after[k]
-                                        for k in ("kind", "include", "exclude"))
-        if segment.kind == "dynamic" and rules_changed:
-            refresh_segment(segment, Cause("rule", actor, {
-                "reason": "segment created" if creating else "criteria changed",
-                "segment_version": segment.version}))
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise SegmentError({"customer_segment_id": Conflict(
-            "customer segment id is already used by another segment")}) from None
+    if creating:
+        segment = Segment(created_by_id=actor_id, created_at=now, version=1, size=0)
+        db.session.add(segment)
+    else:
+        # Optimistic lock: the version moves only if nobody saved since we read it.
+        moved = db.session.execute(
+            update(Segment).where(Segment.id == segment.id,
+                                  Segment.version == read_version)
+            .values(version=read_version + 1)
+            .execution_options(synchronize_session=False))
+        if moved.rowcount != 1:
+            db.session.rollback()
+            db.session.refresh(segment)
+            raise SegmentError({"version": f"{_who_changed(segment)} while you were "
+                                           "editing. Review the current definition and "
+                                           "apply your change again."})
+        set_committed_value(segment, "version", read_version + 1)
+    for key in EDITABLE:
+        if key not in ("tags", "owner"):
+            setattr(segment, key, values[key])
+    segment.owner = db.session.get(User, owner_id) if owner_id is not None else None
+    wanted = set(values["tags"])
+    for row in [r for r in segment.tag_rows if r.tag not in wanted]:
+        segment.tag_rows.remove(row)
+    segment.tag_rows.extend(SegmentTag(tag=t) for t in sorted(wanted - set(segment.tags)))
+    segment.updated_by_id = actor_id
+    segment.updated_by_label = actor
+    segment.updated_at = now
+    db.session.flush()
+    db.session.execute(delete(SegmentDependency).where(
+        SegmentDependency.segment_id == segment.id))
+    if references:
+        db.session.execute(insert(SegmentDependency), [
+            {"segment_id": segment.id, "depends_on_id": ref} for ref in references])
+    after = _stored(segment)
+    if creating:
+        record(actor, "segment.create", "segment", segment.id,
+               f"Created {segment.kind} segment {segment.name}", after=after)
+    else:
+        changed = [k for k in EDITABLE if before[k] != after[k]]
+        record(actor, "segment.update", "segment", segment.id,
+               f"Changed {', '.join(changed) or 'nothing'} of segment {segment.name} "
+               f"(version {segment.version})", before=before, after=after)
+    rules_changed = creating or any(before[k] != after[k]
+                                    for k in ("kind", "include", "exclude"))
+    if segment.kind == "dynamic" and rules_changed:
+        refresh_segment(segment, Cause("rule", actor, {
+            "reason": "segment created" if creating else "criteria changed",
+            "segment_version": segment.version}), progress=progress, staged=staged)
     return segment
 
 

@@ -125,11 +125,21 @@ class Progress:
 
     On SQLite the upload's transaction holds the write lock, so the database row cannot
     follow; Redis carries the progress to the web process instead.
+
+    Other background work with a progress bar (segment jobs) subclasses it, naming its own
+    table, column, Redis key and in-memory map; `maximum` is the value that means finished.
     """
 
-    def __init__(self, upload_id: int | None, callback: Callable[[int], None] | None = None):
+    table = Upload.__table__
+    column = "progress"
+    key = PROGRESS_KEY
+    live = _LIVE
+
+    def __init__(self, upload_id: int | None, callback: Callable[[int], None] | None = None,
+                 maximum: int = 1000):
         self.upload_id = upload_id
         self.callback = callback
+        self.maximum = maximum
         self.value = 0
         self.database = upload_id is not None
         self.redis = _progress_redis() if upload_id is not None else None
@@ -138,7 +148,7 @@ class Progress:
 
     def set(self, value: int) -> None:
         """Move to `value` thousandths (never backwards)."""
-        value = max(self.value, min(1000, int(value)))
+        value = max(self.value, min(self.maximum, int(value)))
         if value == self.value:
             return
         self.value = value
@@ -147,9 +157,9 @@ class Progress:
         if self.upload_id is None:
             return
         with _LIVE_LOCK:
-            _LIVE[self.upload_id] = value
+            self.live[self.upload_id] = value
         now = time.monotonic()
-        if self.redis is not None and (now - self._pushed > 0.25 or value == 1000):
+        if self.redis is not None and (now - self._pushed > 0.25 or value == self.maximum):
             self._pushed = now
             self._push(value)
         if self.database and now - self._written > 0.5:
@@ -159,7 +169,7 @@ class Progress:
     def _push(self, value: int) -> None:
         """Store the progress in Redis for the web process; on failure stop trying."""
         try:
-            self.redis.set(PROGRESS_KEY.format(self.upload_id), value, ex=JOB_HOURS * 3600)
+            self.redis.set(self.key.format(self.upload_id), value, ex=JOB_HOURS * 3600)
         except Exception:  # Redis gone: the database row and the final state still tell
             current_app.logger.warning("could not store upload progress in Redis",
                                        exc_info=True)
@@ -176,8 +186,8 @@ class Progress:
                 try:
                     if not sqlite:
                         conn.exec_driver_sql("SET LOCAL lock_timeout = '100ms'")
-                    conn.execute(update(Upload.__table__).where(
-                        Upload.__table__.c.id == self.upload_id).values(progress=value))
+                    conn.execute(update(self.table).where(
+                        self.table.c.id == self.upload_id).values({self.column: value}))
                     conn.commit()
                 finally:
                     if sqlite:
@@ -192,10 +202,10 @@ class Progress:
         if self.upload_id is None:
             return
         with _LIVE_LOCK:
-            _LIVE.pop(self.upload_id, None)
+            self.live.pop(self.upload_id, None)
         if self.redis is not None:
             try:
-                self.redis.delete(PROGRESS_KEY.format(self.upload_id))
+                self.redis.delete(self.key.format(self.upload_id))
             except Exception:  # the key expires on its own
                 current_app.logger.warning("could not clear upload progress in Redis",
                                            exc_info=True)
@@ -204,16 +214,22 @@ class Progress:
 def live_progress(upload: Upload) -> int:
     """The freshest known progress of an upload, in thousandths (this process's jobs, an RQ
     worker's through Redis, or the database row)."""
+    return freshest(Progress, upload.id, upload.status in RUNNING, upload.progress or 0)
+
+
+def freshest(progress: type[Progress], row_id: int, running: bool, stored: int) -> int:
+    """The freshest known value of a row's progress: this process's jobs, an RQ worker's
+    through Redis (while it runs), or the database row (`stored`)."""
     with _LIVE_LOCK:
-        live = _LIVE.get(upload.id) or 0
-    if upload.status in ("analyzing", "applying"):
+        live = progress.live.get(row_id) or 0
+    if running:
         try:
             client = _progress_redis()
-            stored = client.get(PROGRESS_KEY.format(upload.id)) if client is not None else None
-            live = max(live, int(stored or 0))
+            value = client.get(progress.key.format(row_id)) if client is not None else None
+            live = max(live, int(value or 0))
         except Exception:  # Redis gone or a stray value: fall back to what else is known
-            current_app.logger.warning("could not read upload progress from Redis")
-    return max(live, upload.progress or 0)
+            current_app.logger.warning("could not read live progress from Redis")
+    return max(live, stored)
 
 
 # --- Configuration and files ---------------------------------------------------------------
@@ -231,20 +247,21 @@ def upload_folder() -> Path:
     return folder
 
 
-def _runner_path(upload_id: int) -> Path:
-    return upload_folder() / "runners" / f"upload-{upload_id}.lock"
+def _runner_path(upload_id: int, kind: str = "upload") -> Path:
+    return upload_folder() / "runners" / f"{kind}-{upload_id}.lock"
 
 
 @contextmanager
-def runner(upload_id: int) -> Iterator[None]:
+def runner(upload_id: int, kind: str = "upload") -> Iterator[None]:
     """Hold the upload's runner lock while its job (or command) works on it.
 
     An exclusive flock on a file beside the uploads: the operating system releases it when
     the process dies, however it dies (kill -9 included), so `reap_stale` can tell a running
     upload from one whose process is gone without waiting for a timeout. The status is
-    committed before the lock is let go.
+    committed before the lock is let go. Other background work (segment jobs) passes its
+    own `kind`.
     """
-    path = _runner_path(upload_id)
+    path = _runner_path(upload_id, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -255,9 +272,9 @@ def runner(upload_id: int) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def runner_gone(upload_id: int) -> bool | None:
+def runner_gone(upload_id: int, kind: str = "upload") -> bool | None:
     """Whether the process that ran this upload is gone (None: it never started one here)."""
-    path = _runner_path(upload_id)
+    path = _runner_path(upload_id, kind)
     try:
         handle = path.open("r")
     except FileNotFoundError:
