@@ -135,6 +135,9 @@ def test_marketer_builds_a_nested_or_without_javascript(client, auth):
     assert saved.status_code == 303, saved.get_data(as_text=True)[:2000]
     segment = db.session.scalar(select(Segment))
     assert segment.include == TARGET and segment.size == 2
+    shown = client.get(f"/segments/{segment.id}").get_data(as_text=True)
+    assert ("any of: (tier is gold and points at least 1,000) or (custom field vip is true and "
+            "joined on or after 90 days ago)") in shown
     # Editing shows the same tree again, and saving it unchanged keeps it.
     edit = client.get(f"/segments/{segment.id}/edit").get_data(as_text=True)
     again = read_form(edit)
