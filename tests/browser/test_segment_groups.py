@@ -9,6 +9,7 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from tests.browser.test_accessibility import axe_violations, blocking
 from tests.factories import make_member
 from webapp.extensions import db
 from webapp.models import Segment
@@ -81,6 +82,7 @@ def test_marketer_builds_a_nested_or_and_sees_the_count(page, login_as):
         days.fill("90")
         days.dispatch_event("change")
     expect(page.locator("#preview-count")).to_have_attribute("data-count", "2")
+    assert blocking(axe_violations(page)) == []
     words = page.locator("#preview-panel .definition-words").inner_text()
     assert "(tier is gold and points at least 1,000) or (custom field vip is true" in words
     if SHOTS:
