@@ -8,6 +8,7 @@ import pytest
 
 from webapp.targeting import (
     SegmentDefinitionError,
+    compile_segment,
     describe_definition,
     evaluate_segment,
     fields_used,
@@ -49,6 +50,16 @@ def test_the_marketers_or_across_fields() -> None:
                             "created_at": "2099-01-01T00:00:00"})
     assert not matches(TARGET, {"tier": "bronze", "custom_fields": {"vip": "true"},
                                 "created_at": "2099-01-01T00:00:00"})
+
+
+def test_bulk_matcher_reads_groups() -> None:
+    matcher = compile_segment(TARGET)
+    assert matcher({"tier": "gold", "points": 1200})
+    assert not matcher({"tier": "gold", "points": 12})
+    by_segment = compile_segment({"include": [{"any": [
+        GOLD, {"field": "segment", "operator": "in", "value": [3]}]}]})
+    assert by_segment({"tier": "bronze"}, memberships={3})
+    assert not by_segment({"tier": "bronze"}, memberships={4})
 
 
 def test_none_group_and_exclude_group() -> None:
