@@ -18,11 +18,19 @@ from webapp.timeutil import utcnow
 SHOTS = os.environ.get("BUILDER_SCREENSHOTS")  # a folder to keep screenshots in, if set
 
 
+def _settled(page) -> None:
+    """Wait until htmx has swapped in what it asked for and wired up the new inputs."""
+    expect(page.locator(".htmx-request, .htmx-settling, .htmx-swapping, .htmx-added")
+           ).to_have_count(0)
+    page.wait_for_timeout(150)
+
+
 def _choose(page, selector: str, value: str) -> None:
     """Choose in a select of a row and wait for the row to come back from the server."""
+    _settled(page)
     with page.expect_response("**/segments/builder/row"):
         page.select_option(selector, value)
-    page.wait_for_timeout(250)  # htmx swaps the row in, then wires up its new inputs
+    _settled(page)
 
 
 def _fill(page, row, field: str, operator: str, value: str | None = None, **extra: str):
@@ -70,6 +78,7 @@ def test_marketer_builds_a_nested_or_and_sees_the_count(page, login_as):
     for n in range(2):
         inner.nth(n).locator(".add-to-box").click()
         expect(inner.nth(n).locator(".criterion-row")).to_have_count(2)
+    _settled(page)
     rows = page.locator("div.criteria-box.depth-2 .criterion-row")
     _fill(page, rows.nth(0), "tier", "equals", "gold")
     _fill(page, rows.nth(1), "points", ">=", "1000")
