@@ -1,13 +1,22 @@
-"""Segment references: the id wins, then the customer segment id, in one indexed query."""
+"""Segment references: the id wins, then the customer segment id, in one indexed query.
+Member references: member id, then external id, then email, as rows or ORM objects alike."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import event
 
-from tests.factories import make_segment
+from tests.factories import make_member, make_segment
 from webapp.extensions import db
-from webapp.services.lookup import find_segment, segment_row
+from webapp.models import member_attributes
+from webapp.services.lookup import (
+    find_member,
+    find_segment,
+    member_row,
+    segment_organisation,
+    segment_row,
+    segment_row_organised,
+)
 
 
 @pytest.fixture
@@ -59,3 +68,37 @@ def test_unknown_references_find_nothing(segments, reference):
 def test_names_only_when_asked(segments):
     assert find_segment("named thing") is None
     assert find_segment("named thing", by_name=True).id == segments["named"]
+
+
+def test_a_segment_row_comes_with_its_tags_and_owner_on_one_connection(app, segments):
+    from webapp.models import Segment, SegmentTag
+    from webapp.services.users import create_user
+
+    owner = create_user("owner@example.com", "long enough password 1", "marketer")
+    db.session.add_all([SegmentTag(segment_id=segments["first"], tag="zeta"),
+                        SegmentTag(segment_id=segments["first"], tag="alpha")])
+    db.session.get(Segment, segments["first"]).owner_id = owner.id
+    db.session.commit()
+    row, organisation = segment_row_organised(str(segments["first"]))
+    assert row.id == segments["first"]
+    assert organisation == {"tags": ["alpha", "zeta"], "owner": "owner@example.com"}
+    assert segment_organisation([row])[row.id] == organisation
+    assert segment_row_organised("nope") is None
+    assert segment_row_organised(str(segments["far"]))[1] == {"tags": [], "owner": None}
+
+
+@pytest.mark.parametrize("how", ["id", "external_id", "email", "EMAIL", " padded "])
+def test_a_member_row_is_found_like_the_member(app, how):
+    member = make_member(external_id="CRM-1", email="ana@example.com", badges=["vip"],
+                         custom_fields={"city": "Lyon"})
+    reference = {"id": member.id, "external_id": "CRM-1", "email": "ana@example.com",
+                 "EMAIL": "ANA@example.com", " padded ": " CRM-1 "}[how]
+    row = member_row(reference)
+    assert row is not None and row.id == member.id
+    assert member_attributes(row) == find_member(reference).attributes()
+
+
+@pytest.mark.parametrize("reference", ["", "nobody", "nobody@example.com", "x\x00y", "9" * 400])
+def test_unknown_members_find_no_row(app, reference):
+    make_member(external_id="CRM-2")
+    assert member_row(reference) is None and find_member(reference) is None

@@ -65,6 +65,16 @@ def _flag(name: str, default: bool) -> bool:
     raise RuntimeError(f"{name} must be 1 or 0, not {raw!r}")
 
 
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """One of `choices` from the environment, with a message naming the variable if not."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def _allowed_hosts() -> tuple[str, ...]:
     """WEBHOOK_ALLOWED_HOSTS as normalised entries, with a message naming the variable if bad."""
     from webapp.services.webhook_addresses import parse_allowed_hosts
@@ -161,6 +171,9 @@ def load(instance_path: str) -> dict:
         # that sign-in throttling sees the client's address rather than the proxy's.
         "PROXY_COUNT": _number("PROXY_COUNT", 0),
         "SET_BASED_KEY_CHECKS": os.environ.get("SET_BASED_KEY_CHECKS", "1") != "0",
+        # Member writes whose custom fields disagree with the attribute registry: refused, or
+        # accepted and counted on the registry page and shown on the member page.
+        "ATTRIBUTE_CHECK": _choice("ATTRIBUTE_CHECK", ("refuse", "flag"), "refuse"),
     }
 
 

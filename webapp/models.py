@@ -161,20 +161,26 @@ class Member(db.Model):
 
     def attributes(self) -> dict[str, Any]:
         """The member as the targeting core and the API see it."""
-        return {
-            "id": self.id,
-            "external_id": self.external_id,
-            "email": self.email,
-            "birthday": self.birthday.isoformat() if self.birthday else None,
-            "tier": self.tier,
-            "points": self.points,
-            "xp": self.xp,
-            "coins": self.coins,
-            "badges": list(self.badges or []),
-            "custom_fields": dict(self.custom_fields or {}),
-            "created_at": self.created_at.isoformat() + "Z" if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() + "Z" if self.updated_at else None,
-        }
+        return member_attributes(self)
+
+
+def member_attributes(member: Any) -> dict[str, Any]:
+    """The member (a Member, or a row of the members table) as the targeting core and the
+    API see it."""
+    return {
+        "id": member.id,
+        "external_id": member.external_id,
+        "email": member.email,
+        "birthday": member.birthday.isoformat() if member.birthday else None,
+        "tier": member.tier,
+        "points": member.points,
+        "xp": member.xp,
+        "coins": member.coins,
+        "badges": list(member.badges or []),
+        "custom_fields": dict(member.custom_fields or {}),
+        "created_at": member.created_at.isoformat() + "Z" if member.created_at else None,
+        "updated_at": member.updated_at.isoformat() + "Z" if member.updated_at else None,
+    }
 
 
 class Segment(db.Model):
@@ -550,6 +556,27 @@ class MembershipEvent(db.Model):
         Index("ix_membership_events_upload_id", "upload_id", postgresql_using="brin",
               postgresql_with={"autosummarize": "on"}),
     )
+
+
+class AttributeDefinition(db.Model):
+    """A declared custom field of members: its JSON type, allowed values and words for people.
+
+    The registry drives the segment builder (declared fields by name, with the operators and
+    value pickers that fit) and checks member writes (webapp/services/attributes.py).
+    """
+
+    __tablename__ = "attribute_definitions"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    allowed_values: Mapped[list[Any] | None] = mapped_column(JSONType)
+    description: Mapped[str] = mapped_column(Text, default="")
+    example: Mapped[Any | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_by_label: Mapped[str] = mapped_column(String(200), default="")
 
 
 class AuditEntry(db.Model):

@@ -21,6 +21,7 @@ NAVIGATION = (
     ("api.docs", "API reference", "read", "main"),
     ("admin.users", "Users", "admin", "admin"),
     ("admin.tokens", "API tokens", "admin", "admin"),
+    ("admin.attributes", "Member fields", "admin", "admin"),
     ("webhooks.index", "Webhooks", "admin", "admin"),
     ("admin.audit", "Audit log", "admin", "admin"),
 )

@@ -60,6 +60,10 @@ SEMANTIC = {
                                                "addresses only",
     ("invalid_attribute", "/data/attributes/owner"): "a segment's owner must be a user of "
                                                      "Beacon",
+    ("invalid_attribute", "/data/attributes/example"): "a declared field's example must be "
+                                                       "of its declared type and allowed",
+    ("invalid_attribute", "/data/attributes/allowed_values"): "a declared field's allowed "
+                                                              "values must be of its type",
     # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
     ("repeated_parameter", "limit"): "page[size] and its alias limit: give one of the two",
     ("repeated_parameter", "type"): "filter[kind] and its alias type: give one of the two",

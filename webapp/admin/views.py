@@ -1,6 +1,8 @@
-"""Administration: users, API tokens and the audit log."""
+"""Administration: users, API tokens, the attribute registry and the audit log."""
 
 from __future__ import annotations
+
+import json
 
 from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
@@ -8,9 +10,16 @@ from sqlalchemy import select
 
 from webapp.access import access
 from webapp.admin import bp
-from webapp.admin.forms import EmptyForm, TokenCreateForm, UserCreateForm, UserUpdateForm
+from webapp.admin.forms import (
+    AttributeForm,
+    EmptyForm,
+    TokenCreateForm,
+    UserCreateForm,
+    UserUpdateForm,
+)
 from webapp.extensions import db
-from webapp.models import ApiToken, AuditEntry, User
+from webapp.models import ApiToken, AttributeDefinition, AuditEntry, User
+from webapp.services import attributes as registry
 from webapp.services.accounts import (
     AccountError,
     admin_disable_totp,
@@ -20,6 +29,7 @@ from webapp.services.accounts import (
 from webapp.services.audit import diff, record
 from webapp.services.tokens import create_token
 from webapp.services.users import UserError, create_user, update_user
+from webapp.targeting.declared import TYPES
 from webapp.timeutil import utcnow
 
 
@@ -147,3 +157,80 @@ def audit():
         query = query.where(AuditEntry.entity_type == entity)
     page = db.paginate(query, per_page=50, error_out=False)
     return render_template("admin/audit.html", page=page, entity=entity, diff=diff)
+
+
+# --- the attribute registry ----------------------------------------------------------------------
+
+def _attribute_form_errors(form: AttributeForm, exc: registry.AttributeError_) -> None:
+    for name, message in exc.errors.items():
+        field = getattr(form, name, None) if name else None
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*list(field.errors or []), str(message)]
+        else:
+            flash(str(message), "error")
+
+
+def _save_attribute(form: AttributeForm, row: AttributeDefinition | None = None):
+    """Save the posted declaration: a redirect to the registry when saved, else the status
+    to render the form with (its fields carry the messages)."""
+    if not form.validate_on_submit():
+        return 422 if request.method == "POST" else 200
+    data = {"key": form.key.data or "", "type": form.type.data,
+            "allowed_values": form.allowed_values.data or "",
+            "description": form.description.data or "", "example": form.example.data or ""}
+    try:
+        saved = registry.save(data, actor=current_user.label, definition=row)
+    except registry.AttributeError_ as exc:
+        db.session.rollback()
+        _attribute_form_errors(form, exc)
+        return 422
+    flash(f"{'Saved' if row else 'Declared'} custom field {saved.key!r}.", "success")
+    return redirect(url_for("admin.attributes"), code=303)
+
+
+def _shown(value) -> str:
+    """A stored allowed value or example as typed in the form."""
+    if isinstance(value, list):
+        return ", ".join(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@bp.route("/attributes", methods=["GET", "POST"])
+@access("admin")
+def attributes():
+    """Declared member fields with how many members have each and how many disagree; a form
+    to declare another."""
+    form = AttributeForm()
+    outcome = _save_attribute(form)
+    if not isinstance(outcome, int):
+        return outcome
+    return render_template("admin/attributes.html", rows=registry.definitions(),
+                           usage=registry.usage(), form=form, delete_form=EmptyForm(),
+                           types=TYPES, mode=registry.mode()), outcome
+
+
+@bp.route("/attributes/<int:attribute_id>", methods=["GET", "POST"])
+@access("admin")
+def attribute_edit(attribute_id: int):
+    """Change a declaration."""
+    row = db.session.get(AttributeDefinition, attribute_id) or abort(404)
+    form = AttributeForm(data=None if request.method == "POST" else {
+        "key": row.key, "type": row.type, "description": row.description,
+        "allowed_values": "\n".join(_shown(v) for v in row.allowed_values or []),
+        "example": "" if row.example is None else _shown(row.example)})
+    outcome = _save_attribute(form, row)
+    if not isinstance(outcome, int):
+        return outcome
+    return render_template("admin/attribute_edit.html", row=row, form=form), outcome
+
+
+@bp.route("/attributes/<int:attribute_id>/delete", methods=["POST"])
+@access("admin")
+def attribute_delete(attribute_id: int):
+    """Remove a declaration; members keep their values."""
+    row = db.session.get(AttributeDefinition, attribute_id) or abort(404)
+    if EmptyForm().validate_on_submit():
+        key = row.key
+        registry.delete(row, actor=current_user.label)
+        flash(f"Removed the declaration of {key!r}; members keep their values.", "success")
+    return redirect(url_for("admin.attributes"), code=303)

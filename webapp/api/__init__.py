@@ -68,6 +68,7 @@ def refuse_large_bodies():
 
 from webapp.api import (  # noqa: E402,F401
     activity,
+    attributes,
     docs,
     errors,
     events,

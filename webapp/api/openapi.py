@@ -20,6 +20,7 @@ from webapp.api import bp
 from webapp.api.jsonapi import respond
 from webapp.api.pagination import DEFAULT_SIZE, MAX_SIZE
 from webapp.targeting.audiences import AUDIENCE_TYPES, configuration_doc
+from webapp.targeting.declared import TYPES as DECLARED_TYPES
 from webapp.targeting.schema import OPERATORS
 
 MEDIA = "application/vnd.api+json"
@@ -286,6 +287,17 @@ WEBHOOK_WRITE = {
                          "segments": nullable(array({"type": ["integer", "string"]},
                                                     minItems=1))},
                         additionalProperties=False),
+}
+ATTRIBUTE_WRITE = {
+    "key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK,
+            "description": "a top-level key of members' custom_fields, any characters"},
+    "value_type": {"enum": list(DECLARED_TYPES), "description": "string (text), number, "
+                   "boolean, date (text YYYY-MM-DD) or list (of text)"},
+    "allowed_values": nullable(array({"type": ["string", "number"]}, maxItems=200,
+                                     description="values allowed (for string, number and "
+                                     "the elements of list); null allows any")),
+    "description": {"type": "string", "maxLength": 2000},
+    "example": {"description": "a value of the declared type (and allowed), or null"},
 }
 DECISION = {
     "visible_status": {"type": "string", "description": "visible, global_limit, member_limit, "
@@ -587,6 +599,22 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "WebhookCollection": collection("Webhook"),
         "WebhookCreate": new_resource("webhooks", WEBHOOK_WRITE, ("url",)),
         "WebhookUpdate": changed_resource("webhooks", WEBHOOK_WRITE),
+        "AttributeAttributes": obj({
+            "key": STRING, "value_type": {"enum": list(DECLARED_TYPES)},
+            "allowed_values": nullable(array({"type": ["string", "number"]})),
+            "description": STRING,
+            "example": {"description": "a typical value of the declared type (or null)"},
+            "created_at": MOMENT, "updated_at": MOMENT, "updated_by": nullable(STRING),
+            "members_with_value": {"type": "integer", "description": "one field's resource "
+                                   "only: members whose custom field has a value (not null)"},
+            "disagreeing": {"type": "integer", "description": "one field's resource only: "
+                            "of those, values that do not fit the declaration"}},
+            ("key", "value_type", "allowed_values", "description", "example")),
+        "Attribute": resource("attributes", "AttributeAttributes"),
+        "AttributeDocument": single("Attribute"),
+        "AttributeCollection": collection("Attribute"),
+        "AttributeCreate": new_resource("attributes", ATTRIBUTE_WRITE, ("key", "value_type")),
+        "AttributeUpdate": changed_resource("attributes", ATTRIBUTE_WRITE),
         "TokenAttributes": obj({
             "name": STRING, "role": {"enum": ["admin", "marketer", "support"]},
             "prefix": STRING, "created_at": nullable(MOMENT), "last_used_at": nullable(MOMENT),
@@ -857,6 +885,22 @@ OPERATIONS: tuple[Operation, ...] = (
               "WebhookDocument", "WebhookUpdate",
               example={"data": {"type": "webhooks", "attributes": {"active": False}}}),
     Operation("delete", "/webhooks/{webhook_id}", "webhook_delete", "Webhooks", 204, None),
+    Operation("get", "/attributes", "attribute_list", "Member fields", 200,
+              "AttributeCollection"),
+    Operation("post", "/attributes", "attribute_create", "Member fields", 201,
+              "AttributeDocument", "AttributeCreate", example={"data": {
+                  "type": "attributes", "attributes": {
+                      "key": "Customer Type", "value_type": "string",
+                      "allowed_values": ["retail", "business"],
+                      "description": "Retail or business customer", "example": "retail"}}}),
+    Operation("get", "/attributes/{attribute_ref}", "attribute_get", "Member fields", 200,
+              "AttributeDocument"),
+    Operation("patch", "/attributes/{attribute_ref}", "attribute_update", "Member fields", 200,
+              "AttributeDocument", "AttributeUpdate", example={"data": {
+                  "type": "attributes", "attributes": {
+                      "allowed_values": ["retail", "business", "partner"]}}}),
+    Operation("delete", "/attributes/{attribute_ref}", "attribute_delete", "Member fields",
+              204, None),
     Operation("get", "/tokens", "token_list", "Tokens", 200, "TokenCollection"),
     Operation("post", "/tokens", "token_create", "Tokens", 201, "TokenDocument", "TokenCreate",
               example={"data": {"type": "tokens", "attributes": {"name": "crm-sync",
@@ -871,6 +915,7 @@ PATH_PARAMETERS = {
     "offer_id": "offer id or external id", "reward_id": "reward id or external id",
     "audience_id": "audience id", "webhook_id": "webhook id", "token_id": "token id",
     "limit_id": "limit id", "redemption_id": "redemption id",
+    "attribute_ref": "declared field's id or key",
 }
 #: /members/batch and /members/search are routes of their own (POST only): GET, PATCH or DELETE
 #: there is a 405, not a member lookup.

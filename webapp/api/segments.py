@@ -46,7 +46,7 @@ from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentMembership, SegmentTag, User
 from webapp.segments.export import csv_response
 from webapp.services.errors import Conflict
-from webapp.services.lookup import find_member, find_segment, segment_row
+from webapp.services.lookup import find_member, find_segment, segment_row_organised
 from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
 from webapp.services.segments import (
     SegmentError,
@@ -181,10 +181,13 @@ def segment_create():
 def segment_get(segment_ref: str):
     """One segment by id or customer segment id, with its exact size."""
     check_query(())
-    segment = segment_row(segment_ref)  # read-only columns: nothing to track or flush
-    if segment is None:
+    # Read-only columns, tags and owner on one connection: nothing to track or flush.
+    found = segment_row_organised(segment_ref)
+    if found is None:
         raise _segment_not_found(segment_ref)
-    return respond({"data": segment_resource(segment), "links": {"self": self_link()}})
+    segment, organisation = found
+    return respond({"data": segment_resource(segment, organisation),
+                    "links": {"self": self_link()}})
 
 
 @bp.route("/segments/<segment_ref>", methods=["PATCH"])

@@ -32,25 +32,9 @@ def member_identifier(member_id: str) -> dict[str, str]:
 
 def segment_organisation(rows: list[Segment | Row]) -> dict[int, dict[str, Any]]:
     """Tags and owner email of each segment (segment id -> {tags, owner}), in two queries."""
-    from sqlalchemy import select
+    from webapp.services.lookup import segment_organisation as organisation
 
-    from webapp.extensions import db
-    from webapp.models import SegmentTag, User
-
-    ids = [r.id for r in rows]
-    out: dict[int, dict[str, Any]] = {i: {"tags": [], "owner": None} for i in ids}
-    if not ids:
-        return out
-    for segment_id, tag in db.session.execute(select(SegmentTag.segment_id, SegmentTag.tag).where(
-            SegmentTag.segment_id.in_(ids)).order_by(SegmentTag.tag)):
-        out[segment_id]["tags"].append(tag)
-    owner_ids = {r.owner_id for r in rows if r.owner_id is not None}
-    if owner_ids:
-        emails = dict(db.session.execute(select(User.id, User.email).where(
-            User.id.in_(owner_ids))).all())
-        for r in rows:
-            out[r.id]["owner"] = emails.get(r.owner_id)
-    return out
+    return organisation(rows)
 
 
 def segment_resource(segment: Segment | Row,

@@ -201,7 +201,8 @@ ENROLMENT_ENDPOINTS = {"auth.two_factor", "auth.logout", "auth.login", "auth.cod
 @bp.before_app_request
 def require_admin_totp():
     """With REQUIRE_ADMIN_TOTP, an admin without two-factor sign-in may only enrol."""
-    if request.endpoint in ENROLMENT_ENDPOINTS or request.endpoint is None:
+    if (not current_app.config.get("REQUIRE_ADMIN_TOTP") or request.endpoint is None
+            or request.endpoint in ENROLMENT_ENDPOINTS):
         return None
     if not current_user.is_authenticated or not accounts.totp_required(current_user):
         return None

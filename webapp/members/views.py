@@ -19,6 +19,7 @@ from webapp.members.forms import WhatIfForm
 from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
 from webapp.services import decisions as visibility
+from webapp.services.attributes import problems as attribute_problems
 from webapp.services.lookup import find_member
 from webapp.services.rules import program_timezone
 from webapp.targeting import age_on
@@ -308,6 +309,7 @@ def page_context(member: Member, explainer: visibility.Explainer, *, show: str =
         "offer_counts": _counts(offers), "reward_counts": _counts(rewards),
         "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
         "value_text": value_text, "age": member_age(member),
+        "field_problems": attribute_problems(member.custom_fields),
     }
 
 

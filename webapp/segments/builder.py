@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,22 @@ from webapp.targeting import SegmentDefinitionError, parse_criterion
 from webapp.targeting import schema as ts
 from webapp.targeting.operators import REGISTRY
 from webapp.targeting.paths import CUSTOM_ROOT, PathError, custom_field, parse_path, path_steps
+
+#: The prefix of a declared custom field in the builder's field list (Member fields registry).
+DECLARED = "declared:"
+#: The custom-field operators offered for each declared type (dates compare as equal / in).
+DECLARED_OPERATORS: dict[str, tuple[str, ...]] = {
+    "string": (ts.EQUALS, ts.NOT_EQUALS, ts.IN, ts.NOT_IN, ts.CONTAINS, ts.NOT_CONTAINS,
+               ts.EXISTS, ts.NOT_EXISTS),
+    "number": (ts.EQUALS, ts.NOT_EQUALS, ts.IN, ts.NOT_IN, ts.GTE, ts.GT, ts.LTE, ts.LT,
+               ts.EXISTS, ts.NOT_EXISTS),
+    "boolean": (ts.EQUALS, ts.NOT_EQUALS, ts.EXISTS, ts.NOT_EXISTS),
+    "date": (ts.EQUALS, ts.NOT_EQUALS, ts.IN, ts.NOT_IN, ts.EXISTS, ts.NOT_EXISTS),
+    "list": (ts.CONTAINS, ts.NOT_CONTAINS, ts.EQUALS, ts.NOT_EQUALS, ts.EXISTS, ts.NOT_EXISTS),
+}
+#: The JSON type the builder types a declared field's values as.
+DECLARED_JSON_TYPE = {"string": "string", "number": "number", "boolean": "boolean",
+                      "date": "string", "list": "list"}
 
 GROUPS = ("include", "exclude")
 
@@ -120,8 +137,27 @@ class Row:
     unfinished: str | None = None
     picks: list[dict] = dataclasses.field(default_factory=list)
     names: dict[int, str] = dataclasses.field(default_factory=dict)
+    #: The declaration of this row's custom field (webapp.services.attributes.Declared).
+    declared: Any = None
 
     is_group = False
+
+    @property
+    def field_choice(self) -> str:
+        """The value of the row's field in the field list (a declared field by its key)."""
+        return f"{DECLARED}{self.key}" if self.declared is not None else self.field
+
+    def declare(self, registry: Mapping[str, Any] | None) -> None:
+        """Mark a custom-field row whose key is declared: its values are typed as declared."""
+        found = (registry or {}).get(self.key) if self.field == "custom_fields" else None
+        self.declared = found
+        if found is not None:
+            self.json_type = DECLARED_JSON_TYPE[found.type]
+
+    @property
+    def allowed(self) -> list[str]:
+        """The declared field's allowed values as the value box shows them."""
+        return [_plain(v) for v in self.declared.allowed] if self.declared is not None else []
 
     @property
     def id(self) -> str:
@@ -139,8 +175,12 @@ class Row:
 
     @property
     def operators(self) -> list[tuple[str, str]]:
-        """The operators this row's field takes."""
-        return operator_choices(self.kind)
+        """The operators this row's field takes (a declared field: those that fit its type)."""
+        choices = operator_choices(self.kind)
+        if self.declared is None:
+            return choices
+        fitting = DECLARED_OPERATORS[self.declared.type]
+        return sorted((c for c in choices if c[0] in fitting), key=lambda c: fitting.index(c[0]))
 
     @property
     def needs_value(self) -> bool:
@@ -172,19 +212,27 @@ class Row:
         return not self.field
 
     @classmethod
-    def from_form(cls, form: MultiDict, group: str, index: int) -> Row:
-        """Read a row from posted form data."""
+    def from_form(cls, form: MultiDict, group: str, index: int,
+                  registry: Mapping[str, Any] | None = None) -> Row:
+        """Read a row from posted form data (`registry`: the declared custom fields)."""
         def get(part: str, default: str = "") -> str:
             return (form.get(f"{group}-{index}-{part}") or default).strip()
 
-        row = cls(group=group, index=index, field=get("field"), parent=get("parent"),
-                  key=get("key"),
+        chosen, key = get("field"), get("key")
+        if chosen.startswith(DECLARED):  # a declared custom field picked from the field list
+            chosen, key = "custom_fields", chosen[len(DECLARED):]
+        # A list of allowed values is picked in a multiple select: one form value each.
+        values = [v for v in form.getlist(f"{group}-{index}-value") if v.strip()]
+        row = cls(group=group, index=index, field=chosen, parent=get("parent"),
+                  key=key,
                   json_type=get("json_type", "string"), operator=get("operator"),
-                  value=form.get(f"{group}-{index}-value") or "",
+                  value=", ".join(values) if len(values) > 1 else (
+                      form.get(f"{group}-{index}-value") or ""),
                   ci=bool(form.get(f"{group}-{index}-ci")), date_mode=get("date_mode", "date"),
                   days=get("days"), segment_query=get("segment_q"),
                   previous_field=get("previous_field"))
-        if row.previous_field and row.previous_field != row.field:
+        row.declare(registry)
+        if row.previous_field and row.previous_field != row.field_choice:
             # A new field: the old operator and value belong to the old field's type.
             row.operator, row.value, row.days, row.ci = "", "", "", False
         if row.field and row.field not in FIELD_LABELS:
@@ -199,8 +247,9 @@ class Row:
         return row
 
     @classmethod
-    def from_criterion(cls, criterion: dict, group: str, index: int, parent: str = "") -> Row:
-        """A row showing a stored (canonical) criterion."""
+    def from_criterion(cls, criterion: dict, group: str, index: int, parent: str = "",
+                       registry: Mapping[str, Any] | None = None) -> Row:
+        """A row showing a stored (canonical) criterion (`registry`: the declared fields)."""
         fld = criterion.get("field", "")
         op = criterion.get("operator", "")
         value = criterion.get("value")
@@ -218,6 +267,10 @@ class Row:
                 row.json_type = "number"
             else:
                 row.json_type = "string"
+            keys = _keys(fld)
+            if keys is not None and len(keys) == 1 and keys[0] in (registry or {}):
+                row.key = keys[0]
+                row.declare(registry)
         if isinstance(value, dict) and "days_ago" in value:
             row.date_mode = "days_ago"
             row.days = str(value["days_ago"])
@@ -240,7 +293,9 @@ class Row:
             raise RowProblem("choose a field", incomplete=True)
         kind = self.kind
         fld = self.field
-        if kind == ts.ANY:
+        if kind == ts.ANY and self.declared is not None:
+            fld = custom_field((self.key,))  # a declared key is one key, dots and all
+        elif kind == ts.ANY:
             if not self.key:
                 raise RowProblem("name the custom field (e.g. vip or address.city)",
                                  incomplete=True)
@@ -292,6 +347,21 @@ class Row:
                 return text.lower() == "true"
             return text
         return text
+
+
+def _keys(field: str) -> tuple[str, ...] | None:
+    """The keys a custom-field path names, or None when it is not one."""
+    try:
+        return parse_path(field[len(CUSTOM_ROOT):])
+    except PathError:
+        return None
+
+
+def field_choices(registry: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """The builder's field list: the member fields, then each declared custom field by name
+    (before "Custom field…", which names any other)."""
+    declared = [(f"{DECLARED}{key}", f"{key} (custom field)") for key in (registry or {})]
+    return [*FIELD_CHOICES[:-2], *declared, *FIELD_CHOICES[-2:]]
 
 
 def key_text(field: str) -> str:
@@ -510,13 +580,14 @@ class Builder:
         return items
 
     @classmethod
-    def from_form(cls, form: MultiDict) -> Builder:
-        """Rows, boxes and pressed button from posted form data."""
+    def from_form(cls, form: MultiDict, registry: Mapping[str, Any] | None = None) -> Builder:
+        """Rows, boxes and pressed button from posted form data (`registry`: the declared
+        custom fields)."""
         builder = cls()
         found = sorted((m.group(1), int(m.group(2))) for name in form
                        if (m := _NAME_RE.match(name)))
         for group, index in found:
-            builder.rows(group).append(Row.from_form(form, group, index))
+            builder.rows(group).append(Row.from_form(form, group, index, registry))
         boxes = sorted((m.group(1), int(m.group(2))) for name in form
                        if (m := _GROUP_RE.match(name)))
         for group, index in boxes:
@@ -557,8 +628,9 @@ class Builder:
             box.depth = depth
 
     @classmethod
-    def from_segment(cls, include: list[dict], exclude: list[dict]) -> Builder:
-        """Rows and boxes showing a stored definition."""
+    def from_segment(cls, include: list[dict], exclude: list[dict],
+                     registry: Mapping[str, Any] | None = None) -> Builder:
+        """Rows and boxes showing a stored definition (`registry`: the declared fields)."""
         builder = cls()
         counter = [0]
 
@@ -569,7 +641,8 @@ class Builder:
                 mode = next((m for m in MODES if isinstance(item, dict) and "field" not in item
                              and isinstance(item.get(m), list)), None)
                 if mode is None:
-                    builder.rows(group).append(Row.from_criterion(item, group, index, parent))
+                    builder.rows(group).append(
+                        Row.from_criterion(item, group, index, parent, registry))
                     continue
                 box = Box(group=group, index=index, mode=mode, parent=parent, depth=depth)
                 builder.boxes.append(box)

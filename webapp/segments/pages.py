@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import abort, current_app, request
+from flask import abort, current_app, g, request
 from sqlalchemy import func, or_, select
 
 from webapp.dashboard.charts import size_lines
@@ -23,19 +23,20 @@ from webapp.models import (
     SegmentMembership,
 )
 from webapp.segments.builder import (
-    FIELD_CHOICES,
     FIELD_LABELS,
     JSON_TYPES,
     MODE_CHOICES,
     Builder,
     Row,
     RowProblem,
+    field_choices,
     short_message,
     split_list,
 )
 from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segments as service
 from webapp.services import stats
+from webapp.services.attributes import declared
 from webapp.services.stats import size_history
 from webapp.targeting import (
     SegmentDefinitionError,
@@ -162,9 +163,16 @@ def decorate_rows(rows: list[Row], segment: Segment | None) -> None:
                                     exclude_id=segment.id if segment is not None else None)
 
 
+def registry() -> dict[str, Any]:
+    """The declared custom fields (Administration → Member fields), read once per request."""
+    if "declared_fields" not in g:
+        g.declared_fields = declared()
+    return g.declared_fields
+
+
 def row_context() -> dict[str, Any]:
     """The tables the criterion row and group templates need."""
-    return {"field_choices": FIELD_CHOICES, "json_types": JSON_TYPES,
+    return {"field_choices": field_choices(registry()), "json_types": JSON_TYPES,
             "mode_choices": MODE_CHOICES, "max_depth": ts.MAX_GROUP_DEPTH}
 
 

@@ -96,13 +96,13 @@ def _editor(segment: Segment | None):
         form.tags.data = ", ".join(segment.tags) if segment else ""
         form.owner.data = str(segment.owner_id or "") if segment else str(current_user.id)
         # A new segment starts without rows: "+ Add include criterion" adds the first.
-        builder = (Builder.from_segment(segment.include, segment.exclude) if segment
-                   else Builder())
+        builder = (Builder.from_segment(segment.include, segment.exclude, pages.registry())
+                   if segment else Builder())
         if segment is not None:
             form.version.data = str(segment.version)
         return render_template("segments/form.html",
                                **pages.editor_context(segment, form, builder, lazy=True))
-    builder = Builder.from_form(request.form)
+    builder = Builder.from_form(request.form, pages.registry())
     if builder.action != "save":
         full = pages.refuse_add_at_limit(builder)
         touched = builder.apply()
@@ -130,7 +130,7 @@ def _editor(segment: Segment | None):
 def row():
     """One builder row: add, remove, pick a segment, or re-render and validate after a change."""
     form = SegmentForm()
-    builder = Builder.from_form(request.form)
+    builder = Builder.from_form(request.form, pages.registry())
     segment = pages.segment_from_form()
     adding = builder.action.removeprefix("add_") if builder.action.startswith("add_") else None
     full = pages.refuse_add_at_limit(builder)
@@ -179,7 +179,7 @@ def row():
 def groups():
     """Add, nest or remove a group, or add a criterion to one: the criteria builder again."""
     form = SegmentForm()
-    builder = Builder.from_form(request.form)
+    builder = Builder.from_form(request.form, pages.registry())
     segment = pages.segment_from_form()
     box = builder.find_box(builder.target)
     side = box.group if box is not None else builder.target
@@ -198,7 +198,7 @@ def groups():
 def preview():
     """The live preview: exact count, samples, impact of an edit and rule-check warnings."""
     form = SegmentForm()
-    builder = Builder.from_form(request.form)
+    builder = Builder.from_form(request.form, pages.registry())
     segment = pages.segment_from_form()
     context = pages.editor_context(segment, form, builder)
     status = 422 if context["preview_errors"] else 200

@@ -35,6 +35,7 @@ from webapp.models import (
     RewardRequiredSegment,
     Segment,
     SegmentMembership,
+    member_attributes,
 )
 from webapp.services.rules import program_timezone
 from webapp.targeting import (
@@ -573,8 +574,8 @@ RESULTS = ResultCache()
 Render = Callable[[Catalog, list[tuple[Any, Decision]]], bytes]
 
 
-def decorated(member: Member, kind: str, render: Render, *, now: datetime | None = None
-              ) -> tuple[bytes, int]:
+def decorated(member: Member | sa.Row, kind: str, render: Render, *,
+              now: datetime | None = None) -> tuple[bytes, int]:
     """Every offer (`kind` "offers") or reward ("rewards") of the catalog decided for this
     member and rendered by `render`, with how many there are.
 
@@ -590,7 +591,7 @@ def decorated(member: Member, kind: str, render: Render, *, now: datetime | None
     tz = program_timezone()
     catalog = cached_catalog()
     on_list, overrides = member_rows(member.id, catalog.segments)
-    attributes = member.attributes()
+    attributes = member_attributes(member)
     activity: list[tuple] = []
     if kind == "offers":
         from webapp.services.offer_usage import usage_rows

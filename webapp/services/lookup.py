@@ -5,13 +5,20 @@ from __future__ import annotations
 from sqlalchemy import Row, Select, bindparam, case, func, or_, select
 
 from webapp.extensions import db
-from webapp.models import Member, Segment
+from webapp.models import Member, Segment, SegmentTag, User
+
+
+def _member_identifier(identifier: str | None) -> str | None:
+    identifier = (identifier or "").strip()
+    if not identifier or "\x00" in identifier or len(identifier) > 320:
+        return None
+    return identifier
 
 
 def find_member(identifier: str) -> Member | None:
     """A member by member id, external id or email, tried in that order."""
-    identifier = (identifier or "").strip()
-    if not identifier or "\x00" in identifier or len(identifier) > 320:
+    identifier = _member_identifier(identifier)
+    if identifier is None:
         return None
     member = db.session.get(Member, identifier) if len(identifier) == 36 else None
     if member is None:
@@ -19,6 +26,30 @@ def find_member(identifier: str) -> Member | None:
     if member is None and "@" in identifier:
         member = db.session.scalar(select(Member).where(Member.email == identifier.lower()))
     return member
+
+
+_MEMBERS = Member.__table__
+# Built once with bound parameters: compiled once, and rows instead of tracked ORM objects.
+_MEMBER_ROW = {column: select(_MEMBERS).where(_MEMBERS.c[column] == bindparam("value"))
+               for column in ("id", "external_id", "email")}
+
+
+def member_row(identifier: str) -> Row | None:
+    """A member's columns (read-only, no ORM object) by member id, external id or email,
+    tried in that order, on the session's connection: for reads that only need the values
+    (`webapp.models.member_attributes` turns the row into the member's attributes)."""
+    identifier = _member_identifier(identifier)
+    if identifier is None:
+        return None
+    connection = db.session.connection()
+    tries = ((["id"] if len(identifier) == 36 else []) + ["external_id"]
+             + (["email"] if "@" in identifier else []))
+    for column in tries:
+        value = identifier.lower() if column == "email" else identifier
+        row = connection.execute(_MEMBER_ROW[column], {"value": value}).first()
+        if row is not None:
+            return row
+    return None
 
 
 def _by_reference(query: Select, columns) -> tuple[Select, Select]:
@@ -76,3 +107,40 @@ def segment_row(identifier: str | int) -> Row | None:
     which, params = reference
     with db.engine.connect() as connection:
         return connection.execute(_SEGMENT_ROW[which], params).first()
+
+
+_TAGS = (select(SegmentTag.segment_id, SegmentTag.tag)
+         .where(SegmentTag.segment_id.in_(bindparam("ids", expanding=True)))
+         .order_by(SegmentTag.tag))
+_OWNERS = select(User.id, User.email).where(User.id.in_(bindparam("ids", expanding=True)))
+
+
+def segment_organisation(rows, connection=None) -> dict[int, dict]:
+    """Tags and owner email of each segment (segment id -> {tags, owner}), in at most two
+    statements (built once) on `connection` (default: the session's)."""
+    ids = [r.id for r in rows]
+    out: dict[int, dict] = {i: {"tags": [], "owner": None} for i in ids}
+    if not ids:
+        return out
+    connection = connection if connection is not None else db.session.connection()
+    for segment_id, tag in connection.execute(_TAGS, {"ids": ids}):
+        out[segment_id]["tags"].append(tag)
+    owner_ids = sorted({r.owner_id for r in rows if r.owner_id is not None})
+    if owner_ids:
+        emails = dict(connection.execute(_OWNERS, {"ids": owner_ids}).all())
+        for r in rows:
+            out[r.id]["owner"] = emails.get(r.owner_id)
+    return out
+
+
+def segment_row_organised(identifier: str | int) -> tuple[Row, dict] | None:
+    """`segment_row` and the segment's `segment_organisation` entry, on one connection."""
+    reference = _reference(identifier)
+    if reference is None:
+        return None
+    which, params = reference
+    with db.engine.connect() as connection:
+        row = connection.execute(_SEGMENT_ROW[which], params).first()
+        if row is None:
+            return None
+        return row, segment_organisation([row], connection)[row.id]

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentMembership
+from webapp.services.attributes import Declared, check_write, declared
 from webapp.services.audit import record
 from webapp.services.errors import ServiceError
 from webapp.services.membership import (
@@ -80,8 +81,12 @@ def _json_problem(value: Any, depth: int = 0) -> str | None:
     return "is not a JSON value"
 
 
-def clean_attributes(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Validate and normalise member attributes; raises MemberError naming each bad one."""
+def clean_attributes(data: dict[str, Any], *, partial: bool,
+                     registry: dict[str, Declared] | None = None) -> dict[str, Any]:
+    """Validate and normalise member attributes; raises MemberError naming each bad one.
+
+    Custom fields are also checked against the attribute registry (`registry`, read here when
+    not given) when ATTRIBUTE_CHECK is `refuse`."""
     errors: dict[str, str] = {}
     out: dict[str, Any] = {}
     for name in data:
@@ -99,6 +104,10 @@ def clean_attributes(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
             out[name] = _clean(name, value)
         except ValueError as exc:
             errors[name] = str(exc)
+    if "custom_fields" in out and "custom_fields" not in errors:
+        refused = check_write(out["custom_fields"], registry)
+        if refused:
+            errors["custom_fields"] = refused
     if errors:
         raise MemberError(errors)
     return out
@@ -365,9 +374,10 @@ def upsert_members(items: Sequence[dict[str, Any]], *, actor: str) -> list[ItemR
     results: list[ItemResult] = []
     cleaned: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
+    registry = declared()
     for index, data in enumerate(items):
         try:
-            values = clean_attributes(data, partial=False)
+            values = clean_attributes(data, partial=False, registry=registry)
         except MemberError as exc:
             results.append(ItemResult(index, "invalid", external_id=_ext(data), errors=exc.errors))
             continue

@@ -527,3 +527,50 @@ def compile_criterion(criterion: Criterion, members: sa.Table, *, dialect: str,
                       memberships: sa.Table | None = None) -> Bool:
     """One validated criterion as a boolean SQL expression."""
     return _Compiler(members, dialect, make_env(now, tz), memberships).criterion(criterion)
+
+
+_DATE_SQLITE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+_DATE_PG = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+def _calendar_date(text: Any, dialect: str) -> Bool:
+    """`text` is a calendar date written YYYY-MM-DD (year 0001 or later), as Python's
+    date.fromisoformat reads it."""
+    year = sa.func.substr(text, 1, 4)
+    if dialect == "sqlite":  # date(x, '+0 days') moves 2026-02-30 on to 2026-03-02
+        return sa.and_(text.op("GLOB")(_DATE_SQLITE), year != "0000",
+                       sa.func.date(text, "+0 days") == text)
+    number = sa.Integer()
+    y, m, d = (sa.cast(sa.func.substr(text, start, size), number)
+               for start, size in ((1, 4), (6, 2), (9, 2)))
+    last_day = sa.extract("day", sa.func.make_date(y, m, 1) + sa.text("interval '1 month'")
+                          - sa.text("interval '1 day'"))
+    # CASE: the day is compared only once the text has the shape (make_date would refuse).
+    return sa.case((sa.and_(text.op("~")(_DATE_PG), year != "0000"), d <= last_day),
+                   else_=sa.false())
+
+
+def declared_checks(members: sa.Table, key: str, kind: str, allowed: list[Any] | None, *,
+                    dialect: str) -> tuple[Bool, Bool]:
+    """(has a value, the value fits) for custom field `key` declared as `kind` with these
+    allowed values: SQL twins of webapp.targeting.declared (a JSON null is no value)."""
+    node = _Compiler(members, dialect, make_env(None, "UTC"), None).json_root(
+        members.c.custom_fields).child(key)
+    if kind == "string":
+        fits = node.is_("string")
+        if allowed:
+            fits = sa.and_(fits, node.text().in_(allowed))
+    elif kind == "number":
+        fits = node.nums_in(list(allowed)) if allowed else node.is_("number")
+    elif kind == "boolean":
+        fits = node.is_("true", "false")
+    elif kind == "date":
+        fits = sa.and_(node.is_("string"), _calendar_date(node.text(), dialect))
+    elif kind == "list":
+        def wrong(e: Any) -> Bool:
+            ok = e.is_("string")
+            return _not(sa.and_(ok, e.text().in_(allowed)) if allowed else ok)
+        fits = sa.and_(node.is_("array"), _not(node.any_element(wrong)))
+    else:
+        raise ValueError(f"unknown declared type {kind!r}")
+    return node.present(), fits
