@@ -168,3 +168,29 @@ def test_segment_criteria_in_groups_read_memberships() -> None:
     assert not matches(d, {"tier": "bronze"}, memberships={8})
     with pytest.raises(SegmentDefinitionError, match="memberships"):
         evaluate_segment(d, {"tier": "bronze"})
+
+
+def test_empty_groups_follow_the_spec_in_python_and_sql(member_db) -> None:
+    """Refused when written, but the core itself reads all [] true, any [] false, none [] true
+    (SPEC §8), in Python and in SQL alike."""
+    import sqlalchemy as sa
+
+    from tests.targeting.tables import member_row
+    from webapp.targeting import Definition, Group, compile_definition
+    from webapp.targeting.env import make_env
+    from webapp.targeting.sql import compile_criteria
+
+    people = [{"tier": "gold"}, {"tier": "bronze"}]
+    rows = [member_row(m, i) for i, m in enumerate(people)]
+    with member_db.engine.begin() as conn:
+        member_db.reset(conn)
+        conn.execute(member_db.members.insert(), rows)
+        for mode, expected in (("all", True), ("any", False), ("none", True)):
+            d = Definition(kind="dynamic", include=(Group(mode, ()),))
+            compiled = compile_definition(d)
+            assert [compiled.match(m, make_env()) for m in people] == [expected] * 2
+            expr = compile_criteria(d, member_db.members, dialect=member_db.dialect)
+            count = conn.execute(sa.select(sa.func.count()).select_from(member_db.members)
+                                 .where(expr)).scalar()
+            assert count == (2 if expected else 0), mode
+        conn.rollback()
