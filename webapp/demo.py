@@ -177,6 +177,13 @@ DYNAMIC = (
       {"field": "points", "operator": ">=", "value": 1000}],
      [{"field": "badges", "operator": "contains", "value": "banned"},
       {"field": "custom_fields.opted_out", "operator": "equals", "value": True}]),
+    ("Rich gold or new VIPs", "Gold with 1,000+ points, or VIPs who joined in the last 90 "
+     "days: one segment with groups instead of two helper segments.", None,
+     [{"any": [{"all": [{"field": "tier", "operator": "equals", "value": "gold"},
+                        {"field": "points", "operator": ">=", "value": 1000}]},
+               {"all": [{"field": "custom_fields.vip", "operator": "equals", "value": True},
+                        {"field": "created_at", "operator": ">=",
+                         "value": {"days_ago": 90}}]}]}], []),
 )
 STATIC = (
     ("Beta testers", "Pushed by the CRM for the app beta.", "crm-beta-2026", 0.01),

@@ -112,3 +112,12 @@ def test_openapi_documents_groups_with_an_example(api):
     for bad in ({"any": []}, {"any": [GOLD], "all": [GOLD]},
                 {"any": [{"all": [{"none": [{"any": [GOLD]}]}]}]}):
         assert not jsonschema.Draft202012Validator(item).is_valid(bad), bad
+
+
+def test_reference_page_explains_groups(client, auth):
+    auth.login("support")
+    html = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "Criteria and groups" in html
+    assert "/data/attributes/include/0/any/1" in html
+    assert "&#34;days_ago&#34;: 90" in html
+    assert "include[].field" in html  # the criterion's own fields are still listed

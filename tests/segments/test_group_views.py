@@ -135,6 +135,9 @@ def test_marketer_builds_a_nested_or_without_javascript(client, auth):
     assert saved.status_code == 303, saved.get_data(as_text=True)[:2000]
     segment = db.session.scalar(select(Segment))
     assert segment.include == TARGET and segment.size == 2
+    shown = client.get(f"/segments/{segment.id}").get_data(as_text=True)
+    assert ("any of: (tier is gold and points at least 1,000) or (custom field vip is true and "
+            "joined on or after 90 days ago)") in shown
     # Editing shows the same tree again, and saving it unchanged keeps it.
     edit = client.get(f"/segments/{segment.id}/edit").get_data(as_text=True)
     again = read_form(edit)
@@ -219,3 +222,17 @@ def test_hand_made_parent_loops_do_not_break_the_builder(client, auth):
 def test_support_cannot_use_the_group_endpoint(client, auth):
     auth.login("support")
     assert client.post("/segments/builder/groups", data={}).status_code == 403
+
+
+def test_adding_to_a_group_stops_at_the_criteria_limit(app, client, auth):
+    auth.login("marketer")
+    app.config["LIMIT_CRITERIA"] = 1
+    data = {"name": "x", "kind": "dynamic", "include-0-mode": "any", "include-0-parent": "",
+            "include-1-field": "tier", "include-1-operator": "exists",
+            "include-1-parent": "include-0"}
+    for url, headers in (("/segments/new", {}), ("/segments/builder/groups", HX)):
+        for button in ("add_to", "add_group"):
+            response = client.post(url, data={**data, button: "include-0"}, headers=headers)
+            text = response.get_data(as_text=True)
+            assert "The limit is 1 include criterion per segment" in text
+            assert 'id="row-include-2"' not in text and 'id="box-include-2"' not in text

@@ -103,3 +103,15 @@ def test_group_warnings(app):
     assert any("exclude[0] (a none group) holds for every member" in w
                and "excludes every member" in w for w in excluding)
     assert warnings({"kind": "dynamic", "include": TARGET}, 2, 4) == []
+
+
+def test_ordering_pairs_are_not_always_true(app):
+    """points >= 5 or points < 5 leaves out members without points: no 'always' warning."""
+    found = warnings({"kind": "dynamic", "include": [
+        {"any": [{"field": "custom_fields.n", "operator": ">=", "value": 5},
+                 {"field": "custom_fields.n", "operator": "<", "value": 5}]}]}, 0, 0)
+    assert not any("always true" in w for w in found)
+    found = warnings({"kind": "dynamic", "include": [
+        {"any": [{"field": "custom_fields.n", "operator": "exists"},
+                 {"field": "custom_fields.n", "operator": "not_exists"}]}]}, 0, 0)
+    assert any("always true" in w for w in found)

@@ -8,6 +8,7 @@ import pytest
 
 from webapp.targeting import (
     SegmentDefinitionError,
+    compile_segment,
     describe_definition,
     evaluate_segment,
     fields_used,
@@ -49,6 +50,16 @@ def test_the_marketers_or_across_fields() -> None:
                             "created_at": "2099-01-01T00:00:00"})
     assert not matches(TARGET, {"tier": "bronze", "custom_fields": {"vip": "true"},
                                 "created_at": "2099-01-01T00:00:00"})
+
+
+def test_bulk_matcher_reads_groups() -> None:
+    matcher = compile_segment(TARGET)
+    assert matcher({"tier": "gold", "points": 1200})
+    assert not matcher({"tier": "gold", "points": 12})
+    by_segment = compile_segment({"include": [{"any": [
+        GOLD, {"field": "segment", "operator": "in", "value": [3]}]}]})
+    assert by_segment({"tier": "bronze"}, memberships={3})
+    assert not by_segment({"tier": "bronze"}, memberships={4})
 
 
 def test_none_group_and_exclude_group() -> None:
@@ -157,3 +168,29 @@ def test_segment_criteria_in_groups_read_memberships() -> None:
     assert not matches(d, {"tier": "bronze"}, memberships={8})
     with pytest.raises(SegmentDefinitionError, match="memberships"):
         evaluate_segment(d, {"tier": "bronze"})
+
+
+def test_empty_groups_follow_the_spec_in_python_and_sql(member_db) -> None:
+    """Refused when written, but the core itself reads all [] true, any [] false, none [] true
+    (SPEC §8), in Python and in SQL alike."""
+    import sqlalchemy as sa
+
+    from tests.targeting.tables import member_row
+    from webapp.targeting import Definition, Group, compile_definition
+    from webapp.targeting.env import make_env
+    from webapp.targeting.sql import compile_criteria
+
+    people = [{"tier": "gold"}, {"tier": "bronze"}]
+    rows = [member_row(m, i) for i, m in enumerate(people)]
+    with member_db.engine.begin() as conn:
+        member_db.reset(conn)
+        conn.execute(member_db.members.insert(), rows)
+        for mode, expected in (("all", True), ("any", False), ("none", True)):
+            d = Definition(kind="dynamic", include=(Group(mode, ()),))
+            compiled = compile_definition(d)
+            assert [compiled.match(m, make_env()) for m in people] == [expected] * 2
+            expr = compile_criteria(d, member_db.members, dialect=member_db.dialect)
+            count = conn.execute(sa.select(sa.func.count()).select_from(member_db.members)
+                                 .where(expr)).scalar()
+            assert count == (2 if expected else 0), mode
+        conn.rollback()

@@ -11,7 +11,7 @@ from markupsafe import Markup, escape
 
 from webapp.access import access
 from webapp.api import bp
-from webapp.api.openapi import document
+from webapp.api.openapi import GROUP_EXAMPLE, document
 
 
 def resolve(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
@@ -41,6 +41,16 @@ def type_words(schema: dict[str, Any], components: dict[str, Any]) -> str:
     return kind
 
 
+def _shape(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:
+    """A schema resolved, and for a choice of shapes its first named one (a criterion for
+    'a criterion or a group')."""
+    schema = resolve(schema, components)
+    if "anyOf" in schema:
+        schema = resolve(next((s for s in schema["anyOf"] if "$ref" in s), schema["anyOf"][0]),
+                         components)
+    return schema
+
+
 def rows(schema: dict[str, Any], components: dict[str, Any], prefix: str = "",
          depth: int = 0) -> list[dict[str, Any]]:
     """The fields of a request or response body, flattened to dotted names."""
@@ -50,6 +60,7 @@ def rows(schema: dict[str, Any], components: dict[str, Any], prefix: str = "",
     if "anyOf" in schema and depth < 4:
         first = next((s for s in schema["anyOf"] if "$ref" in s), schema["anyOf"][0])
         return rows(first, components, prefix, depth + 1)
+    schema = _shape(schema, components)  # a criterion or a group: the criterion's fields
     out = []
     required = set(schema.get("required", []))
     for name, sub in (schema.get("properties") or {}).items():
@@ -58,7 +69,7 @@ def rows(schema: dict[str, Any], components: dict[str, Any], prefix: str = "",
         nested = target.get("type") == "object" and target.get("properties") and depth < 4 \
             and name not in ("links", "meta", "source")
         listed = target.get("type") == "array" and depth < 4 and isinstance(
-            target.get("items"), dict) and "properties" in resolve(target["items"], components)
+            target.get("items"), dict) and "properties" in _shape(target["items"], components)
         out.append({"name": full, "type": type_words(sub, components),
                     "required": name in required,
                     "description": target.get("description", "")})
@@ -102,6 +113,7 @@ def docs():
                            seed_systems=SEED_SYSTEMS, operations=operations,
                            base=spec["servers"][0]["url"],
                            intro=with_code(spec["info"]["description"]), code=with_code,
+                           group_example=json.dumps(GROUP_EXAMPLE, indent=2),
                            signature_header=_signature_header())
 
 

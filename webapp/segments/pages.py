@@ -432,9 +432,13 @@ def job_context(segment: Segment, job: SegmentJob | None = None) -> dict[str, An
 
 
 def criterion_words(criterion: Any, names: Mapping[int, str]) -> str:
-    """Readable words for one stored criterion or group."""
+    """Readable words for one stored criterion or group ('any of: a or b')."""
     try:
-        return item_label(parse_item(criterion, "criterion"), dict(names))
+        item = parse_item(criterion, "criterion")
+        words = item_label(item, dict(names))
+        if getattr(item, "mode", "none") != "none":
+            words = f"{item.mode} of: {words[1:-1]}"  # a list item needs no parentheses
+        return words
     except SegmentDefinitionError:
         return str(criterion)
 

@@ -773,7 +773,7 @@ def near_misses(tree: Mapping[str, Any], memo: dict[int, list[str] | None] | Non
         if n.get("kind") == "segment":
             where = str(n.get("label") or "").removeprefix("segment ")
         found: list[str] = []
-        for child in n.get("children") or []:
+        for child in n.get("children") or [] if _wants_branches(n) else []:
             got = walk(child, where)
             if got:
                 found.extend(got)
@@ -784,6 +784,15 @@ def near_misses(tree: Mapping[str, Any], memo: dict[int, list[str] | None] | Non
         return found or None
 
     return list(dict.fromkeys(walk(tree, "") or []))
+
+
+def _wants_branches(n: Mapping[str, Any]) -> bool:
+    """Whether a failed node passes when its children pass: every node but a `none` group and
+    a group in exclude (their branches that hold are what is in the way, see `_own_miss`)."""
+    if n.get("kind") != "group":
+        return True
+    excluding = str(n.get("label") or "").startswith("excluded when ")
+    return (n.get("expected") == "none") is excluding
 
 
 def _own_miss(n: Mapping[str, Any], where: str) -> list[str]:
@@ -797,6 +806,12 @@ def _own_miss(n: Mapping[str, Any], where: str) -> list[str]:
         return [f"{prefix}{n.get('label')} (has {_value_text(n.get('actual'))})"]
     if kind == "list":
         return [f"{prefix}{n.get('label')}"]
+    if kind == "group":
+        # A group fails with no failing branch when what holds is in the way: a `none`
+        # group, or a group in exclude. Those branches are the near misses.
+        held = [f"{prefix}{c.get('label')} (it must not)" for c in n.get("children") or []
+                if c.get("passed")]
+        return held or [f"{prefix}{n.get('label')}"]
     if kind == "window":
         window = n.get("expected") if isinstance(n.get("expected"), Mapping) else {}
         publish, expire = window.get("publish_at"), window.get("expire_at")

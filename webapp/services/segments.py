@@ -895,13 +895,13 @@ def _key(item: Criterion | Group) -> str:
 
 
 def _complements(a: Criterion, b: Criterion) -> bool:
-    """Whether every member meets one of two criteria (`x = 1` and `x != 1`, `p >= 5`, `p < 5`)."""
+    """Whether every member meets one of two criteria: an operator and its negation on the same
+    value (`x = 1` and `x != 1`). `p >= 5` and `p < 5` are not: a member without p meets
+    neither."""
     if (a.field, a.case_insensitive, repr(a.value)) != (b.field, b.case_insensitive,
                                                         repr(b.value)):
         return False
-    pairs = {(ts.GTE, ts.LT), (ts.GT, ts.LTE)}
-    return (ts.NEGATIVE.get(a.operator) == b.operator or ts.NEGATIVE.get(b.operator) == a.operator
-            or (a.operator, b.operator) in pairs or (b.operator, a.operator) in pairs)
+    return ts.NEGATIVE.get(a.operator) == b.operator or ts.NEGATIVE.get(b.operator) == a.operator
 
 
 def _constant(item: Criterion | Group) -> bool | None:

@@ -63,6 +63,14 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _as_whole(value: Any) -> Any:
+    """A whole-valued float (574.0, which JSON Schema counts as an integer) as an int; any
+    other value as it is (for `_whole` to judge), as member and reward numbers are read."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def validate_limit(limit_type: Any, configuration: Any) -> dict[str, Any]:
     """Check a limit and return its normalized configuration ({limit, window})."""
     if limit_type not in LIMIT_TYPES:
@@ -77,7 +85,7 @@ def validate_limit(limit_type: Any, configuration: Any) -> dict[str, Any]:
         raise LimitDefinitionError(
             f"{limit_type}: unknown key {', '.join(sorted(map(str, unknown)))} "
             "(give limit and, for the membership kinds, window)")
-    limit = configuration.get("limit")
+    limit = _as_whole(configuration.get("limit"))
     if not _whole(limit) or not 1 <= limit <= MAX_LIMIT:
         raise LimitDefinitionError(
             f"{limit_type}: limit must be a whole number from 1 to {MAX_LIMIT:,}",
@@ -96,7 +104,7 @@ def validate_limit(limit_type: Any, configuration: Any) -> dict[str, Any]:
             f'{limit_type}: window is {{"days": N}} (rolling) or {{"period": "day", "week", '
             '"month" or "year"}} (calendar)', "configuration.window")
     if "days" in window:
-        days = window["days"]
+        days = _as_whole(window["days"])
         if not _whole(days) or not 1 <= days <= MAX_WINDOW_DAYS:
             raise LimitDefinitionError(
                 f"{limit_type}: window days must be a whole number from 1 to "
@@ -119,6 +127,7 @@ def validate_fulfill_days(value: Any) -> int | None:
     """must_fulfill_within_days: a whole number of days from 1, or None for no deadline."""
     if value is None:
         return None
+    value = _as_whole(value)
     if not _whole(value) or not 1 <= value <= MAX_FULFILL_DAYS:
         raise LimitDefinitionError(f"must_fulfill_within_days {FULFILL_DAYS_RULE}",
                                    "must_fulfill_within_days")

@@ -4,17 +4,22 @@ Explanation nodes all have the same keys:
 
 ``kind``
     what was checked: ``segment``, ``override``, ``list``, ``include``, ``exclude``,
-    ``criterion`` (and, from :mod:`webapp.targeting.visibility`, ``offer``, ``reward``,
-    ``status``, ``window``, ``audience``, ``required_segments``, ``points``);
+    ``group`` (an any/all/none group, SPEC §8), ``criterion`` (and, from
+    :mod:`webapp.targeting.visibility`, ``offer``, ``reward``, ``status``, ``window``,
+    ``audience``, ``required_segments``, ``points``);
 ``label``
     human words for the check ("points at least 1,000", "has badge banned");
 ``passed``
     whether the member passed this check. In an ``exclude`` group a criterion *passes* when it
-    does **not** hold (holding it is what excludes the member);
+    does **not** hold (holding it is what excludes the member). Inside a ``group`` node every
+    child passes when it holds, and the group passes when it holds by its mode (in exclude:
+    when it does not hold);
 ``actual``
-    the member's value (JSON; dates as ISO strings; None when missing);
+    the member's value (JSON; dates as ISO strings; None when missing); for a ``group``, the
+    numbers (from 1) of the branches that hold;
 ``expected``
-    the criterion's value as written (None where there is none);
+    the criterion's value as written (None where there is none); for a ``group``, its mode
+    (``all``, ``any`` or ``none``);
 ``gap``
     for a failed numeric or date check, how far the member is from passing
     ("needs 120 more points", "turns 18 in 37 days", "joined 12 days too late"), else None;
