@@ -336,7 +336,9 @@ ATTRIBUTE_WRITE = {
                                      description="values allowed (for string, number and "
                                      "the elements of list); null allows any")),
     "description": {"type": "string", "maxLength": 2000},
-    "example": {"description": "a value of the declared type (and allowed), or null"},
+    "example": {"type": ["string", "number", "boolean", "array", "null"],
+                "items": {"type": "string"}, "maxItems": 200,
+                "description": "a value of the declared type (and allowed), or null"},
 }
 DECISION = {
     "visible_status": {"type": "string", "description": ", ".join((

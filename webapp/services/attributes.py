@@ -180,6 +180,8 @@ def validate(data: dict[str, Any], *, definition: AttributeDefinition | None = N
     if given not in (None, "") and kind in TYPES:
         if typed:
             example = given
+            if isinstance(given, list) and len(given) > ALLOWED_MAX:
+                errors["example"] = f"The example lists at most {ALLOWED_MAX} values."
         elif kind == "list":
             example = [part.strip() for part in str(given).split(",") if part.strip()]
         else:
@@ -187,7 +189,7 @@ def validate(data: dict[str, Any], *, definition: AttributeDefinition | None = N
                 example = _parse_value(kind, str(given))
             except ValueError as exc:
                 errors["example"] = f"Example: {exc}"
-        if "example" not in errors and "allowed_values" not in errors:
+        if not errors.keys() & {"example", "allowed_values"}:
             problem = value_problem(key or "field", kind, allowed or None, example)
             if problem:
                 errors["example"] = f"The example does not fit: {problem}"
