@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import insert
-
-from tests.factories import make_segment
-from webapp import jobs as job_runner
-from webapp.extensions import db
-from webapp.models import Member
+from tests.segments import test_jobs as segment_job_tests
+from tests.segments.test_jobs import GOLD, SILVER
 from webapp.services import segment_jobs
 
-GOLD = [{"field": "tier", "operator": "equals", "value": "gold"}]
-SILVER = [{"field": "tier", "operator": "equals", "value": "silver"}]
-
-
-@pytest.fixture
-def people(app):
-    """12 gold and 8 silver members, a 'Gold' segment of the 12; jobs from 5 members."""
-    app.config["SEGMENT_JOB_THRESHOLD"] = 5
-    db.session.execute(insert(Member), [
-        {"id": f"00000000-0000-4000-8000-{i:012d}", "external_id": f"J-{i}",
-         "email": f"j{i}@example.com", "tier": "gold" if i < 12 else "silver"}
-        for i in range(20)])
-    db.session.commit()
-    return make_segment("Gold", include=GOLD)
-
-
-@pytest.fixture
-def held(monkeypatch):
-    """Jobs are recorded but not run (as while a worker has not picked them up yet)."""
-    monkeypatch.setattr(job_runner, "enqueue", lambda path, *args: None)
+# The segment job tests' fixtures: 20 members, a 'Gold' segment, jobs from 5 members.
+people = segment_job_tests.people
+held = segment_job_tests.held
 
 
 def test_patch_answers_202_with_the_job_to_follow(people, held, api, api_as):
