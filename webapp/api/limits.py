@@ -7,17 +7,13 @@ from webapp.api import bp
 from webapp.api.errors import ApiError, validation_error
 from webapp.api.jsonapi import (
     actor_label,
-    attributes_of,
     check_query,
     link,
     no_content,
-    read_document,
-    relationship_linkage,
-    resource_object,
     respond,
     self_link,
 )
-from webapp.api.offers import int_id, offer_or_404
+from webapp.api.offers import int_id, offer_part
 from webapp.api.serializers import limit_resource
 from webapp.extensions import db
 from webapp.models import OfferLimit
@@ -41,19 +37,7 @@ def limit_create():
     from webapp.services.offer_limits import add_limit
     from webapp.services.offers import OfferError
 
-    data = resource_object(read_document(), "limits", creating=True)
-    attributes = attributes_of(data, ("limit_type", "configuration"),
-                               read_only=("created_at",))
-    offer_ref = relationship_linkage(data, "offer", "offers") or ""
-    try:
-        offer = offer_or_404(offer_ref)
-    except ApiError as exc:
-        exc.errors[0]["source"] = {"pointer": "/data/relationships/offer/data/id"}
-        raise
-    for key in ("limit_type", "configuration"):
-        if key not in attributes:
-            raise ApiError(422, "missing_attribute", f"{key} is required.",
-                           pointer=f"/data/attributes/{key}")
+    offer, attributes = offer_part("limits", "limit_type")
     try:
         limit = add_limit(offer, attributes["limit_type"], attributes["configuration"],
                           actor=actor_label())

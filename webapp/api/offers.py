@@ -62,6 +62,25 @@ def offer_or_404(offer_id: str) -> Offer:
     return offer
 
 
+def offer_part(resource_type: str, type_key: str) -> tuple[Offer, dict[str, Any]]:
+    """A new part of an offer (an audience, a limit) from the request: the offer its `offer`
+    relationship names (404 pointing at it) and its attributes `type_key` and `configuration`,
+    both required."""
+    data = resource_object(read_document(), resource_type, creating=True)
+    attributes = attributes_of(data, (type_key, "configuration"), read_only=("created_at",))
+    offer_ref = relationship_linkage(data, "offer", "offers") or ""
+    try:
+        offer = offer_or_404(offer_ref)
+    except ApiError as exc:
+        exc.errors[0]["source"] = {"pointer": "/data/relationships/offer/data/id"}
+        raise
+    for key in (type_key, "configuration"):
+        if key not in attributes:
+            raise ApiError(422, "missing_attribute", f"{key} is required.",
+                           pointer=f"/data/attributes/{key}")
+    return offer, attributes
+
+
 def _included(offers: list[Offer]) -> list[dict[str, Any]]:
     return [audience_resource(a) for offer in offers for a in offer.audiences] + [
         limit_resource(lim) for offer in offers for lim in offer.limits]
@@ -167,19 +186,7 @@ def audience_create():
     """Add an audience (one of the audience registry's types) to the offer it names."""
     from webapp.services.offers import OfferError, add_audience
 
-    data = resource_object(read_document(), "audiences", creating=True)
-    attributes = attributes_of(data, ("audience_type", "configuration"),
-                               read_only=("created_at",))
-    offer_ref = relationship_linkage(data, "offer", "offers") or ""
-    try:
-        offer = offer_or_404(offer_ref)
-    except ApiError as exc:
-        exc.errors[0]["source"] = {"pointer": "/data/relationships/offer/data/id"}
-        raise
-    for key in ("audience_type", "configuration"):
-        if key not in attributes:
-            raise ApiError(422, "missing_attribute", f"{key} is required.",
-                           pointer=f"/data/attributes/{key}")
+    offer, attributes = offer_part("audiences", "audience_type")
     configuration = _segment_ids(attributes["audience_type"], attributes["configuration"])
     try:
         audience = add_audience(offer, attributes["audience_type"], configuration,

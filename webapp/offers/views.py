@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import abort, flash, redirect, request, url_for
@@ -124,18 +125,27 @@ def show(offer_id: int):
                   **(ctx | limits_context(offer)))
 
 
-def _audiences_response(offer: Offer, status: int = 200, message: str | None = None,
-                        **context: Any):
-    ctx = audiences_context(offer, **context)
+def _section_response(offer: Offer, block: str, section: dict[str, Any], status: int,
+                      message: str | None, whole: Callable[[], dict[str, Any]]):
+    """The answer to a change in one section (`block`: audiences or limits) of the offer page:
+    the section for htmx (with its message), a redirect once saved, or the whole page with
+    the section's errors (`whole`: makes the context of the whole page, only then)."""
     if is_htmx():
-        body = render("offers/show.html", "audiences", **ctx)
+        body = render("offers/show.html", block, **section)
         headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
         return body, status, headers
     if status == 200 and message:
         flash(message, "success")
         return redirect(url_for("offers.show", offer_id=offer.id), code=303)
     return render("offers/show.html", None, state=state_of(offer), delete_form=EmptyForm(),
-                  **(ctx | limits_context(offer))), status
+                  **whole()), status
+
+
+def _audiences_response(offer: Offer, status: int = 200, message: str | None = None,
+                        **context: Any):
+    ctx = audiences_context(offer, **context)
+    return _section_response(offer, "audiences", ctx, status, message,
+                             lambda: ctx | limits_context(offer))
 
 
 @bp.route("/<int:offer_id>/audiences/<form_name>", methods=["POST"])
@@ -199,15 +209,9 @@ def limits_context(offer: Offer, *, limit_form: LimitForm | None = None) -> dict
 
 def _limits_response(offer: Offer, status: int = 200, message: str | None = None,
                      form: LimitForm | None = None):
-    if is_htmx():
-        body = render("offers/show.html", "limits", **limits_context(offer, limit_form=form))
-        headers = {"HX-Trigger": json.dumps({"showMessage": message})} if message else {}
-        return body, status, headers
-    if status == 200 and message:
-        flash(message, "success")
-        return redirect(url_for("offers.show", offer_id=offer.id), code=303)
-    return render("offers/show.html", None, state=state_of(offer), delete_form=EmptyForm(),
-                  **(audiences_context(offer) | limits_context(offer, limit_form=form))), status
+    ctx = limits_context(offer, limit_form=form)
+    return _section_response(offer, "limits", ctx, status, message,
+                             lambda: audiences_context(offer) | ctx)
 
 
 @bp.route("/<int:offer_id>/limits", methods=["POST"])
