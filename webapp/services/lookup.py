@@ -8,24 +8,25 @@ from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentTag, User
 
 
-def _member_identifier(identifier: str | None) -> str | None:
+def _member_tries(identifier: str | None) -> list[tuple[str, str]]:
+    """(column, value) lookups for a member reference, in order: member id (when it has an
+    id's length), external id, email (when it has an @, lower-cased); none for no reference."""
     identifier = (identifier or "").strip()
     if not identifier or "\x00" in identifier or len(identifier) > 320:
-        return None
-    return identifier
+        return []
+    return ([("id", identifier)] if len(identifier) == 36 else []) + [
+        ("external_id", identifier)] + ([("email", identifier.lower())]
+                                        if "@" in identifier else [])
 
 
 def find_member(identifier: str) -> Member | None:
     """A member by member id, external id or email, tried in that order."""
-    identifier = _member_identifier(identifier)
-    if identifier is None:
-        return None
-    member = db.session.get(Member, identifier) if len(identifier) == 36 else None
-    if member is None:
-        member = db.session.scalar(select(Member).where(Member.external_id == identifier))
-    if member is None and "@" in identifier:
-        member = db.session.scalar(select(Member).where(Member.email == identifier.lower()))
-    return member
+    for column, value in _member_tries(identifier):
+        member = (db.session.get(Member, value) if column == "id" else db.session.scalar(
+            select(Member).where(getattr(Member, column) == value)))
+        if member is not None:
+            return member
+    return None
 
 
 _MEMBERS = Member.__table__
@@ -38,14 +39,9 @@ def member_row(identifier: str) -> Row | None:
     """A member's columns (read-only, no ORM object) by member id, external id or email,
     tried in that order, on the session's connection: for reads that only need the values
     (`webapp.models.member_attributes` turns the row into the member's attributes)."""
-    identifier = _member_identifier(identifier)
-    if identifier is None:
-        return None
-    connection = db.session.connection()
-    tries = ((["id"] if len(identifier) == 36 else []) + ["external_id"]
-             + (["email"] if "@" in identifier else []))
-    for column in tries:
-        value = identifier.lower() if column == "email" else identifier
+    tries = _member_tries(identifier)
+    connection = db.session.connection() if tries else None
+    for column, value in tries:
         row = connection.execute(_MEMBER_ROW[column], {"value": value}).first()
         if row is not None:
             return row
