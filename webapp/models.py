@@ -596,6 +596,32 @@ class MembershipEvent(db.Model):
     )
 
 
+class Activity(db.Model):
+    """Something a member did (a purchase, a visit …), recorded by the client: what segments'
+    activity criteria count and sum (webapp.targeting.behaviour). The amount is kept in whole
+    ten-thousandths so sums are exact; the client's external id is unique, so a retried
+    record is recognised and never counted twice."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    amount_e4: Mapped[int | None] = mapped_column(BigInteger)
+    properties: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    external_id: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("external_id", name="uq_activities_external_id"),
+        Index("ix_activities_member", "member_id", "type", "occurred_at"),
+        Index("ix_activities_type_time", "type", "occurred_at", "member_id"),
+    )
+
+
 class AttributeDefinition(db.Model):
     """A declared custom field of members: its JSON type, allowed values and words for people.
 

@@ -76,6 +76,7 @@ def refuse_large_bodies():
 
 
 from webapp.api import (  # noqa: E402,F401
+    activities,
     activity,
     attributes,
     docs,

@@ -73,9 +73,10 @@ def next_link(cursor: str, parameter: str = "page[cursor]") -> str:
     return iri_to_uri(request.base_url) + "?" + urlencode(args)
 
 
-def keyset_page(query: Select, key: Any, kind: type = int, *, size: int | None = None
-                ) -> tuple[list, dict[str, str]]:
-    """One page of `query` ordered by `key` after the request's cursor, with its links.
+def keyset_page(query: Select, key: Any, kind: type = int, *, size: int | None = None,
+                descending: bool = False) -> tuple[list, dict[str, str]]:
+    """One page of `query` ordered by `key` (newest first when `descending`) after the
+    request's cursor, with its links.
 
     Reads page[size] (unless the caller read the size already) and page[cursor]; returns
     the rows and {"self", "next"?} links.
@@ -85,8 +86,9 @@ def keyset_page(query: Select, key: Any, kind: type = int, *, size: int | None =
     size = size or page_size()
     after = decode_cursor(kind)
     if after is not None:
-        query = query.where(key > after)
-    rows = list(db.session.scalars(query.order_by(key).limit(size + 1)))
+        query = query.where(key < after if descending else key > after)
+    order = key.desc() if descending else key
+    rows = list(db.session.scalars(query.order_by(order).limit(size + 1)))
     links = {"self": self_link()}
     if len(rows) > size:
         rows = rows[:size]

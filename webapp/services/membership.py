@@ -87,12 +87,13 @@ from webapp.models import (
     SegmentMembership,
     SegmentSizeSnapshot,
 )
+from webapp.services import activities
 from webapp.services.audit import record
 from webapp.services.rules import program_timezone, rules_condition
 from webapp.targeting.graph import dependency_order
 from webapp.timeutil import utcnow
 
-SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change")
+SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change", "activity")
 CHUNK = 500
 
 members_t = Member.__table__
@@ -760,12 +761,16 @@ def refresh_member(member: Member, cause: Cause, now: datetime | None = None) ->
 
 
 def refresh_members(members: Sequence[Member], cause: Cause,
-                    now: datetime | None = None) -> list[Delta]:
+                    now: datetime | None = None,
+                    activity_types: set[str] | None = None) -> list[Delta]:
     """Re-evaluate members against every dynamic segment, in Python (no commit).
 
     Locks every dynamic segment first, then re-reads the members, so the profiles,
     memberships and overrides read here are what the last writer of each committed. One
     `apply_delta` per segment and direction (and `via`) for all the members at once.
+    With `activity_types` (new activities of those types were recorded), only the segments
+    whose activity criteria read one of them, and the segments depending on those, are
+    re-evaluated. The activities the segments' criteria read are loaded for the members.
     """
     from webapp.targeting import matches
 
@@ -778,6 +783,8 @@ def refresh_members(members: Sequence[Member], cause: Cause,
             .execution_options(populate_existing=True)))
     now = now or utcnow()
     segments = dynamic_segments_in_order()
+    if activity_types is not None:
+        segments = _reading_activities(segments, activity_types)
     if not segments or not members:
         return []
     tz = program_timezone()
@@ -794,6 +801,11 @@ def refresh_members(members: Sequence[Member], cause: Cause,
                 overrides_t.c.member_id.in_(chunk), active_override_condition(now))):
             overrides[(member_id, segment_id)] = status
     attrs = [(m.id, m.attributes()) for m in members]
+    criteria = activities.activity_criteria(s.definition() for s in segments)
+    if criteria:
+        loaded = activities.load(ids, criteria, now)
+        for member_id, member_attrs in attrs:
+            member_attrs["activities"] = tuple(loaded[member_id])
     deltas: list[Delta] = []
     for segment in segments:
         definition = segment.definition()
@@ -818,6 +830,30 @@ def refresh_members(members: Sequence[Member], cause: Cause,
             deltas.append(apply_delta(segment, remove=remove, via="rule", cause=cause,
                                       cascade=False))
     return [d for d in deltas if d.changed]
+
+
+def _reading_activities(segments: Sequence[Segment], types: set[str]) -> list[Segment]:
+    """Of dynamic segments in dependency order, those whose activity criteria read one of
+    these types, and those that depend on one of them."""
+    picked: list[Segment] = []
+    ids: set[int] = set()
+    for segment in segments:
+        definition = segment.definition()
+        reads = any(c.activity.type in types
+                    for c in activities.activity_criteria([definition]))
+        if reads or (referenced_segments_of(definition) & ids):
+            picked.append(segment)
+            ids.add(segment.id)
+    return picked
+
+
+def referenced_segments_of(definition: Any) -> set[int]:
+    """The segment ids a stored definition's `segment` criteria name (none if invalid)."""
+    from webapp.targeting import referenced_segments
+    try:
+        return set(referenced_segments(definition))
+    except Exception:  # noqa: BLE001 - an invalid definition names nothing usable
+        return set()
 
 
 def refresh_all(cause: Cause, now: datetime | None = None) -> list[Delta]:

@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy.sql.elements import ColumnElement
 
 from webapp.extensions import db
-from webapp.models import Member, SegmentMembership
+from webapp.models import Activity, Member, SegmentMembership
 from webapp.timeutil import utcnow
 
 
@@ -31,4 +31,5 @@ def rules_condition(definition: Any, *, now: datetime | None = None,
     return compile_criteria(definition, Member.__table__,
                             dialect=db.session.get_bind().dialect.name, now=now or utcnow(),
                             tz=program_timezone(),
-                            memberships=SegmentMembership.__table__ if memberships else None)
+                            memberships=SegmentMembership.__table__ if memberships else None,
+                            activities=Activity.__table__)

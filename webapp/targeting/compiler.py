@@ -156,6 +156,9 @@ def _lower_all(value: Any) -> Any:
 def compile_criterion(c: Criterion, segment_names: dict[Any, str] | None = None
                       ) -> CompiledCriterion:
     """Turn a validated criterion into a fast test `test(member, env) -> bool`."""
+    if c.kind == s.ACTIVITY:
+        from webapp.targeting.behaviour import compile_activity
+        return compile_activity(c)
     get = _getter(c)
     negative = c.operator in s.NEGATIVE
     positive_c = c

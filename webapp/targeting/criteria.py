@@ -82,10 +82,15 @@ class Criterion:
     path: tuple[str, ...] = ()
     where: str = ""
     date_value: DateValue | None = None
+    activity: Any = None  # an ActivitySpec for an activity criterion (targeting.behaviour)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical stored form."""
         out: dict[str, Any] = {"field": self.field, "operator": self.operator}
+        if self.activity is not None:
+            out["value"] = self.value
+            out["activity"] = self.activity.to_dict()
+            return out
         if self.operator not in (s.EXISTS, s.NOT_EXISTS):
             out["value"] = self.value
         if self.case_insensitive:
@@ -236,6 +241,9 @@ def parse_criterion(raw: Any, where: str = "criterion") -> Criterion:
     if not isinstance(raw, dict):
         raise fail("a criterion is an object with field, operator and value")
     raw = dict(raw)
+    if isinstance(raw.get("field"), str) and raw["field"].startswith("activity."):
+        from webapp.targeting.behaviour import parse_activity_criterion
+        return parse_activity_criterion(raw, where, label)
     if "caseInsensitive" in raw:
         if "case_insensitive" in raw:
             raise fail("give case_insensitive once")
@@ -417,6 +425,15 @@ def parse_item(raw: Any, where: str, depth: int = 0) -> Criterion | Group:
     return parse_criterion(raw, where)
 
 
+def has_activity_criteria(raw: Any) -> bool:
+    """Whether a raw (stored) definition has an activity criterion (cheap: no validation)."""
+    if not isinstance(raw, dict):
+        return False
+    return any(isinstance(c, dict) and isinstance(c.get("field"), str)
+               and c["field"].startswith("activity.")
+               for c in raw_criteria([*(raw.get("include") or ()), *(raw.get("exclude") or ())]))
+
+
 def raw_criteria(items: Any) -> Iterator[Any]:
     """The raw criteria among raw (e.g. stored) items, walking into groups, in order."""
     if not isinstance(items, list | tuple):
@@ -478,6 +495,8 @@ def fields_used(raw: Any) -> frozenset[str]:
     for c in d.criteria():
         if c.kind == s.ANY:
             out.add("custom_fields")
+        elif c.kind == s.ACTIVITY:
+            out.add("activities")
         elif c.field == "age":
             out.add("birthday")
         elif c.kind != s.SEGMENT:
@@ -486,9 +505,11 @@ def fields_used(raw: Any) -> frozenset[str]:
 
 
 def is_time_dependent(raw: Any) -> bool:
-    """True when membership can change with time alone (relative dates, age)."""
+    """True when membership can change with time alone (relative dates, age, activity windows
+    and activities dated in the future)."""
     d = parse_definition(raw)
-    return any(c.field == "age" or (c.date_value is not None and c.date_value.days_ago is not None)
+    return any(c.field == "age" or c.kind == s.ACTIVITY
+               or (c.date_value is not None and c.date_value.days_ago is not None)
                for c in d.criteria())
 
 
@@ -533,6 +554,9 @@ def criterion_label(c: Criterion, segment_names: dict[Any, str] | None = None) -
     """Readable words for one criterion: 'points at least 1,000', 'has badge banned'."""
     op, v = c.operator, c.value
     ci = " (ignoring case)" if c.case_insensitive and c.field != "email" else ""
+    if c.kind == s.ACTIVITY:
+        from webapp.targeting.behaviour import activity_label
+        return activity_label(c)
     if c.kind == s.SEGMENT:
         names = [f"{(segment_names or {}).get(i) or f'#{i}'}" for i in v]
         if op == s.IN:
@@ -635,6 +659,7 @@ def describe_definition(segment: Any, segment_names: dict[Any, str] | None = Non
     if d.exclude:
         text += ", except " + " or ".join(
             "members matching " + group_label(c, segment_names) if isinstance(c, Group)
+            else "members with " + criterion_label(c) if c.kind == s.ACTIVITY
             else _who(criterion_label(c, segment_names)) for c in d.exclude)
     return text
 
@@ -642,6 +667,7 @@ def describe_definition(segment: Any, segment_names: dict[Any, str] | None = Non
 __all__ = [
     "GROUP_WORDS", "Criterion", "DateValue", "Definition", "Group", "Item", "canonical_field",
     "count_criteria", "criterion_label", "describe_definition", "fields_used", "group_label",
+    "has_activity_criteria",
     "group_parts", "is_group", "is_time_dependent", "item_label", "parse_criterion",
     "parse_definition", "parse_item", "raw_criteria", "referenced_segments", "walk_criteria",
     "walk_groups",

@@ -14,6 +14,7 @@ DATE = "date"
 DATETIME = "datetime"
 ANY = "any"
 SEGMENT = "segment"
+ACTIVITY = "activity"  # a measure of the member's activities (webapp.targeting.behaviour)
 
 #: The program's tier order, lowest first (`config.load()` exposes it as TIERS; rules that
 #: compare tiers read it here).
@@ -37,6 +38,7 @@ FIELDS: dict[str, str] = {
     "updated_at": DATETIME,
     "custom_fields.<key>": ANY,
     "segment": SEGMENT,
+    "activity.<measure>": ACTIVITY,
 }
 
 #: camelCase and other accepted spellings, mapped to the canonical snake_case name.
@@ -78,8 +80,10 @@ def field_type(field: str) -> str | None:
     """The type of a canonical field name, or None when it is not a field."""
     if field.startswith((CUSTOM_PREFIX, CUSTOM_QUOTED_PREFIX)):
         return ANY
+    if field.startswith("activity."):
+        return ACTIVITY
     kind = FIELDS.get(field)
-    return None if field == "custom_fields.<key>" else kind
+    return None if field in ("custom_fields.<key>", "activity.<measure>") else kind
 
 
 # The operator tables are derived from the operator registry, which reads the names above (the
@@ -93,8 +97,9 @@ from webapp.targeting.operators import (  # noqa: E402
 )
 
 __all__ = [
-    "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "CUSTOM_QUOTED_PREFIX", "DATE",
-    "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GROUP_MODES", "GT", "GTE", "IN",
+    "ACTIVITY", "ANY", "CONTAINS", "CUSTOM_ALIAS_PREFIX", "CUSTOM_PREFIX", "CUSTOM_QUOTED_PREFIX",
+    "DATE", "DATETIME", "EQUALS", "EXISTS", "FIELDS", "FIELD_ALIASES", "GROUP_MODES", "GT",
+    "GTE", "IN",
     "INT64_MAX", "INT64_MIN", "INTEGER", "LIST", "LT", "LTE", "MAX_DAYS_AGO", "MAX_EXCLUDE",
     "MAX_GROUP_DEPTH", "MAX_INCLUDE",
     "NEGATIVE", "NOT_CONTAINS", "NOT_EQUALS", "NOT_EXISTS", "NOT_IN", "OPERATORS",

@@ -341,14 +341,15 @@ def _age_positive(birthday: Any, op: str, value: Any, today: date) -> Bool:
 
 
 class _Compiler:
-    def __init__(self, members: sa.Table, dialect: str, env: Env,
-                 memberships: sa.Table | None) -> None:
+    def __init__(self, members: Any, dialect: str, env: Env,
+                 memberships: sa.Table | None, activities: sa.Table | None = None) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"dialect is sqlite or postgresql, not {dialect!r}")
         self.members = members
         self.dialect = dialect
         self.env = env
         self.memberships = memberships
+        self.activities = activities
 
     def json_root(self, column: Any) -> Node:
         if self.dialect == "sqlite":
@@ -414,12 +415,50 @@ class _Compiler:
         return SQL_OPERATORS[op](self, c, node, col)
 
     def criterion(self, c: Criterion) -> Bool:
+        if c.kind == s.ACTIVITY:
+            return self.activity(c)
         if c.operator in s.NEGATIVE:
             positive = Criterion(field=c.field, operator=s.NEGATIVE[c.operator], value=c.value,
                                  case_insensitive=c.case_insensitive, kind=c.kind, path=c.path,
                                  where=c.where, date_value=c.date_value)
             return _not(self.positive(positive))
         return self.positive(c)
+
+    def activity(self, c: Criterion) -> Bool:
+        """An activity criterion (webapp.targeting.behaviour) as a test of `members.id`.
+
+        The member's activities of the type, passing the property filters, inside the window
+        and not after now, grouped by member: with P the comparison on the group's measure,
+        ``id IN (… HAVING P)`` when P fails for a member with no activities (count 0, sum 0,
+        the others missing), else ``id NOT IN (… HAVING NOT P)``."""
+        from webapp.targeting.behaviour import holds, measure, threshold
+
+        if self.activities is None:
+            raise SegmentDefinitionError(
+                f"{c.where} ({c.field}): activity criteria need the activities table", c.where)
+        a = self.activities.c
+        spec = c.activity
+        env = self.env
+        start, end = spec.window.bounds(env.now, env.today, env.tz)
+        conds: list[Bool] = [a.type == spec.type, a.occurred_at <= env.now]
+        if start is not None:
+            conds.append(a.occurred_at >= start)
+        if end is not None:
+            conds.append(a.occurred_at < end)
+        if spec.filters:
+            props = _Compiler(_Props(a.properties), self.dialect, env, None)
+            conds.extend(props.criterion(f) for f in spec.filters)
+        agg = {"count": sa.func.count(), "sum": sa.func.coalesce(sa.func.sum(a.amount_e4), 0),
+               "min": sa.func.min(a.amount_e4), "max": sa.func.max(a.amount_e4),
+               "first": sa.func.min(a.occurred_at), "last": sa.func.max(a.occurred_at)
+               }[spec.measure]
+        want = threshold(c, env)
+        test = _cmp(agg, c.operator, want)
+        empty = measure((), spec, (), env)
+        grouped = sa.select(a.member_id).where(*conds).group_by(a.member_id)
+        if not holds(c, empty, env):
+            return self.members.c.id.in_(grouped.having(test))
+        return self.members.c.id.not_in(grouped.having(sa.not_(test)))
 
     def item(self, item: Criterion | Group) -> Bool:
         """A criterion or a group as SQL (a group combines its items' two-valued tests)."""
@@ -431,6 +470,18 @@ class _Compiler:
         if item.mode == "any":
             return _or(parts)
         return _not(_or(parts))
+
+
+class _Props:
+    """An activity's properties seen as a member's custom fields (for the property filters)."""
+
+    def __init__(self, column: Any) -> None:
+        self.c = _PropColumns(column)
+
+
+class _PropColumns:
+    def __init__(self, column: Any) -> None:
+        self.custom_fields = column
 
 
 # --- the SQL hook of each positive operator (see webapp.targeting.operators) -----------------
@@ -510,12 +561,14 @@ SQL_OPERATORS: dict[str, SqlHook] = {
 
 def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,
                      now: datetime | None = None, tz: str | tzinfo = "UTC",
-                     memberships: sa.Table | None = None) -> Bool:
-    """The rule part of a definition (includes and no excludes) as a boolean SQL expression."""
+                     memberships: sa.Table | None = None,
+                     activities: sa.Table | None = None) -> Bool:
+    """The rule part of a definition (includes and no excludes) as a boolean SQL expression
+    (`memberships` answers `segment` criteria, `activities` the activity criteria)."""
     d = definition if isinstance(definition, Definition) else parse_definition(definition)
     if d.kind == "static":
         return _false()
-    comp = _Compiler(members, dialect, make_env(now, tz), memberships)
+    comp = _Compiler(members, dialect, make_env(now, tz), memberships, activities)
     parts = [comp.item(c) for c in d.include]
     if d.exclude:
         parts.append(_not(_or([comp.item(c) for c in d.exclude])))
@@ -524,9 +577,11 @@ def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,
 
 def compile_criterion(criterion: Criterion, members: sa.Table, *, dialect: str,
                       now: datetime | None = None, tz: str | tzinfo = "UTC",
-                      memberships: sa.Table | None = None) -> Bool:
+                      memberships: sa.Table | None = None,
+                      activities: sa.Table | None = None) -> Bool:
     """One validated criterion as a boolean SQL expression."""
-    return _Compiler(members, dialect, make_env(now, tz), memberships).criterion(criterion)
+    return _Compiler(members, dialect, make_env(now, tz), memberships, activities
+                     ).criterion(criterion)
 
 
 _DATE_SQLITE = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"

@@ -1,0 +1,127 @@
+"""Activities over the API: recording one or a batch, repeats, bad items by pointer, and the
+segments with activity criteria that move at once (events with source `activity`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from tests.api.conftest import errors_of
+from tests.factories import make_member
+from webapp.extensions import db
+from webapp.models import Activity, MembershipEvent
+from webapp.timeutil import utcnow
+
+COFFEE_3_IN_30 = {"field": "activity.count", "operator": ">=", "value": 3,
+                  "activity": {"type": "purchase", "window": {"days": 30},
+                               "where": [{"field": "properties.item", "operator": "equals",
+                                          "value": "coffee"}]}}
+
+
+def act(member, external_id, *, kind="purchase", days_ago=1, amount=None, **props):
+    attrs = {"member": member, "activity_type": kind, "external_id": external_id,
+             "occurred_at": (utcnow() - timedelta(days=days_ago)).isoformat() + "Z"}
+    if amount is not None:
+        attrs["amount"] = amount
+    if props:
+        attrs["properties"] = props
+    return {"type": "activities", "attributes": attrs}
+
+
+def coffee_segment(api, **extra):
+    attributes = {"name": "Coffee regulars", "kind": "dynamic", "include": [COFFEE_3_IN_30]}
+    attributes.update(extra)
+    response = api.post("/segments", {"data": {"type": "segments", "attributes": attributes}})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]
+
+
+def size_of(api, segment):
+    return api.get(f"/segments/{segment['id']}").get_json()["data"]["attributes"]["size"]
+
+
+def test_a_batch_records_each_item_and_a_repeat_is_not_counted_twice(api):
+    make_member(external_id="ANA")
+    body = {"data": [act("ANA", "t1", amount=4.5, item="coffee"),
+                     act("ANA", "t2", amount="4.50"),
+                     act("ANA", "t1", item="coffee"),
+                     act("NOBODY", "t3")]}
+    response = api.post("/activities", body)
+    assert response.status_code == 200, response.get_json()
+    meta = response.get_json()["meta"]
+    assert [r["result"] for r in meta["results"]] == ["recorded", "invalid", "duplicate",
+                                                       "invalid"]
+    assert meta["counts"] == {"recorded": 1, "duplicate": 1, "invalid": 2}
+    amount_error = meta["results"][1]["errors"][0]
+    assert amount_error["source"]["pointer"] == "/data/1/attributes/amount"
+    assert "not the string '4.50'" in amount_error["detail"]
+    assert meta["results"][3]["errors"][0]["source"]["pointer"] == "/data/3/attributes/member"
+    # Sent again (a retry): recognised, nothing new stored.
+    again = api.post("/activities", {"data": [act("ANA", "t1", item="coffee")]})
+    assert again.get_json()["meta"]["results"][0]["result"] == "duplicate"
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 1
+
+
+def test_one_more_purchase_moves_the_member_in_within_the_request(api):
+    ana = make_member(external_id="ANA")
+    segment = coffee_segment(api)
+    assert segment["attributes"]["size"] == 0
+    api.post("/activities", {"data": [act("ANA", f"c{i}", item="coffee") for i in range(2)]})
+    assert size_of(api, segment) == 0
+    response = api.post("/activities", {"data": act("ANA", "c3", item="coffee")})
+    assert response.status_code == 200, response.get_json()
+    changes = response.get_json()["meta"]["membership_changes"]
+    assert changes == [{"segment_id": int(segment["id"]), "added": [ana.id], "removed": []}]
+    assert size_of(api, segment) == 1
+    event = db.session.scalars(select(MembershipEvent).where(
+        MembershipEvent.segment_id == int(segment["id"]))).one()
+    assert (event.action, event.source, event.member_id) == ("ADD", "activity", ana.id)
+    # A tea does not count; an old coffee is outside the window.
+    api.post("/activities", {"data": [act("ANA", "tea", item="tea"),
+                                      act("ANA", "old", item="coffee", days_ago=40)]})
+    assert size_of(api, segment) == 1
+
+
+def test_the_segment_counts_in_sql_what_python_decides(api):
+    for n in range(4):
+        make_member(external_id=f"M{n}")
+    # M0: 3 coffees, M1: 2 coffees + 1 tea, M2: 3 coffees but one 31 days ago, M3: none.
+    api.post("/activities", {"data": [
+        act("M0", "a1", item="coffee"), act("M0", "a2", item="coffee"),
+        act("M0", "a3", item="coffee", days_ago=28),
+        act("M1", "b1", item="coffee"), act("M1", "b2", item="coffee"),
+        act("M1", "b3", item="tea"),
+        act("M2", "c1", item="coffee"), act("M2", "c2", item="coffee"),
+        act("M2", "c3", item="coffee", days_ago=31)]})
+    segment = coffee_segment(api)  # sized in SQL over everyone at creation
+    assert segment["attributes"]["size"] == 1
+    nobody = coffee_segment(api, name="Did not buy", include=[
+        {"field": "activity.count", "operator": "equals", "value": 0,
+         "activity": {"type": "purchase", "window": {"days": 30}}}])
+    assert nobody["attributes"]["size"] == 1  # M3
+
+
+def test_bad_criteria_are_refused_naming_the_criterion(api):
+    response = api.post("/segments", {"data": {"type": "segments", "attributes": {
+        "name": "Bad", "kind": "dynamic", "include": [
+            {"field": "activity.count", "operator": ">=", "value": 2.5,
+             "activity": {"type": "purchase", "window": {"days": 30}}}]}}})
+    assert response.status_code == 422
+    assert "include[0] (activity.count >= 2.5): a count takes a whole number from 0" in \
+        errors_of(response)[0]["detail"]
+    response = api.post("/segments", {"data": {"type": "segments", "attributes": {
+        "name": "Bad", "kind": "dynamic", "include": [
+            {"field": "activity.sum", "operator": ">=", "value": 5,
+             "activity": {"type": "purchase", "window": {"days": 0}}}]}}})
+    assert "window days is a whole number from 1 to 3,660" in errors_of(response)[0]["detail"]
+
+
+def test_a_member_page_of_activities_newest_first(api):
+    make_member(external_id="ANA")
+    api.post("/activities", {"data": [act("ANA", f"x{i}", days_ago=i) for i in range(3)]})
+    response = api.get("/members/ANA/activities?page[size]=2")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert [a["attributes"]["external_id"] for a in body["data"]] == ["x2", "x1"]
+    assert "next" in body["links"]

@@ -1,0 +1,341 @@
+"""Member activities: recording them (API batches, CSV imports, the demo) and loading them for
+the targeting core's activity criteria (semantics in :mod:`webapp.targeting.behaviour`).
+
+Recording is one transaction per call: every valid item is written, each invalid one is named
+with what is wrong, and a repeated external id (already stored, or twice in one call) is
+recognised and not counted again. The members whose activities changed are then re-evaluated,
+in the same transaction, against the dynamic segments whose activity criteria read the
+recorded types (and the segments that depend on those), so an activity that moves a member in
+or out of a segment writes that ADD/REMOVE event (source ``activity``) before the request
+answers. Leaving a window as time passes is applied by ``flask segments refresh``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from webapp.extensions import db
+from webapp.models import Activity, Member
+from webapp.services.lookup import _member_tries
+from webapp.services.rules import program_timezone
+from webapp.targeting import behaviour
+from webapp.targeting.criteria import parse_definition, walk_criteria
+from webapp.targeting.env import make_env
+from webapp.targeting.paths import key_problem
+from webapp.targeting.values import parse_iso, to_utc_naive, zone
+from webapp.timeutil import utcnow
+
+activities_t = Activity.__table__
+members_t = Member.__table__
+
+#: An activity's attributes (`activity_type`: JSON:API reserves the member name `type`).
+FIELDS = ("member", "activity_type", "occurred_at", "amount", "properties", "external_id")
+MAX_PROPERTIES_BYTES = 8_000
+MAX_EXTERNAL_ID = 255
+CHUNK = 500
+
+
+@dataclass
+class Outcome:
+    """What became of one item: recorded, duplicate (its external id is known) or invalid."""
+
+    status: str
+    external_id: str | None = None
+    id: int | None = None
+    member_id: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Recorded:
+    """What a call recorded: the per-item outcomes and the membership changes they caused."""
+
+    outcomes: list[Outcome]
+    deltas: list[Any] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out = {"recorded": 0, "duplicate": 0, "invalid": 0}
+        for o in self.outcomes:
+            out[o.status] += 1
+        return out
+
+
+def _text(value: Any, name: str, errors: dict[str, str], limit: int) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors[name] = f"{name} is required"
+        return None
+    if not isinstance(value, str):
+        errors[name] = f"{name} is a string"
+        return None
+    if len(value) > limit or "\x00" in value:
+        errors[name] = f"{name} is at most {limit:,} characters"
+        return None
+    return value.strip()
+
+
+def _properties_problem(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "properties is a JSON object"
+    import json
+
+    for key in value:
+        problem = key_problem(key) if isinstance(key, str) else "a key is not a string"
+        if problem:
+            return f"properties: {problem}"
+    try:
+        size = len(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return "properties holds a value that is not JSON (NaN or infinity)"
+    if size > MAX_PROPERTIES_BYTES:
+        return f"properties is at most {MAX_PROPERTIES_BYTES:,} bytes of JSON ({size:,} given)"
+    return None
+
+
+def parse_item(raw: Mapping[str, Any], tz: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """One activity's attributes checked: (the row to write without member_id, errors by key).
+
+    `member` stays a reference (member id, external id or email) to resolve in bulk."""
+    errors: dict[str, str] = {}
+    unknown = sorted(str(k) for k in raw if k not in FIELDS)
+    for key in unknown:
+        errors[key] = f"unknown attribute {key}; an activity has {', '.join(FIELDS)}"
+    member = _text(raw.get("member"), "member", errors, 320)
+    kind = _text(raw.get("activity_type"), "activity_type", errors, behaviour.MAX_TYPE_LENGTH)
+    external_id = _text(raw.get("external_id"), "external_id", errors, MAX_EXTERNAL_ID)
+    occurred_at = None
+    when = raw.get("occurred_at")
+    if when is None or when == "":
+        errors["occurred_at"] = "occurred_at is required (ISO 8601, e.g. 2026-12-01T14:00:00Z)"
+    elif not isinstance(when, str):
+        errors["occurred_at"] = "occurred_at is an ISO 8601 datetime string"
+    else:
+        try:
+            parsed = parse_iso(when)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, datetime):
+            errors["occurred_at"] = (f"occurred_at {when!r} is not an ISO 8601 datetime "
+                                     "(2026-12-01T14:00:00Z or with an offset)")
+        else:
+            occurred_at = to_utc_naive(parsed, zone(tz))
+            if not 1900 <= occurred_at.year <= 2999:
+                errors["occurred_at"] = "occurred_at is between the years 1900 and 2999"
+    amount_e4 = None
+    amount = raw.get("amount")
+    if amount is not None:
+        problem = behaviour.amount_problem(amount)
+        if problem:
+            errors["amount"] = f"{problem} (got {amount!r})" if not isinstance(
+                amount, str) else f"{problem}, not the string {amount!r}"
+        else:
+            amount_e4 = behaviour.to_e4(amount)
+    props = raw.get("properties")
+    if props is not None:
+        problem = _properties_problem(props)
+        if problem:
+            errors["properties"] = problem
+    if errors:
+        return None, errors
+    return {"member": member, "type": kind, "occurred_at": occurred_at, "amount_e4": amount_e4,
+            "properties": props or None, "external_id": external_id}, {}
+
+
+def resolve_members(refs: Iterable[str]) -> dict[str, str]:
+    """Member references (member id, external id or email, tried in that order) to member ids,
+    in a few queries for any number of references; unknown references are left out."""
+    refs = sorted(set(refs))
+    found: dict[str, str] = {}
+    for column in ("id", "external_id", "email"):
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for ref in refs:
+            if ref in found:
+                continue
+            for col, value in _member_tries(ref):
+                if col == column:
+                    wanted[value].append(ref)
+        keys = sorted(wanted)
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            for member_id, value in db.session.execute(sa.select(
+                    members_t.c.id, members_t.c[column]).where(members_t.c[column].in_(chunk))):
+                for ref in wanted[value]:
+                    found.setdefault(ref, member_id)
+    return found
+
+
+def _insert(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert rows, skipping external ids already stored: the ids of those really inserted,
+    by external id."""
+    dialect = db.session.get_bind().dialect.name
+    make = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted: dict[str, int] = {}
+    for start in range(0, len(rows), CHUNK):
+        stmt = make(activities_t).values(rows[start:start + CHUNK]).on_conflict_do_nothing(
+            index_elements=["external_id"]).returning(activities_t.c.external_id,
+                                                      activities_t.c.id)
+        inserted.update({ext: id_ for ext, id_ in db.session.execute(stmt)})
+    return inserted
+
+
+def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api",
+           now: datetime | None = None, refresh: bool = True, commit: bool = True
+           ) -> Recorded:
+    """Record activities: an outcome per item, in order; then re-evaluate the members whose
+    activities changed (see the module docstring). Commits unless `commit` is false."""
+    tz = program_timezone()
+    now = now or utcnow()
+    parsed: list[dict[str, Any] | None] = []
+    outcomes: list[Outcome] = []
+    for raw in items:
+        row, errors = parse_item(raw, tz)
+        parsed.append(row)
+        ext = raw.get("external_id") if isinstance(raw.get("external_id"), str) else None
+        outcomes.append(Outcome("invalid" if errors else "recorded", external_id=ext,
+                                errors=errors))
+    members = resolve_members(r["member"] for r in parsed if r is not None)
+    rows: list[dict[str, Any]] = []
+    first_of: dict[str, int] = {}
+    for index, row in enumerate(parsed):
+        if row is None:
+            continue
+        out = outcomes[index]
+        member_id = members.get(row["member"])
+        if member_id is None:
+            out.status = "invalid"
+            out.errors["member"] = (f"no member has the id, external id or email "
+                                    f"{row['member']!r}")
+            continue
+        out.member_id = member_id
+        if row["external_id"] in first_of:
+            out.status = "duplicate"
+            continue
+        first_of[row["external_id"]] = index
+        rows.append({"member_id": member_id, "type": row["type"],
+                     "occurred_at": row["occurred_at"], "amount_e4": row["amount_e4"],
+                     "properties": row["properties"], "external_id": row["external_id"],
+                     "source": source, "recorded_at": now})
+    inserted = _insert(rows) if rows else {}
+    known = _ids_of([r["external_id"] for r in rows if r["external_id"] not in inserted])
+    changed: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        out = outcomes[first_of[row["external_id"]]]
+        out.id = inserted.get(row["external_id"]) or known.get(row["external_id"])
+        if row["external_id"] in inserted:
+            changed[row["member_id"]].add(row["type"])
+        else:
+            out.status = "duplicate"
+    result = Recorded(outcomes)
+    if refresh and changed:
+        result.deltas = refresh_after(changed, actor=actor, source=source, now=now)
+    if commit:
+        db.session.commit()
+    return result
+
+
+def _ids_of(external_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(external_ids), CHUNK):
+        chunk = external_ids[start:start + CHUNK]
+        found.update({ext: id_ for ext, id_ in db.session.execute(sa.select(
+            activities_t.c.external_id, activities_t.c.id).where(
+            activities_t.c.external_id.in_(chunk)))})
+    return found
+
+
+def refresh_after(changed: Mapping[str, set[str]], *, actor: str, source: str,
+                  now: datetime) -> list[Any]:
+    """Re-evaluate members whose activities of these types changed, against the segments with
+    activity criteria on those types (and their dependents), in this transaction."""
+    from webapp.services.membership import Cause, refresh_members
+
+    types = set().union(*changed.values())
+    member_ids = sorted(changed)
+    loaded: list[Member] = []
+    for start in range(0, len(member_ids), CHUNK):
+        loaded.extend(db.session.scalars(sa.select(Member).where(
+            Member.id.in_(member_ids[start:start + CHUNK]))))
+    cause = Cause("activity", actor, {"types": sorted(types), "source": source})
+    return refresh_members(loaded, cause, now, activity_types=types)
+
+
+# --- loading for evaluation -------------------------------------------------------------------
+
+
+def activity_criteria(definitions: Iterable[Any]) -> list[Any]:
+    """The validated activity criteria of these definitions (dicts or Definitions); definitions
+    that do not validate are skipped (their evaluation reports the problem)."""
+    out = []
+    for d in definitions:
+        raw = d if isinstance(d, dict) else None
+        if raw is not None:
+            from webapp.targeting.criteria import has_activity_criteria
+            if not has_activity_criteria(raw):
+                continue
+        try:
+            parsed = parse_definition(d) if raw is not None else d
+        except Exception:  # noqa: BLE001 - an invalid definition is reported where evaluated
+            continue
+        out.extend(c for c in walk_criteria(parsed.include + parsed.exclude)
+                   if c.kind == "activity")
+    return out
+
+
+def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | None = None
+         ) -> dict[str, list[behaviour.Activity]]:
+    """The activities these criteria read, per member id (every given member has a list)."""
+    out: dict[str, list[behaviour.Activity]] = {m: [] for m in member_ids}
+    now = now or utcnow()
+    env = make_env(now, program_timezone())
+    need = behaviour.needs(criteria, env.now, env.today, env.tz)
+    if need is None or not member_ids:
+        return out
+    a = activities_t.c
+    conds = [a.type.in_(sorted(need.types))]
+    if need.since is not None:
+        conds.append(a.occurred_at >= need.since)
+    ids = list(member_ids)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        for member_id, kind, at, amount, props in db.session.execute(sa.select(
+                a.member_id, a.type, a.occurred_at, a.amount_e4, a.properties).where(
+                a.member_id.in_(chunk), *conds).order_by(a.member_id, a.occurred_at, a.id)):
+            out[member_id].append((kind, at, amount, props))
+    return out
+
+
+def attach(attributes: dict[str, Any], member_id: str, definitions: Iterable[Any],
+           now: datetime | None = None) -> dict[str, Any]:
+    """The member's attributes with the activities these definitions read, as the core reads
+    them (`attributes["activities"]`); unchanged when no definition has activity criteria."""
+    criteria = activity_criteria(definitions)
+    if criteria:
+        attributes["activities"] = tuple(load([member_id], criteria, now)[member_id])
+    return attributes
+
+
+def recent(member_id: str, limit: int = 20) -> list[Activity]:
+    """The member's most recent activities (newest first)."""
+    return list(db.session.scalars(sa.select(Activity).where(
+        Activity.member_id == member_id).order_by(Activity.occurred_at.desc(),
+                                                  Activity.id.desc()).limit(limit)))
+
+
+def count_for(member_id: str) -> int:
+    """How many activities the member has."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(activities_t).where(
+        activities_t.c.member_id == member_id)) or 0
+
+
+def types_in_use(limit: int = 200) -> list[str]:
+    """The activity types recorded so far (for the builder's suggestions), most used first."""
+    a = activities_t.c
+    return list(db.session.scalars(sa.select(a.type).group_by(a.type).order_by(
+        sa.func.count().desc(), a.type).limit(limit)))
