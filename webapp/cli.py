@@ -79,9 +79,31 @@ def demo_users_command() -> None:
 
 
 @segments_cli.command("refresh")
-def refresh_command() -> None:
-    """Apply override expiries and re-evaluate time-dependent rules, recording the events."""
-    from webapp.services.membership import Cause, refresh_all
+@click.option("--watch", is_flag=True,
+              help="Keep running: refresh again at each next time-dependent change (at most "
+                   "--max-sleep seconds apart).")
+@click.option("--max-sleep", default=600, show_default=True, type=click.IntRange(1, 86_400),
+              help="With --watch, the longest wait between two refreshes.")
+def refresh_command(watch: bool, max_sleep: int) -> None:
+    """Apply override expiries and re-evaluate time-dependent rules (ages, relative dates,
+    activity windows), recording the events; say when the next change is due."""
+    import time as clock
+
+    from webapp.timeutil import utcnow
+
+    while True:
+        next_at = _refresh_once()
+        if not watch:
+            return
+        wait = max_sleep if next_at is None else min(
+            max_sleep, max(0.0, (next_at - utcnow()).total_seconds()) + 0.001)
+        db.session.remove()
+        clock.sleep(wait)
+
+
+def _refresh_once():
+    """One refresh pass (one commit); prints what changed and returns the next due moment."""
+    from webapp.services.membership import Cause, next_refresh_at, refresh_all
     from webapp.services.overrides import apply_expiries
 
     expired = apply_expiries(actor="flask segments refresh")
@@ -93,6 +115,13 @@ def refresh_command() -> None:
                "their members now follow the rules again.")
     click.echo(f"Rules: {len(deltas)} segment{'s' if len(deltas) != 1 else ''} changed, "
                f"+{added:,} / −{removed:,} members.")
+    next_at = next_refresh_at()
+    if next_at is None:
+        click.echo("Next change: none of the rules depends on time.")
+    else:
+        click.echo(f"Next change: {next_at.isoformat()}Z (an activity window, age or date "
+                   "moves on); refresh then.")
+    return next_at
 
 
 @segments_cli.command("verify")

@@ -215,12 +215,26 @@ CRITERION = obj({
               "description": "tier, email, external_id, points, xp, coins, badges, birthday, "
                              "created_at, updated_at, age, custom_fields.<key>, segment (in / "
                              "not_in a list of segment ids or customer segment ids, stored as "
-                             "ids)"},
+                             "ids), or an activity measure: activity.count, activity.sum, "
+                             "activity.min, activity.max, activity.first, activity.last "
+                             "(with `activity`)"},
     "operator": {"enum": list(OPERATORS)},
     "value": {"$ref": "#/components/schemas/JsonValue",
               "description": "Depends on field and operator; none for exists/not_exists; "
               "a list for in/not_in; dates ISO 8601 or {\"days_ago\": N}"},
     "case_insensitive": BOOLEAN,
+    "activity": obj({
+        "type": {"type": "string", "minLength": 1, "maxLength": 100,
+                 "description": "the activity type measured, e.g. purchase"},
+        "window": {"type": "object", "description": '{"days": N} (today and the N-1 days '
+                   'before, whole days in the program time zone) or {"from": "YYYY-MM-DD", '
+                   '"to": "YYYY-MM-DD"} (both days included); none: all time. Activities '
+                   'dated after now are not counted.'},
+        "where": {"type": "array", "maxItems": 10, "items": {"type": "object"},
+                  "description": "criteria on properties.<name>, with the custom-field "
+                  "operators; every one must hold for an activity to be measured"},
+    }, ("type",), additionalProperties=False, description="for an activity.* field only: "
+       "which activities are measured"),
 }, ("field", "operator"), additionalProperties=False)
 
 GROUP_EXAMPLE = {"any": [
@@ -408,10 +422,23 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "member": STRING,
         "result": {"enum": ["added", "already_member", "removed", "not_member",
                             "unknown_member", "invalid", "applied", "unchanged", "created",
-                            "updated"]},
+                            "updated", "recorded", "duplicate"]},
         "status": STRING, "detail": STRING, "effect": STRING,
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
+    activity_item = obj({"type": {"const": "activities"}, "attributes": obj({
+        "member": {"type": "string", "minLength": 1, "maxLength": 320,
+                   "description": MEMBER_REF},
+        "activity_type": {"type": "string", "minLength": 1, "maxLength": 100,
+                          "description": "e.g. purchase, visit, or any name you use"},
+        "occurred_at": {"type": "string", "format": "date-time"},
+        "amount": nullable({"type": "number", "description": "at most 4 decimal places"}),
+        "properties": nullable({"type": "object", "description": "a JSON object, at most "
+                                "8,000 bytes"}),
+        "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
+                        "description": "your id: a repeat is recognised, not counted twice"},
+    }, ("member", "activity_type", "occurred_at", "external_id"), additionalProperties=False)},
+        ("type", "attributes"))
     # The member and the reward are each named by an attribute (the short form) or by a
     # relationship: one of the two is required.
     redemption_create = new_resource("redemptions", {
@@ -499,6 +526,21 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "MemberBatch": document_of(array(reported(obj({
             "type": {"const": "members"}, "attributes": obj(member_write, ("external_id",))},
             ("type", "attributes"))), maxItems=10_000)),
+        "ActivityAttributes": obj({
+            "member_id": STRING, "activity_type": STRING, "occurred_at": MOMENT,
+            "amount": nullable({"type": "number"}), "properties": nullable({"type": "object"}),
+            "external_id": STRING, "source": {"enum": ["api", "upload", "demo"]},
+            "recorded_at": MOMENT}),
+        "Activity": resource("activities", "ActivityAttributes"),
+        "ActivityCollection": collection("Activity"),
+        "ActivityRecord": document_of({"anyOf": [activity_item, array(
+            activity_item, maxItems=10_000)]}),
+        "ActivityResults": obj({"meta": obj({
+            "results": array(ref("ItemResult")), "counts": obj({
+                "recorded": INTEGER, "duplicate": INTEGER, "invalid": INTEGER}),
+            "membership_changes": array(obj({
+                "segment_id": INTEGER, "added": array(STRING), "removed": array(STRING)}))},
+            ("results", "counts"))}, ("meta",)),
         "MemberSearch": new_resource("member-searches", {
             "include": array(ref("CriteriaItem")), "exclude": array(ref("CriteriaItem"))}),
         "MemberSearchResult": collection("Member", meta=obj({
@@ -978,6 +1020,15 @@ OPERATIONS: tuple[Operation, ...] = (
                       "allowed_values": ["retail", "business", "partner"]}}}),
     Operation("delete", "/attributes/{attribute_ref}", "attribute_delete", "Member fields",
               204, None),
+    Operation("post", "/activities", "activities_record", "Activities", 200, "ActivityResults",
+              "ActivityRecord", example={"data": [{"type": "activities", "attributes": {
+                  "member": "U-1", "activity_type": "purchase",
+                  "occurred_at": "2026-12-01T14:00:00Z", "amount": 4.5,
+                  "properties": {"item": "coffee", "store": "Lisbon"},
+                  "external_id": "order-1001"}}]}),
+    Operation("get", "/members/{member_ref}/activities", "member_activities", "Activities",
+              200, "ActivityCollection", params=[
+                  query("filter[activity_type]", "only activities of this type"), *PAGE]),
     Operation("get", "/tokens", "token_list", "Tokens", 200, "TokenCollection"),
     Operation("post", "/tokens", "token_create", "Tokens", 201, "TokenDocument", "TokenCreate",
               example={"data": {"type": "tokens", "attributes": {"name": "crm-sync",

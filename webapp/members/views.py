@@ -163,6 +163,13 @@ def node_values(n: dict[str, Any]) -> str | None:
     if kind == "criterion":
         if isinstance(expected, list) and n.get("children"):
             return None
+        if isinstance(actual, dict) and "summary" in actual:  # an activity criterion
+            # A failed node's gap already says the summary and how far the member is.
+            parts = [str(actual["summary"])] if n.get("passed") else []
+            if actual.get("leaves_window_at"):
+                parts.append("the oldest counted leaves the window at "
+                             f"{_when(actual['leaves_window_at'])} UTC")
+            return " · ".join(parts) or None
         return f"has {value_text(actual)} · expected {value_text(expected)}"
     return None
 

@@ -31,6 +31,7 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Member, Override, OverrideHistory, Segment, SegmentMembership
 from webapp.overrides import bp
 from webapp.overrides.forms import BulkResetForm, OverrideForm, ResetForm
+from webapp.services import activities
 from webapp.services.lookup import find_member, find_segment
 from webapp.services.overrides import (
     Effect,
@@ -330,8 +331,11 @@ def _rules_in(override: Override, in_now: set[tuple[int, str]], now) -> bool | N
 
     memberships = {s for s, m in in_now if m == override.member_id}
     try:
-        return matches(override.segment.definition(), override.member.attributes(), now=now,
-                       memberships=memberships, tz=program_timezone())
+        definition = override.segment.definition()
+        attributes = activities.attach(override.member.attributes(), override.member_id,
+                                       [definition], now)
+        return matches(definition, attributes, now=now, memberships=memberships,
+                       tz=program_timezone())
     except (SegmentDefinitionError, ValueError):
         return None
 

@@ -51,8 +51,17 @@ FIELD_CHOICES: tuple[tuple[str, str], ...] = (
     ("created_at", "Joined (created at)"), ("updated_at", "Last updated"),
     ("email", "Email"), ("external_id", "External id"),
     ("custom_fields", "Custom field…"), ("segment", "In a segment"),
+    ("activity", "What they did (activity)…"),
 )
 FIELD_LABELS = dict(FIELD_CHOICES)
+
+#: What an activity row measures, as the builder words it (webapp.targeting.behaviour).
+MEASURE_CHOICES: tuple[tuple[str, str], ...] = (
+    ("count", "how many times"), ("sum", "total amount"), ("min", "smallest amount"),
+    ("max", "largest amount"), ("first", "first time"), ("last", "last time"))
+#: An activity row's window: the last N days, between two dates, or all time.
+WINDOW_CHOICES: tuple[tuple[str, str], ...] = (
+    ("days", "in the last … days"), ("range", "between dates"), ("all", "ever"))
 
 JSON_TYPES: tuple[tuple[str, str], ...] = (
     ("string", "text"), ("number", "number"), ("boolean", "true / false"),
@@ -78,6 +87,8 @@ def field_kind(name: str) -> str | None:
     """The core's type for a builder field ('custom_fields' stands for any custom key)."""
     if name == "custom_fields":
         return ts.ANY
+    if name == "activity":
+        return ts.ACTIVITY
     return ts.field_type(name) if name else None
 
 
@@ -139,6 +150,15 @@ class Row:
     names: dict[int, str] = dataclasses.field(default_factory=dict)
     #: The declaration of this row's custom field (webapp.services.attributes.Declared).
     declared: Any = None
+    # An activity row: what it measures, of which type, over which window, with which filter.
+    measure: str = "count"
+    activity_type: str = ""
+    window: str = "days"
+    window_days: str = "30"
+    window_from: str = ""
+    window_to: str = ""
+    prop_key: str = ""
+    prop_value: str = ""
 
     is_group = False
 
@@ -181,6 +201,14 @@ class Row:
             return choices
         fitting = DECLARED_OPERATORS[self.declared.type]
         return sorted((c for c in choices if c[0] in fitting), key=lambda c: fitting.index(c[0]))
+
+    @property
+    def value_kind(self) -> str | None:
+        """The type of the value box: an activity's count or amount is a number, its first
+        or last time a date."""
+        if self.kind == ts.ACTIVITY:
+            return ts.DATETIME if self.measure in ("first", "last") else ts.INTEGER
+        return self.kind
 
     @property
     def needs_value(self) -> bool:
@@ -230,7 +258,15 @@ class Row:
                       form.get(f"{group}-{index}-value") or ""),
                   ci=bool(form.get(f"{group}-{index}-ci")), date_mode=get("date_mode", "date"),
                   days=get("days"), segment_query=get("segment_q"),
-                  previous_field=get("previous_field"))
+                  previous_field=get("previous_field"),
+                  measure=get("measure", "count"), activity_type=get("activity_type"),
+                  window=get("window", "days"), window_days=get("window_days"),
+                  window_from=get("window_from"), window_to=get("window_to"),
+                  prop_key=get("prop_key"), prop_value=get("prop_value"))
+        if row.measure not in dict(MEASURE_CHOICES):
+            row.measure = "count"
+        if row.window not in dict(WINDOW_CHOICES):
+            row.window = "days"
         row.declare(registry)
         if row.previous_field and row.previous_field != row.field_choice:
             # A new field: the old operator and value belong to the old field's type.
@@ -255,7 +291,10 @@ class Row:
         value = criterion.get("value")
         row = cls(group=group, index=index, field=fld, operator=op, parent=parent,
                   ci=bool(criterion.get("case_insensitive")))
-        if fld.startswith((ts.CUSTOM_PREFIX, ts.CUSTOM_QUOTED_PREFIX)):
+        if isinstance(fld, str) and fld.startswith("activity."):
+            row.field = "activity"
+            row.activity_from(criterion)
+        elif fld.startswith((ts.CUSTOM_PREFIX, ts.CUSTOM_QUOTED_PREFIX)):
             row.field = "custom_fields"
             row.key = key_text(fld)
             sample = value[0] if isinstance(value, list) and value else value
@@ -280,6 +319,49 @@ class Row:
             row.value = _plain(value)
         return row
 
+    def activity_from(self, criterion: Mapping[str, Any]) -> None:
+        """Fill an activity row's own inputs from a stored activity criterion."""
+        spec = criterion.get("activity") if isinstance(criterion.get("activity"), dict) else {}
+        self.measure = criterion["field"][len("activity."):]
+        self.activity_type = str(spec.get("type") or "")
+        window = spec.get("window")
+        if not window:
+            self.window = "all"
+        elif "days" in window:
+            self.window, self.window_days = "days", str(window["days"])
+        else:
+            self.window = "range"
+            self.window_from, self.window_to = window.get("from") or "", window.get("to") or ""
+        where = spec.get("where") or []
+        if where and isinstance(where[0], dict):
+            self.prop_key = str(where[0].get("field", ""))[len("properties."):]
+            self.prop_value = _plain(where[0].get("value"))
+
+    def activity_criterion(self, out: dict[str, Any]) -> dict[str, Any]:
+        """An activity row's criterion (the value is set by the caller)."""
+        if not self.activity_type.strip():
+            raise RowProblem("name the activity type (e.g. purchase)", incomplete=True)
+        spec: dict[str, Any] = {"type": self.activity_type.strip()}
+        if self.window == "days":
+            days = _number(self.window_days)
+            if not self.window_days:
+                raise RowProblem("enter the number of days of the window", incomplete=True)
+            spec["window"] = {"days": days if isinstance(days, int) else self.window_days}
+        elif self.window == "range":
+            if not (self.window_from or self.window_to):
+                raise RowProblem("choose the window's dates", incomplete=True)
+            spec["window"] = {k: v for k, v in (("from", self.window_from),
+                                                ("to", self.window_to)) if v}
+        if self.prop_key.strip():
+            value: Any = self.prop_value.strip()
+            number = _number(value)
+            spec["where"] = [{"field": "properties." + self.prop_key.strip(),
+                              "operator": ts.EQUALS,
+                              "value": number if number is not None else value}]
+        out["field"] = f"activity.{self.measure}"
+        out["activity"] = spec
+        return out
+
     def criterion(self) -> dict[str, Any]:
         """The criterion this row stands for; raises RowProblem when it cannot be built."""
         if self.error:
@@ -302,6 +384,9 @@ class Row:
             fld = field_for_key(self.key)
             _check_path(fld)
         out: dict[str, Any] = {"field": fld, "operator": self.operator}
+        if kind == ts.ACTIVITY:
+            out = self.activity_criterion(out)
+            kind = self.value_kind
         if self.ci and self.text_like:
             out["case_insensitive"] = True
         if not self.needs_value:

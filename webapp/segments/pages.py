@@ -27,7 +27,9 @@ from webapp.models import (
 from webapp.segments.builder import (
     FIELD_LABELS,
     JSON_TYPES,
+    MEASURE_CHOICES,
     MODE_CHOICES,
+    WINDOW_CHOICES,
     Builder,
     Row,
     RowProblem,
@@ -39,6 +41,7 @@ from webapp.segments.forms import ArchiveForm, DeleteForm, SegmentForm
 from webapp.services import segment_jobs as jobs
 from webapp.services import segments as service
 from webapp.services import stats
+from webapp.services.activities import types_in_use
 from webapp.services.attributes import declared
 from webapp.services.stats import size_history
 from webapp.targeting import (
@@ -177,7 +180,16 @@ def registry() -> dict[str, Any]:
 def row_context() -> dict[str, Any]:
     """The tables the criterion row and group templates need."""
     return {"field_choices": field_choices(registry()), "json_types": JSON_TYPES,
-            "mode_choices": MODE_CHOICES, "max_depth": ts.MAX_GROUP_DEPTH}
+            "mode_choices": MODE_CHOICES, "max_depth": ts.MAX_GROUP_DEPTH,
+            "measure_choices": MEASURE_CHOICES, "window_choices": WINDOW_CHOICES,
+            "activity_types": activity_types()}
+
+
+def activity_types() -> list[str]:
+    """The activity types recorded so far (the builder suggests them), read once per request."""
+    if "activity_types" not in g:
+        g.activity_types = types_in_use()
+    return g.activity_types
 
 
 def criteria_limit() -> int:

@@ -37,6 +37,7 @@ from webapp.models import (
     SegmentMembership,
     member_attributes,
 )
+from webapp.services import activities
 from webapp.services.rules import program_timezone
 from webapp.targeting import (
     AudienceDefinitionError,
@@ -49,6 +50,7 @@ from webapp.targeting import (
     segment_membership,
 )
 from webapp.targeting.audiences import validate_audience
+from webapp.targeting.behaviour import next_change
 from webapp.targeting.env import make_env
 from webapp.targeting.limits import Usage, is_global, next_usage_change
 from webapp.targeting.result import node
@@ -451,9 +453,27 @@ def explainer(member: Member, catalog: Catalog, *, now: datetime | None = None,
     usage = member_usage(member.id, offer_ids=None if catalog.token is not None else
                          [o.id for o in catalog.offers], global_ids=catalog.global_limited()
                          ) if catalog.offers else {}
-    return Explainer(member=member, catalog=catalog, now=now or utcnow(), tz=program_timezone(),
-                     attributes=_attributes(member, attributes),
+    now = now or utcnow()
+    return Explainer(member=member, catalog=catalog, now=now, tz=program_timezone(),
+                     attributes=with_activities(catalog, member.id,
+                                                _attributes(member, attributes), now),
                      facts=member_facts(member.id, catalog.segments), usage=usage)
+
+
+def catalog_activity_criteria(catalog: Catalog) -> list[Any]:
+    """The activity criteria of the catalog's segments (computed once per catalog)."""
+    return catalog.memoized("activity_criteria", lambda: activities.activity_criteria(
+        f.definition for f in catalog.segments.values()))
+
+
+def with_activities(catalog: Catalog, member_id: str, attributes: dict[str, Any],
+                    now: datetime) -> dict[str, Any]:
+    """The member's attributes with the activities the catalog's segments read (as the core
+    reads them, `attributes["activities"]`); unchanged when no segment reads any."""
+    criteria = catalog_activity_criteria(catalog)
+    if criteria:
+        attributes["activities"] = tuple(activities.load([member_id], criteria, now)[member_id])
+    return attributes
 
 
 def member_offers(member: Member, *, now: datetime | None = None,
@@ -591,7 +611,7 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
     tz = program_timezone()
     catalog = cached_catalog()
     on_list, overrides = member_rows(member.id, catalog.segments)
-    attributes = member_attributes(member)
+    attributes = with_activities(catalog, member.id, member_attributes(member), now)
     activity: list[tuple] = []
     if kind == "offers":
         from webapp.services.offer_usage import usage_rows
@@ -668,6 +688,11 @@ def valid_until_for(catalog: Catalog, kind: str, attributes: Mapping[str, Any],
                                         (usage or {}).get(offer_id) or _NO_USAGE, now, tz)
             if changes is not None and changes > now:
                 until = min(until, changes)
+    acts = attributes.get("activities")
+    if acts is not None:
+        changes = next_change(catalog_activity_criteria(catalog), acts, now, env.today, env.tz)
+        if changes is not None:
+            until = min(until, changes)
     for field_name, days in _relative_criteria(catalog):
         value = attributes.get(field_name)
         moment = member_datetime(value) if value is not None else None

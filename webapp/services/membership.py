@@ -47,7 +47,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -865,6 +865,46 @@ def refresh_all(cause: Cause, now: datetime | None = None) -> list[Delta]:
         deltas.extend(d for d in refresh_segment(segment, cause, now, cascade=False)
                       if d.changed)
     return deltas
+
+
+def next_refresh_at(now: datetime | None = None) -> datetime | None:
+    """The first instant after `now` at which a dynamic segment's rules may answer differently
+    with nothing stored changing, so `refresh_all` is due: the next midnight in the program
+    time zone for ages, calendar dates and activity windows (an activity leaves a `days`
+    window at a midnight), a `from`/`to` window's edge, the moment of the earliest activity
+    recorded in the future of a type a rule reads. None when no rule depends on time.
+    (A {"days_ago": N} criterion on created_at/updated_at moves with every member's own
+    moment; those are applied by the next refresh after it.)"""
+    from webapp.targeting import is_time_dependent
+    from webapp.targeting.behaviour import next_change
+    from webapp.targeting.env import make_env
+    from webapp.targeting.values import start_of_day_utc
+
+    now = now or utcnow()
+    env = make_env(now, program_timezone())
+    definitions = [s.definition() for s in db.session.scalars(
+        select(Segment).where(Segment.kind == "dynamic"))]
+    timed = []
+    for definition in definitions:
+        try:
+            if is_time_dependent(definition):
+                timed.append(definition)
+        except Exception:  # noqa: BLE001 - an invalid definition is reported where evaluated
+            continue
+    if not timed:
+        return None
+    until = start_of_day_utc(env.today + timedelta(days=1), env.tz)
+    criteria = activities.activity_criteria(timed)
+    if criteria:
+        types = sorted({c.activity.type for c in criteria})
+        a = activities.activities_t.c
+        future = db.session.scalar(select(func.min(a.occurred_at)).where(
+            a.type.in_(types), a.occurred_at > env.now))
+        acts = [(t, future, None, None) for t in types] if future is not None else []
+        changes = next_change(criteria, acts, env.now, env.today, env.tz)
+        if changes is not None:
+            until = min(until, changes)
+    return until
 
 
 def verify_all(now: datetime | None = None) -> list[dict]:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Member, Override, OverrideHistory, Segment
+from webapp.services import activities
 from webapp.services.audit import record
 from webapp.services.errors import ServiceError
 from webapp.services.membership import Cause, apply_delta, current_member_ids, lock_segments
@@ -103,7 +104,10 @@ def rules_say_in(segment: Segment, member: Member, now: datetime | None = None) 
     from webapp.targeting import SegmentDefinitionError, matches
 
     try:
-        return matches(segment.definition(), member.attributes(), now=now or utcnow(),
+        definition = segment.definition()
+        now = now or utcnow()
+        attributes = activities.attach(member.attributes(), member.id, [definition], now)
+        return matches(definition, attributes, now=now,
                        memberships=_member_segments(member.id), tz=program_timezone())
     except SegmentDefinitionError as exc:
         raise OverrideError(f"The rules of segment {segment.name} cannot be evaluated "

@@ -16,14 +16,14 @@ Semantics (they hold alike in Python for one member and in SQL for all members):
 * **Measures** (the field): ``activity.count`` (how many), ``activity.sum`` (the sum of their
   amounts), ``activity.min`` and ``activity.max`` (the smallest and largest amount),
   ``activity.first`` and ``activity.last`` (the earliest and latest ``occurred_at``).
-* **Operators**: ``>=``, ``>``, ``<=``, ``<`` and ``equals``. "Did not" is ``activity.count
-  equals 0``. A count takes a whole number from 0; a sum, min or max a number with at most
-  four decimal places; first and last a date, a datetime or ``{"days_ago": N}`` (as for
-  ``created_at``).
+* **Operators**: ``>=``, ``>``, ``<=``, ``<``, ``equals`` and ``not_equals``. "Did not" is
+  ``activity.count equals 0``. A count takes a whole number from 0; a sum, min or max a
+  number with at most four decimal places; first and last a date, a datetime or
+  ``{"days_ago": N}`` (as for ``created_at``).
 * **No activities**: the count is 0 and the sum is 0 (so ``count < 3`` and ``sum <= 10`` hold
   for a member who did nothing); min, max, first and last have no value, and a criterion on a
-  missing value does not hold (as for a missing attribute). Activities without an amount count
-  and are ignored by sum, min and max.
+  missing value does not hold, except ``not_equals``, which does (as for a missing
+  attribute). Activities without an amount count and are ignored by sum, min and max.
 * **Amounts** are exact to four decimal places: they are stored as whole ten-thousandths
   (``amount_e4``), so sums are exact in Python and in both databases. An amount that is not a
   number (a string, a boolean, an object) or has more decimals is refused when the activity is
@@ -69,7 +69,7 @@ from webapp.targeting.values import format_number, is_number, parse_iso, start_o
 
 FIELD_PREFIX = "activity."
 MEASURES = ("count", "sum", "min", "max", "first", "last")
-OPERATORS = (s.GTE, s.GT, s.LTE, s.LT, s.EQUALS)
+OPERATORS = s.OPERATORS_BY_TYPE[s.ACTIVITY]  # equals, not_equals, >=, >, <=, <
 MAX_WINDOW_DAYS = 3660
 MAX_FILTERS = 10
 MAX_TYPE_LENGTH = 100
@@ -81,9 +81,9 @@ PROPERTY_PREFIX = "properties."
 Activity = tuple[str, datetime, int | None, dict | None]
 
 _OP_WORDS = {s.GTE: "at least", s.GT: "more than", s.LTE: "at most", s.LT: "less than",
-             s.EQUALS: "exactly"}
+             s.EQUALS: "exactly", s.NOT_EQUALS: "other than"}
 _DATE_WORDS = {s.GTE: "on or after", s.GT: "after", s.LTE: "on or before", s.LT: "before",
-               s.EQUALS: "at"}
+               s.EQUALS: "at", s.NOT_EQUALS: "not at"}
 _MEASURE_WORDS = {"sum": "total amount", "min": "smallest amount", "max": "largest amount",
                   "first": "first", "last": "last"}
 
@@ -383,6 +383,8 @@ def _compare(op: str, got: Any, want: Any) -> bool:
         return got <= want
     if op == s.LT:
         return got < want
+    if op == s.NOT_EQUALS:
+        return got != want
     return got == want
 
 
@@ -397,9 +399,12 @@ def threshold(c: Any, env: Any) -> Any:
 
 
 def holds(c: Any, m: Measured, env: Any) -> bool:
-    """Whether the measured activities pass the criterion (a missing value never does)."""
+    """Whether the measured activities pass the criterion (a missing value passes only
+    not_equals)."""
     got = m.value(c.activity.measure)
-    return got is not None and _compare(c.operator, got, threshold(c, env))
+    if got is None:
+        return c.operator == s.NOT_EQUALS
+    return _compare(c.operator, got, threshold(c, env))
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -489,7 +494,7 @@ def gap(c: Any, m: Measured, env: Any, op: str) -> str | None:
         high = want - 1
     elif op == s.EQUALS:
         low = high = want
-    else:  # an exclude of `equals`: anything else passes
+    else:  # not_equals: one step either way passes
         return text
     unit = (lambda n: f"{n:,}") if spec.measure == "count" else (
         lambda n: format_number(from_e4(n)))
@@ -514,7 +519,8 @@ def leaves_window_at(c: Any, m: Measured, acts: Sequence[Activity], env: Any,
 # --- compiling --------------------------------------------------------------------------------
 
 
-_FLIP = {s.GTE: s.LT, s.GT: s.LTE, s.LTE: s.GT, s.LT: s.GTE, s.EQUALS: ""}
+_FLIP = {s.GTE: s.LT, s.GT: s.LTE, s.LTE: s.GT, s.LT: s.GTE, s.EQUALS: s.NOT_EQUALS,
+         s.NOT_EQUALS: s.EQUALS}
 
 
 def compile_activity(c: Any) -> Any:

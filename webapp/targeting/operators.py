@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webapp.targeting.schema import (
+    ACTIVITY,
     ANY,
     CONTAINS,
     DATE,
@@ -143,9 +144,9 @@ def _ordering(cmp: Callable[[Any, Any], bool]) -> PythonHook:
 _ALL = (STRING, INTEGER, LIST, DATE, DATETIME, ANY)
 _ORDERED = (INTEGER, DATE, DATETIME, ANY)
 
-register(Operator(EQUALS, _ALL, "one value", "is", "is", _equals,
+register(Operator(EQUALS, (*_ALL, ACTIVITY), "one value", "is", "is", _equals,
                   words_by_type={DATE: "is on", DATETIME: "is on", LIST: "are exactly"}))
-register(Operator(NOT_EQUALS, _ALL, "one value", "is not", "is not", negates=EQUALS,
+register(Operator(NOT_EQUALS, (*_ALL, ACTIVITY), "one value", "is not", "is not", negates=EQUALS,
                   words_by_type={DATE: "is not on", DATETIME: "is not on",
                                  LIST: "are not exactly"}))
 register(Operator(IN, (STRING, INTEGER, LIST, ANY, SEGMENT), "list", "is one of", "is", _in,
@@ -163,8 +164,8 @@ for _name, _words, _phrase, _date_words, _cmp in (
         (GT, "is more than", "more than", "after", py_operator.gt),
         (LTE, "is at most", "at most", "on or before", py_operator.le),
         (LT, "is less than", "less than", "before", py_operator.lt)):
-    register(Operator(_name, _ORDERED, "number or date", _words, _phrase, _ordering(_cmp),
-                      compare=_cmp,
+    register(Operator(_name, (*_ORDERED, ACTIVITY), "number or date", _words, _phrase,
+                      _ordering(_cmp), compare=_cmp,
                       words_by_type={DATE: f"is {_date_words}", DATETIME: f"is {_date_words}"},
                       phrase_by_type={DATE: _date_words, DATETIME: _date_words}))
 register(Operator(EXISTS, _ALL, "none", "is set", "is set", _exists,
@@ -181,7 +182,7 @@ NEGATIVE = {name: op.negates for name, op in REGISTRY.items() if op.negates is n
 #: Which operators fit each field type.
 OPERATORS_BY_TYPE: dict[str, tuple[str, ...]] = {
     kind: tuple(name for name, op in REGISTRY.items() if kind in op.types)
-    for kind in (STRING, INTEGER, LIST, DATE, DATETIME, ANY, SEGMENT)
+    for kind in (STRING, INTEGER, LIST, DATE, DATETIME, ANY, SEGMENT, ACTIVITY)
 }
 #: The shape of the value each operator takes ("none" = no value), for the criteria builder.
 VALUE_SHAPES: dict[str, str] = {name: op.shape for name, op in REGISTRY.items()}

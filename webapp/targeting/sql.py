@@ -453,7 +453,8 @@ class _Compiler:
                "first": sa.func.min(a.occurred_at), "last": sa.func.max(a.occurred_at)
                }[spec.measure]
         want = threshold(c, env)
-        test = _cmp(agg, c.operator, want)
+        test = sa.not_(agg == want) if c.operator == s.NOT_EQUALS else _cmp(agg, c.operator,
+                                                                             want)
         empty = measure((), spec, (), env)
         grouped = sa.select(a.member_id).where(*conds).group_by(a.member_id)
         if not holds(c, empty, env):
