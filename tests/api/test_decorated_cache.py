@@ -444,3 +444,54 @@ def test_cached_answers_follow_activations_fulfillments_redemptions_and_window_r
         _get(api, f"/members/{ana.id}/offers", cache=True))["data"]
         if d["id"] in (str(weekly.id), str(monthly.id))] == ["visible", "visible"]
     assert stats["hits"] >= stats["checks"], stats
+
+
+def test_cached_answers_follow_activities_and_their_windows(app, api, clock, monkeypatch):
+    """A member's activities key the cache (a new purchase changes the answer at once), and
+    time moving a `days` window on (an activity leaving it at a midnight in the program time
+    zone) or reaching an activity dated in the future ends a cached answer."""
+    from webapp.services import activities
+
+    start = clock.now
+    ana = make_member(external_id="ANA")
+    ben = make_member(external_id="BEN")
+    members = [ana, ben]
+    regulars = make_segment("Regulars", include=[{
+        "field": "activity.count", "operator": ">=", "value": 2,
+        "activity": {"type": "purchase", "window": {"days": 2}}}])
+    spenders = make_segment("Spenders", include=[{
+        "field": "activity.sum", "operator": ">=", "value": 10,
+        "activity": {"type": "purchase", "window": {"days": 2},
+                     "where": [{"field": "properties.item", "operator": "equals",
+                                "value": "coffee"}]}}])
+    make_offer("Regulars' treat", audiences=[("in_any_segment", {"segments": [regulars.id]})])
+    make_reward("Spenders' mug", required=[spenders])
+    stats = {"hits": 0, "checks": 0}
+
+    def buy(member, ref, when, amount=6):
+        activities.record([{"member": member.id, "activity_type": "purchase",
+                            "external_id": ref, "amount": amount,
+                            "properties": {"item": "coffee"},
+                            "occurred_at": when.isoformat() + "Z"}], actor="test")
+
+    check(api, clock, members, stats)
+    buy(ana, "a-1", start - timedelta(minutes=5))
+    check(api, clock, members, stats)
+    buy(ana, "a-2", start - timedelta(minutes=4))
+    check(api, clock, members, stats)
+    offers = json.loads(_get(api, f"/members/{ana.id}/offers", cache=True))["data"]
+    assert offers[0]["attributes"]["visible_status"] == "visible"
+    # BEN's second purchase is dated an hour ahead: counted only once that hour comes.
+    buy(ben, "b-1", start - timedelta(minutes=3))
+    buy(ben, "b-2", start + timedelta(hours=1))
+    check(api, clock, members, stats)
+    clock.now = start + timedelta(hours=1, seconds=1)
+    check(api, clock, members, stats)
+    ben_offers = json.loads(_get(api, f"/members/{ben.id}/offers", cache=True))["data"]
+    assert ben_offers[0]["attributes"]["visible_status"] == "visible"
+    # Two midnights later both members' purchases have left the 2-day window.
+    clock.now = _next_midnight(_next_midnight(start)) + timedelta(seconds=1)
+    check(api, clock, members, stats)
+    offers = json.loads(_get(api, f"/members/{ana.id}/offers", cache=True))["data"]
+    assert offers[0]["attributes"]["visible_status"] == "missing_required_segments"
+    assert stats["hits"] > 0

@@ -1,0 +1,75 @@
+"""Activity windows as time passes: `flask segments refresh` applies a member leaving a window
+at the exact boundary (a midnight in the program time zone), with events, and says when the
+next such change is due; an activity dated in the future counts from its moment."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from tests.factories import make_member, make_segment
+from webapp.extensions import db
+from webapp.models import MembershipEvent, Segment
+from webapp.services.activities import record
+from webapp.services.membership import Cause, next_refresh_at, refresh_all
+
+ZONE = "Europe/Paris"
+
+
+def _local_midnight_utc(day) -> datetime:
+    zone = ZoneInfo(ZONE)
+    return datetime.combine(day, time(), tzinfo=zone).astimezone(ZoneInfo("UTC")).replace(
+        tzinfo=None)
+
+
+def test_leaving_the_window_is_applied_at_the_midnight_and_announced(app):
+    app.config["TIMEZONE"] = ZONE
+    ana = make_member(external_id="ANA")
+    # 2026-03-10 23:30 in Paris is 22:30 UTC: that local day counts, not the UTC one.
+    bought = datetime(2026, 3, 10, 22, 30)
+    segment = make_segment("Bought this week", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase", "window": {"days": 7}}}])
+    record([{"member": "ANA", "activity_type": "purchase", "external_id": "p1",
+             "occurred_at": "2026-03-10T23:30:00+01:00"}], actor="test",
+           now=bought + timedelta(minutes=1))
+    db.session.expire_all()
+    assert db.session.get(Segment, segment.id).size == 1
+    # The 7-day window holds 10 March until 16 March included: it leaves at 17 March 00:00
+    # Paris time, and not a microsecond earlier.
+    leaves = _local_midnight_utc(datetime(2026, 3, 17).date())
+    just_before = leaves - timedelta(microseconds=1)
+    assert next_refresh_at(just_before - timedelta(hours=1)) == leaves
+    assert refresh_all(Cause("rule", "test"), now=just_before) == []
+    db.session.commit()
+    deltas = refresh_all(Cause("rule", "test"), now=leaves)
+    db.session.commit()
+    assert [(d.segment_id, d.removed) for d in deltas] == [(segment.id, 1)]
+    events = db.session.scalars(select(MembershipEvent).where(
+        MembershipEvent.segment_id == segment.id).order_by(MembershipEvent.id)).all()
+    assert [(e.action, e.source, e.member_id) for e in events] == [
+        ("ADD", "activity", ana.id), ("REMOVE", "rule", ana.id)]
+
+
+def test_an_activity_dated_in_the_future_is_the_next_change(app):
+    app.config["TIMEZONE"] = ZONE
+    make_member(external_id="BEN")
+    make_segment("Visited", include=[{"field": "activity.count", "operator": ">=", "value": 1,
+                                      "activity": {"type": "visit"}}])
+    now = datetime(2026, 5, 1, 9, 0)
+    record([{"member": "BEN", "activity_type": "visit", "external_id": "v1",
+             "occurred_at": "2026-05-01T12:00:00Z"}], actor="test", now=now)
+    segment = db.session.scalars(select(Segment).where(Segment.name == "Visited")).one()
+    assert segment.size == 0  # not yet: it happens at noon
+    assert next_refresh_at(now) == datetime(2026, 5, 1, 12, 0)
+    refresh_all(Cause("rule", "test"), now=datetime(2026, 5, 1, 12, 0))
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Segment, segment.id).size == 1
+
+
+def test_no_time_dependent_rule_means_no_next_change(app):
+    make_segment("Gold", include=[{"field": "tier", "operator": "equals", "value": "gold"}])
+    assert next_refresh_at() is None
