@@ -51,7 +51,7 @@ FIELD_CHOICES: tuple[tuple[str, str], ...] = (
     ("created_at", "Joined (created at)"), ("updated_at", "Last updated"),
     ("email", "Email"), ("external_id", "External id"),
     ("custom_fields", "Custom field…"), ("segment", "In a segment"),
-    ("activity", "What they did (activity)…"),
+    ("activity", "Activity…"),
 )
 FIELD_LABELS = dict(FIELD_CHOICES)
 
@@ -61,7 +61,7 @@ MEASURE_CHOICES: tuple[tuple[str, str], ...] = (
     ("max", "largest amount"), ("first", "first time"), ("last", "last time"))
 #: An activity row's window: the last N days, between two dates, or all time.
 WINDOW_CHOICES: tuple[tuple[str, str], ...] = (
-    ("days", "in the last … days"), ("range", "between dates"), ("all", "ever"))
+    ("days", "in the last"), ("range", "between"), ("all", "ever"))
 
 JSON_TYPES: tuple[tuple[str, str], ...] = (
     ("string", "text"), ("number", "number"), ("boolean", "true / false"),
@@ -260,7 +260,8 @@ class Row:
                   days=get("days"), segment_query=get("segment_q"),
                   previous_field=get("previous_field"),
                   measure=get("measure", "count"), activity_type=get("activity_type"),
-                  window=get("window", "days"), window_days=get("window_days"),
+                  window=get("window", "days"),
+                  window_days=(form.get(f"{group}-{index}-window_days", "30") or "").strip(),
                   window_from=get("window_from"), window_to=get("window_to"),
                   prop_key=get("prop_key"), prop_value=get("prop_value"))
         if row.measure not in dict(MEASURE_CHOICES):
