@@ -238,8 +238,11 @@ class Line:
 
 def open_file(path: Path) -> tuple[FileShape, Layout]:
     """Check the file as a whole and read its header; FileRejected says what is wrong."""
+    size, limit = path.stat().st_size, max_bytes()
+    if size > limit:
+        raise FileRejected(f"The file is {size_text(size)}; the limit is {size_text(limit)}.")
     try:
-        shape = inspect(path, max_bytes=max_bytes(), header=True)
+        shape = inspect(path, max_bytes=limit, header=True)
     except FileRejected as exc:  # the member-list wording, said of activities
         raise FileRejected(str(exc).replace(" or a text file with one identifier per line", "")
                            .replace("no identifiers", "no activities")) from None
@@ -247,6 +250,15 @@ def open_file(path: Path) -> tuple[FileShape, Layout]:
         raise FileRejected("The file has a single column: an activity needs several, separated "
                            f"by commas (or semicolons or tabs). {COLUMN_HELP}")
     return shape, read_header(shape.header)
+
+
+def size_text(size: int) -> str:
+    """A file size for people: '2.5 MB', '12 KB', '900 bytes'."""
+    if size >= 1_048_576:
+        return f"{size / 1_048_576:,.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:,.0f} KB"
+    return f"{size:,} bytes"
 
 
 def read_lines(path: Path, shape: FileShape, layout: Layout, *, size: int = CHUNK,
