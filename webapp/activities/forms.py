@@ -10,7 +10,8 @@ class ImportForm(FlaskForm):
     """A CSV file of activities to check (dry run) before it is applied."""
 
     file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")],
-                     description="UTF-8 CSV with a header row; see the columns on the right.")
+                     description="UTF-8 CSV with a header row naming the columns (see "
+                                 "The columns).")
 
 
 class EmptyForm(FlaskForm):

@@ -73,7 +73,7 @@ COLUMN_HELP = ("The first row names the columns: member, activity_type (or type)
                "and external_id, and optionally amount, properties (a JSON object) and "
                "properties.<name> columns.")
 NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-PHASES = ((0, "Reading the file"), (50, "Checking the lines"),
+PHASES = ((0, "Reading the file"), (50, "Going through the lines"),
           (900, "Moving members in and out of segments"), (1000, "Done"))
 
 
