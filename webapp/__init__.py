@@ -19,7 +19,7 @@ from webapp.sessions import BeaconSessionInterface, session_is_current
 ROOT = Path(__file__).resolve().parent.parent
 
 BLUEPRINTS = (
-    "auth", "dashboard", "admin", "segments", "uploads", "overrides", "members",
+    "auth", "dashboard", "admin", "segments", "uploads", "activities", "overrides", "members",
     "offers", "rewards", "webhooks", "api",
 )
 

@@ -16,6 +16,7 @@ tokens_cli = AppGroup("tokens", help="Manage API tokens.")
 demo_cli = AppGroup("demo", help="Demo data.")
 segments_cli = AppGroup("segments", help="Segment membership maintenance and uploads.")
 events_cli = AppGroup("events", help="Membership events and webhook delivery.")
+activities_cli = AppGroup("activities", help="Member activities: CSV imports.")
 
 
 @users_cli.command("create")
@@ -141,5 +142,5 @@ def verify_command() -> None:
 
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for group in (users_cli, tokens_cli, demo_cli, segments_cli, events_cli):
+    for group in (users_cli, tokens_cli, demo_cli, segments_cli, events_cli, activities_cli):
         app.cli.add_command(group)

@@ -622,6 +622,29 @@ class Activity(db.Model):
     )
 
 
+class ActivityImport(db.Model):
+    """One CSV import of member activities: its dry-run report, its progress and its outcome.
+
+    Not an `Upload`: it names no segment and cannot be undone (activities are facts, and a
+    repeated external id is recognised instead), so it keeps its own small history."""
+
+    __tablename__ = "activity_imports"
+    __table_args__ = AUTOINCREMENT
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(16), default="analyzing")
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    progress: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    stored_path: Mapped[str | None] = mapped_column(String(1000))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class AttributeDefinition(db.Model):
     """A declared custom field of members: its JSON type, allowed values and words for people.
 

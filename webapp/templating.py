@@ -15,6 +15,7 @@ NAVIGATION = (
     ("dashboard.index", "Overview", "read", "main"),
     ("members.index", "Members", "read", "main"),
     ("segments.index", "Segments", "read", "main"),
+    ("activities.imports", "Activity imports", "read", "main"),
     ("offers.index", "Offers", "read", "main"),
     ("rewards.index", "Rewards", "read", "main"),
     ("overrides.index", "Overrides", "read", "main"),

@@ -18,14 +18,17 @@ from webapp.members import bp
 from webapp.members.forms import WhatIfForm
 from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
+from webapp.services import activities as activity_service
 from webapp.services import decisions as visibility
 from webapp.services.attributes import problems as attribute_problems
 from webapp.services.lookup import find_member
 from webapp.services.rules import program_timezone
 from webapp.targeting import age_on
+from webapp.targeting.behaviour import AMOUNT_SCALE
 from webapp.timeutil import utcnow
 
 SEARCH_LIMIT = 20
+RECENT_ACTIVITIES = 20
 FILTERS = {
     "all": "All",
     "hidden": "Not visible",
@@ -297,6 +300,23 @@ def what_if_form(member: Member, formdata: Any = None) -> WhatIfForm:
     return form
 
 
+def amount_text(amount_e4: int | None) -> str:
+    """An activity's amount as stored, exactly ('4.5', '1,200', '0.0001'), or '—'."""
+    if amount_e4 is None:
+        return "—"
+    whole, rest = divmod(abs(amount_e4), AMOUNT_SCALE)
+    sign = "-" if amount_e4 < 0 else ""
+    decimals = f"{rest:04d}".rstrip("0")
+    return f"{sign}{whole:,}" + (f".{decimals}" if decimals else "")
+
+
+def activities_context(member: Member) -> dict[str, Any]:
+    """The member page's activities section: the most recent ones and how many in all."""
+    return {"activities": activity_service.recent(member.id, RECENT_ACTIVITIES),
+            "activity_count": activity_service.count_for(member.id),
+            "amount_text": amount_text}
+
+
 def page_context(member: Member, explainer: visibility.Explainer, *, show: str = "all",
                  form: WhatIfForm | None = None,
                  what_if: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -317,6 +337,7 @@ def page_context(member: Member, explainer: visibility.Explainer, *, show: str =
         "form": form or what_if_form(member), "what_if": what_if, "node_values": node_values,
         "value_text": value_text, "age": member_age(member),
         "field_problems": attribute_problems(member.custom_fields),
+        **activities_context(member),
     }
 
 
@@ -331,6 +352,16 @@ def show(member_id: str):
     catalog = visibility.load_catalog(rows=True)
     ctx = page_context(member, visibility.explainer(member, catalog), show=show_filter)
     return render("members/show.html", "decisions", **ctx)
+
+
+@bp.route("/<member_id>/activities")
+@access("read")
+def activities(member_id: str):
+    """All of a member's activities, newest first, a page at a time."""
+    member = _member_or_404(member_id)
+    page = activity_service.member_page(member.id, request.args.get("page", 1, type=int))
+    return render("members/activities.html", member=member, page=page,
+                  amount_text=amount_text, value_text=value_text)
 
 
 def compare(member: Member, attributes: dict[str, Any]) -> list[dict[str, Any]]:

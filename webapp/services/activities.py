@@ -339,3 +339,10 @@ def types_in_use(limit: int = 200) -> list[str]:
     a = activities_t.c
     return list(db.session.scalars(sa.select(a.type).group_by(a.type).order_by(
         sa.func.count().desc(), a.type).limit(limit)))
+
+
+def member_page(member_id: str, page: int = 1, per_page: int = 50):
+    """The member's activities, newest first, paginated (the member page's "all" list)."""
+    return db.paginate(sa.select(Activity).where(Activity.member_id == member_id).order_by(
+        Activity.occurred_at.desc(), Activity.id.desc()), page=page, per_page=per_page,
+        error_out=False)

@@ -209,6 +209,11 @@ def _text(path: Path) -> str:
         raise
 
 
+def decoded_text(path: Path) -> str:
+    """The whole file as text, with the checks of the member lists (for other importers)."""
+    return _text(path)
+
+
 def _lines(path: Path) -> Iterator[str]:
     """Decoded lines of the start of a file (for sniffing), refusing bytes that are not UTF-8."""
     with path.open("rb") as handle:
