@@ -64,6 +64,13 @@ SEMANTIC = {
                                                        "of its declared type and allowed",
     ("invalid_attribute", "/data/attributes/allowed_values"): "a declared field's allowed "
                                                               "values must be of its type",
+    ("invalid_attribute", "/data/attributes/member"): "an activity's member must exist",
+    ("invalid_attribute", "/data/attributes/amount"): "an amount has at most 4 decimal places "
+                                                      "and is below 10^14",
+    ("invalid_attribute", "/data/attributes/occurred_at"): "an activity happened between the "
+                                                           "years 1900 and 2999",
+    ("invalid_attribute", "/data/attributes/properties"): "property names follow the custom "
+                                                          "field key rules",
     # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
     ("repeated_parameter", "limit"): "page[size] and its alias limit: give one of the two",
     ("repeated_parameter", "type"): "filter[kind] and its alias type: give one of the two",

@@ -427,15 +427,17 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "errors": array(ref("Error")), "changed": array(STRING),
         "override": nullable({"type": "object"})}, ("index",))
     activity_item = obj({"type": {"const": "activities"}, "attributes": obj({
-        "member": {"type": "string", "minLength": 1, "maxLength": 320,
+        "member": {"type": "string", "minLength": 1, "maxLength": 320, "pattern": NOT_BLANK,
                    "description": MEMBER_REF},
         "activity_type": {"type": "string", "minLength": 1, "maxLength": 100,
+                          "pattern": NOT_BLANK,
                           "description": "e.g. purchase, visit, or any name you use"},
         "occurred_at": {"type": "string", "format": "date-time"},
         "amount": nullable({"type": "number", "description": "at most 4 decimal places"}),
         "properties": nullable({"type": "object", "description": "a JSON object, at most "
                                 "8,000 bytes"}),
         "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
+                        "pattern": NOT_BLANK,
                         "description": "your id: a repeat is recognised, not counted twice"},
     }, ("member", "activity_type", "occurred_at", "external_id"), additionalProperties=False)},
         ("type", "attributes"))
