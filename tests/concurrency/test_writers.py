@@ -245,3 +245,47 @@ def test_members_deleted_while_they_join_other_segments(server):
         rows = set(conn.execute(text("SELECT member_id FROM segment_memberships")).scalars())
     assert not rows & set(doomed)
     check_invariants(server)
+
+
+def test_activities_posted_at_once_count_once_and_move_members_exactly(server):
+    """Six clients post overlapping batches of purchases (the same external ids sent by
+    several clients, as retries are): each activity is recorded exactly once, and the
+    segment on "3 purchases in the last 30 days" holds exactly who has 3 distinct ones, each
+    member added by one event."""
+    from datetime import UTC, datetime, timedelta
+
+    segment = _segment(server, "Three purchases", "dynamic", [{
+        "field": "activity.count", "operator": ">=", "value": 3,
+        "activity": {"type": "purchase", "window": {"days": 30}}}])
+    members = server.member_ids[:30]
+    when = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    # member i has i % 5 distinct purchases: p-<member>-<k>
+    purchases = [(member, f"p-{member}-{k}") for i, member in enumerate(members)
+                 for k in range(i % 5)]
+    plans = []
+    for client in range(6):
+        rng = random.Random(700 + client)
+        chosen = rng.sample(purchases, len(purchases) * 2 // 3)
+        batches = [chosen[start:start + 10] for start in range(0, len(chosen), 10)]
+        plans.append([("POST", "/activities", {"data": [
+            {"type": "activities", "attributes": {
+                "member": member, "activity_type": "purchase", "external_id": ref,
+                "occurred_at": when, "amount": 2.5}} for member, ref in batch]})
+            for batch in batches])
+    answers = run_clients(server.port, server.token, plans)
+    _ok(answers)
+    recorded = sorted(r["external_id"] for r in _results(answers) if r["result"] == "recorded")
+    sent = {ref for plan in plans for _, _, body in plan
+            for ref in (item["attributes"]["external_id"] for item in body["data"])}
+    assert recorded == sorted(sent)  # each exactly once; every other copy is a duplicate
+    expected = {member for i, member in enumerate(members)
+                if len({ref for m, ref in purchases if m == member and ref in sent}) >= 3}
+    with server.engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM activities")).scalar()
+        adds = conn.execute(text(
+            "SELECT member_id, count(*) FROM membership_events WHERE segment_id = :s "
+            "AND action = 'ADD' GROUP BY member_id"), {"s": segment}).all()
+    assert stored == len(sent)
+    assert sorted(adds) == sorted((member, 1) for member in expected)
+    assert _size(server, segment) == len(expected)
+    check_invariants(server)
