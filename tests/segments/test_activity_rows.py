@@ -88,3 +88,22 @@ def test_an_unfinished_activity_row_says_what_it_needs(client, auth):
         "row": "include-0", "include-0-field": "activity", "include-0-measure": "count",
         "include-0-operator": ">=", "include-0-value": "3"})
     assert "name the activity type" in response.get_data(as_text=True)
+
+
+def test_a_property_filter_takes_the_custom_field_operators_and_reads_back():
+    form = MultiDict({"include-0-field": "activity", "include-0-measure": "count",
+                      "include-0-activity_type": "purchase", "include-0-operator": ">=",
+                      "include-0-value": "1", "include-0-window": "all",
+                      "include-0-prop_key": "store", "include-0-prop_op": "in",
+                      "include-0-prop_value": "Lisbon, 12"})
+    row = Builder.from_form(form, {}).rows("include")[0]
+    criterion = row.criterion()
+    assert criterion["activity"] == {"type": "purchase", "where": [
+        {"field": "properties.store", "operator": "in", "value": ["Lisbon", 12]}]}
+    again = Builder.from_segment([criterion], [], {})
+    shown = again.rows("include")[0]
+    assert (shown.prop_op, shown.prop_value, shown.window) == ("in", "Lisbon, 12", "all")
+    exists = Builder.from_form(MultiDict({**form, "include-0-prop_op": "not_exists"}),
+                               {}).rows("include")[0]
+    assert exists.criterion()["activity"]["where"] == [
+        {"field": "properties.store", "operator": "not_exists"}]

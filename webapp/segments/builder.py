@@ -158,6 +158,7 @@ class Row:
     window_from: str = ""
     window_to: str = ""
     prop_key: str = ""
+    prop_op: str = ts.EQUALS
     prop_value: str = ""
 
     is_group = False
@@ -263,7 +264,10 @@ class Row:
                   window=get("window", "days"),
                   window_days=(form.get(f"{group}-{index}-window_days", "30") or "").strip(),
                   window_from=get("window_from"), window_to=get("window_to"),
-                  prop_key=get("prop_key"), prop_value=get("prop_value"))
+                  prop_key=get("prop_key"), prop_op=get("prop_op", ts.EQUALS),
+                  prop_value=get("prop_value"))
+        if row.prop_op not in ts.OPERATORS_BY_TYPE[ts.ANY]:
+            row.prop_op = ts.EQUALS
         if row.measure not in dict(MEASURE_CHOICES):
             row.measure = "count"
         if row.window not in dict(WINDOW_CHOICES):
@@ -336,7 +340,10 @@ class Row:
         where = spec.get("where") or []
         if where and isinstance(where[0], dict):
             self.prop_key = str(where[0].get("field", ""))[len("properties."):]
-            self.prop_value = _plain(where[0].get("value"))
+            self.prop_op = str(where[0].get("operator") or ts.EQUALS)
+            value = where[0].get("value")
+            self.prop_value = ", ".join(_plain(v) for v in value) if isinstance(
+                value, list) else "" if value is None else _plain(value)
 
     def activity_criterion(self, out: dict[str, Any]) -> dict[str, Any]:
         """An activity row's criterion (the value is set by the caller)."""
@@ -354,13 +361,38 @@ class Row:
             spec["window"] = {k: v for k, v in (("from", self.window_from),
                                                 ("to", self.window_to)) if v}
         if self.prop_key.strip():
-            value: Any = self.prop_value.strip()
-            number = _number(value)
-            spec["where"] = [{"field": "properties." + self.prop_key.strip(),
-                              "operator": ts.EQUALS,
-                              "value": number if number is not None else value}]
+            spec["where"] = [self.property_filter()]
         out["field"] = f"activity.{self.measure}"
         out["activity"] = spec
+        return out
+
+    @property
+    def prop_needs_value(self) -> bool:
+        """Whether the property filter's operator takes a value."""
+        return self.prop_op not in (ts.EXISTS, ts.NOT_EXISTS)
+
+    def property_filter(self) -> dict[str, Any]:
+        """An activity row's property filter: numbers and true/false typed as such, a list
+        for in / not in."""
+        out: dict[str, Any] = {"field": "properties." + self.prop_key.strip(),
+                               "operator": self.prop_op}
+        if not self.prop_needs_value:
+            return out
+        if not self.prop_value.strip():
+            raise RowProblem("enter the property's value", incomplete=True)
+
+        def typed(text: str) -> Any:
+            number = _number(text)
+            if number is not None:
+                return number
+            return {"true": True, "false": False}.get(text, text)
+        if self.prop_op in (ts.IN, ts.NOT_IN):
+            out["value"] = [typed(v) for v in split_list(self.prop_value)]
+        elif self.prop_op in ts.ORDERING:
+            number = _number(self.prop_value)
+            out["value"] = number if number is not None else self.prop_value.strip()
+        else:
+            out["value"] = typed(self.prop_value.strip())
         return out
 
     def criterion(self) -> dict[str, Any]:

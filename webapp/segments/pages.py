@@ -52,6 +52,7 @@ from webapp.targeting import (
     raw_criteria,
 )
 from webapp.targeting import schema as ts
+from webapp.targeting.operators import REGISTRY
 from webapp.timeutil import utcnow
 
 FORM_FIELDS = ("name", "description", "customer_segment_id", "url", "kind", "tags", "owner")
@@ -182,7 +183,9 @@ def row_context() -> dict[str, Any]:
     return {"field_choices": field_choices(registry()), "json_types": JSON_TYPES,
             "mode_choices": MODE_CHOICES, "max_depth": ts.MAX_GROUP_DEPTH,
             "measure_choices": MEASURE_CHOICES, "window_choices": WINDOW_CHOICES,
-            "activity_types": activity_types()}
+            "activity_types": activity_types(),
+            "property_operators": [(op, REGISTRY[op].builder_words(ts.ANY))
+                                   for op in ts.OPERATORS_BY_TYPE[ts.ANY]]}
 
 
 def activity_types() -> list[str]:
