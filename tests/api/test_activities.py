@@ -125,3 +125,13 @@ def test_a_member_page_of_activities_newest_first(api):
     body = response.get_json()
     assert [a["attributes"]["external_id"] for a in body["data"]] == ["x2", "x1"]
     assert "next" in body["links"]
+
+
+def test_one_refused_activity_answers_an_error_document_naming_it(api):
+    make_member(external_id="ANA")
+    response = api.post("/activities", {"data": act("ANA", "x", amount=1.23456)})
+    assert response.status_code == 422
+    error = errors_of(response)[0]
+    assert error["source"]["pointer"] == "/data/attributes/amount"
+    assert "at most 4 decimal places" in error["detail"]
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 0

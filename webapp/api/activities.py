@@ -109,10 +109,11 @@ def activities_record():
         meta["membership_changes"] = [
             {"segment_id": d.segment_id, "added": d.added_ids, "removed": d.removed_ids}
             for d in done.deltas if d.changed]
-    status = 200
     if single and counts["invalid"]:
-        status = 422
-    return respond({"meta": meta}, status)
+        # One activity, refused: an error document (the status of its first error).
+        errors = results[0]["errors"]
+        raise ApiError(int(errors[0]["status"]), errors=errors)
+    return respond({"meta": meta})
 
 
 @bp.route("/members/<member_ref:member_ref>/activities", methods=["GET"])

@@ -536,7 +536,7 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "Activity": resource("activities", "ActivityAttributes"),
         "ActivityCollection": collection("Activity"),
         "ActivityRecord": document_of({"anyOf": [activity_item, array(
-            activity_item, maxItems=10_000)]}),
+            reported(activity_item), maxItems=10_000)]}),
         "ActivityResults": obj({"meta": obj({
             "results": array(ref("ItemResult")), "counts": obj({
                 "recorded": INTEGER, "duplicate": INTEGER, "invalid": INTEGER}),
