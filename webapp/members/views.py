@@ -20,6 +20,7 @@ from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
 from webapp.services import activities as activity_service
 from webapp.services import decisions as visibility
+from webapp.services import replay
 from webapp.services.attributes import problems as attribute_problems
 from webapp.services.lookup import find_member
 from webapp.services.rules import program_timezone
@@ -349,9 +350,63 @@ def show(member_id: str):
     show_filter = request.args.get("show", "all")
     if show_filter not in FILTERS:
         show_filter = "all"
-    catalog = visibility.load_catalog(rows=True)
-    ctx = page_context(member, visibility.explainer(member, catalog), show=show_filter)
-    return render("members/show.html", "decisions", **ctx)
+    moment, problem = _as_of()
+    explainer = None
+    if moment is not None:
+        try:
+            explainer = replay.explainer_at(member.id, moment)
+        except replay.ReplayError as exc:
+            problem = exc.errors[""]
+    if explainer is None:
+        explainer = visibility.explainer(member, visibility.load_catalog(rows=True))
+    ctx = page_context(member, explainer, show=show_filter)
+    ctx.update(as_of=moment if problem is None else None, as_of_problem=problem,
+               as_of_local=picker_value(moment) if moment else "",
+               as_of_attributes=explainer.attributes if moment and not problem else None,
+               timezone=program_timezone())
+    return render("members/show.html", "decisions", **ctx), 400 if problem else 200
+
+
+def picker_value(moment: datetime | None) -> str:
+    """A naive-UTC moment as the date-and-time picker shows it (the program time zone)."""
+    if moment is None:
+        return ""
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(program_timezone()))
+    return local.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _as_of() -> tuple[datetime | None, str | None]:
+    """The page's `as_of` moment (a picked local time in the program time zone, or RFC 3339
+    with an offset), or a message saying why it is not one."""
+    text = (request.args.get("as_of") or "").strip()
+    if not text:
+        return None, None
+    try:
+        return replay.parse_moment(text, program_timezone()), None
+    except replay.ReplayError as exc:
+        return None, exc.errors[""]
+
+
+@bp.route("/<member_id>/changes")
+@access("read")
+def changes(member_id: str):
+    """What changed between two moments: every offer and reward whose decision differs, with
+    the changes that made it differ, in order."""
+    member = _member_or_404(member_id)
+    tz = program_timezone()
+    problem = None
+    start = end = None
+    try:
+        start = replay.parse_moment(request.args.get("from") or "", tz)
+        end = replay.parse_moment(request.args["to"], tz) if request.args.get("to") \
+            else utcnow()
+        items = replay.changes_between(member.id, start, end)
+    except replay.ReplayError as exc:
+        problem, items = exc.errors[""], []
+    return render("members/changes.html", member=member, changed=items, problem=problem,
+                  start=start, end=end, timezone=tz, from_value=picker_value(start),
+                  to_value=picker_value(end) if request.args.get("to") else ""
+                  ), 400 if problem else 200
 
 
 @bp.route("/<member_id>/activities")

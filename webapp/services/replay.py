@@ -61,18 +61,20 @@ class ReplayError(ServiceError):
     """A moment that cannot be replayed (before the history, beyond retention, the future)."""
 
 
-def parse_moment(text: str) -> datetime:
-    """An `as_of` value (RFC 3339, with Z or an offset) as naive UTC; ReplayError if not one."""
+def parse_moment(text: str, local: str | None = None) -> datetime:
+    """An `as_of` value as naive UTC: RFC 3339 with Z or an offset, or (with `local`, a time
+    zone) a date and time without one, read in that zone (the dashboard's picker); raises
+    ReplayError if it is not a moment."""
     from webapp.targeting.values import parse_iso, to_utc_naive, zone
 
     try:
         parsed = parse_iso(text.strip())
     except (ValueError, AttributeError):
         parsed = None
-    if not isinstance(parsed, datetime) or parsed.tzinfo is None:
+    if not isinstance(parsed, datetime) or (parsed.tzinfo is None and local is None):
         raise ReplayError(f"as_of {text!r} is not a moment: give an RFC 3339 time with its "
                           "offset, e.g. 2026-12-01T14:00:00Z")
-    return to_utc_naive(parsed, zone("UTC"))
+    return to_utc_naive(parsed, zone(local or "UTC"))
 
 
 def history_begins() -> datetime:
@@ -299,11 +301,10 @@ def usage_rows_at(member_id: str, global_ids: Iterable[int], moment: datetime) -
     return rows
 
 
-def decorated_at(member_id: str, kind: str, render: Callable, moment: datetime
-                 ) -> tuple[bytes, int]:
-    """Every offer or reward decided for the member as at `moment`, rendered as the live
-    route renders them (see `decisions.decorated`); ReplayError when the moment cannot be
-    replayed or the member did not exist then."""
+def explainer_at(member_id: str, moment: datetime) -> Any:
+    """A `decisions.Explainer` for the member as at `moment` (the catalog, the member's
+    attributes, lists, overrides, activities and offer usage of then); ReplayError when the
+    moment cannot be replayed or the member did not exist then."""
     from webapp.services import activities
     from webapp.services.decisions import Explainer, _facts, catalog_activity_criteria
     from webapp.services.offer_usage import usage_from_rows
@@ -319,19 +320,234 @@ def decorated_at(member_id: str, kind: str, render: Callable, moment: datetime
     if criteria:
         attributes["activities"] = tuple(activities.load(
             [member_id], criteria, moment, recorded_by=moment)[member_id])
-    usage = {}
+    usage = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment)) \
+        if catalog.offers else {}
+    return Explainer(member=SimpleNamespace(id=member_id), catalog=catalog, now=moment,
+                     tz=program_timezone(), attributes=attributes,
+                     facts=_facts(catalog.segments, on_list, overrides), usage=usage)
+
+
+def decorated_at(member_id: str, kind: str, render: Callable, moment: datetime
+                 ) -> tuple[bytes, int]:
+    """Every offer or reward decided for the member as at `moment`, rendered as the live
+    route renders them (see `decisions.decorated`)."""
+    ex = explainer_at(member_id, moment)
+    ex.direct = ex.catalog.direct_for(kind)
     if kind == "offers":
-        usage = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment))
-    member = SimpleNamespace(id=member_id)
-    ex = Explainer(member=member, catalog=catalog, now=moment, tz=program_timezone(),
-                   attributes=attributes, facts=_facts(catalog.segments, on_list, overrides),
-                   direct=catalog.direct_for(kind), usage=usage)
-    if kind == "offers":
-        pairs = [(o, ex.offer(o, serialized=True)) for o in catalog.offers]
+        pairs = [(o, ex.offer(o, serialized=True)) for o in ex.catalog.offers]
     else:
-        pairs = [(r, ex.reward(r, serialized=True)) for r in catalog.rewards]
-    return render(catalog, pairs), len(pairs)
+        pairs = [(r, ex.reward(r, serialized=True)) for r in ex.catalog.rewards]
+    return render(ex.catalog, pairs), len(pairs)
 
 
-__all__ = ["ReplayError", "catalog_at", "check_moment", "decorated_at", "history_begins",
-           "member_at", "parse_moment", "rows_at"]
+# --- what changed between two moments ----------------------------------------------------------
+
+_ENTITY = {"segments": "segment", "offers": "offer", "rewards": "reward",
+           "audiences": "audience", "offer_limits": "limit"}
+_QUIET = {"updated_at", "created_at", "size", "version", "updated_by_id", "updated_by_label"}
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    if value is None:
+        return "nothing"
+    if isinstance(value, list | dict):
+        import json
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[str]:
+    """'points 950 → 1,020' for every field that changed (timestamps left out)."""
+    before, after = before or {}, after or {}
+    return [f"{k} {_words(before.get(k))} → {_words(after.get(k))}"
+            for k in sorted(set(before) | set(after))
+            if k not in _QUIET and before.get(k) != after.get(k)]
+
+
+def _actor(entity: str, key: str, at: datetime) -> str | None:
+    """Who made a catalog change: the audit entry of that entity closest to the moment."""
+    from webapp.models import AuditEntry
+
+    row = db.session.execute(sa.select(AuditEntry.actor_label).where(
+        AuditEntry.entity_type == entity, AuditEntry.entity_id == key,
+        AuditEntry.created_at.between(at - timedelta(seconds=5), at + timedelta(seconds=5))
+    ).order_by(sa.func.abs(sa.func.julianday(AuditEntry.created_at) - sa.func.julianday(at))
+               if db.session.get_bind().dialect.name == "sqlite" else
+               sa.func.abs(sa.extract("epoch", AuditEntry.created_at - at))).limit(1)).first()
+    return row.actor_label if row is not None and row.actor_label else None
+
+
+def _history_changes(start: datetime, end: datetime, *, member_id: str | None = None,
+                     tables: Iterable[str]) -> list[dict[str, Any]]:
+    """Each version of these tables' rows in (start, end], with the version before it."""
+    rows = db.session.execute(sa.select(H.c.id, H.c.table_name, H.c.row_key, H.c.op, H.c.data,
+                                        H.c.changed_at).where(
+        H.c.table_name.in_(list(tables)), H.c.changed_at > start, H.c.changed_at <= end,
+        *([H.c.member_id == member_id] if member_id is not None else [])).order_by(H.c.id)
+    ).all()
+    out = []
+    for row in rows:
+        prev = db.session.execute(sa.select(H.c.op, H.c.data).where(
+            H.c.table_name == row.table_name, H.c.row_key == row.row_key, H.c.id < row.id
+        ).order_by(H.c.id.desc()).limit(1)).first()
+        before = prev.data if prev is not None and prev.op != "D" else None
+        out.append({"table": row.table_name, "key": row.row_key, "op": row.op,
+                    "before": before, "after": row.data, "at": row.changed_at})
+    return out
+
+
+def changes_between(member_id: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Every offer and reward whose decision for the member differs between two moments, with
+    the changes in between that can have made it differ, in order: the member's attribute
+    changes, activities and usage, and the changes of the item itself, its audiences, limits
+    or required segments, of the segments it reaches, of the member's overrides and list
+    entries in them. Each change has `at`, `what`, `actor` (when known) and `link`."""
+    if start > end:
+        start, end = end, start
+    before, after = explainer_at(member_id, start), explainer_at(member_id, end)
+    member_changes = _member_changes(member_id, start, end)
+    catalog_changes = _history_changes(start, end, tables=CATALOG_TABLES)
+    out = []
+    for kind in ("offer", "reward"):
+        was = {item.id: (item, d) for item, d in (
+            before.offers() if kind == "offer" else before.rewards())}
+        now = {item.id: (item, d) for item, d in (
+            after.offers() if kind == "offer" else after.rewards())}
+        for item_id in sorted(set(was) | set(now)):
+            old, new = was.get(item_id), now.get(item_id)
+            key = lambda d: None if d is None else (d[1].visible_status, d[1].eligible)  # noqa: E731
+            if key(old) == key(new):
+                continue
+            reach = _reach(kind, item_id, before.catalog) | _reach(kind, item_id, after.catalog)
+            relevant = [c for c in catalog_changes if _touches(c, kind, item_id, reach)]
+            changes = sorted([*member_changes(reach, item_id if kind == "offer" else -1),
+                              *(_catalog_change(c) for c in relevant)],
+                             key=lambda c: c["at"])
+            out.append({"kind": kind, "id": item_id, "name": (new or old)[0].name,
+                        "before": old[1] if old else None, "after": new[1] if new else None,
+                        "changes": changes})
+    return out
+
+
+def _reach(kind: str, item_id: int, catalog: Any) -> set[int]:
+    """The segments an offer's audiences or a reward's required segments reach."""
+    direct = (catalog.offer_segments.get(item_id, []) if kind == "offer"
+              else catalog.required.get(item_id, []))
+    return {sid for sid in catalog.segments if sid in direct} | _closure(direct, catalog)
+
+
+def _closure(ids: Iterable[int], catalog: Any) -> set[int]:
+    from webapp.targeting.visibility import compiled_refs
+
+    found: set[int] = set()
+    todo = [i for i in ids if i in catalog.segments]
+    while todo:
+        sid = todo.pop()
+        if sid in found:
+            continue
+        found.add(sid)
+        todo.extend(r for r in compiled_refs(catalog.segments[sid]) if r in catalog.segments)
+    return found
+
+
+def _touches(change: Mapping[str, Any], kind: str, item_id: int, reach: set[int]) -> bool:
+    table, row = change["table"], change["after"] or change["before"] or {}
+    if table == "segments":
+        return int(change["key"]) in reach
+    if kind == "offer":
+        return (table == "offers" and int(change["key"]) == item_id) or (
+            table in ("audiences", "offer_limits") and row.get("offer_id") == item_id)
+    return (table == "rewards" and int(change["key"]) == item_id) or (
+        table == "reward_required_segments" and row.get("reward_id") == item_id)
+
+
+def _catalog_change(c: Mapping[str, Any]) -> dict[str, Any]:
+    entity = _ENTITY.get(c["table"], "required segment")
+    row = c["after"] or c["before"] or {}
+    name = row.get("name") or (f"of offer #{row['offer_id']}" if "offer_id" in row else
+                               f"of reward #{row.get('reward_id')}")
+    verb = {"I": "created", "D": "deleted"}.get(c["op"])
+    if c["table"] == "reward_required_segments":
+        requires = "now requires" if c["op"] == "I" else "no longer requires"
+        what = f"reward #{row.get('reward_id')} {requires} segment #{row.get('segment_id')}"
+    elif verb:
+        what = f"{entity} {name} {verb}"
+    else:
+        what = f"{entity} {name}: " + "; ".join(_diff(c["before"], c["after"]))
+    link = {"segments": "/segments/{}", "offers": "/offers/{}", "rewards": "/rewards/{}"}.get(
+        c["table"])
+    return {"at": c["at"], "source": entity, "what": what,
+            "actor": _actor(entity, c["key"], c["at"]) if entity in ("segment", "offer",
+                                                                     "reward") else None,
+            "link": link.format(c["key"]) if link else None}
+
+
+def _member_changes(member_id: str, start: datetime, end: datetime
+                    ) -> Callable[[set[int]], list[dict[str, Any]]]:
+    """The member's own changes in (start, end]; a function of the segments an item reaches
+    (overrides and list entries count only in those)."""
+    from webapp.models import Activity
+
+    own: list[dict[str, Any]] = []
+    for c in _history_changes(start, end, member_id=member_id, tables=("members",)):
+        parts = _diff(c["before"], c["after"]) if c["op"] == "U" else [
+            "member created" if c["op"] == "I" else "member deleted"]
+        if parts:
+            own.append({"at": c["at"], "source": "profile", "what": "; ".join(parts),
+                        "actor": None, "link": f"/members/{member_id}"})
+    a = Activity.__table__.c
+    for kind, occurred, amount, recorded, source in db.session.execute(sa.select(
+            a.type, a.occurred_at, a.amount_e4, a.recorded_at, a.source).where(
+            a.member_id == member_id, a.recorded_at > start, a.recorded_at <= end)):
+        from webapp.targeting.behaviour import from_e4
+        shown = "" if amount is None else f" of {_words(from_e4(amount))}"
+        own.append({"at": recorded, "source": "activity", "actor": None,
+                    "what": f"{kind}{shown} on {_iso(occurred)} recorded ({source})",
+                    "link": f"/members/{member_id}/activities"})
+    usage = []
+    act, ful = OfferActivation.__table__.c, OfferFulfillment.__table__.c
+    for offer_id, at in db.session.execute(sa.select(act.offer_id, act.activated_at).where(
+            act.member_id == member_id, act.activated_at > start, act.activated_at <= end)):
+        usage.append({"at": at, "source": "activation", "what": f"activated offer #{offer_id}",
+                      "actor": None, "link": f"/members/{member_id}/offers/{offer_id}",
+                      "offer": offer_id})
+    for offer_id, at in db.session.execute(sa.select(ful.offer_id, ful.fulfilled_at).where(
+            ful.member_id == member_id, ful.fulfilled_at > start, ful.fulfilled_at <= end)):
+        usage.append({"at": at, "source": "award", "what": f"awarded offer #{offer_id}",
+                      "actor": None, "link": f"/members/{member_id}/offers/{offer_id}",
+                      "offer": offer_id})
+    overrides = []
+    for c in _history_changes(start, end, member_id=member_id, tables=("overrides",)):
+        row = c["after"] or c["before"] or {}
+        status = row.get("status") if c["op"] != "D" else "reset"
+        overrides.append({"at": c["at"], "source": "override", "segment": row.get("segment_id"),
+                          "what": f"override {status} in segment #{row.get('segment_id')}"
+                                  + (f" ({row.get('description')})" if row.get("description")
+                                     else ""),
+                          "actor": row.get("actor_label") or None,
+                          "link": f"/segments/{row.get('segment_id')}/overrides"})
+    e = MembershipEvent.__table__.c
+    lists = [{"at": at, "source": source, "segment": sid, "actor": actor or None,
+              "what": f"{'added to' if action == 'ADD' else 'removed from'} list {name} "
+                      f"({source.replace('_', ' ')}"
+                      + (f", upload #{upload}" if upload else "") + ")",
+              "link": f"/segments/{sid}"}
+             for sid, name, action, source, actor, upload, at in db.session.execute(sa.select(
+                 e.segment_id, e.segment_name, e.action, e.source, e.actor_label, e.upload_id,
+                 e.created_at).where(e.member_id == member_id, e.created_at > start,
+                                     e.created_at <= end,
+                                     e.source.in_(("static_list", "upload", "api"))))]
+
+    def for_item(reach: set[int], offer_id: int | None = None) -> list[dict[str, Any]]:
+        return [*own, *(u for u in usage if offer_id is None or u["offer"] == offer_id),
+                *(o for o in overrides if o["segment"] in reach),
+                *(x for x in lists if x["segment"] in reach)]
+    return for_item
+
+
+__all__ = ["ReplayError", "catalog_at", "check_moment", "decorated_at", "explainer_at",
+           "history_begins", "member_at", "parse_moment", "rows_at", "changes_between"]
