@@ -645,6 +645,39 @@ class ActivityImport(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class RowHistory(db.Model):
+    """Every version of a member and of the catalog (segment definitions, offers, audiences,
+    offer limits, rewards, required segments), written by database triggers (migration
+    0017_history) in the changing transaction: what as-of decisions replay."""
+
+    __tablename__ = "row_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(40))
+    row_key: Mapped[str] = mapped_column(String(80))
+    member_id: Mapped[str | None] = mapped_column(String(36))
+    op: Mapped[str] = mapped_column(String(1))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_row_history_member", "member_id", "id"),
+        Index("ix_row_history_table", "table_name", "id"),
+        Index("ix_row_history_changed", "changed_at"),
+        AUTOINCREMENT,
+    )
+
+
+class HistoryMeta(db.Model):
+    """When the row history begins (one row)."""
+
+    __tablename__ = "history_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    begins_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class AttributeDefinition(db.Model):
     """A declared custom field of members: its JSON type, allowed values and words for people.
 

@@ -221,15 +221,37 @@ def _decorated(member_ref: str, resource_type: str) -> Response:
     """Every offer or reward decorated for a member, as a JSON:API document."""
     from webapp.services.decisions import decorated, dumps
 
-    check_query(())
+    check_query(("as_of",))
     # The member's columns only (no tracked ORM object): this read is the API's busiest.
     member = member_row(member_ref) if "\x00" not in member_ref else None
     if member is None:
         member_or_404(member_ref)  # the same 404 as every member route
+    as_of = query_value("as_of", max_length=64)
+    if as_of is not None:
+        return _decorated_as_of(member.id, resource_type, as_of)
     data, count = decorated(member, resource_type, partial(decorated_items, resource_type))
     body = b"".join((b'{"data":', data, b',"meta":',
                      dumps({"member_id": member.id, "count": count}), b',"links":',
                      dumps({"self": self_link()}), b"}"))
+    return Response(body, mimetype=MEDIA_TYPE)
+
+
+def _decorated_as_of(member_id: str, resource_type: str, as_of: str) -> Response:
+    """The decorated offers or rewards as they were at `as_of` (webapp.services.replay),
+    marked with that moment in `meta.as_of`."""
+    from webapp.services.decisions import dumps
+    from webapp.services.replay import ReplayError, decorated_at, parse_moment
+
+    try:
+        moment = parse_moment(as_of)
+        data, count = decorated_at(member_id, resource_type,
+                                   partial(decorated_items, resource_type), moment)
+    except ReplayError as exc:
+        raise ApiError(400, "invalid_parameter", exc.errors[""], parameter="as_of",
+                       title="Cannot replay that moment") from None
+    body = b"".join((b'{"data":', data, b',"meta":', dumps({
+        "member_id": member_id, "count": count, "as_of": moment.isoformat() + "Z"}),
+        b',"links":', dumps({"self": self_link()}), b"}"))
     return Response(body, mimetype=MEDIA_TYPE)
 
 

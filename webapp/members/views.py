@@ -20,6 +20,7 @@ from webapp.models import Member, Offer, Reward, Segment, SegmentMembership
 from webapp.offers.fields import get_or_404
 from webapp.services import activities as activity_service
 from webapp.services import decisions as visibility
+from webapp.services import replay
 from webapp.services.attributes import problems as attribute_problems
 from webapp.services.lookup import find_member
 from webapp.services.rules import program_timezone
@@ -349,9 +350,63 @@ def show(member_id: str):
     show_filter = request.args.get("show", "all")
     if show_filter not in FILTERS:
         show_filter = "all"
-    catalog = visibility.load_catalog(rows=True)
-    ctx = page_context(member, visibility.explainer(member, catalog), show=show_filter)
-    return render("members/show.html", "decisions", **ctx)
+    moment, problem = _as_of()
+    explainer = None
+    if moment is not None:
+        try:
+            explainer = replay.explainer_at(member.id, moment)
+        except replay.ReplayError as exc:
+            problem = exc.errors[""]
+    if explainer is None:
+        explainer = visibility.explainer(member, visibility.load_catalog(rows=True))
+    ctx = page_context(member, explainer, show=show_filter)
+    ctx.update(as_of=moment if problem is None else None, as_of_problem=problem,
+               as_of_local=picker_value(moment) if moment else "",
+               as_of_attributes=explainer.attributes if moment and not problem else None,
+               timezone=program_timezone())
+    return render("members/show.html", "decisions", **ctx), 400 if problem else 200
+
+
+def picker_value(moment: datetime | None) -> str:
+    """A naive-UTC moment as the date-and-time picker shows it (the program time zone)."""
+    if moment is None:
+        return ""
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo(program_timezone()))
+    return local.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _as_of() -> tuple[datetime | None, str | None]:
+    """The page's `as_of` moment (a picked local time in the program time zone, or RFC 3339
+    with an offset), or a message saying why it is not one."""
+    text = (request.args.get("as_of") or "").strip()
+    if not text:
+        return None, None
+    try:
+        return replay.parse_moment(text, program_timezone()), None
+    except replay.ReplayError as exc:
+        return None, exc.errors[""]
+
+
+@bp.route("/<member_id>/changes")
+@access("read")
+def changes(member_id: str):
+    """What changed between two moments: every offer and reward whose decision differs, with
+    the changes that made it differ, in order."""
+    member = _member_or_404(member_id)
+    tz = program_timezone()
+    problem = None
+    start = end = None
+    try:
+        start = replay.parse_moment(request.args.get("from") or "", tz)
+        end = replay.parse_moment(request.args["to"], tz) if request.args.get("to") \
+            else utcnow()
+        items = replay.changes_between(member.id, start, end)
+    except replay.ReplayError as exc:
+        problem, items = exc.errors[""], []
+    return render("members/changes.html", member=member, changed=items, problem=problem,
+                  start=start, end=end, timezone=tz, from_value=picker_value(start),
+                  to_value=picker_value(end) if request.args.get("to") else ""
+                  ), 400 if problem else 200
 
 
 @bp.route("/<member_id>/activities")
@@ -420,6 +475,9 @@ def _explain(member, item, kind: str, decision):
 def offer(member_id: str, offer_id: int):
     """One offer for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
+    past = _decision_then(member, "offer", offer_id)
+    if past is not None:
+        return past
     item = get_or_404(Offer, offer_id)
     return _explain(member, item, "offer", visibility.offer_decision(member, item))
 
@@ -429,5 +487,30 @@ def offer(member_id: str, offer_id: int):
 def reward(member_id: str, reward_id: int):
     """One reward for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
+    past = _decision_then(member, "reward", reward_id)
+    if past is not None:
+        return past
     item = get_or_404(Reward, reward_id)
     return _explain(member, item, "reward", visibility.reward_decision(member, item))
+
+
+def _decision_then(member: Member, kind: str, item_id: int):
+    """With `as_of`, the permalink page of one decision as it was then (404 when the item
+    did not exist then; the page says why a moment cannot be shown); else None."""
+    moment, problem = _as_of()
+    if moment is None and problem is None:
+        return None
+    try:
+        if problem is not None:
+            raise replay.ReplayError(problem)
+        ex = replay.explainer_at(member.id, moment)
+    except replay.ReplayError as exc:
+        abort(400, description=f"Cannot show that moment: {exc.errors['']}")
+    items = ex.catalog.offers if kind == "offer" else ex.catalog.rewards
+    item = next((i for i in items if i.id == item_id), None)
+    if item is None:
+        abort(404, description=f"That {kind} did not exist at {moment.isoformat()}Z.")
+    decision = ex.offer(item) if kind == "offer" else ex.reward(item)
+    return render("members/explain.html", "explanation", member=member, item=item, kind=kind,
+                  decision=decision, misses=visibility.near_misses(decision.explanation),
+                  node_values=node_values, as_of=moment)

@@ -288,9 +288,10 @@ def activity_criteria(definitions: Iterable[Any]) -> list[Any]:
     return out
 
 
-def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | None = None
-         ) -> dict[str, list[behaviour.Activity]]:
-    """The activities these criteria read, per member id (every given member has a list)."""
+def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | None = None,
+         *, recorded_by: datetime | None = None) -> dict[str, list[behaviour.Activity]]:
+    """The activities these criteria read, per member id (every given member has a list);
+    with `recorded_by`, only those recorded by then (an as-of decision)."""
     out: dict[str, list[behaviour.Activity]] = {m: [] for m in member_ids}
     now = now or utcnow()
     env = make_env(now, program_timezone())
@@ -301,6 +302,8 @@ def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | Non
     conds = [a.type.in_(sorted(need.types))]
     if need.since is not None:
         conds.append(a.occurred_at >= need.since)
+    if recorded_by is not None:
+        conds.append(a.recorded_at <= recorded_by)
     ids = list(member_ids)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
