@@ -66,3 +66,25 @@ def test_demo_users_prints_logins(runner):
     result = runner.invoke(args=["demo", "users"])
     assert result.exit_code == 0
     assert "admin@beacon.test" in result.output and "support@beacon.test" in result.output
+
+
+def test_the_demo_has_a_past_that_as_of_decisions_replay(runner, app):
+    """Three demo members went from silver to gold 3 days ago: a week ago the gold offers
+    were hidden from them, and What changed names the profile change."""
+    from datetime import timedelta
+
+    from webapp.services.replay import changes_between, explainer_at
+    from webapp.timeutil import utcnow
+
+    result = runner.invoke(args=["demo", "seed", "--members", "600"])
+    assert result.exit_code == 0, result.output
+    assert "went from silver to gold 3 days ago" in result.output
+    story = result.output.split("history: ")[1].split(" went")[0].split(", ")
+    member = db.session.scalar(select(Member).where(Member.external_id == story[0]))
+    week_ago = utcnow() - timedelta(days=7)
+    then = explainer_at(member.id, week_ago)
+    assert then.attributes["tier"] == "silver"
+    assert then.attributes["points"] == member.points - 600
+    changed = changes_between(member.id, week_ago, utcnow())
+    assert changed, "some offer or reward changed its decision"
+    assert any("tier silver → gold" in c["what"] for item in changed for c in item["changes"])

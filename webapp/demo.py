@@ -260,10 +260,57 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
 
     _seed_offers_and_rewards(segments, now)
     db.session.commit()
+    story = _seed_history(now)
+    if story:
+        progress(f"history: {', '.join(story)} went from silver to gold 3 days ago "
+                 "(try As of on their member pages)")
     return {"members": member_count, "segments": len(segments),
             "offers": db.session.scalar(select(func.count()).select_from(Offer)),
             "rewards": db.session.scalar(select(func.count()).select_from(Reward)),
             "seconds": time.perf_counter() - started}
+
+
+HISTORY_DAYS = 30
+
+
+def _seed_history(now: datetime) -> list[str]:
+    """A past for the demo, so as-of decisions have something to show: the demo's data is
+    dated 30 days back in the history (its rows, list events, activities as recorded when
+    they happened), and three gold members were silver, with 600 fewer points, until 3 days
+    ago. Returns their external ids."""
+    from webapp.models import Activity, HistoryMeta, MembershipEvent, OverrideHistory, RowHistory
+
+    past = now - timedelta(days=HISTORY_DAYS)
+    h = RowHistory.__table__
+    db.session.execute(h.update().values(changed_at=past))
+    meta = db.session.get(HistoryMeta, 1)
+    if meta is None:
+        db.session.add(HistoryMeta(id=1, begins_at=past))
+    else:
+        meta.begins_at = past
+    for model, column in ((MembershipEvent, "created_at"), (OverrideHistory, "created_at")):
+        table = model.__table__
+        db.session.execute(table.update().where(table.c[column] >= past).values(
+            {column: past}))
+    a = Activity.__table__
+    db.session.execute(a.update().where(a.c.occurred_at <= now).values(
+        recorded_at=a.c.occurred_at))
+    changed = list(db.session.execute(select(Member.id, Member.external_id).where(
+        Member.tier == "gold", Member.points >= 1600).order_by(Member.external_id).limit(3)))
+    for member_id, _ in changed:
+        first = db.session.execute(select(h.c.id, h.c.data).where(
+            h.c.member_id == member_id, h.c.table_name == "members").order_by(h.c.id)
+        ).first()
+        if first is None:
+            continue
+        data = dict(first.data)
+        db.session.execute(h.insert().values(
+            table_name="members", row_key=member_id, member_id=member_id, op="U",
+            data=dict(data), changed_at=now - timedelta(days=3)))
+        data.update(tier="silver", points=int(data["points"]) - 600)
+        db.session.execute(h.update().where(h.c.id == first.id).values(data=data))
+    db.session.commit()
+    return [external_id for _, external_id in changed]
 
 
 def _seed_overrides(segments: dict[str, Segment], now: datetime) -> None:
