@@ -425,11 +425,23 @@ def changes_between(member_id: str, start: datetime, end: datetime) -> list[dict
             reach = _reach(kind, item_id, before.catalog) | _reach(kind, item_id, after.catalog)
             relevant = [c for c in catalog_changes if _touches(c, kind, item_id, reach)]
             changes = sorted([*member_changes(reach, item_id if kind == "offer" else -1),
-                              *(_catalog_change(c) for c in relevant)],
+                              *(_catalog_change(c) for c in relevant),
+                              *_window_changes(kind, (new or old)[0], start, end)],
                              key=lambda c: c["at"])
             out.append({"kind": kind, "id": item_id, "name": (new or old)[0].name,
                         "before": old[1] if old else None, "after": new[1] if new else None,
                         "changes": changes})
+    return out
+
+
+def _window_changes(kind: str, item: Any, start: datetime, end: datetime
+                    ) -> list[dict[str, Any]]:
+    """Time alone: the item's publication or expiry falling between the two moments."""
+    out = []
+    for when, verb in ((item.publish_at, "published"), (item.expire_at, "expired")):
+        if when is not None and start < when <= end:
+            out.append({"at": when, "source": "time", "what": f"{kind} {item.name} {verb}",
+                        "actor": None, "link": None})
     return out
 
 
