@@ -23,8 +23,8 @@ def test_a_support_agent_reads_a_past_moment_and_what_changed_since(client, auth
     _pause()
     tuesday = utcnow()
     _pause()
-    db.session.get(Member, ana.id).points = 1020
-    db.session.commit()
+    from webapp.services.members import update_member
+    update_member(db.session.get(Member, ana.id), {"points": 1020}, actor="crm-sync")
     auth.login("support")
     then = client.get(f"/members/{ana.id}?as_of={tuesday.isoformat()}Z")
     assert then.status_code == 200
@@ -37,6 +37,7 @@ def test_a_support_agent_reads_a_past_moment_and_what_changed_since(client, auth
     assert changed.status_code == 200
     text = changed.get_data(as_text=True)
     assert "Offer Double points" in text and "points 950 → 1,020" in text
+    assert "by crm-sync" in text
     assert 'data-status="missing_required_segments"' in text and 'data-status="visible"' in text
 
 

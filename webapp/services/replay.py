@@ -510,7 +510,8 @@ def _member_changes(member_id: str, start: datetime, end: datetime
             "member created" if c["op"] == "I" else "member deleted"]
         if parts:
             own.append({"at": c["at"], "source": "profile", "what": "; ".join(parts),
-                        "actor": None, "link": f"/members/{member_id}"})
+                        "actor": _actor("member", member_id, c["at"]),
+                        "link": f"/members/{member_id}"})
     a = Activity.__table__.c
     for kind, occurred, amount, recorded, source in db.session.execute(sa.select(
             a.type, a.occurred_at, a.amount_e4, a.recorded_at, a.source).where(
