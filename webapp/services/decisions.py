@@ -124,9 +124,16 @@ def member_rows(member_id: str, segments: Mapping[int, SegmentFacts]
     in them (one query over two indexed lookups)."""
     if not segments:
         return set(), {}
+    return _sorted_rows(
+        db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}), segments)
+
+
+def _sorted_rows(rows: Iterable[Any], segments: Mapping[int, SegmentFacts]
+                 ) -> tuple[set[int], dict[int, dict[str, Any]]]:
+    """`member_rows` from rows of `_MEMBER_ROWS` (source, segment_id, the override's columns)."""
     on_list: set[int] = set()
     overrides: dict[int, dict[str, Any]] = {}
-    for row in db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}):
+    for row in rows:
         facts = segments.get(row.segment_id)
         if facts is None:
             continue
@@ -324,7 +331,12 @@ def cached_catalog() -> Catalog:
     The version token is read before the catalog, so a change racing with the load can only
     leave a newer catalog under an older token (reloaded at the next request), never an older
     catalog under a newer token."""
-    token = catalog_token()
+    return catalog_for(catalog_token())
+
+
+def catalog_for(token: str | None) -> Catalog:
+    """The shared catalog for a version token read just before (see `cached_catalog`): the
+    one kept if it has that token, else loaded now and kept; an unshared one for no token."""
     if token is None:
         return _load_catalog(rows=True)
     key = _database_key()
@@ -572,31 +584,103 @@ class ResultCache:
 RESULTS = ResultCache()
 
 Render = Callable[[Catalog, list[tuple[Any, Decision]]], bytes]
+#: What `member_inputs` reads: the catalog version token, the member's `_MEMBER_ROWS` rows
+#: and the member's activity rows (as `usage_rows` gives them).
+Inputs = tuple[str | None, list[Any], list[tuple]]
+
+
+def _inputs_statement(usage: bool) -> sa.CompoundSelect:
+    """One statement for what keys a decorated answer besides the member's columns: the
+    member's list rows and overrides (`_MEMBER_ROWS`), with `usage` the member's activity and
+    the global counts (`usage_query`), and the catalog version token.
+
+    One flat UNION ALL of those statements' parts (SQLite runs a UNION of subqueries several
+    times slower), each padded with NULLs to one layout: source, segment or offer id, the
+    override's columns, the activity's (t1, t2, t3, n1, n2), the token. Only the first
+    part's NULLs carry types: its types are the result's, and PostgreSQL resolves the types
+    of a UNION pair by pair from the left."""
+    from webapp.services.offer_usage import usage_query
+
+    rows = [s.selected_columns for s in _MEMBER_ROWS.selects]
+    pad = len(rows[0]) - 2
+    # the activity's moments as the driver gives them (text on SQLite), as in usage_rows
+    times = [sa.type_coerce(sa.cast(sa.null(), sa.DateTime), sa.String).label(f"t{n}")
+             for n in (1, 2, 3)]
+    counts = [sa.cast(sa.null(), sa.BigInteger).label(f"n{n}") for n in (1, 2)]
+    token = sa.cast(sa.null(), CatalogVersion.token.type).label("token")
+    first, *others = _MEMBER_ROWS.selects
+    parts = [first.with_only_columns(*rows[0], *times, *counts, token)]
+    parts += [s.with_only_columns(*s.selected_columns, *[sa.null()] * 6) for s in others]
+    if usage:
+        for part in usage_query().selects:
+            source, offer_id, *activity = part.selected_columns
+            parts.append(part.with_only_columns(source, offer_id, *[sa.null()] * pad,
+                                                *activity, sa.null()))
+    parts.append(sa.select(sa.literal_column("'token'"), *[sa.null()] * (pad + 6),
+                           CatalogVersion.token).where(CatalogVersion.id == 1))
+    return sa.union_all(*parts)
+
+
+_INPUTS = {usage: _inputs_statement(usage) for usage in (False, True)}
+_ROW_SOURCES = frozenset(("override", "row"))
+
+
+def member_inputs(connection: sa.Connection, member_id: str, *, usage: bool) -> Inputs:
+    """The catalog version token, the member's rows of `_MEMBER_ROWS` and, with `usage`, the
+    rows `usage_rows` reads for every offer, in one round trip on `connection`."""
+    token = None
+    rows: list[Any] = []
+    activity: list[tuple] = []
+    for row in connection.execute(_INPUTS[usage], {"member_id": member_id}):
+        source = row[0]
+        if source in _ROW_SOURCES:
+            rows.append(row)
+        elif source == "token":
+            token = row[-1]
+        else:
+            activity.append((source, row[1], *row[-6:-1]))
+    return (None if token is None else str(token)), rows, activity
+
+
+def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | None = None
+                  ) -> tuple[sa.Row, bytes, int] | None:
+    """`decorated` for the member named by member id, external id or email (None when no
+    member has it): the member's row and every input of the cache key are read in two
+    statements on a connection of its own (no ORM session; the API's busiest read)."""
+    from webapp.services.lookup import member_row
+
+    now = now or utcnow()
+    with db.engine.connect() as connection:
+        member = member_row(reference, connection)
+        if member is None:
+            return None
+        inputs = member_inputs(connection, member.id, usage=kind == "offers")
+    return member, *decorated(member, kind, render, now=now, inputs=inputs)
 
 
 def decorated(member: Member | sa.Row, kind: str, render: Render, *,
-              now: datetime | None = None) -> tuple[bytes, int]:
+              now: datetime | None = None, inputs: Inputs | None = None) -> tuple[bytes, int]:
     """Every offer (`kind` "offers") or reward ("rewards") of the catalog decided for this
     member and rendered by `render`, with how many there are.
 
     The rendered bytes are kept per process, keyed by everything they are computed from: the
     catalog version token, the program time zone, the member's attributes, the static lists
-    (of the catalog's segments) the member is on and the member's overrides in them. An entry
-    is served only before the first instant the answer could change with time alone
-    (`valid_until`); the evaluation moment each decision shows is put back at serving time.
-    The token and the member's facts are read before the decisions are computed from them, so
-    a concurrent change can only leave an entry that nobody's key reaches any more. The
-    cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0 switches it off)."""
+    (of the catalog's segments) the member is on and the member's overrides in them, and for
+    offers the member's activity and the global counts. An entry is served only before the
+    first instant the answer could change with time alone (`valid_until`); the evaluation
+    moment each decision shows is put back at serving time. The token and the member's facts
+    (`inputs`, read by `member_inputs` when not given) are read before the decisions are
+    computed from them, so a concurrent change can only leave an entry that nobody's key
+    reaches any more. The cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0
+    switches it off)."""
     now = now or utcnow()
     tz = program_timezone()
-    catalog = cached_catalog()
-    on_list, overrides = member_rows(member.id, catalog.segments)
+    if inputs is None:
+        inputs = member_inputs(db.session.connection(), member.id, usage=kind == "offers")
+    token, rows, activity = inputs
+    catalog = catalog_for(token)
+    on_list, overrides = _sorted_rows(rows, catalog.segments)
     attributes = member_attributes(member)
-    activity: list[tuple] = []
-    if kind == "offers":
-        from webapp.services.offer_usage import usage_rows
-
-        activity = usage_rows(member.id, global_ids=catalog.global_limited())
     limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     key = None
     if catalog.token is not None and limit > 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, Select, bindparam, case, func, or_, select
+from sqlalchemy import Connection, Row, Select, bindparam, case, func, or_, select
 
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentTag, User
@@ -35,12 +35,14 @@ _MEMBER_ROW = {column: select(_MEMBERS).where(_MEMBERS.c[column] == bindparam("v
                for column in ("id", "external_id", "email")}
 
 
-def member_row(identifier: str) -> Row | None:
+def member_row(identifier: str, connection: Connection | None = None) -> Row | None:
     """A member's columns (read-only, no ORM object) by member id, external id or email,
-    tried in that order, on the session's connection: for reads that only need the values
-    (`webapp.models.member_attributes` turns the row into the member's attributes)."""
+    tried in that order, on `connection` (default: the session's): for reads that only need
+    the values (`webapp.models.member_attributes` turns the row into the member's
+    attributes)."""
     tries = _member_tries(identifier)
-    connection = db.session.connection() if tries else None
+    if tries and connection is None:
+        connection = db.session.connection()
     for column, value in tries:
         row = connection.execute(_MEMBER_ROW[column], {"value": value}).first()
         if row is not None:

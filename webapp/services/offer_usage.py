@@ -61,6 +61,13 @@ def _query(offer_ids: bool, global_ids: bool) -> sa.CompoundSelect:
 _QUERIES = {(o, g): _query(o, g) for o in (False, True) for g in (False, True)}
 
 
+def usage_query() -> sa.CompoundSelect:
+    """The statement of `usage_rows` for every offer of the member, with the counts over all
+    members of every offer that has a global limit (none when no offer has one), for a
+    caller that reads it together with other rows (parameter `member_id`)."""
+    return _QUERIES[(False, True)]
+
+
 def usage_rows(member_id: str, *, offer_ids: Collection[int] | None = None,
                global_ids: Collection[int] = ()) -> list[tuple]:
     """The member's activity rows (and, when `global_ids` names any, the counts over all
