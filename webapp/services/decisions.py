@@ -631,7 +631,7 @@ def member_inputs(connection: sa.Connection, member_id: str, *, usage: bool) -> 
     token = None
     rows: list[Any] = []
     activity: list[tuple] = []
-    for row in connection.execute(_INPUTS[usage], {"member_id": member_id}):
+    for row in connection.execute(_INPUTS[usage], {"member_id": member_id}).all():
         source = row[0]
         if source in _ROW_SOURCES:
             rows.append(row)
@@ -684,9 +684,8 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
     limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     key = None
     if catalog.token is not None and limit > 0:
-        key = (_database_key(), catalog.token, kind, tz, member.id, json.dumps(
-            [attributes, sorted(on_list), sorted(overrides.items()), activity],
-            separators=(",", ":"), default=repr))
+        key = (_database_key(), catalog.token, kind, tz, member.id,
+               *_member_key(attributes, on_list, overrides, activity))
         entry = RESULTS.get(key, now)
         if entry is not None:
             return _moment_json(now).join(entry.parts), entry.count
@@ -714,6 +713,16 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
         if len(parts) == windows + 1 and valid_until > now:
             RESULTS.put(key, _Entry(tuple(parts), len(pairs), valid_until, len(body)), limit)
     return body, len(pairs)
+
+
+def _member_key(attributes: Mapping[str, Any], on_list: set[int],
+                overrides: Mapping[int, Mapping[str, Any]], activity: list[tuple]) -> tuple:
+    """The member's part of a cached answer's key, equal exactly when the inputs are: the
+    attributes as JSON (their lists and objects are not hashable, and JSON tells 1 from
+    1.0 and true), the rest as tuples of the rows' typed values (one type per column)."""
+    return (json.dumps(attributes, separators=(",", ":"), default=repr), tuple(sorted(on_list)),
+            tuple((sid, tuple(fact.items())) for sid, fact in sorted(overrides.items())),
+            tuple(activity))
 
 
 def _moment_json(now: datetime) -> bytes:
