@@ -642,6 +642,17 @@ def member_inputs(connection: sa.Connection, member_id: str, *, usage: bool) -> 
     return (None if token is None else str(token)), rows, activity
 
 
+def _reader() -> sa.Connection:
+    """A connection of its own for a few reads. On PostgreSQL it runs them without a
+    transaction: each statement sees what is committed when it starts, as in the default READ
+    COMMITTED transaction, without the round trips of BEGIN and ROLLBACK. SQLite's driver
+    begins no transaction for reads anyway (and its isolation setting costs a statement)."""
+    connection = db.engine.connect()
+    if connection.dialect.name == "sqlite":
+        return connection
+    return connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | None = None
                   ) -> tuple[sa.Row, bytes, int] | None:
     """`decorated` for the member named by member id, external id or email (None when no
@@ -650,7 +661,7 @@ def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | 
     from webapp.services.lookup import member_row
 
     now = now or utcnow()
-    with db.engine.connect() as connection:
+    with _reader() as connection:
         member = member_row(reference, connection)
         if member is None:
             return None
