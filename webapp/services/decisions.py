@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from bisect import bisect_right
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, namedtuple
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -589,16 +589,22 @@ Render = Callable[[Catalog, list[tuple[Any, Decision]]], bytes]
 Inputs = tuple[str | None, list[Any], list[tuple]]
 
 
-def _inputs_statement(usage: bool) -> sa.CompoundSelect:
-    """One statement for what keys a decorated answer besides the member's columns: the
-    member's list rows and overrides (`_MEMBER_ROWS`), with `usage` the member's activity and
-    the global counts (`usage_query`), and the catalog version token.
+_MEMBERS = Member.__table__
+#: A member's columns read along with the inputs (`member_and_inputs`), as attributes.
+MemberColumns = namedtuple("MemberColumns", [c.name for c in _MEMBERS.c])
+
+
+def _inputs_statement(usage: bool, member: bool) -> sa.CompoundSelect:
+    """One statement for what keys a decorated answer: the member's list rows and overrides
+    (`_MEMBER_ROWS`), with `usage` the member's activity and the global counts
+    (`usage_query`), the catalog version token and, with `member`, the member's columns (the
+    member whose id is `member_id`).
 
     One flat UNION ALL of those statements' parts (SQLite runs a UNION of subqueries several
     times slower), each padded with NULLs to one layout: source, segment or offer id, the
-    override's columns, the activity's (t1, t2, t3, n1, n2), the token. Only the first
-    part's NULLs carry types: its types are the result's, and PostgreSQL resolves the types
-    of a UNION pair by pair from the left."""
+    override's columns, the activity's (t1, t2, t3, n1, n2), the token, then the member's
+    columns. Only the first part's NULLs carry types: its types are the result's, and
+    PostgreSQL resolves the types of a UNION pair by pair from the left."""
     from webapp.services.offer_usage import usage_query
 
     rows = [s.selected_columns for s in _MEMBER_ROWS.selects]
@@ -608,38 +614,61 @@ def _inputs_statement(usage: bool) -> sa.CompoundSelect:
              for n in (1, 2, 3)]
     counts = [sa.cast(sa.null(), sa.BigInteger).label(f"n{n}") for n in (1, 2)]
     token = sa.cast(sa.null(), CatalogVersion.token.type).label("token")
+    members = [sa.cast(sa.null(), c.type).label(f"member_{c.name}")
+               for c in _MEMBERS.c] if member else []
+    after = [sa.null()] * len(members)
     first, *others = _MEMBER_ROWS.selects
-    parts = [first.with_only_columns(*rows[0], *times, *counts, token)]
-    parts += [s.with_only_columns(*s.selected_columns, *[sa.null()] * 6) for s in others]
+    parts = [first.with_only_columns(*rows[0], *times, *counts, token, *members)]
+    parts += [s.with_only_columns(*s.selected_columns, *[sa.null()] * 6, *after)
+              for s in others]
     if usage:
         for part in usage_query().selects:
             source, offer_id, *activity = part.selected_columns
             parts.append(part.with_only_columns(source, offer_id, *[sa.null()] * pad,
-                                                *activity, sa.null()))
+                                                *activity, sa.null(), *after))
     parts.append(sa.select(sa.literal_column("'token'"), *[sa.null()] * (pad + 6),
-                           CatalogVersion.token).where(CatalogVersion.id == 1))
+                           CatalogVersion.token, *after).where(CatalogVersion.id == 1))
+    if member:
+        parts.append(sa.select(sa.literal_column("'member'"), *[sa.null()] * (pad + 7),
+                               *_MEMBERS.c).where(_MEMBERS.c.id == sa.bindparam("member_id")))
     return sa.union_all(*parts)
 
 
-_INPUTS = {usage: _inputs_statement(usage) for usage in (False, True)}
+_INPUTS = {(usage, member): _inputs_statement(usage, member)
+           for usage in (False, True) for member in (False, True)}
 _ROW_SOURCES = frozenset(("override", "row"))
+_TOKEN_AT = len(_INPUTS[(False, False)].selected_columns) - 1
 
 
 def member_inputs(connection: sa.Connection, member_id: str, *, usage: bool) -> Inputs:
     """The catalog version token, the member's rows of `_MEMBER_ROWS` and, with `usage`, the
     rows `usage_rows` reads for every offer, in one round trip on `connection`."""
-    token = None
+    return _read_inputs(connection, member_id, usage, False)[1]
+
+
+def member_and_inputs(connection: sa.Connection, member_id: str, *, usage: bool
+                      ) -> tuple[MemberColumns | None, Inputs]:
+    """The columns of the member with this id (None when there is none) and `member_inputs`,
+    in one round trip on `connection`."""
+    return _read_inputs(connection, member_id, usage, True)
+
+
+def _read_inputs(connection: sa.Connection, member_id: str, usage: bool, member: bool
+                 ) -> tuple[MemberColumns | None, Inputs]:
+    token = found = None
     rows: list[Any] = []
     activity: list[tuple] = []
-    for row in connection.execute(_INPUTS[usage], {"member_id": member_id}).all():
+    for row in connection.execute(_INPUTS[(usage, member)], {"member_id": member_id}).all():
         source = row[0]
         if source in _ROW_SOURCES:
             rows.append(row)
         elif source == "token":
-            token = row[-1]
+            token = row[_TOKEN_AT]
+        elif source == "member":
+            found = MemberColumns._make(row[_TOKEN_AT + 1:])
         else:
-            activity.append((source, row[1], *row[-6:-1]))
-    return (None if token is None else str(token)), rows, activity
+            activity.append((source, row[1], *row[_TOKEN_AT - 5:_TOKEN_AT]))
+    return found, ((None if token is None else str(token)), rows, activity)
 
 
 def _reader() -> sa.Connection:
@@ -654,18 +683,25 @@ def _reader() -> sa.Connection:
 
 
 def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | None = None
-                  ) -> tuple[sa.Row, bytes, int] | None:
+                  ) -> tuple[Any, bytes, int] | None:
     """`decorated` for the member named by member id, external id or email (None when no
-    member has it): the member's row and every input of the cache key are read in two
-    statements on a connection of its own (no ORM session; the API's busiest read)."""
-    from webapp.services.lookup import member_row
+    member has it), everything it reads besides the catalog on a connection of its own (no
+    ORM session; the API's busiest read): a reference that is a member's id in one
+    statement with the cache key's inputs, any other in two (`member_row`, then those)."""
+    from webapp.services.lookup import member_id_reference, member_row
 
     now = now or utcnow()
+    usage = kind == "offers"
     with _reader() as connection:
-        member = member_row(reference, connection)
+        member = None
+        member_id = member_id_reference(reference)
+        if member_id is not None:
+            member, inputs = member_and_inputs(connection, member_id, usage=usage)
         if member is None:
-            return None
-        inputs = member_inputs(connection, member.id, usage=kind == "offers")
+            member = member_row(reference, connection)
+            if member is None:
+                return None
+            inputs = member_inputs(connection, member.id, usage=usage)
     return member, *decorated(member, kind, render, now=now, inputs=inputs)
 
 

@@ -19,6 +19,12 @@ def _member_tries(identifier: str | None) -> list[tuple[str, str]]:
                                         if "@" in identifier else [])
 
 
+def member_id_reference(identifier: str | None) -> str | None:
+    """The member id a reference is tried as first (None when it is not tried as an id)."""
+    tries = _member_tries(identifier)
+    return tries[0][1] if tries and tries[0][0] == "id" else None
+
+
 def find_member(identifier: str) -> Member | None:
     """A member by member id, external id or email, tried in that order."""
     for column, value in _member_tries(identifier):
