@@ -495,3 +495,42 @@ def test_cached_answers_follow_activities_and_their_windows(app, api, clock, mon
     offers = json.loads(_get(api, f"/members/{ana.id}/offers", cache=True))["data"]
     assert offers[0]["attributes"]["visible_status"] == "missing_required_segments"
     assert stats["hits"] > 0
+
+
+def test_a_hit_reads_one_statement_and_every_reference_gets_the_same_answer(app, api, clock):
+    """A member id reads the member and every input of the key in one statement; an external
+    id, an email or a 36-character external id (not an id) find the same member, a reference
+    nobody has is the member routes' 404."""
+    from sqlalchemy import event
+
+    member = make_member(external_id="REF-1", email="ref@example.com", tier="gold")
+    uuid_like = make_member(external_id="f" * 8 + "-0000-4000-8000-" + "0" * 12)
+    gold = make_segment("Gold", include=[{"field": "tier", "operator": "equals",
+                                          "value": "gold"}])
+    staff = make_segment("Staff", kind="static")
+    make_offer("Gold", audiences=[("in_any_segment", {"segments": [gold.id, staff.id]})])
+    make_reward("Mug", required=[gold], points=10)
+    api.post(f"/segments/{staff.id}/relationships/members",
+             {"data": [{"type": "members", "id": member.id}]})
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    for kind in ("offers", "rewards"):
+        by_id = _get(api, f"/members/{member.id}/{kind}", cache=True)
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert _get(api, f"/members/{member.id}/{kind}", cache=True) == by_id
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert len(statements) == 1, statements
+        statements.clear()
+        for reference in ("REF-1", "ref@example.com", " REF@example.com "):
+            got = json.loads(_get(api, f"/members/{reference}/{kind}", cache=True))
+            assert (got["data"], got["meta"]) == (json.loads(by_id)["data"],
+                                                  json.loads(by_id)["meta"])
+        other = json.loads(_get(api, f"/members/{uuid_like.external_id}/{kind}", cache=True))
+        assert other["meta"]["member_id"] == uuid_like.id
+        assert api.get(f"/members/{'0' * 36}/{kind}").status_code == 404
+        assert api.get(f"/members/nobody@example.com/{kind}").status_code == 404

@@ -40,7 +40,7 @@ from webapp.api.pagination import (
 )
 from webapp.api.serializers import decorated_items, member_resource
 from webapp.models import Member
-from webapp.services.lookup import find_member, member_row
+from webapp.services.lookup import find_member
 from webapp.services.members import (
     FIELDS,
     READ_ONLY,
@@ -219,17 +219,21 @@ def member_search():
 
 def _decorated(member_ref: str, resource_type: str) -> Response:
     """Every offer or reward decorated for a member, as a JSON:API document."""
-    from webapp.services.decisions import decorated, dumps
+    from webapp.services.decisions import decorated, decorated_for, dumps
 
     check_query(("as_of",))
-    # The member's columns only (no tracked ORM object): this read is the API's busiest.
-    member = member_row(member_ref) if "\x00" not in member_ref else None
-    if member is None:
-        member_or_404(member_ref)  # the same 404 as every member route
     as_of = query_value("as_of", max_length=64)
     if as_of is not None:
+        member = member_or_404(member_ref)  # the same 404 as every member route
         return _decorated_as_of(member.id, resource_type, as_of)
-    data, count = decorated(member, resource_type, partial(decorated_items, resource_type))
+    render = partial(decorated_items, resource_type)
+    # The member's columns only (no tracked ORM object): this read is the API's busiest.
+    found = decorated_for(member_ref, resource_type, render) if "\x00" not in member_ref \
+        else None
+    if found is None:
+        member = member_or_404(member_ref)  # the same 404 as every member route
+        found = (member, *decorated(member, resource_type, render))
+    member, data, count = found
     body = b"".join((b'{"data":', data, b',"meta":',
                      dumps({"member_id": member.id, "count": count}), b',"links":',
                      dumps({"self": self_link()}), b"}"))

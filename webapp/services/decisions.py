@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import threading
 from bisect import bisect_right
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, namedtuple
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -126,9 +126,16 @@ def member_rows(member_id: str, segments: Mapping[int, SegmentFacts]
     in them (one query over two indexed lookups)."""
     if not segments:
         return set(), {}
+    return _sorted_rows(
+        db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}), segments)
+
+
+def _sorted_rows(rows: Iterable[Any], segments: Mapping[int, SegmentFacts]
+                 ) -> tuple[set[int], dict[int, dict[str, Any]]]:
+    """`member_rows` from rows of `_MEMBER_ROWS` (source, segment_id, the override's columns)."""
     on_list: set[int] = set()
     overrides: dict[int, dict[str, Any]] = {}
-    for row in db.session.connection().execute(_MEMBER_ROWS, {"member_id": member_id}):
+    for row in rows:
         facts = segments.get(row.segment_id)
         if facts is None:
             continue
@@ -326,7 +333,12 @@ def cached_catalog() -> Catalog:
     The version token is read before the catalog, so a change racing with the load can only
     leave a newer catalog under an older token (reloaded at the next request), never an older
     catalog under a newer token."""
-    token = catalog_token()
+    return catalog_for(catalog_token())
+
+
+def catalog_for(token: str | None) -> Catalog:
+    """The shared catalog for a version token read just before (see `cached_catalog`): the
+    one kept if it has that token, else loaded now and kept; an unshared one for no token."""
     if token is None:
         return _load_catalog(rows=True)
     key = _database_key()
@@ -592,37 +604,155 @@ class ResultCache:
 RESULTS = ResultCache()
 
 Render = Callable[[Catalog, list[tuple[Any, Decision]]], bytes]
+#: What `member_inputs` reads: the catalog version token, the member's `_MEMBER_ROWS` rows
+#: and the member's activity rows (as `usage_rows` gives them).
+Inputs = tuple[str | None, list[Any], list[tuple]]
+
+
+_MEMBERS = Member.__table__
+#: A member's columns read along with the inputs (`member_and_inputs`), as attributes.
+MemberColumns = namedtuple("MemberColumns", [c.name for c in _MEMBERS.c])
+
+
+def _inputs_statement(usage: bool, member: bool) -> sa.CompoundSelect:
+    """One statement for what keys a decorated answer: the member's list rows and overrides
+    (`_MEMBER_ROWS`), with `usage` the member's activity and the global counts
+    (`usage_query`), the catalog version token and, with `member`, the member's columns (the
+    member whose id is `member_id`).
+
+    One flat UNION ALL of those statements' parts (SQLite runs a UNION of subqueries several
+    times slower), each padded with NULLs to one layout: source, segment or offer id, the
+    override's columns, the activity's (t1, t2, t3, n1, n2), the token, then the member's
+    columns. Only the first part's NULLs carry types: its types are the result's, and
+    PostgreSQL resolves the types of a UNION pair by pair from the left."""
+    from webapp.services.offer_usage import usage_query
+
+    rows = [s.selected_columns for s in _MEMBER_ROWS.selects]
+    pad = len(rows[0]) - 2
+    # the activity's moments as the driver gives them (text on SQLite), as in usage_rows
+    times = [sa.type_coerce(sa.cast(sa.null(), sa.DateTime), sa.String).label(f"t{n}")
+             for n in (1, 2, 3)]
+    counts = [sa.cast(sa.null(), sa.BigInteger).label(f"n{n}") for n in (1, 2)]
+    token = sa.cast(sa.null(), CatalogVersion.token.type).label("token")
+    members = [sa.cast(sa.null(), c.type).label(f"member_{c.name}")
+               for c in _MEMBERS.c] if member else []
+    after = [sa.null()] * len(members)
+    first, *others = _MEMBER_ROWS.selects
+    parts = [first.with_only_columns(*rows[0], *times, *counts, token, *members)]
+    parts += [s.with_only_columns(*s.selected_columns, *[sa.null()] * 6, *after)
+              for s in others]
+    if usage:
+        for part in usage_query().selects:
+            source, offer_id, *activity = part.selected_columns
+            parts.append(part.with_only_columns(source, offer_id, *[sa.null()] * pad,
+                                                *activity, sa.null(), *after))
+    parts.append(sa.select(sa.literal_column("'token'"), *[sa.null()] * (pad + 6),
+                           CatalogVersion.token, *after).where(CatalogVersion.id == 1))
+    if member:
+        parts.append(sa.select(sa.literal_column("'member'"), *[sa.null()] * (pad + 7),
+                               *_MEMBERS.c).where(_MEMBERS.c.id == sa.bindparam("member_id")))
+    return sa.union_all(*parts)
+
+
+_INPUTS = {(usage, member): _inputs_statement(usage, member)
+           for usage in (False, True) for member in (False, True)}
+_ROW_SOURCES = frozenset(("override", "row"))
+_TOKEN_AT = len(_INPUTS[(False, False)].selected_columns) - 1
+
+
+def member_inputs(connection: sa.Connection, member_id: str, *, usage: bool) -> Inputs:
+    """The catalog version token, the member's rows of `_MEMBER_ROWS` and, with `usage`, the
+    rows `usage_rows` reads for every offer, in one round trip on `connection`."""
+    return _read_inputs(connection, member_id, usage, False)[1]
+
+
+def member_and_inputs(connection: sa.Connection, member_id: str, *, usage: bool
+                      ) -> tuple[MemberColumns | None, Inputs]:
+    """The columns of the member with this id (None when there is none) and `member_inputs`,
+    in one round trip on `connection`."""
+    return _read_inputs(connection, member_id, usage, True)
+
+
+def _read_inputs(connection: sa.Connection, member_id: str, usage: bool, member: bool
+                 ) -> tuple[MemberColumns | None, Inputs]:
+    token = found = None
+    rows: list[Any] = []
+    activity: list[tuple] = []
+    for row in connection.execute(_INPUTS[(usage, member)], {"member_id": member_id}).all():
+        source = row[0]
+        if source in _ROW_SOURCES:
+            rows.append(row)
+        elif source == "token":
+            token = row[_TOKEN_AT]
+        elif source == "member":
+            found = MemberColumns._make(row[_TOKEN_AT + 1:])
+        else:
+            activity.append((source, row[1], *row[_TOKEN_AT - 5:_TOKEN_AT]))
+    return found, ((None if token is None else str(token)), rows, activity)
+
+
+def _reader() -> sa.Connection:
+    """A connection of its own for a few reads. On PostgreSQL it runs them without a
+    transaction: each statement sees what is committed when it starts, as in the default READ
+    COMMITTED transaction, without the round trips of BEGIN and ROLLBACK. SQLite's driver
+    begins no transaction for reads anyway (and its isolation setting costs a statement)."""
+    connection = db.engine.connect()
+    if connection.dialect.name == "sqlite":
+        return connection
+    return connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | None = None
+                  ) -> tuple[Any, bytes, int] | None:
+    """`decorated` for the member named by member id, external id or email (None when no
+    member has it), everything it reads besides the catalog on a connection of its own (no
+    ORM session; the API's busiest read): a reference that is a member's id in one
+    statement with the cache key's inputs, any other in two (`member_row`, then those)."""
+    from webapp.services.lookup import member_id_reference, member_row
+
+    now = now or utcnow()
+    usage = kind == "offers"
+    with _reader() as connection:
+        member = None
+        member_id = member_id_reference(reference)
+        if member_id is not None:
+            member, inputs = member_and_inputs(connection, member_id, usage=usage)
+        if member is None:
+            member = member_row(reference, connection)
+            if member is None:
+                return None
+            inputs = member_inputs(connection, member.id, usage=usage)
+    return member, *decorated(member, kind, render, now=now, inputs=inputs)
 
 
 def decorated(member: Member | sa.Row, kind: str, render: Render, *,
-              now: datetime | None = None) -> tuple[bytes, int]:
+              now: datetime | None = None, inputs: Inputs | None = None) -> tuple[bytes, int]:
     """Every offer (`kind` "offers") or reward ("rewards") of the catalog decided for this
     member and rendered by `render`, with how many there are.
 
     The rendered bytes are kept per process, keyed by everything they are computed from: the
     catalog version token, the program time zone, the member's attributes, the static lists
-    (of the catalog's segments) the member is on and the member's overrides in them. An entry
-    is served only before the first instant the answer could change with time alone
-    (`valid_until`); the evaluation moment each decision shows is put back at serving time.
-    The token and the member's facts are read before the decisions are computed from them, so
-    a concurrent change can only leave an entry that nobody's key reaches any more. The
-    cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0 switches it off)."""
+    (of the catalog's segments) the member is on and the member's overrides in them, and for
+    offers the member's activity and the global counts. An entry is served only before the
+    first instant the answer could change with time alone (`valid_until`); the evaluation
+    moment each decision shows is put back at serving time. The token and the member's facts
+    (`inputs`, read by `member_inputs` when not given) are read before the decisions are
+    computed from them, so a concurrent change can only leave an entry that nobody's key
+    reaches any more. The cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0
+    switches it off)."""
     now = now or utcnow()
     tz = program_timezone()
-    catalog = cached_catalog()
-    on_list, overrides = member_rows(member.id, catalog.segments)
+    if inputs is None:
+        inputs = member_inputs(db.session.connection(), member.id, usage=kind == "offers")
+    token, rows, activity = inputs
+    catalog = catalog_for(token)
+    on_list, overrides = _sorted_rows(rows, catalog.segments)
     attributes = with_activities(catalog, member.id, member_attributes(member), now)
-    activity: list[tuple] = []
-    if kind == "offers":
-        from webapp.services.offer_usage import usage_rows
-
-        activity = usage_rows(member.id, global_ids=catalog.global_limited())
     limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     key = None
     if catalog.token is not None and limit > 0:
-        key = (_database_key(), catalog.token, kind, tz, member.id, json.dumps(
-            [attributes, sorted(on_list), sorted(overrides.items()), activity],
-            separators=(",", ":"), default=repr))
+        key = (_database_key(), catalog.token, kind, tz, member.id,
+               *_member_key(attributes, on_list, overrides, activity))
         entry = RESULTS.get(key, now)
         if entry is not None:
             return _moment_json(now).join(entry.parts), entry.count
@@ -650,6 +780,16 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
         if len(parts) == windows + 1 and valid_until > now:
             RESULTS.put(key, _Entry(tuple(parts), len(pairs), valid_until, len(body)), limit)
     return body, len(pairs)
+
+
+def _member_key(attributes: Mapping[str, Any], on_list: set[int],
+                overrides: Mapping[int, Mapping[str, Any]], activity: list[tuple]) -> tuple:
+    """The member's part of a cached answer's key, equal exactly when the inputs are: the
+    attributes as JSON (their lists and objects are not hashable, and JSON tells 1 from
+    1.0 and true), the rest as tuples of the rows' typed values (one type per column)."""
+    return (json.dumps(attributes, separators=(",", ":"), default=repr), tuple(sorted(on_list)),
+            tuple((sid, tuple(fact.items())) for sid, fact in sorted(overrides.items())),
+            tuple(activity))
 
 
 def _moment_json(now: datetime) -> bytes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, Select, bindparam, case, func, or_, select
+from sqlalchemy import Connection, Row, Select, bindparam, case, func, or_, select
 
 from webapp.extensions import db
 from webapp.models import Member, Segment, SegmentTag, User
@@ -17,6 +17,12 @@ def _member_tries(identifier: str | None) -> list[tuple[str, str]]:
     return ([("id", identifier)] if len(identifier) == 36 else []) + [
         ("external_id", identifier)] + ([("email", identifier.lower())]
                                         if "@" in identifier else [])
+
+
+def member_id_reference(identifier: str | None) -> str | None:
+    """The member id a reference is tried as first (None when it is not tried as an id)."""
+    tries = _member_tries(identifier)
+    return tries[0][1] if tries and tries[0][0] == "id" else None
 
 
 def find_member(identifier: str) -> Member | None:
@@ -35,12 +41,14 @@ _MEMBER_ROW = {column: select(_MEMBERS).where(_MEMBERS.c[column] == bindparam("v
                for column in ("id", "external_id", "email")}
 
 
-def member_row(identifier: str) -> Row | None:
+def member_row(identifier: str, connection: Connection | None = None) -> Row | None:
     """A member's columns (read-only, no ORM object) by member id, external id or email,
-    tried in that order, on the session's connection: for reads that only need the values
-    (`webapp.models.member_attributes` turns the row into the member's attributes)."""
+    tried in that order, on `connection` (default: the session's): for reads that only need
+    the values (`webapp.models.member_attributes` turns the row into the member's
+    attributes)."""
     tries = _member_tries(identifier)
-    connection = db.session.connection() if tries else None
+    if tries and connection is None:
+        connection = db.session.connection()
     for column, value in tries:
         row = connection.execute(_MEMBER_ROW[column], {"value": value}).first()
         if row is not None:
