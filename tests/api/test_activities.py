@@ -63,6 +63,25 @@ def test_a_batch_records_each_item_and_a_repeat_is_not_counted_twice(api):
     assert db.session.scalar(select(func.count()).select_from(Activity)) == 1
 
 
+def test_a_large_batch_with_stored_repeats_gives_each_item_its_own_id(api):
+    """Past one insert statement's worth of rows, each recorded item still gets the id of
+    its own row, and those already stored are answered as duplicates with their ids."""
+    make_member(external_id="ANA")
+    first = api.post("/activities", {"data": [act("ANA", f"big-{i}") for i in (7, 901)]})
+    stored = {r["external_id"]: r["id"] for r in first.get_json()["meta"]["results"]}
+    body = {"data": [act("ANA", f"big-{i}", amount=i) for i in range(1200)]}
+    meta = api.post("/activities", body).get_json()["meta"]
+    assert meta["counts"] == {"recorded": 1198, "duplicate": 2, "invalid": 0}
+    for r in meta["results"]:
+        if r["external_id"] in stored:
+            assert (r["result"], r["id"]) == ("duplicate", stored[r["external_id"]])
+    rows = dict(db.session.execute(select(Activity.external_id, Activity.id)).tuples().all())
+    assert {r["external_id"]: int(r["id"]) for r in meta["results"]} == rows
+    amounts = dict(db.session.execute(select(Activity.id, Activity.amount_e4)).tuples().all())
+    assert all(amounts[int(r["id"])] == r["index"] * 10_000 for r in meta["results"]
+               if r["result"] == "recorded")
+
+
 def test_one_more_purchase_moves_the_member_in_within_the_request(api):
     ana = make_member(external_id="ANA")
     segment = coffee_segment(api)

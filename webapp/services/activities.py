@@ -173,16 +173,16 @@ def resolve_members(refs: Iterable[str]) -> dict[str, str]:
 
 def _insert(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert rows, skipping external ids already stored: the ids of those really inserted,
-    by external id."""
+    by external id.
+
+    One statement executed with the rows as parameters: SQLAlchemy batches them into
+    multi-row INSERT … RETURNING ("insertmanyvalues") from a statement compiled once and
+    cached, instead of compiling a new VALUES list of 500 rows for every chunk."""
     dialect = db.session.get_bind().dialect.name
     make = pg_insert if dialect == "postgresql" else sqlite_insert
-    inserted: dict[str, int] = {}
-    for start in range(0, len(rows), CHUNK):
-        stmt = make(activities_t).values(rows[start:start + CHUNK]).on_conflict_do_nothing(
-            index_elements=["external_id"]).returning(activities_t.c.external_id,
-                                                      activities_t.c.id)
-        inserted.update({ext: id_ for ext, id_ in db.session.execute(stmt)})
-    return inserted
+    stmt = make(activities_t).on_conflict_do_nothing(index_elements=["external_id"]).returning(
+        activities_t.c.external_id, activities_t.c.id)
+    return {ext: id_ for ext, id_ in db.session.execute(stmt, rows)}
 
 
 def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api",
