@@ -102,6 +102,31 @@ def test_one_more_purchase_moves_the_member_in_within_the_request(api):
     assert size_of(api, segment) == 1
 
 
+def test_each_type_is_read_over_its_own_window_when_members_move(api):
+    """Segments reading visits over 7 days and purchases over 60 days: recording either type
+    re-evaluates both rightly (each type loaded as far back as its criteria read)."""
+    make_member(external_id="ANA")
+    visits = coffee_segment(api, name="Visited this week", include=[
+        {"field": "activity.count", "operator": ">=", "value": 2,
+         "activity": {"type": "visit", "window": {"days": 7}}}])
+    buyers = coffee_segment(api, name="Spent 10", include=[
+        {"field": "activity.sum", "operator": ">=", "value": 10,
+         "activity": {"type": "purchase", "window": {"days": 60}}},
+        {"field": "activity.count", "operator": ">=", "value": 1,
+         "activity": {"type": "visit", "window": {"days": 30}}}])
+    api.post("/activities", {"data": [act("ANA", "p1", amount=6, days_ago=50),
+                                      act("ANA", "v1", kind="visit", days_ago=20)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 0)
+    # Both segments re-evaluated (a visit too): the visit 20 days ago still counts.
+    api.post("/activities", {"data": [act("ANA", "p2", amount=4, days_ago=1),
+                                      act("ANA", "v0", kind="visit", days_ago=40)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 1)
+    api.post("/activities", {"data": [act("ANA", "v2", kind="visit", days_ago=2)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 1)
+    api.post("/activities", {"data": [act("ANA", "v3", kind="visit", days_ago=0)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (1, 1)
+
+
 def test_the_segment_counts_in_sql_what_python_decides(api):
     for n in range(4):
         make_member(external_id=f"M{n}")

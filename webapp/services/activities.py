@@ -298,17 +298,32 @@ def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | Non
     if need is None or not member_ids:
         return out
     a = activities_t.c
-    conds = [a.type.in_(sorted(need.types))]
-    if need.since is not None:
-        conds.append(a.occurred_at >= need.since)
+    spans = _spans(criteria, env)
+    wanted = sa.or_(*(a.type == kind if since is None else
+                      sa.and_(a.type == kind, a.occurred_at >= since)
+                      for kind, since in sorted(spans.items())))
     ids = list(member_ids)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start:start + CHUNK]
         for member_id, kind, at, amount, props in db.session.execute(sa.select(
                 a.member_id, a.type, a.occurred_at, a.amount_e4, a.properties).where(
-                a.member_id.in_(chunk), *conds).order_by(a.member_id, a.occurred_at, a.id)):
+                a.member_id.in_(chunk), wanted).order_by(a.member_id, a.occurred_at, a.id)):
             out[member_id].append((kind, at, amount, props))
     return out
+
+
+def _spans(criteria: Sequence[Any], env: Any) -> dict[str, datetime | None]:
+    """How far back the criteria read each activity type (None: all time), so a type read
+    over 7 days is not loaded over the 90 days another type needs."""
+    spans: dict[str, datetime | None] = {}
+    for c in criteria:
+        kind = c.activity.type
+        start, _ = c.activity.window.bounds(env.now, env.today, env.tz)
+        if kind in spans and (spans[kind] is None or start is None):
+            spans[kind] = None
+        else:
+            spans[kind] = start if kind not in spans else min(spans[kind], start)
+    return spans
 
 
 def attach(attributes: dict[str, Any], member_id: str, definitions: Iterable[Any],
