@@ -27,6 +27,7 @@ from webapp.targeting import (
     matches,
     parse_criterion,
 )
+from webapp.targeting.behaviour import amount_problem
 from webapp.targeting.sql import compile_criteria
 from webapp.targeting.values import start_of_day_utc, zone
 
@@ -46,7 +47,8 @@ NUDGE = [timedelta(0), timedelta(microseconds=-1), timedelta(seconds=-1), timede
          timedelta(hours=12), timedelta(hours=23, minutes=59, seconds=59)]
 AMOUNTS_E4 = st.one_of(
     st.none(), st.sampled_from([0, 1, -1, 10_000, 25_000, 12_345, 5_000_000, -30_000]),
-    st.integers(-10**9, 10**9), st.integers(-10**17, 10**17))
+    st.integers(-10**9, 10**9), st.integers(-10**17, 10**17),
+    st.sampled_from([10**18 - 1, -(10**18 - 1), 2**32, 2**32 - 1, -(2**32)]))
 PROPERTY_VALUES = st.one_of(
     st.sampled_from(["coffee", "Coffee", "tea", "", "3", "sandwich"]), st.integers(-2, 5),
     st.sampled_from([1.5, 3.0, 2**40]), st.booleans(), st.none(),
@@ -89,7 +91,7 @@ def moments(draw: Any, now: datetime, tz: str) -> datetime:
 def activity_lists(draw: Any, now: datetime, tz: str) -> list[tuple]:
     """A member's activities as the core reads them: (type, occurred_at, amount_e4, props)."""
     return draw(st.lists(st.tuples(st.sampled_from(TYPES), moments(now, tz), AMOUNTS_E4,
-                                   PROPERTIES), max_size=6))
+                                   PROPERTIES), max_size=8))
 
 
 def _amount_value(draw: Any, people: list[dict[str, Any]]) -> Any:
@@ -101,9 +103,10 @@ def _amount_value(draw: Any, people: list[dict[str, Any]]) -> Any:
     e4 = max(min(e4, 10**18 - 1), -(10**18 - 1))
     whole, frac = divmod(abs(e4), 10_000)
     sign = -1 if e4 < 0 else 1
-    if frac == 0:
-        return sign * whole
-    return sign * float(f"{whole}.{frac:04d}")
+    value = sign * float(f"{whole}.{frac:04d}")
+    if frac == 0 or amount_problem(value):  # a float that cannot carry all the digits
+        return sign * min(whole, 10**14 - 1)
+    return value
 
 
 def _moment_value(draw: Any, now: datetime, tz: str) -> Any:
@@ -370,3 +373,17 @@ def test_window_day_count_in_paris_spans_a_clock_change() -> None:
     assert matches(d, {"activities": (_purchase(start),)}, now=now, tz="Europe/Paris")
     assert not matches(d, {"activities": (_purchase(start - timedelta(seconds=1)),)}, now=now,
                        tz="Europe/Paris")
+
+
+def test_sums_past_64_bits_stay_exact(member_db: MemberDB) -> None:
+    """Ten of the largest amounts sum past 2**63 ten-thousandths: still exact, never an error
+    (SQLite's integer sum would overflow)."""
+    largest = 999_999_999_999_999_999  # 99,999,999,999,999.9999, the largest valid amount
+    acts = [_purchase(PARIS_START, largest)] * 10 + [_purchase(PARIS_START, -largest)]
+    assert 10 * largest > 2**63  # the running sum passes it before the refund
+    for op, value, expected in (("equals", 0, False), (">", 99_999_999_999_999, True),
+                                ("<", 0, False), (">=", -99_999_999_999_999, True),
+                                ("<=", 99_999_999_999_999, False)):
+        d = {"include": [{"field": "activity.sum", "operator": op, "value": value,
+                          "activity": {"type": "purchase"}}]}
+        assert _both(member_db, d, acts, PARIS_NOW, "UTC") is expected, (op, value)
