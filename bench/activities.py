@@ -34,6 +34,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -437,6 +438,7 @@ def run(argv: list[str]) -> dict:
         _stop(server)
         if drop:
             drop()
+        shutil.rmtree(folder, ignore_errors=True)
     p50 = statistics.median(page) * 1000
     scale = f"{options.members:,} members, {options.activities:,} activities, {dialect}"
     measures = [
