@@ -499,7 +499,11 @@ def _sqlite_sum_cmp(col: Any, op: str, want: int) -> Bool:
         return sa.or_(high > 0, sa.and_(high == 0, low > 0))
     if op == s.LTE:
         return sa.or_(high < 0, sa.and_(high == 0, low == 0))
-    return sa.and_(high == 0, low == 0)
+    if op == s.EQUALS:
+        return sa.and_(high == 0, low == 0)
+    if op == s.NOT_EQUALS:
+        return sa.or_(high != 0, low != 0)
+    raise ValueError(f"no exact SQLite sum comparison for {op!r}")
 
 
 class _Props:
