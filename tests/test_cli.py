@@ -5,7 +5,17 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from webapp.extensions import db
-from webapp.models import ApiToken, Member, Offer, Override, Reward, Segment, User
+from webapp.models import (
+    Activity,
+    ApiToken,
+    Audience,
+    Member,
+    Offer,
+    Override,
+    Reward,
+    Segment,
+    User,
+)
 from webapp.services.tokens import hash_token
 
 
@@ -60,6 +70,29 @@ def test_demo_seed_is_deterministic_and_complete(runner):
     runner.invoke(args=["demo", "seed", "--members", "600"])
     again = db.session.scalar(select(Member).where(Member.external_id == "M0000001"))
     assert (again.id, again.tier, again.points, again.birthday) == snapshot
+
+
+def test_demo_seed_has_activities_and_behavioural_segments(runner):
+    """Purchases and visits for the demo members, segments on them materialized, and an
+    offer for the coffee regulars."""
+    assert runner.invoke(args=["demo", "seed", "--members", "600"]).exit_code == 0
+    kinds = dict(db.session.execute(select(Activity.type, func.count()).group_by(
+        Activity.type)).tuples().all())
+    assert kinds.get("purchase", 0) > 600 and kinds.get("visit", 0) > 300
+    coffees = db.session.scalar(select(func.count()).select_from(Activity).where(
+        Activity.type == "purchase", Activity.properties["item"].as_string() == "coffee"))
+    assert coffees > 100
+    segments = {s.name: s for s in db.session.scalars(select(Segment))}
+    for name in ("Coffee regulars", "Lapsed visitors", "Big spenders this month"):
+        assert segments[name].kind == "dynamic"
+        assert segments[name].include[0]["field"].startswith("activity.")
+        assert segments[name].size < 600
+    assert segments["Coffee regulars"].size > 0 and segments["Lapsed visitors"].size > 0
+    pastry = db.session.scalar(select(Offer).where(Offer.name == "Free pastry with your coffee"))
+    audience = db.session.scalar(select(Audience).where(Audience.offer_id == pastry.id))
+    assert audience.configuration == {"segments": [segments["Coffee regulars"].id]}
+    verify = runner.invoke(args=["segments", "verify"])
+    assert verify.exit_code == 0, verify.output
 
 
 def test_demo_users_prints_logins(runner):

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select
 from webapp.bulk import insert_rows
 from webapp.extensions import db
 from webapp.models import (
+    Activity,
     Audience,
     AudienceSegment,
     Member,
@@ -153,6 +154,57 @@ def _insert_members(rows: list[dict]) -> None:
          r["created_at"].strftime(stamp), r["updated_at"].strftime(stamp)) for r in rows))
 
 
+ITEMS = (("coffee", 250, 600), ("tea", 200, 450), ("sandwich", 450, 1200))  # cents
+ACTIVITY_COLUMNS = ("member_id", "type", "occurred_at", "amount_e4", "properties",
+                    "external_id", "source", "recorded_at")
+ACTIVITY_DAYS = 90
+
+
+def _member_activities(member_id: str, rng: random.Random, now: datetime):
+    """One member's purchases and visits over the last ~90 days (None for most members):
+    (type, occurred_at, amount_e4, properties). Regulars buy often and mostly coffee;
+    some visitors stopped coming a while ago."""
+    habit = rng.random()
+    if habit < 0.55:
+        return
+    regular = habit > 0.9
+    home = f"store-{rng.randrange(1, 13):02d}"
+    purchases = rng.randrange(8, 30) if regular else rng.randrange(0, 6)
+    last_day = rng.choice((ACTIVITY_DAYS, 70)) if not regular else ACTIVITY_DAYS
+    for _ in range(purchases):
+        name, low, high = ITEMS[0] if regular and rng.random() < 0.6 else rng.choice(ITEMS)
+        at = now - timedelta(days=rng.randrange(ACTIVITY_DAYS), seconds=rng.randrange(86400))
+        store = home if rng.random() < 0.8 else f"store-{rng.randrange(1, 13):02d}"
+        yield "purchase", at, rng.randrange(low, high) * 100, {"item": name, "store": store}
+    lapsed = not regular and rng.random() < 0.3
+    for _ in range(rng.randrange(1, 8)):
+        back = rng.randrange(61, last_day + 1) if lapsed else rng.randrange(ACTIVITY_DAYS)
+        yield "visit", now - timedelta(days=back, seconds=rng.randrange(86400)), None, {
+            "store": home}
+
+
+def _seed_activities(member_ids: list[str], rng: random.Random, now: datetime) -> int:
+    """Purchases and visits of the demo members, inserted in bulk; how many."""
+    connection = db.session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    stamp = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for SQLite DATETIME
+
+    def when(moment: datetime) -> object:
+        return moment.strftime(stamp) if sqlite else moment
+
+    rows = [(member_id, kind, when(at), amount, json.dumps(props), "", "demo", when(now))
+            for member_id in member_ids
+            for kind, at, amount, props in _member_activities(member_id, rng, now) or ()]
+    rows = [(*row[:5], f"demo-{n:07d}", *row[6:]) for n, row in enumerate(rows, 1)]
+    if connection.dialect.name in ("sqlite", "postgresql"):
+        insert_rows(connection, "activities", ACTIVITY_COLUMNS, rows)
+    else:
+        db.session.execute(insert(Activity.__table__), [dict(zip(ACTIVITY_COLUMNS, r,
+                                                                 strict=True)) for r in rows])
+    db.session.commit()
+    return len(rows)
+
+
 DYNAMIC = (
     ("Gold and platinum", "Members in the two top tiers.", "crm-top-tiers",
      [{"field": "tier", "operator": "in", "value": ["gold", "platinum"]}], []),
@@ -185,6 +237,22 @@ DYNAMIC = (
                         {"field": "created_at", "operator": ">=",
                          "value": {"days_ago": 90}}]}]}], []),
 )
+COFFEE = [{"field": "properties.item", "operator": "equals", "value": "coffee"}]
+BEHAVIOUR = (
+    ("Coffee regulars", "3+ coffees and 50+ spent on purchases in the last 30 days.", None,
+     [{"field": "activity.count", "operator": ">=", "value": 3,
+       "activity": {"type": "purchase", "window": {"days": 30}, "where": COFFEE}},
+      {"field": "activity.sum", "operator": ">=", "value": 50,
+       "activity": {"type": "purchase", "window": {"days": 30}}}], []),
+    ("Lapsed visitors", "Visited the stores before, but not in the last 60 days.", None,
+     [{"field": "activity.count", "operator": ">=", "value": 1,
+       "activity": {"type": "visit"}},
+      {"field": "activity.count", "operator": "equals", "value": 0,
+       "activity": {"type": "visit", "window": {"days": 60}}}], []),
+    ("Big spenders this month", "60+ spent on purchases in the last 30 days.", None,
+     [{"field": "activity.sum", "operator": ">=", "value": 60,
+       "activity": {"type": "purchase", "window": {"days": 30}}}], []),
+)
 STATIC = (
     ("Beta testers", "Pushed by the CRM for the app beta.", "crm-beta-2026", 0.01),
     ("Store staff", "Employees, uploaded by HR.", None, 0.004),
@@ -205,8 +273,10 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
     rng = random.Random(random_seed)
     now = utcnow().replace(microsecond=0)
     batch: list[dict] = []
+    member_ids: list[str] = []
     for i, row in enumerate(_member_rows(member_count, rng, now), 1):
         batch.append(row)
+        member_ids.append(row["id"])
         if len(batch) == 50_000:
             _insert_members(batch)
             batch.clear()
@@ -215,10 +285,12 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
         _insert_members(batch)
     db.session.commit()
     progress(f"members: {member_count:,} inserted")
+    activities = _seed_activities(member_ids, random.Random(random_seed + 1), now)
+    progress(f"activities: {activities:,} inserted")
 
     actor = "demo seed"
     segments: dict[str, Segment] = {}
-    for name, description, csid, include, exclude in DYNAMIC:
+    for name, description, csid, include, exclude in DYNAMIC + BEHAVIOUR:
         segments[name] = Segment(name=name, description=description, kind="dynamic",
                                  customer_segment_id=csid, include=include, exclude=exclude,
                                  updated_by_label=actor)
@@ -240,11 +312,11 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
         db.session.add(SegmentDependency(segment_id=vip_gold.id,
                                          depends_on_id=segments[dep].id))
 
-    member_ids = select(Member.id).order_by(Member.external_id)
+    by_external_id = select(Member.id).order_by(Member.external_id)
     for name, _, _, share in STATIC:
         sample = max(3, int(member_count * share))
         step = max(1, member_count // sample)
-        ids = list(db.session.scalars(member_ids.offset(rng.randrange(step)).limit(
+        ids = list(db.session.scalars(by_external_id.offset(rng.randrange(step)).limit(
             sample * step)))[::step]
         apply_delta(segments[name], add=ids, via="list",
                     cause=Cause("static_list", actor, {"reason": "demo data"}))
@@ -264,7 +336,7 @@ def seed(member_count: int = 20_000, *, random_seed: int = 20261122,
     if story:
         progress(f"history: {', '.join(story)} went from silver to gold 3 days ago "
                  "(try As of on their member pages)")
-    return {"members": member_count, "segments": len(segments),
+    return {"members": member_count, "activities": activities, "segments": len(segments),
             "offers": db.session.scalar(select(func.count()).select_from(Offer)),
             "rewards": db.session.scalar(select(func.count()).select_from(Reward)),
             "seconds": time.perf_counter() - started}
@@ -382,6 +454,9 @@ def _seed_offers_and_rewards(segments: dict[str, Segment], now: datetime) -> Non
           publish=now + 20 * day, expire=now + 80 * day)
     offer("Retired partner deal", "partner", "Partner left the programme.", [],
           discontinued=True)
+    offer("Free pastry with your coffee", "food", "For our coffee regulars: a pastry on "
+          "the house with your next coffee.",
+          [("in_any_segment", {"segments": [s["Coffee regulars"]]})])
     db.session.add_all(offers)
 
     def reward(name, category, points, required, **kw):

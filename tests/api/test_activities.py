@@ -63,6 +63,25 @@ def test_a_batch_records_each_item_and_a_repeat_is_not_counted_twice(api):
     assert db.session.scalar(select(func.count()).select_from(Activity)) == 1
 
 
+def test_a_large_batch_with_stored_repeats_gives_each_item_its_own_id(api):
+    """Past one insert statement's worth of rows, each recorded item still gets the id of
+    its own row, and those already stored are answered as duplicates with their ids."""
+    make_member(external_id="ANA")
+    first = api.post("/activities", {"data": [act("ANA", f"big-{i}") for i in (7, 901)]})
+    stored = {r["external_id"]: r["id"] for r in first.get_json()["meta"]["results"]}
+    body = {"data": [act("ANA", f"big-{i}", amount=i) for i in range(1200)]}
+    meta = api.post("/activities", body).get_json()["meta"]
+    assert meta["counts"] == {"recorded": 1198, "duplicate": 2, "invalid": 0}
+    for r in meta["results"]:
+        if r["external_id"] in stored:
+            assert (r["result"], r["id"]) == ("duplicate", stored[r["external_id"]])
+    rows = dict(db.session.execute(select(Activity.external_id, Activity.id)).tuples().all())
+    assert {r["external_id"]: int(r["id"]) for r in meta["results"]} == rows
+    amounts = dict(db.session.execute(select(Activity.id, Activity.amount_e4)).tuples().all())
+    assert all(amounts[int(r["id"])] == r["index"] * 10_000 for r in meta["results"]
+               if r["result"] == "recorded")
+
+
 def test_one_more_purchase_moves_the_member_in_within_the_request(api):
     ana = make_member(external_id="ANA")
     segment = coffee_segment(api)
@@ -81,6 +100,31 @@ def test_one_more_purchase_moves_the_member_in_within_the_request(api):
     api.post("/activities", {"data": [act("ANA", "tea", item="tea"),
                                       act("ANA", "old", item="coffee", days_ago=40)]})
     assert size_of(api, segment) == 1
+
+
+def test_each_type_is_read_over_its_own_window_when_members_move(api):
+    """Segments reading visits over 7 days and purchases over 60 days: recording either type
+    re-evaluates both rightly (each type loaded as far back as its criteria read)."""
+    make_member(external_id="ANA")
+    visits = coffee_segment(api, name="Visited this week", include=[
+        {"field": "activity.count", "operator": ">=", "value": 2,
+         "activity": {"type": "visit", "window": {"days": 7}}}])
+    buyers = coffee_segment(api, name="Spent 10", include=[
+        {"field": "activity.sum", "operator": ">=", "value": 10,
+         "activity": {"type": "purchase", "window": {"days": 60}}},
+        {"field": "activity.count", "operator": ">=", "value": 1,
+         "activity": {"type": "visit", "window": {"days": 30}}}])
+    api.post("/activities", {"data": [act("ANA", "p1", amount=6, days_ago=50),
+                                      act("ANA", "v1", kind="visit", days_ago=20)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 0)
+    # Both segments re-evaluated (a visit too): the visit 20 days ago still counts.
+    api.post("/activities", {"data": [act("ANA", "p2", amount=4, days_ago=1),
+                                      act("ANA", "v0", kind="visit", days_ago=40)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 1)
+    api.post("/activities", {"data": [act("ANA", "v2", kind="visit", days_ago=2)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (0, 1)
+    api.post("/activities", {"data": [act("ANA", "v3", kind="visit", days_ago=0)]})
+    assert (size_of(api, visits), size_of(api, buyers)) == (1, 1)
 
 
 def test_the_segment_counts_in_sql_what_python_decides(api):

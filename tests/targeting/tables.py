@@ -39,6 +39,20 @@ def make_tables(prefix: str | None = None) -> tuple[sa.MetaData, sa.Table, sa.Ta
     return md, members, memberships
 
 
+def make_activities(md: sa.MetaData, prefix: str = "") -> sa.Table:
+    """An `activities` table shaped like the model's (what activity criteria read)."""
+    json_type = sa.JSON().with_variant(JSONB(), "postgresql")
+    return sa.Table(
+        f"{prefix}activities", md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("member_id", sa.String(36), nullable=False),
+        sa.Column("type", sa.String(100), nullable=False),
+        sa.Column("occurred_at", sa.DateTime, nullable=False),
+        sa.Column("amount_e4", sa.BigInteger, nullable=True),
+        sa.Column("properties", json_type, nullable=True),
+    )
+
+
 def _date(v: Any) -> date | None:
     if v is None or isinstance(v, date):
         return v
@@ -76,17 +90,20 @@ def member_row(member: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 class MemberDB:
-    """A database with private `members`/`segment_memberships` tables for one test session."""
+    """A database with private members, segment_memberships and activities tables for one
+    test session."""
 
     def __init__(self, url: str) -> None:
         self.engine = sa.create_engine(url)
         self.dialect = self.engine.dialect.name
         prefix = f"t{uuid.uuid4().hex[:8]}_"
         self.metadata, self.members, self.memberships = make_tables(prefix)
+        self.activities = make_activities(self.metadata, prefix)
         self.metadata.create_all(self.engine)
 
     def reset(self, conn: sa.Connection) -> None:
         """Delete every row."""
+        conn.execute(self.activities.delete())
         conn.execute(self.memberships.delete())
         conn.execute(self.members.delete())
 

@@ -453,8 +453,12 @@ class _Compiler:
                "first": sa.func.min(a.occurred_at), "last": sa.func.max(a.occurred_at)
                }[spec.measure]
         want = threshold(c, env)
-        test = sa.not_(agg == want) if c.operator == s.NOT_EQUALS else _cmp(agg, c.operator,
-                                                                             want)
+        if spec.measure == "sum" and self.dialect == "sqlite":
+            test = _sqlite_sum_cmp(a.amount_e4, c.operator, want)
+        elif c.operator == s.NOT_EQUALS:
+            test = sa.not_(agg == want)
+        else:
+            test = _cmp(agg, c.operator, want)
         empty = measure((), spec, (), env)
         grouped = sa.select(a.member_id).where(*conds).group_by(a.member_id)
         if not holds(c, empty, env):
@@ -471,6 +475,37 @@ class _Compiler:
         if item.mode == "any":
             return _or(parts)
         return _not(_or(parts))
+
+
+_LOW_BITS = 0xFFFFFFFF
+
+
+def _sqlite_sum_cmp(col: Any, op: str, want: int) -> Bool:
+    """``sum(col) op want`` (a missing sum is 0), exact past 64 bits on SQLite, whose integer
+    sum raises "integer overflow" (ten amounts near the largest valid one pass 2**63).
+
+    Each value is split into its high part (``col >> 32``, an arithmetic shift) and its low
+    32 bits (``col & 0xFFFFFFFF``); both sums fit 64 bits for billions of rows. The
+    difference with `want` is normalised to a high part and a low part in [0, 2**32): its
+    sign is the high part's, or the low part's when the high part is 0."""
+    high = (sa.func.coalesce(sa.func.sum(col.op(">>")(32)), 0) - (want >> 32)).self_group()
+    low = (sa.func.coalesce(sa.func.sum(col.op("&")(_LOW_BITS)), 0)
+           - (want & _LOW_BITS)).self_group()
+    high = (high + low.op(">>")(32).self_group()).self_group()
+    low = low.op("&")(_LOW_BITS).self_group()
+    if op == s.GTE:
+        return high >= 0
+    if op == s.LT:
+        return high < 0
+    if op == s.GT:
+        return sa.or_(high > 0, sa.and_(high == 0, low > 0))
+    if op == s.LTE:
+        return sa.or_(high < 0, sa.and_(high == 0, low == 0))
+    if op == s.EQUALS:
+        return sa.and_(high == 0, low == 0)
+    if op == s.NOT_EQUALS:
+        return sa.or_(high != 0, low != 0)
+    raise ValueError(f"no exact SQLite sum comparison for {op!r}")
 
 
 class _Props:
