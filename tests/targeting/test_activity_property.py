@@ -334,13 +334,18 @@ def test_min_of_no_activities_fails_every_operator(member_db: MemberDB) -> None:
     every one holds in an exclude."""
     for measure, value in (("min", 0), ("max", 0), ("first", {"days_ago": 0}),
                            ("last", "2000-01-01")):
-        for op in (">=", ">", "<=", "<", "equals", "not_equals"):
+        for op in (">=", ">", "<=", "<", "equals"):
             c = {"field": f"activity.{measure}", "operator": op, "value": value,
                  "activity": {"type": "purchase"}}
             no_amount = [] if measure in ("first", "last") else [_purchase(PARIS_START)]
             for acts in ([], no_amount):
                 assert not _both(member_db, {"include": [c]}, acts, PARIS_NOW, "UTC")
                 assert _both(member_db, {"exclude": [c]}, acts, PARIS_NOW, "UTC")
+        # not_equals on a missing value holds, as for a missing attribute.
+        c = {"field": f"activity.{measure}", "operator": "not_equals", "value": value,
+             "activity": {"type": "purchase"}}
+        assert _both(member_db, {"include": [c]}, [], PARIS_NOW, "UTC")
+        assert not _both(member_db, {"exclude": [c]}, [], PARIS_NOW, "UTC")
 
 
 def test_amounts_are_exact(member_db: MemberDB) -> None:
