@@ -439,8 +439,9 @@ def _schemas(tiers: tuple[str, ...]) -> dict[str, Any]:
         "external_id": {"type": "string", "minLength": 1, "maxLength": 255,
                         "pattern": NOT_BLANK,
                         "description": "your id: a repeat is recognised, not counted twice"},
-    }, ("member", "activity_type", "occurred_at", "external_id"), additionalProperties=False)},
-        ("type", "attributes"))
+    }, ("member", "activity_type", "occurred_at", "external_id"), additionalProperties=False),
+        "relationships": {"type": "object"}, "meta": {"type": "object"},
+        "links": {"type": "object"}}, ("type", "attributes"), additionalProperties=False)
     # The member and the reward are each named by an attribute (the short form) or by a
     # relationship: one of the two is required.
     redemption_create = new_resource("redemptions", {
