@@ -219,13 +219,19 @@ def same_answers(db: MemberDB, definition: dict[str, Any], people: list[dict[str
             for kind, at, amount, props in m["activities"]]
     expr = compile_criteria(definition, db.members, dialect=db.dialect, now=now, tz=tz,
                             memberships=db.memberships, activities=db.activities)
+    # the same, each member's activities read on their own (a few members' refresh)
+    own = compile_criteria(definition, db.members, dialect=db.dialect, now=now, tz=tz,
+                           memberships=db.memberships, activities=db.activities,
+                           per_member=True)
     with db.engine.begin() as conn:
         db.reset(conn)
         conn.execute(db.members.insert(), rows)
         if acts:
             conn.execute(db.activities.insert(), acts)
         in_sql = {r[0] for r in conn.execute(sa.select(db.members.c.id).where(expr))}
+        per_member = {r[0] for r in conn.execute(sa.select(db.members.c.id).where(own))}
         conn.rollback()
+    assert per_member == in_sql
     in_python = {row["id"] for m, row in zip(people, rows, strict=True)
                  if matches(definition, m, now=now, tz=tz, memberships=set())}
     trees = {row["id"] for m, row in zip(people, rows, strict=True)

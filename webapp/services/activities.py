@@ -252,18 +252,25 @@ def _ids_of(external_ids: list[str]) -> dict[str, int]:
 
 def refresh_after(changed: Mapping[str, set[str]], *, actor: str, source: str,
                   now: datetime) -> list[Any]:
-    """Re-evaluate members whose activities of these types changed, against the segments with
-    activity criteria on those types (and their dependents), in this transaction."""
-    from webapp.services.membership import Cause, refresh_members
+    """Bring the membership of the members whose activities of these types changed in line
+    with the segments whose activity criteria read those types, in this transaction: each
+    segment set-based over just those members, each member's activities read through its
+    own index (`rules_condition(per_member=True)`); segments that depend on a changed one
+    follow through `apply_delta`'s cascade. The changes that moved someone, in order."""
+    from webapp.services.membership import (
+        Cause,
+        refresh_segment_members,
+        segments_reading_activities,
+    )
 
     types = set().union(*changed.values())
     member_ids = sorted(changed)
-    loaded: list[Member] = []
-    for start in range(0, len(member_ids), CHUNK):
-        loaded.extend(db.session.scalars(sa.select(Member).where(
-            Member.id.in_(member_ids[start:start + CHUNK]))))
     cause = Cause("activity", actor, {"types": sorted(types), "source": source})
-    return refresh_members(loaded, cause, now, activity_types=types)
+    deltas: list[Any] = []
+    for segment in segments_reading_activities(types):
+        delta = refresh_segment_members(segment, member_ids, cause, now)
+        deltas.extend(d for d in delta.with_cascade() if d.changed)
+    return deltas
 
 
 # --- loading for evaluation -------------------------------------------------------------------

@@ -396,12 +396,13 @@ def _cascade(segment: Segment, member_ids: list[str] | None, cause: Cause,
 
 def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: Cause,
                             now: datetime | None = None) -> Delta:
-    """Bring some members' membership of a dynamic segment in line with its rules (no commit)."""
+    """Bring some members' membership of a dynamic segment in line with its rules (no commit;
+    the segments depending on it follow, through `apply_delta`'s cascade)."""
     if segment.kind != "dynamic" or not member_ids:
         return Delta(segment.id)
     lock_segments([segment.id])
     now = now or utcnow()
-    condition = desired_condition(segment.id, segment.definition(), now)
+    condition = desired_condition(segment.id, segment.definition(), now, per_member=True)
     wanted: set[str] = set()
     for chunk in _chunks(list(member_ids)):
         wanted.update(db.session.scalars(
@@ -587,10 +588,12 @@ def rule_condition(segment: Segment, now: datetime | None = None):
     return rules_condition(segment.definition(), now=now)
 
 
-def desired_condition(segment_id: int, definition: dict, now: datetime | None = None):
-    """SQL boolean over `members`: who should be in a dynamic segment (rules + overrides)."""
+def desired_condition(segment_id: int, definition: dict, now: datetime | None = None,
+                      per_member: bool = False):
+    """SQL boolean over `members`: who should be in a dynamic segment (rules + overrides);
+    `per_member` for a few members (see `rules_condition`)."""
     now = now or utcnow()
-    rule = rules_condition(definition, now=now)
+    rule = rules_condition(definition, now=now, per_member=per_member)
 
     def pinned(status: str):
         # EXISTS over the (segment_id, member_id) unique index: a probe per member, where
@@ -761,16 +764,13 @@ def refresh_member(member: Member, cause: Cause, now: datetime | None = None) ->
 
 
 def refresh_members(members: Sequence[Member], cause: Cause,
-                    now: datetime | None = None,
-                    activity_types: set[str] | None = None) -> list[Delta]:
+                    now: datetime | None = None) -> list[Delta]:
     """Re-evaluate members against every dynamic segment, in Python (no commit).
 
     Locks every dynamic segment first, then re-reads the members, so the profiles,
     memberships and overrides read here are what the last writer of each committed. One
     `apply_delta` per segment and direction (and `via`) for all the members at once.
-    With `activity_types` (new activities of those types were recorded), only the segments
-    whose activity criteria read one of them, and the segments depending on those, are
-    re-evaluated. The activities the segments' criteria read are loaded for the members.
+    The activities the segments' activity criteria read are loaded for the members.
     """
     from webapp.targeting import matches
 
@@ -783,8 +783,6 @@ def refresh_members(members: Sequence[Member], cause: Cause,
             .execution_options(populate_existing=True)))
     now = now or utcnow()
     segments = dynamic_segments_in_order()
-    if activity_types is not None:
-        segments = _reading_activities(segments, activity_types)
     if not segments or not members:
         return []
     tz = program_timezone()
@@ -832,28 +830,12 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     return [d for d in deltas if d.changed]
 
 
-def _reading_activities(segments: Sequence[Segment], types: set[str]) -> list[Segment]:
-    """Of dynamic segments in dependency order, those whose activity criteria read one of
-    these types, and those that depend on one of them."""
-    picked: list[Segment] = []
-    ids: set[int] = set()
-    for segment in segments:
-        definition = segment.definition()
-        reads = any(c.activity.type in types
-                    for c in activities.activity_criteria([definition]))
-        if reads or (referenced_segments_of(definition) & ids):
-            picked.append(segment)
-            ids.add(segment.id)
-    return picked
-
-
-def referenced_segments_of(definition: Any) -> set[int]:
-    """The segment ids a stored definition's `segment` criteria name (none if invalid)."""
-    from webapp.targeting import referenced_segments
-    try:
-        return set(referenced_segments(definition))
-    except Exception:  # noqa: BLE001 - an invalid definition names nothing usable
-        return set()
+def segments_reading_activities(types: set[str]) -> list[Segment]:
+    """The dynamic segments whose activity criteria read one of these activity types, each
+    after the segments it depends on."""
+    return [segment for segment in dynamic_segments_in_order()
+            if any(c.activity.type in types
+                   for c in activities.activity_criteria([segment.definition()]))]
 
 
 def refresh_all(cause: Cause, now: datetime | None = None) -> list[Delta]:

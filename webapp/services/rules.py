@@ -20,11 +20,12 @@ def program_timezone() -> str:
 
 
 def rules_condition(definition: Any, *, now: datetime | None = None,
-                    memberships: bool = True) -> ColumnElement[bool]:
+                    memberships: bool = True, per_member: bool = False) -> ColumnElement[bool]:
     """SQL over `members` for a definition's rules (no overrides), at `now` (default: now).
 
     `definition` is a definition dict or a validated `Definition`; `segment` criteria read the
-    materialized `segment_memberships` (`memberships=False` refuses them instead).
+    materialized `segment_memberships` (`memberships=False` refuses them instead); with
+    `per_member` (for a few members) activity criteria read each member's own activities.
     """
     from webapp.targeting.sql import compile_criteria
 
@@ -32,4 +33,4 @@ def rules_condition(definition: Any, *, now: datetime | None = None,
                             dialect=db.session.get_bind().dialect.name, now=now or utcnow(),
                             tz=program_timezone(),
                             memberships=SegmentMembership.__table__ if memberships else None,
-                            activities=Activity.__table__)
+                            activities=Activity.__table__, per_member=per_member)

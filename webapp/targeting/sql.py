@@ -342,7 +342,8 @@ def _age_positive(birthday: Any, op: str, value: Any, today: date) -> Bool:
 
 class _Compiler:
     def __init__(self, members: Any, dialect: str, env: Env,
-                 memberships: sa.Table | None, activities: sa.Table | None = None) -> None:
+                 memberships: sa.Table | None, activities: sa.Table | None = None,
+                 per_member: bool = False) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"dialect is sqlite or postgresql, not {dialect!r}")
         self.members = members
@@ -350,6 +351,7 @@ class _Compiler:
         self.env = env
         self.memberships = memberships
         self.activities = activities
+        self.per_member = per_member
 
     def json_root(self, column: Any) -> Node:
         if self.dialect == "sqlite":
@@ -430,7 +432,8 @@ class _Compiler:
         The member's activities of the type, passing the property filters, inside the window
         and not after now, grouped by member: with P the comparison on the group's measure,
         ``id IN (… HAVING P)`` when P fails for a member with no activities (count 0, sum 0,
-        the others missing), else ``id NOT IN (… HAVING NOT P)``."""
+        the others missing), else ``id NOT IN (… HAVING NOT P)``. With `per_member` (a few
+        members), P over each member's own activities in a correlated subquery instead."""
         from webapp.targeting.behaviour import holds, measure, threshold
 
         if self.activities is None:
@@ -460,6 +463,13 @@ class _Compiler:
         else:
             test = _cmp(agg, c.operator, want)
         empty = measure((), spec, (), env)
+        if self.per_member:
+            # A few members (those whose activities just changed): each member's own
+            # activities through the (member_id, type, occurred_at) index. The aggregate of no
+            # rows is NULL where Python's measure is missing, which then decides as in Python.
+            own = sa.select(test).where(a.member_id == self.members.c.id, *conds)
+            return sa.func.coalesce(own.scalar_subquery(), holds(c, empty, env),
+                                    type_=sa.Boolean) == sa.true()
         grouped = sa.select(a.member_id).where(*conds).group_by(a.member_id)
         if not holds(c, empty, env):
             return self.members.c.id.in_(grouped.having(test))
@@ -598,13 +608,14 @@ SQL_OPERATORS: dict[str, SqlHook] = {
 def compile_criteria(definition: Any, members: sa.Table, *, dialect: str,
                      now: datetime | None = None, tz: str | tzinfo = "UTC",
                      memberships: sa.Table | None = None,
-                     activities: sa.Table | None = None) -> Bool:
+                     activities: sa.Table | None = None, per_member: bool = False) -> Bool:
     """The rule part of a definition (includes and no excludes) as a boolean SQL expression
-    (`memberships` answers `segment` criteria, `activities` the activity criteria)."""
+    (`memberships` answers `segment` criteria, `activities` the activity criteria, read per
+    member with `per_member`: for a few members rather than everyone)."""
     d = definition if isinstance(definition, Definition) else parse_definition(definition)
     if d.kind == "static":
         return _false()
-    comp = _Compiler(members, dialect, make_env(now, tz), memberships, activities)
+    comp = _Compiler(members, dialect, make_env(now, tz), memberships, activities, per_member)
     parts = [comp.item(c) for c in d.include]
     if d.exclude:
         parts.append(_not(_or([comp.item(c) for c in d.exclude])))
