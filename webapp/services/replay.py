@@ -291,9 +291,9 @@ def usage_rows_at(member_id: str, global_ids: Iterable[int], moment: datetime) -
     ids = sorted(global_ids)
     if ids:
         acts = dict(db.session.execute(sa.select(a.offer_id, sa.func.count()).where(
-            a.offer_id.in_(ids), a.activated_at <= moment).group_by(a.offer_id)).tuples())
+            a.offer_id.in_(ids), a.activated_at <= moment).group_by(a.offer_id)).all())
         awards = dict(db.session.execute(sa.select(f.offer_id, sa.func.count()).where(
-            f.offer_id.in_(ids), f.fulfilled_at <= moment).group_by(f.offer_id)).tuples())
+            f.offer_id.in_(ids), f.fulfilled_at <= moment).group_by(f.offer_id)).all())
         for offer_id in ids:
             if offer_id in acts or offer_id in awards:
                 rows.append(("g", offer_id, None, None, None, acts.get(offer_id, 0),
