@@ -336,6 +336,38 @@ def overrides_and_lists(db, members: int, segments: dict[str, list[int]], begins
     return events
 
 
+def offer_usage(db, members: int, begins: datetime, span: timedelta, mid: str) -> int:
+    """Activations (half of the members) and awards (one per member) of the bench offers
+    through the year, a few of them the measured member's, and the offers' usage counters;
+    returns how many rows."""
+    conn = db.session.connection()
+    offers = [i for (i,) in conn.execute(text("SELECT id FROM offers ORDER BY id"))]
+    count = 0
+    for start in range(0, members, CHUNK):
+        acts, awards = [], []
+        for i in range(start, min(members, start + CHUNK)):
+            who = mid if i % 50_000 == 7 else member_id(i)
+            offer = offers[(i * 31) % len(offers)]
+            at = begins + span * ((i * 7) % 1000 / 1000)
+            if i % 2 == 0:
+                acts.append((offer, who, stored(conn, at), stored(conn, at + span / 8),
+                             None, "bench"))
+            awards.append((offer, who, f"BF{i}", stored(conn, at + timedelta(hours=1)),
+                           "bench"))
+        insert_rows(conn, "offer_activations", ("offer_id", "member_id", "activated_at",
+                                                "expires_at", "fulfilled_at", "actor_label"),
+                    acts)
+        insert_rows(conn, "offer_fulfillments", ("offer_id", "member_id", "external_id",
+                                                 "fulfilled_at", "actor_label"), awards)
+        count += len(acts) + len(awards)
+    conn.execute(text(
+        "INSERT INTO offer_usage (offer_id, activations, awards) SELECT o.id, "
+        "(SELECT COUNT(*) FROM offer_activations a WHERE a.offer_id = o.id), "
+        "(SELECT COUNT(*) FROM offer_fulfillments f WHERE f.offer_id = o.id) FROM offers o"))
+    db.session.commit()
+    return count
+
+
 def measured_member_history(db, mid: str, segments: dict[str, list[int]], begins: datetime,
                             span: timedelta) -> int:
     """The measured member's history through the services (profile updates, overrides,
@@ -403,6 +435,7 @@ def build(db, args, now: datetime) -> dict:
     restamp(db, 0, begins, timedelta(0), timedelta(seconds=1))
     list_events = overrides_and_lists(db, args.members, segments, begins, span, now,
                                       measured_index)
+    list_events += offer_usage(db, args.members, begins, span, mid)
     have = last_history_id(db) + list_events + CATALOG_EDITS * (args.offers * 2
                                                                 + args.rewards + 40)
     versions = max(1, -(-(args.events - have) // max(1, args.members - 1)))
@@ -420,8 +453,10 @@ def build(db, args, now: datetime) -> dict:
     conn.execute(text("ANALYZE"))
     db.session.commit()
     history = db.session.scalar(text("SELECT COUNT(*) FROM row_history"))
-    events = db.session.scalar(text("SELECT COUNT(*) FROM membership_events"))
-    return {"member": mid, "history_rows": history, "list_events": events,
+    events = db.session.scalar(text(
+        "SELECT (SELECT COUNT(*) FROM membership_events) + (SELECT COUNT(*) FROM "
+        "offer_activations) + (SELECT COUNT(*) FROM offer_fulfillments)"))
+    return {"member": mid, "history_rows": history, "other_events": events,
             "member_versions": versions, "measured_member_history_rows": own + 1,
             "load_seconds": round(loaded - started, 1),
             "index_seconds": round(time.perf_counter() - loaded, 1)}
@@ -485,7 +520,7 @@ def measure_replay(app, db, built: dict, args, now: datetime) -> tuple[list[dict
     ref_ms = statistics.median(reference) * 1000
     what = (f"{args.offers} offers + {args.rewards} rewards for one member, "
             f"{args.members:,} members, {built['history_rows']:,} history rows + "
-            f"{built['list_events']:,} list events ({dialect})")
+            f"{built['other_events']:,} list events, activations and awards ({dialect})")
     measures = [
         measure(f"as-of decision {AGO.days} days ago vs live: {what}", "ms", ours_ms, ref_ms,
                 "live decisions.decorated of the same member (result cache off)", 0.33, False),

@@ -301,10 +301,11 @@ def usage_rows_at(member_id: str, global_ids: Iterable[int], moment: datetime) -
     return rows
 
 
-def explainer_at(member_id: str, moment: datetime) -> Any:
+def explainer_at(member_id: str, moment: datetime, *, usage: bool = True) -> Any:
     """A `decisions.Explainer` for the member as at `moment` (the catalog, the member's
     attributes, lists, overrides, activities and offer usage of then); ReplayError when the
-    moment cannot be replayed or the member did not exist then."""
+    moment cannot be replayed or the member did not exist then. Without `usage` the offer
+    usage is left out (rewards do not read it; the live route reads it for offers only)."""
     from webapp.services import activities
     from webapp.services.decisions import Explainer, _facts, catalog_activity_criteria
     from webapp.services.offer_usage import usage_from_rows
@@ -320,18 +321,18 @@ def explainer_at(member_id: str, moment: datetime) -> Any:
     if criteria:
         attributes["activities"] = tuple(activities.load(
             [member_id], criteria, moment, recorded_by=moment)[member_id])
-    usage = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment)) \
-        if catalog.offers else {}
+    used = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment)) \
+        if usage and catalog.offers else {}
     return Explainer(member=SimpleNamespace(id=member_id), catalog=catalog, now=moment,
                      tz=program_timezone(), attributes=attributes,
-                     facts=_facts(catalog.segments, on_list, overrides), usage=usage)
+                     facts=_facts(catalog.segments, on_list, overrides), usage=used)
 
 
 def decorated_at(member_id: str, kind: str, render: Callable, moment: datetime
                  ) -> tuple[bytes, int]:
     """Every offer or reward decided for the member as at `moment`, rendered as the live
     route renders them (see `decisions.decorated`)."""
-    ex = explainer_at(member_id, moment)
+    ex = explainer_at(member_id, moment, usage=kind == "offers")
     ex.direct = ex.catalog.direct_for(kind)
     if kind == "offers":
         pairs = [(o, ex.offer(o, serialized=True)) for o in ex.catalog.offers]
