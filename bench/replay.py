@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -687,7 +688,9 @@ def run(argv: list[str]) -> dict:
             leftover.unlink()
     storage_rows = args.members if args.storage_rows is None else args.storage_rows
     storage = None
-    if storage_rows:
+    if not storage_rows:
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
         url, drop = database(args, folder, "storage.sqlite3")
         try:
             more, storage = with_app(url, folder, lambda app, db: measure_storage(
@@ -696,6 +699,5 @@ def run(argv: list[str]) -> dict:
         finally:
             if drop:
                 drop()
-            for leftover in folder.glob("storage.sqlite3*"):
-                leftover.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
     return result("replay", measures) | {"details": details, "storage": storage}

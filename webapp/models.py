@@ -668,8 +668,8 @@ class RowHistory(db.Model):
 
     __table_args__ = (
         Index("ix_row_history_member", "member_id", "id"),
-        Index("ix_row_history_table", "table_name", "id"),
-        Index("ix_row_history_changed", "changed_at"),
+        Index("ix_row_history_row", "table_name", "row_key", "id"),
+        Index("ix_row_history_changed", "table_name", "changed_at"),
         AUTOINCREMENT,
     )
 

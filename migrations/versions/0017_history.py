@@ -130,9 +130,11 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_row_history')),
         sqlite_autoincrement=True,
     )
+    # a member's versions (and overrides); a row's versions (the one before a change); a
+    # table's versions up to a moment (the catalog then, the changes in a period)
     op.create_index('ix_row_history_member', 'row_history', ['member_id', 'id'])
-    op.create_index('ix_row_history_table', 'row_history', ['table_name', 'id'])
-    op.create_index('ix_row_history_changed', 'row_history', ['changed_at'])
+    op.create_index('ix_row_history_row', 'row_history', ['table_name', 'row_key', 'id'])
+    op.create_index('ix_row_history_changed', 'row_history', ['table_name', 'changed_at'])
     op.create_index('ix_offer_activations_offer_at', 'offer_activations',
                     ['offer_id', 'activated_at'])
     op.create_index('ix_offer_fulfillments_offer_at', 'offer_fulfillments',
@@ -169,6 +171,6 @@ def downgrade():
     op.drop_index('ix_offer_fulfillments_offer_at', table_name='offer_fulfillments')
     op.drop_index('ix_offer_activations_offer_at', table_name='offer_activations')
     op.drop_index('ix_row_history_changed', table_name='row_history')
-    op.drop_index('ix_row_history_table', table_name='row_history')
+    op.drop_index('ix_row_history_row', table_name='row_history')
     op.drop_index('ix_row_history_member', table_name='row_history')
     op.drop_table('row_history')

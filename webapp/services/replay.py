@@ -181,13 +181,18 @@ def member_at(member_id: str, moment: datetime) -> dict[str, Any] | None:
 # --- the catalog as it was -----------------------------------------------------------------------
 
 
-def catalog_version(moment: datetime) -> int:
-    """The last change of the catalog at or before `moment` (its history row id)."""
-    return db.session.scalar(sa.select(sa.func.max(H.c.id)).where(
-        H.c.table_name.in_(CATALOG_TABLES), H.c.changed_at <= moment)) or 0
+def catalog_version(moment: datetime) -> datetime | None:
+    """When the catalog last changed at or before `moment` (None: never): the catalog of
+    every moment up to the next change is the same, so this names it. One index probe per
+    table (table_name, changed_at), however much history there is."""
+    latest = [sa.select(H.c.changed_at).where(H.c.table_name == table, H.c.changed_at <= moment)
+              .order_by(H.c.changed_at.desc()).limit(1).scalar_subquery()
+              for table in CATALOG_TABLES]
+    row = db.session.execute(sa.select(*latest)).one()
+    return max((at for at in row if at is not None), default=None)
 
 
-_CATALOGS: dict[tuple[Any, int], Any] = {}
+_CATALOGS: dict[tuple[Any, datetime | None], Any] = {}
 
 
 def catalog_at(moment: datetime) -> Any:
