@@ -1,4 +1,5 @@
-"""Run one benchmark by name: `python -m bench NAME` (engine, count, upload, explain, api)."""
+"""Run one benchmark by name: `python -m bench NAME` (engine, count, upload, explain, api, rules,
+concurrency, replay)."""
 
 from __future__ import annotations
 
