@@ -17,6 +17,7 @@ demo_cli = AppGroup("demo", help="Demo data.")
 segments_cli = AppGroup("segments", help="Segment membership maintenance and uploads.")
 events_cli = AppGroup("events", help="Membership events and webhook delivery.")
 activities_cli = AppGroup("activities", help="Member activities: CSV imports.")
+history_cli = AppGroup("history", help="The history as-of decisions replay.")
 
 
 @users_cli.command("create")
@@ -140,7 +141,27 @@ def verify_command() -> None:
     raise SystemExit(1)
 
 
+@history_cli.command("prune")
+@click.option("--days", type=click.IntRange(1, 100_000), default=None,
+              help="Keep this many days (default: HISTORY_RETENTION_DAYS).")
+def history_prune_command(days: int | None) -> None:
+    """Drop the history older than the retention; as-of moments before it are then refused."""
+    from flask import current_app
+
+    from webapp.services.replay import prune
+
+    days = days or int(current_app.config.get("HISTORY_RETENTION_DAYS") or 0)
+    if not days:
+        raise click.UsageError("HISTORY_RETENTION_DAYS is 0 (keep everything): give --days N "
+                               "to prune anyway")
+    gone = prune(days)
+    db.session.commit()
+    click.echo(f"History: {gone:,} version{'s' if gone != 1 else ''} older than {days:,} "
+               f"day{'s' if days != 1 else ''} dropped.")
+
+
 def register(app: Flask) -> None:
     """Attach the command groups to the app."""
-    for group in (users_cli, tokens_cli, demo_cli, segments_cli, events_cli, activities_cli):
+    for group in (users_cli, tokens_cli, demo_cli, segments_cli, events_cli, activities_cli,
+                  history_cli):
         app.cli.add_command(group)

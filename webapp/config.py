@@ -179,6 +179,9 @@ def load(instance_path: str) -> dict:
         # Member writes whose custom fields disagree with the attribute registry: refused, or
         # accepted and counted on the registry page and shown on the member page.
         "ATTRIBUTE_CHECK": _choice("ATTRIBUTE_CHECK", ("refuse", "flag"), "refuse"),
+        # How many days of history as-of decisions keep (0: everything); `flask history
+        # prune` drops what is older, and older moments are refused.
+        "HISTORY_RETENTION_DAYS": _number("HISTORY_RETENTION_DAYS", 0),
     }
 
 

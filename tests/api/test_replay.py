@@ -198,3 +198,30 @@ def _apply(api, change: str, ana, gold, staff) -> None:
         rewards = api.get("/rewards").get_json()["data"]
         ok(api.patch(f"/rewards/{rewards[0]['id']}", {"data": {
             "type": "rewards", "id": rewards[0]["id"], "attributes": {"points": 60}}}))
+
+
+def test_pruning_keeps_what_later_moments_read_and_moves_the_start(app, api, runner):
+    from webapp.models import HistoryMeta
+    from webapp.services import replay
+
+    gold, _ = _world(99)
+    ana = make_member(external_id="PRUNED", tier="gold", points=10)
+    db.session.commit()
+    assert api.patch(f"/members/{ana.id}", {"data": {"type": "members", "attributes": {
+        "points": 150}}}).status_code == 200
+    time.sleep(0.003)
+    moment = utcnow()
+    time.sleep(0.003)
+    before = {kind: _as_of(api, ana.id, kind, moment) for kind in ("offers", "rewards")}
+    # Everything so far is "older than the retention" when the clock says a day later.
+    gone = replay.prune(1, now=moment + timedelta(days=1))
+    db.session.commit()
+    assert gone >= 1  # the member's first version: no moment kept reads it
+    assert db.session.get(HistoryMeta, 1).begins_at == moment
+    after = {kind: _as_of(api, ana.id, kind, moment) for kind in ("offers", "rewards")}
+    assert after == before
+    refused = api.get(f"/members/{ana.id}/offers?as_of="
+                      f"{(moment - timedelta(seconds=1)).isoformat()}Z")
+    assert "before the history begins" in refused.get_json()["errors"][0]["detail"]
+    result = runner.invoke(args=["history", "prune"])
+    assert result.exit_code != 0 and "HISTORY_RETENTION_DAYS is 0" in result.output

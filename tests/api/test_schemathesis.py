@@ -71,6 +71,8 @@ SEMANTIC = {
                                                            "years 1900 and 2999",
     ("invalid_attribute", "/data/attributes/properties"): "property names follow the custom "
                                                           "field key rules",
+    ("invalid_parameter", "as_of"): "an as-of moment must lie within the kept history "
+                                    "(after it begins, within retention, not in the future)",
     # Query parameters are described one by one: OpenAPI cannot say that two exclude each other.
     ("repeated_parameter", "limit"): "page[size] and its alias limit: give one of the two",
     ("repeated_parameter", "type"): "filter[kind] and its alias type: give one of the two",

@@ -48,3 +48,23 @@ def test_a_moment_before_the_history_is_refused_on_the_page(client, auth):
     assert "before the history begins" in page.get_data(as_text=True)
     changes = client.get(f"/members/{ana.id}/changes?from=not-a-time")
     assert changes.status_code == 400 and "is not a moment" in changes.get_data(as_text=True)
+
+
+def test_one_decision_then_has_its_own_permalink(client, auth):
+    gold = make_segment("Gold", include=[{"field": "points", "operator": ">=", "value": 1000}])
+    offer = make_offer("Double points", audiences=[("in_any_segment", {"segments": [gold.id]})])
+    ana = make_member(external_id="ANA", points=950)
+    db.session.commit()
+    _pause()
+    then = utcnow()
+    _pause()
+    db.session.get(Member, ana.id).points = 2000
+    db.session.commit()
+    auth.login("support")
+    page = client.get(f"/members/{ana.id}/offers/{offer.id}?as_of={then.isoformat()}Z")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "did not see" in text and "needs 50 more points" in text
+    assert "as_of=" in text, text[text.find("permalink"):][:600]
+    missing = client.get(f"/members/{ana.id}/offers/999999?as_of={then.isoformat()}Z")
+    assert missing.status_code == 404

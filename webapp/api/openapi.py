@@ -817,6 +817,11 @@ class Operation:
 
 
 MEMBER_REF = "member id, external id or email"
+AS_OF = query("as_of", "a past moment (RFC 3339 with Z or an offset, e.g. "
+              "2026-12-01T14:00:00Z): the decisions and reasons exactly as they were then, "
+              "marked with the moment in meta.as_of; a moment before the history begins, "
+              "beyond retention or in the future is refused (400)",
+              {"type": "string", "format": "date-time", "maxLength": 64})
 SEGMENT_REF = "segment id or customer segment id"
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -846,9 +851,9 @@ OPERATIONS: tuple[Operation, ...] = (
                       "exclude": [{"field": "badges", "operator": "contains",
                                    "value": "banned"}]}}}),
     Operation("get", "/members/{member_ref}/offers", "member_offers", "Visibility", 200,
-              "DecoratedOfferCollection"),
+              "DecoratedOfferCollection", params=[AS_OF]),
     Operation("get", "/members/{member_ref}/rewards", "member_rewards", "Visibility", 200,
-              "DecoratedRewardCollection"),
+              "DecoratedRewardCollection", params=[AS_OF]),
     Operation("get", "/segments", "segment_list", "Segments", 200, "SegmentCollection", params=[
         query("filter[kind]", "static or dynamic", {"enum": ["static", "dynamic"]}),
         query("filter[customer_segment_id]", "exact customer segment id"),

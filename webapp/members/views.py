@@ -475,6 +475,9 @@ def _explain(member, item, kind: str, decision):
 def offer(member_id: str, offer_id: int):
     """One offer for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
+    past = _decision_then(member, "offer", offer_id)
+    if past is not None:
+        return past
     item = get_or_404(Offer, offer_id)
     return _explain(member, item, "offer", visibility.offer_decision(member, item))
 
@@ -484,5 +487,30 @@ def offer(member_id: str, offer_id: int):
 def reward(member_id: str, reward_id: int):
     """One reward for one member: decision, near misses and the full tree (a permalink)."""
     member = _member_or_404(member_id)
+    past = _decision_then(member, "reward", reward_id)
+    if past is not None:
+        return past
     item = get_or_404(Reward, reward_id)
     return _explain(member, item, "reward", visibility.reward_decision(member, item))
+
+
+def _decision_then(member: Member, kind: str, item_id: int):
+    """With `as_of`, the permalink page of one decision as it was then (404 when the item
+    did not exist then; the page says why a moment cannot be shown); else None."""
+    moment, problem = _as_of()
+    if moment is None and problem is None:
+        return None
+    try:
+        if problem is not None:
+            raise replay.ReplayError(problem)
+        ex = replay.explainer_at(member.id, moment)
+    except replay.ReplayError as exc:
+        abort(400, description=f"Cannot show that moment: {exc.errors['']}")
+    items = ex.catalog.offers if kind == "offer" else ex.catalog.rewards
+    item = next((i for i in items if i.id == item_id), None)
+    if item is None:
+        abort(404, description=f"That {kind} did not exist at {moment.isoformat()}Z.")
+    decision = ex.offer(item) if kind == "offer" else ex.reward(item)
+    return render("members/explain.html", "explanation", member=member, item=item, kind=kind,
+                  decision=decision, misses=visibility.near_misses(decision.explanation),
+                  node_values=node_values, as_of=moment)

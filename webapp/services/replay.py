@@ -555,5 +555,29 @@ def _member_changes(member_id: str, start: datetime, end: datetime
     return for_item
 
 
-__all__ = ["ReplayError", "catalog_at", "check_moment", "decorated_at", "explainer_at",
+# --- retention -------------------------------------------------------------------------------
+
+
+def prune(days: int, now: datetime | None = None) -> int:
+    """Drop the history older than `days` days (no commit): of each row, the versions before
+    the cutoff except the last one (which the moments after the cutoff still read), and that
+    one too when it is a delete; the history then begins at the cutoff. Returns how many
+    versions went."""
+    if days < 1:
+        raise ReplayError("keep at least 1 day of history")
+    now = now or utcnow()
+    cutoff = now - timedelta(days=days)
+    old = sa.and_(H.c.changed_at <= cutoff)
+    last = sa.select(sa.func.max(H.c.id)).where(old).group_by(H.c.table_name, H.c.row_key)
+    gone = db.session.execute(sa.delete(H).where(old, H.c.id.not_in(last))).rowcount
+    gone += db.session.execute(sa.delete(H).where(old, H.c.op == "D")).rowcount
+    meta = db.session.get(HistoryMeta, 1)
+    if meta is None:
+        db.session.add(HistoryMeta(id=1, begins_at=cutoff))
+    elif meta.begins_at < cutoff:
+        meta.begins_at = cutoff
+    return gone
+
+
+__all__ = ["ReplayError", "prune", "catalog_at", "check_moment", "decorated_at", "explainer_at",
            "history_begins", "member_at", "parse_moment", "rows_at", "changes_between"]
