@@ -1,5 +1,5 @@
-"""Run one benchmark by name: `python -m bench NAME` (engine, count, upload, explain, api, …,
-activities; see bench/*.py)."""
+"""Run one benchmark by name: `python -m bench NAME` (engine, count, upload, explain, api, rules,
+concurrency, activities, replay; see bench/*.py)."""
 
 from __future__ import annotations
 

@@ -413,7 +413,10 @@ class OfferActivation(db.Model):
     actor_label: Mapped[str] = mapped_column(String(200), default="")
 
     __table_args__ = (Index("ix_offer_activations_member", "member_id", "offer_id"),
-                      Index("ix_offer_activations_offer", "offer_id"), AUTOINCREMENT)
+                      Index("ix_offer_activations_offer", "offer_id"),
+                      # the global counts as of a past moment (webapp.services.replay)
+                      Index("ix_offer_activations_offer_at", "offer_id", "activated_at"),
+                      AUTOINCREMENT)
 
 
 class OfferFulfillment(db.Model):
@@ -433,6 +436,8 @@ class OfferFulfillment(db.Model):
     __table_args__ = (UniqueConstraint("offer_id", "external_id",
                                        name="uq_offer_fulfillments_external"),
                       Index("ix_offer_fulfillments_member", "member_id", "offer_id"),
+                      # the global counts as of a past moment (webapp.services.replay)
+                      Index("ix_offer_fulfillments_offer_at", "offer_id", "fulfilled_at"),
                       AUTOINCREMENT)
 
 
@@ -663,8 +668,8 @@ class RowHistory(db.Model):
 
     __table_args__ = (
         Index("ix_row_history_member", "member_id", "id"),
-        Index("ix_row_history_table", "table_name", "id"),
-        Index("ix_row_history_changed", "changed_at"),
+        Index("ix_row_history_row", "table_name", "row_key", "id"),
+        Index("ix_row_history_changed", "table_name", "changed_at"),
         AUTOINCREMENT,
     )
 

@@ -7,6 +7,8 @@
   statement). Written by triggers in the same transaction, so every writer counts (ORM
   flushes, Core bulk statements, hand-written SQL).
 - `history_meta`: when the history begins (the rows present now are recorded as of now).
+- indexes on offer_activations (offer_id, activated_at) and offer_fulfillments (offer_id,
+  fulfilled_at): the global counts of an offer as of a past moment, read from the index alone.
 
 Revision ID: 0017_history
 Revises: 0016_activity_imports
@@ -128,9 +130,15 @@ def upgrade():
         sa.PrimaryKeyConstraint('id', name=op.f('pk_row_history')),
         sqlite_autoincrement=True,
     )
+    # a member's versions (and overrides); a row's versions (the one before a change); a
+    # table's versions up to a moment (the catalog then, the changes in a period)
     op.create_index('ix_row_history_member', 'row_history', ['member_id', 'id'])
-    op.create_index('ix_row_history_table', 'row_history', ['table_name', 'id'])
-    op.create_index('ix_row_history_changed', 'row_history', ['changed_at'])
+    op.create_index('ix_row_history_row', 'row_history', ['table_name', 'row_key', 'id'])
+    op.create_index('ix_row_history_changed', 'row_history', ['table_name', 'changed_at'])
+    op.create_index('ix_offer_activations_offer_at', 'offer_activations',
+                    ['offer_id', 'activated_at'])
+    op.create_index('ix_offer_fulfillments_offer_at', 'offer_fulfillments',
+                    ['offer_id', 'fulfilled_at'])
     op.create_table(
         'history_meta',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -160,7 +168,9 @@ def downgrade():
             op.execute(f"DROP TRIGGER IF EXISTS row_history_{table} ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS beacon_row_history_{table}()")
     op.drop_table('history_meta')
+    op.drop_index('ix_offer_fulfillments_offer_at', table_name='offer_fulfillments')
+    op.drop_index('ix_offer_activations_offer_at', table_name='offer_activations')
     op.drop_index('ix_row_history_changed', table_name='row_history')
-    op.drop_index('ix_row_history_table', table_name='row_history')
+    op.drop_index('ix_row_history_row', table_name='row_history')
     op.drop_index('ix_row_history_member', table_name='row_history')
     op.drop_table('row_history')

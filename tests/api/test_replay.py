@@ -65,6 +65,9 @@ def _world(n: int = 0):
     coffee = make_offer(f"Coffee {n}")
     db.session.add(OfferLimit(offer_id=coffee.id, limit_type="membership_award_count",
                               configuration={"limit": 2}))
+    cake = make_offer(f"Cake {n}")
+    db.session.add(OfferLimit(offer_id=cake.id, limit_type="global_award_count",
+                              configuration={"limit": 5}))
     db.session.commit()
     return gold, staff
 

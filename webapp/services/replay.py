@@ -181,13 +181,18 @@ def member_at(member_id: str, moment: datetime) -> dict[str, Any] | None:
 # --- the catalog as it was -----------------------------------------------------------------------
 
 
-def catalog_version(moment: datetime) -> int:
-    """The last change of the catalog at or before `moment` (its history row id)."""
-    return db.session.scalar(sa.select(sa.func.max(H.c.id)).where(
-        H.c.table_name.in_(CATALOG_TABLES), H.c.changed_at <= moment)) or 0
+def catalog_version(moment: datetime) -> datetime | None:
+    """When the catalog last changed at or before `moment` (None: never): the catalog of
+    every moment up to the next change is the same, so this names it. One index probe per
+    table (table_name, changed_at), however much history there is."""
+    latest = [sa.select(H.c.changed_at).where(H.c.table_name == table, H.c.changed_at <= moment)
+              .order_by(H.c.changed_at.desc()).limit(1).scalar_subquery()
+              for table in CATALOG_TABLES]
+    row = db.session.execute(sa.select(*latest)).one()
+    return max((at for at in row if at is not None), default=None)
 
 
-_CATALOGS: dict[tuple[Any, int], Any] = {}
+_CATALOGS: dict[tuple[Any, datetime | None], Any] = {}
 
 
 def catalog_at(moment: datetime) -> Any:
@@ -291,9 +296,9 @@ def usage_rows_at(member_id: str, global_ids: Iterable[int], moment: datetime) -
     ids = sorted(global_ids)
     if ids:
         acts = dict(db.session.execute(sa.select(a.offer_id, sa.func.count()).where(
-            a.offer_id.in_(ids), a.activated_at <= moment).group_by(a.offer_id)).tuples())
+            a.offer_id.in_(ids), a.activated_at <= moment).group_by(a.offer_id)).all())
         awards = dict(db.session.execute(sa.select(f.offer_id, sa.func.count()).where(
-            f.offer_id.in_(ids), f.fulfilled_at <= moment).group_by(f.offer_id)).tuples())
+            f.offer_id.in_(ids), f.fulfilled_at <= moment).group_by(f.offer_id)).all())
         for offer_id in ids:
             if offer_id in acts or offer_id in awards:
                 rows.append(("g", offer_id, None, None, None, acts.get(offer_id, 0),
@@ -301,10 +306,11 @@ def usage_rows_at(member_id: str, global_ids: Iterable[int], moment: datetime) -
     return rows
 
 
-def explainer_at(member_id: str, moment: datetime) -> Any:
+def explainer_at(member_id: str, moment: datetime, *, usage: bool = True) -> Any:
     """A `decisions.Explainer` for the member as at `moment` (the catalog, the member's
     attributes, lists, overrides, activities and offer usage of then); ReplayError when the
-    moment cannot be replayed or the member did not exist then."""
+    moment cannot be replayed or the member did not exist then. Without `usage` the offer
+    usage is left out (rewards do not read it; the live route reads it for offers only)."""
     from webapp.services import activities
     from webapp.services.decisions import Explainer, _facts, catalog_activity_criteria
     from webapp.services.offer_usage import usage_from_rows
@@ -320,18 +326,18 @@ def explainer_at(member_id: str, moment: datetime) -> Any:
     if criteria:
         attributes["activities"] = tuple(activities.load(
             [member_id], criteria, moment, recorded_by=moment)[member_id])
-    usage = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment)) \
-        if catalog.offers else {}
+    used = usage_from_rows(usage_rows_at(member_id, catalog.global_limited(), moment)) \
+        if usage and catalog.offers else {}
     return Explainer(member=SimpleNamespace(id=member_id), catalog=catalog, now=moment,
                      tz=program_timezone(), attributes=attributes,
-                     facts=_facts(catalog.segments, on_list, overrides), usage=usage)
+                     facts=_facts(catalog.segments, on_list, overrides), usage=used)
 
 
 def decorated_at(member_id: str, kind: str, render: Callable, moment: datetime
                  ) -> tuple[bytes, int]:
     """Every offer or reward decided for the member as at `moment`, rendered as the live
     route renders them (see `decisions.decorated`)."""
-    ex = explainer_at(member_id, moment)
+    ex = explainer_at(member_id, moment, usage=kind == "offers")
     ex.direct = ex.catalog.direct_for(kind)
     if kind == "offers":
         pairs = [(o, ex.offer(o, serialized=True)) for o in ex.catalog.offers]
