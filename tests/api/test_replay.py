@@ -225,3 +225,32 @@ def test_pruning_keeps_what_later_moments_read_and_moves_the_start(app, api, run
     assert "before the history begins" in refused.get_json()["errors"][0]["detail"]
     result = runner.invoke(args=["history", "prune"])
     assert result.exit_code != 0 and "HISTORY_RETENTION_DAYS is 0" in result.output
+
+
+def test_one_offer_or_reward_now_and_as_of_then(app, api):
+    gold, _ = _world(7)
+    ana = make_member(external_id="ONE", tier="silver", points=150)
+    db.session.commit()
+    time.sleep(0.003)
+    then = utcnow()
+    time.sleep(0.003)
+    assert api.patch(f"/members/{ana.id}", {"data": {"type": "members", "attributes": {
+        "tier": "gold"}}}).status_code == 200
+    offer = next(o for o in api.get("/offers?page[size]=100").get_json()["data"]
+                 if o["attributes"]["name"] == "Gold treat 7")
+    now = api.get(f"/members/{ana.id}/offers/{offer['id']}").get_json()
+    assert now["data"]["attributes"]["visible_status"] == "visible"
+    past = api.get(f"/members/{ana.id}/offers/{offer['id']}?as_of={then.isoformat()}Z")
+    assert past.status_code == 200, past.get_json()
+    body = past.get_json()
+    assert body["data"]["attributes"]["visible_status"] == "missing_required_segments"
+    assert body["meta"]["as_of"] == then.isoformat() + "Z"
+    # the same decision as the whole list gave for that moment
+    listed = json.loads(_as_of(api, ana.id, "offers", then))
+    same = next(d for d in listed if d["id"] == offer["id"])
+    assert same["attributes"] == body["data"]["attributes"]
+    reward = api.get("/rewards?page[size]=100").get_json()["data"][0]
+    assert api.get(f"/members/{ana.id}/rewards/{reward['id']}?as_of={then.isoformat()}Z"
+                   ).status_code == 200
+    gone = api.get(f"/members/{ana.id}/offers/999999?as_of={then.isoformat()}Z")
+    assert gone.status_code == 404

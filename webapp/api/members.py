@@ -271,3 +271,55 @@ def member_offers(member_ref: str):
 def member_rewards(member_ref: str):
     """Every reward decorated for this member: visible_status, eligible and the reasons tree."""
     return _decorated(member_ref, "rewards")
+
+
+def _one_decision(member_ref: str, kind: str, item_ref: str) -> Response:
+    """One offer or reward decided for a member (now, or `as_of` a past moment)."""
+    from webapp.api.offers import int_id, offer_or_404
+    from webapp.api.rewards import reward_or_404
+    from webapp.api.serializers import decision_attributes, offer_attributes, reward_attributes
+    from webapp.services.decisions import offer_decision, reward_decision
+    from webapp.services.replay import ReplayError, explainer_at, parse_moment
+
+    check_query(("as_of",))
+    member = member_or_404(member_ref)
+    own = offer_attributes if kind == "offers" else reward_attributes
+    as_of = query_value("as_of", max_length=64)
+    meta: dict = {"member_id": member.id}
+    if as_of is None:
+        item = offer_or_404(item_ref) if kind == "offers" else reward_or_404(item_ref)
+        decision = (offer_decision(member, item) if kind == "offers"
+                    else reward_decision(member, item))
+    else:
+        try:
+            moment = parse_moment(as_of)
+            ex = explainer_at(member.id, moment)
+        except ReplayError as exc:
+            raise ApiError(400, "invalid_parameter", exc.errors[""], parameter="as_of",
+                           title="Cannot replay that moment") from None
+        number = int_id(item_ref)
+        items = ex.catalog.offers if kind == "offers" else ex.catalog.rewards
+        item = next((i for i in items if i.id == number or (
+            number is None and i.external_id == item_ref)), None)
+        if item is None:
+            raise ApiError(404, f"{kind[:-1]}_not_found", f"No {kind[:-1]} {item_ref!r} "
+                           f"existed at {moment.isoformat()}Z.", title="Not found")
+        decision = ex.offer(item) if kind == "offers" else ex.reward(item)
+        meta["as_of"] = moment.isoformat() + "Z"
+    return respond({"data": {"type": kind, "id": str(item.id), "attributes": {
+        **own(item), **decision_attributes(decision)}}, "meta": meta,
+        "links": {"self": self_link()}})
+
+
+@bp.route("/members/<member_ref>/offers/<offer_id>", methods=["GET"])
+@access("read")
+def member_offer(member_ref: str, offer_id: str):
+    """One offer decorated for this member: visible_status, eligible, reasons (as_of: then)."""
+    return _one_decision(member_ref, "offers", offer_id)
+
+
+@bp.route("/members/<member_ref>/rewards/<reward_id>", methods=["GET"])
+@access("read")
+def member_reward(member_ref: str, reward_id: str):
+    """One reward decorated for this member: visible_status, eligible, reasons (as_of: then)."""
+    return _one_decision(member_ref, "rewards", reward_id)
