@@ -398,3 +398,21 @@ def test_sums_past_64_bits_stay_exact(member_db: MemberDB) -> None:
         d = {"include": [{"field": "activity.sum", "operator": op, "value": value,
                           "activity": {"type": "purchase"}}]}
         assert _both(member_db, d, acts, PARIS_NOW, "UTC") is expected, (op, value)
+
+
+def test_the_compiled_predicate_agrees_with_the_test() -> None:
+    """`pred` on the shown measure (what `get` returns) decides as the criterion's test."""
+    from webapp.targeting.compiler import compile_criterion
+    from webapp.targeting.criteria import parse_criterion
+    from webapp.targeting.env import make_env
+
+    env = make_env(PARIS_NOW, "Europe/Paris")
+    acts = (_purchase(PARIS_START, 125_000), _purchase(PARIS_START - timedelta(days=3), 130_000))
+    member = {"activities": acts}
+    for measure, value in (("count", 2), ("sum", 25), ("min", 12.5), ("max", 13),
+                           ("first", {"days_ago": 2}), ("last", "2026-06-14")):
+        for op in (">=", ">", "<=", "<", "equals", "not_equals"):
+            c = compile_criterion(parse_criterion({
+                "field": f"activity.{measure}", "operator": op, "value": value,
+                "activity": {"type": "purchase"}}))
+            assert c.pred(c.get(member, env), env) == c.test(member, env), (measure, op)

@@ -542,8 +542,16 @@ def compile_activity(c: Any) -> Any:
         got = measured(m, env).value(spec.measure)
         return _shown(spec, got)
 
-    def pred(v: Any, env: Any) -> bool:  # not used for activity criteria (see test)
-        raise NotImplementedError
+    def pred(v: Any, env: Any) -> bool:
+        """The comparison on a measure as `get` shows it (amounts as numbers, moments as
+        ISO text); a missing measure passes only not_equals."""
+        if v is None:
+            return c.operator == s.NOT_EQUALS
+        if spec.measure in ("sum", "min", "max"):
+            v = to_e4(v)
+        elif spec.measure in ("first", "last"):
+            v = datetime.fromisoformat(str(v).removesuffix("Z"))
+        return _compare(c.operator, v, threshold(c, env))
 
     def make(excluding: bool) -> Callable[[Any, Any], dict[str, Any]]:
         op = _FLIP[c.operator] if excluding else c.operator
