@@ -296,7 +296,8 @@ def activity_criteria(definitions: Iterable[Any]) -> list[Any]:
 
 
 def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | None = None,
-         *, recorded_by: datetime | None = None) -> dict[str, list[behaviour.Activity]]:
+         *, recorded_by: datetime | None = None, connection: Any = None
+         ) -> dict[str, list[behaviour.Activity]]:
     """The activities these criteria read, per member id (every given member has a list);
     with `recorded_by`, only those recorded by then (an as-of decision)."""
     out: dict[str, list[behaviour.Activity]] = {m: [] for m in member_ids}
@@ -305,21 +306,46 @@ def load(member_ids: Sequence[str], criteria: Sequence[Any], now: datetime | Non
     need = behaviour.needs(criteria, env.now, env.today, env.tz)
     if need is None or not member_ids:
         return out
-    a = activities_t.c
-    spans = _spans(criteria, env)
-    wanted = sa.or_(*(a.type == kind if since is None else
-                      sa.and_(a.type == kind, a.occurred_at >= since)
-                      for kind, since in sorted(spans.items())))
-    if recorded_by is not None:
-        wanted = sa.and_(wanted, a.recorded_at <= recorded_by)
+    spans = sorted(_spans(criteria, env).items())
+    statement = _load_statement(tuple(since is not None for _, since in spans),
+                                recorded_by is not None)
+    params: dict[str, Any] = {"recorded_by": recorded_by}
+    for i, (kind, since) in enumerate(spans):
+        params[f"type_{i}"] = kind
+        params[f"since_{i}"] = since
     ids = list(member_ids)
+    execute = (connection or db.session).execute
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        for member_id, kind, at, amount, props in db.session.execute(sa.select(
-                a.member_id, a.type, a.occurred_at, a.amount_e4, a.properties).where(
-                a.member_id.in_(chunk), wanted).order_by(a.member_id, a.occurred_at, a.id)):
+        params["ids"] = ids[start:start + CHUNK]
+        for member_id, kind, at, amount, props in execute(statement, params):
             out[member_id].append((kind, at, amount, props))
     return out
+
+
+_LOAD_STATEMENTS: dict[tuple[tuple[bool, ...], bool], sa.Select] = {}
+
+
+def _load_statement(bounded: tuple[bool, ...], recorded: bool) -> sa.Select:
+    """The statement `load` runs, built once per shape (which types have a start, whether
+    `recorded_by` applies) with bound parameters, so SQLAlchemy compiles it once: the
+    decorated answers read it on every request."""
+    key = (bounded, recorded)
+    statement = _LOAD_STATEMENTS.get(key)
+    if statement is None:
+        a = activities_t.c
+        wanted = sa.or_(*(
+            sa.and_(a.type == sa.bindparam(f"type_{i}"),
+                    a.occurred_at >= sa.bindparam(f"since_{i}", type_=sa.DateTime()))
+            if has_start else a.type == sa.bindparam(f"type_{i}")
+            for i, has_start in enumerate(bounded)))
+        if recorded:
+            wanted = sa.and_(wanted, a.recorded_at <= sa.bindparam("recorded_by",
+                                                                   type_=sa.DateTime()))
+        statement = _LOAD_STATEMENTS[key] = sa.select(
+            a.member_id, a.type, a.occurred_at, a.amount_e4, a.properties).where(
+            a.member_id.in_(sa.bindparam("ids", expanding=True)), wanted).order_by(
+            a.member_id, a.occurred_at, a.id)
+    return statement
 
 
 def _spans(criteria: Sequence[Any], env: Any) -> dict[str, datetime | None]:

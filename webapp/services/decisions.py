@@ -722,11 +722,17 @@ def decorated_for(reference: str, kind: str, render: Render, *, now: datetime | 
             if member is None:
                 return None
             inputs = member_inputs(connection, member.id, usage=usage)
-    return member, *decorated(member, kind, render, now=now, inputs=inputs)
+        # the member's activities the catalog's segments read, on the same connection
+        criteria = catalog_activity_criteria(catalog_for(inputs[0]))
+        acts = tuple(activities.load([member.id], criteria, now, connection=connection)[
+            member.id]) if criteria else None
+    return member, *decorated(member, kind, render, now=now, inputs=inputs,
+                              member_activities=acts)
 
 
 def decorated(member: Member | sa.Row, kind: str, render: Render, *,
-              now: datetime | None = None, inputs: Inputs | None = None) -> tuple[bytes, int]:
+              now: datetime | None = None, inputs: Inputs | None = None,
+              member_activities: tuple | None = None) -> tuple[bytes, int]:
     """Every offer (`kind` "offers") or reward ("rewards") of the catalog decided for this
     member and rendered by `render`, with how many there are.
 
@@ -739,7 +745,8 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
     (`inputs`, read by `member_inputs` when not given) are read before the decisions are
     computed from them, so a concurrent change can only leave an entry that nobody's key
     reaches any more. The cache holds at most VISIBILITY_CACHE_BYTES (64 MiB by default; 0
-    switches it off)."""
+    switches it off). `member_activities`: the member's activities the catalog's segments
+    read, when the caller read them with the inputs."""
     now = now or utcnow()
     tz = program_timezone()
     if inputs is None:
@@ -747,7 +754,10 @@ def decorated(member: Member | sa.Row, kind: str, render: Render, *,
     token, rows, activity = inputs
     catalog = catalog_for(token)
     on_list, overrides = _sorted_rows(rows, catalog.segments)
-    attributes = with_activities(catalog, member.id, member_attributes(member), now)
+    if member_activities is not None:  # read by the caller with the inputs
+        attributes = {**member_attributes(member), "activities": member_activities}
+    else:
+        attributes = with_activities(catalog, member.id, member_attributes(member), now)
     limit = int(current_app.config.get("VISIBILITY_CACHE_BYTES", DEFAULT_CACHE_BYTES))
     key = None
     if catalog.token is not None and limit > 0:
