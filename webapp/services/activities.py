@@ -222,6 +222,9 @@ def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api
                      "occurred_at": row["occurred_at"], "amount_e4": row["amount_e4"],
                      "properties": row["properties"], "external_id": row["external_id"],
                      "source": source, "recorded_at": now})
+    # In one order (by external id) in every transaction: two batches sharing external ids
+    # then wait for each other on the unique index in the same order, never in a cycle.
+    rows.sort(key=lambda r: r["external_id"])
     inserted = _insert(rows) if rows else {}
     known = _ids_of([r["external_id"] for r in rows if r["external_id"] not in inserted])
     changed: dict[str, set[str]] = defaultdict(set)
