@@ -240,6 +240,12 @@ def _decorated(member_ref: str, resource_type: str) -> Response:
     return Response(body, mimetype=MEDIA_TYPE)
 
 
+def _as_of_refused(exc: Exception) -> ApiError:
+    """The 400 for an `as_of` moment that cannot be replayed (the message says why)."""
+    return ApiError(400, "invalid_parameter", exc.errors[""], parameter="as_of",
+                    title="Cannot replay that moment")
+
+
 def _decorated_as_of(member_id: str, resource_type: str, as_of: str) -> Response:
     """The decorated offers or rewards as they were at `as_of` (webapp.services.replay),
     marked with that moment in `meta.as_of`."""
@@ -251,8 +257,7 @@ def _decorated_as_of(member_id: str, resource_type: str, as_of: str) -> Response
         data, count = decorated_at(member_id, resource_type,
                                    partial(decorated_items, resource_type), moment)
     except ReplayError as exc:
-        raise ApiError(400, "invalid_parameter", exc.errors[""], parameter="as_of",
-                       title="Cannot replay that moment") from None
+        raise _as_of_refused(exc) from None
     body = b"".join((b'{"data":', data, b',"meta":', dumps({
         "member_id": member_id, "count": count, "as_of": moment.isoformat() + "Z"}),
         b',"links":', dumps({"self": self_link()}), b"}"))
@@ -295,8 +300,7 @@ def _one_decision(member_ref: str, kind: str, item_ref: str) -> Response:
             moment = parse_moment(as_of)
             ex = explainer_at(member.id, moment)
         except ReplayError as exc:
-            raise ApiError(400, "invalid_parameter", exc.errors[""], parameter="as_of",
-                           title="Cannot replay that moment") from None
+            raise _as_of_refused(exc) from None
         number = int_id(item_ref)
         items = ex.catalog.offers if kind == "offers" else ex.catalog.rewards
         item = next((i for i in items if i.id == number or (
