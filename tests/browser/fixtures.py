@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,15 @@ def live_server(app):
     server.shutdown()
     thread.join(timeout=5)
     with server_app.app_context():
+        # A request Chromium left running when its context closed may still hold a pooled
+        # connection: wait for it, since a connection checked in after `dispose` would stay
+        # open in the discarded pool until the garbage collector found it (psycopg's
+        # ResourceWarning, failing whichever test runs then).
+        pool = db.engine.pool
+        deadline = time.monotonic() + 30
+        while pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pool.checkedout(), "a request of the live server kept its connection"
         db.engine.dispose()
 
 
