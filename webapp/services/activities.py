@@ -12,6 +12,7 @@ answers. Leaving a window as time passes is applied by ``flask segments refresh`
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,17 +82,20 @@ def _text(value: Any, name: str, errors: dict[str, str], limit: int) -> str | No
     return value.strip()
 
 
+#: How the size of properties is measured (built once: json.dumps with an option builds an
+#: encoder per call).
+_PROPERTIES_JSON = json.JSONEncoder(allow_nan=False)
+
+
 def _properties_problem(value: Any) -> str | None:
     if not isinstance(value, dict):
         return "properties is a JSON object"
-    import json
-
     for key in value:
         problem = key_problem(key) if isinstance(key, str) else "a key is not a string"
         if problem:
             return f"properties: {problem}"
     try:
-        size = len(json.dumps(value, allow_nan=False))
+        size = len(_PROPERTIES_JSON.encode(value))
     except (TypeError, ValueError):
         return "properties holds a value that is not JSON (NaN or infinity)"
     if size > MAX_PROPERTIES_BYTES:
