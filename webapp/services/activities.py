@@ -263,7 +263,8 @@ def refresh_after(changed: Mapping[str, set[str]], *, actor: str, source: str,
     with the segments whose activity criteria read those types, in this transaction: each
     segment set-based over just those members, each member's activities read through its
     own index (`rules_condition(per_member=True)`); segments that depend on a changed one
-    follow through `apply_delta`'s cascade. The changes that moved someone, in order."""
+    follow through `apply_delta`'s cascade; a segment re-evaluates only the members with new
+    activities of a type it reads. The changes that moved someone, in order."""
     from webapp.services.membership import (
         Cause,
         refresh_segment_members,
@@ -271,10 +272,11 @@ def refresh_after(changed: Mapping[str, set[str]], *, actor: str, source: str,
     )
 
     types = set().union(*changed.values())
-    member_ids = sorted(changed)
     cause = Cause("activity", actor, {"types": sorted(types), "source": source})
     deltas: list[Any] = []
-    for segment in segments_reading_activities(types):
+    for segment, read in segments_reading_activities(types):
+        # only the members with new activities of a type this segment reads
+        member_ids = sorted(m for m, kinds in changed.items() if not kinds.isdisjoint(read))
         delta = refresh_segment_members(segment, member_ids, cause, now)
         deltas.extend(d for d in delta.with_cascade() if d.changed)
     return deltas

@@ -830,12 +830,16 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     return [d for d in deltas if d.changed]
 
 
-def segments_reading_activities(types: set[str]) -> list[Segment]:
+def segments_reading_activities(types: set[str]) -> list[tuple[Segment, frozenset[str]]]:
     """The dynamic segments whose activity criteria read one of these activity types, each
-    after the segments it depends on."""
-    return [segment for segment in dynamic_segments_in_order()
-            if any(c.activity.type in types
-                   for c in activities.activity_criteria([segment.definition()]))]
+    after the segments it depends on, with the ones of these types it reads."""
+    out = []
+    for segment in dynamic_segments_in_order():
+        read = frozenset(c.activity.type for c in
+                         activities.activity_criteria([segment.definition()])) & types
+        if read:
+            out.append((segment, read))
+    return out
 
 
 def refresh_all(cause: Cause, now: datetime | None = None) -> list[Delta]:
