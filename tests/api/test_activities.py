@@ -179,3 +179,27 @@ def test_one_refused_activity_answers_an_error_document_naming_it(api):
     assert error["source"]["pointer"] == "/data/attributes/amount"
     assert "at most 4 decimal places" in error["detail"]
     assert db.session.scalar(select(func.count()).select_from(Activity)) == 0
+
+
+def test_what_is_stored_reads_back_as_sent(api):
+    """Every field as written (PostgreSQL copies the rows past the ORM): text, amounts,
+    moments, nested and non-ASCII properties, and no properties at all."""
+    member = make_member(external_id="ANA")
+    props = {"item": "café", "tags": ["a", "ü"], "n": {"deep": 1.5, "none": None}}
+    body = {"data": [act("ANA", "p1", amount=12.3456, days_ago=2, **props),
+                     act("ANA", "v1", kind="visit", days_ago=3)]}
+    response = api.post("/activities", body)
+    assert response.get_json()["meta"]["counts"]["recorded"] == 2
+    rows = {a.external_id: a for a in db.session.scalars(select(Activity))}
+    sent = {item["attributes"]["external_id"]: item["attributes"] for item in body["data"]}
+    for ext, row in rows.items():
+        assert row.member_id == member.id and row.source == "api"
+        assert row.occurred_at.isoformat() + "Z" == sent[ext]["occurred_at"]
+    assert rows["p1"].type == "purchase" and rows["p1"].amount_e4 == 123456
+    assert rows["p1"].properties == props
+    assert rows["v1"].type == "visit" and rows["v1"].amount_e4 is None
+    assert not rows["v1"].properties
+    listed = api.get(f"/members/{member.id}/activities").get_json()["data"]
+    by_ext = {a["attributes"]["external_id"]: a["attributes"] for a in listed}
+    assert by_ext["p1"]["properties"] == props and by_ext["p1"]["amount"] == 12.3456
+    assert by_ext["v1"]["properties"] is None

@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from webapp.extensions import db
@@ -85,6 +84,9 @@ def _text(value: Any, name: str, errors: dict[str, str], limit: int) -> str | No
 #: How the size of properties is measured (built once: json.dumps with an option builds an
 #: encoder per call).
 _PROPERTIES_JSON = json.JSONEncoder(allow_nan=False)
+#: How properties are written where the rows bypass SQLAlchemy (as its JSON type would: None
+#: is JSON null).
+_STORED_JSON = json.JSONEncoder(allow_nan=False, ensure_ascii=False)
 
 
 def _properties_problem(value: Any) -> str | None:
@@ -179,14 +181,42 @@ def _insert(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert rows, skipping external ids already stored: the ids of those really inserted,
     by external id.
 
-    One statement executed with the rows as parameters: SQLAlchemy batches them into
-    multi-row INSERT … RETURNING ("insertmanyvalues") from a statement compiled once and
-    cached, instead of compiling a new VALUES list of 500 rows for every chunk."""
-    dialect = db.session.get_bind().dialect.name
-    make = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = make(activities_t).on_conflict_do_nothing(index_elements=["external_id"]).returning(
-        activities_t.c.external_id, activities_t.c.id)
+    PostgreSQL: the rows are copied (COPY, the driver's fastest path) into a temporary table
+    of this connection, then moved with one INSERT … SELECT … ON CONFLICT DO NOTHING
+    RETURNING, in external-id order. SQLite: one statement executed with the rows as
+    parameters, which SQLAlchemy batches into multi-row INSERT … RETURNING
+    ("insertmanyvalues") from a statement compiled once and cached."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return _insert_copied(connection, rows)
+    stmt = sqlite_insert(activities_t).on_conflict_do_nothing(
+        index_elements=["external_id"]).returning(activities_t.c.external_id, activities_t.c.id)
     return {ext: id_ for ext, id_ in db.session.execute(stmt, rows)}
+
+
+_COPIED = ("member_id", "type", "occurred_at", "amount_e4", "properties", "external_id",
+           "source", "recorded_at")
+
+
+def _insert_copied(connection: sa.Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    names = ", ".join(_COPIED)
+    dumps = _STORED_JSON.encode
+    with connection.connection.driver_connection.cursor() as cursor:
+        # The table lives as long as the connection; its rows only until the transaction ends
+        # (deleted below, and gone with a rollback like anything else the transaction wrote).
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS activities_incoming AS "
+                       f"SELECT {names} FROM activities WITH NO DATA")
+        with cursor.copy(f"COPY activities_incoming ({names}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r["member_id"], r["type"], r["occurred_at"], r["amount_e4"],
+                                dumps(r["properties"]), r["external_id"], r["source"],
+                                r["recorded_at"]))
+        cursor.execute(f"INSERT INTO activities ({names}) SELECT {names} "
+                       f"FROM activities_incoming ORDER BY external_id "
+                       f"ON CONFLICT (external_id) DO NOTHING RETURNING external_id, id")
+        inserted = dict(cursor.fetchall())
+        cursor.execute("DELETE FROM activities_incoming")
+    return inserted
 
 
 def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api",
