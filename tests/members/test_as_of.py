@@ -69,3 +69,26 @@ def test_one_decision_then_has_its_own_permalink(client, auth):
     assert "as_of=" in text, text[text.find("permalink"):][:600]
     missing = client.get(f"/members/{ana.id}/offers/999999?as_of={then.isoformat()}Z")
     assert missing.status_code == 404
+
+
+def test_each_version_in_the_span_comes_with_the_one_before_it(app):
+    """A rule edited before the span and twice inside it: each version inside is paired with
+    its predecessor, the first with the version from before the span."""
+    from webapp.services.replay import _history_changes
+
+    segment = make_segment(name="First")
+    other = make_segment(name="Other one")
+    _pause()
+    start = utcnow()
+    _pause()
+    for name in ("Second", "Third"):
+        segment.name = name
+        db.session.commit()
+        _pause()
+    other.name = "Other two"
+    db.session.commit()
+    _pause()
+    changes = _history_changes(start, utcnow(), tables=["segments"])
+    assert [(c["key"], c["before"]["name"], c["after"]["name"]) for c in changes] == [
+        (str(segment.id), "First", "Second"), (str(segment.id), "Second", "Third"),
+        (str(other.id), "Other one", "Other two")]

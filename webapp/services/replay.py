@@ -389,18 +389,27 @@ def _actor(entity: str, key: str, at: datetime) -> str | None:
 
 def _history_changes(start: datetime, end: datetime, *, member_id: str | None = None,
                      tables: Iterable[str]) -> list[dict[str, Any]]:
-    """Each version of these tables' rows in (start, end], with the version before it."""
+    """Each version of these tables' rows in (start, end], with the version before it: two
+    statements however many versions (each version's predecessor found through the
+    (table, row key, id) index, then the predecessors' rows)."""
+    previous = sa.alias(H, "previous")
+    prev_id = sa.select(previous.c.id).where(
+        previous.c.table_name == H.c.table_name, previous.c.row_key == H.c.row_key,
+        previous.c.id < H.c.id).order_by(previous.c.id.desc()).limit(1).scalar_subquery()
     rows = db.session.execute(sa.select(H.c.id, H.c.table_name, H.c.row_key, H.c.op, H.c.data,
-                                        H.c.changed_at).where(
+                                        H.c.changed_at, prev_id.label("prev_id")).where(
         H.c.table_name.in_(list(tables)), H.c.changed_at > start, H.c.changed_at <= end,
         *([H.c.member_id == member_id] if member_id is not None else [])).order_by(H.c.id)
     ).all()
+    versions = {row.id: (row.op, row.data) for row in rows}
+    missing = sorted({row.prev_id for row in rows} - set(versions) - {None})
+    for chunk in range(0, len(missing), 500):
+        versions.update((id_, (op, data)) for id_, op, data in db.session.execute(
+            sa.select(H.c.id, H.c.op, H.c.data).where(H.c.id.in_(missing[chunk:chunk + 500]))))
     out = []
     for row in rows:
-        prev = db.session.execute(sa.select(H.c.op, H.c.data).where(
-            H.c.table_name == row.table_name, H.c.row_key == row.row_key, H.c.id < row.id
-        ).order_by(H.c.id.desc()).limit(1)).first()
-        before = prev.data if prev is not None and prev.op != "D" else None
+        prev = versions.get(row.prev_id)
+        before = prev[1] if prev is not None and prev[0] != "D" else None
         out.append({"table": row.table_name, "key": row.row_key, "op": row.op,
                     "before": before, "after": row.data, "at": row.changed_at})
     return out
