@@ -159,3 +159,12 @@ def test_amount_cells(cell, value, problem):
     parsed, error = service.parse_amount(cell)
     assert parsed == value
     assert (error is None) if problem is None else problem in error
+
+
+def test_the_report_names_a_column_as_the_file_header_does(tmp_path, ana):
+    content = ('Type,Member,occurred_at,external_id\n'
+               f',ANA,{iso()},p1\n'
+               f'purchase,NOBODY,{iso()},p2\n')
+    item = run(tmp_path, content)
+    assert [(p["line"], p["column"]) for p in item.report["problems"]] == [
+        (2, "Type"), (3, "Member")]

@@ -317,12 +317,15 @@ class Tally:
     members: set[str] = field(default_factory=set)
     first_line: dict[str, int] = field(default_factory=dict)
     writer: Any = None
+    #: the file's own header for each column (a report names the column as the file does)
+    headers: dict[str, str] = field(default_factory=dict)
 
     pending: list[tuple[int, list[Any]]] = field(default_factory=list)
 
     def problem(self, line: Line, kind: str, column: str, detail: str) -> None:
         """Note one problem of a line; `flush` reports a batch's problems in line order."""
         external_id = str(line.item.get("external_id") or "")[:80]
+        column = self.headers.get(column, column)
         self.pending.append((line.number, [line.number, external_id, kind, column, detail]))
 
     def flush(self) -> None:
@@ -436,7 +439,7 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
     tz = program_timezone()
     shape, layout = open_file(path)
     progress.set(50)
-    tally = Tally()
+    tally = Tally(headers={name: layout.header[index] for name, index in layout.columns.items()})
     changed: dict[str, set[str]] = defaultdict(set)
     handle = problems_file.open("w", newline="", encoding="utf-8") if problems_file else None
     try:
