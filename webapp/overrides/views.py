@@ -31,7 +31,6 @@ from webapp.htmx import is_htmx, render
 from webapp.models import Member, Override, OverrideHistory, Segment, SegmentMembership
 from webapp.overrides import bp
 from webapp.overrides.forms import BulkResetForm, OverrideForm, ResetForm
-from webapp.services import activities
 from webapp.services.lookup import find_member, find_segment
 from webapp.services.overrides import (
     Effect,
@@ -42,9 +41,9 @@ from webapp.services.overrides import (
     is_expired,
     preview,
     reset_override,
+    rules_say_in,
     set_override,
 )
-from webapp.services.rules import program_timezone
 from webapp.services.upload_parser import spreadsheet_safe
 from webapp.timeutil import utcnow
 
@@ -327,16 +326,10 @@ def _rows(overrides: list[Override]) -> list[dict[str, Any]]:
 
 def _rules_in(override: Override, in_now: set[tuple[int, str]], now) -> bool | None:
     """What the rules alone say for this override's member (None if they cannot be read)."""
-    from webapp.targeting import SegmentDefinitionError, matches
-
-    memberships = {s for s, m in in_now if m == override.member_id}
     try:
-        definition = override.segment.definition()
-        attributes = activities.attach(override.member.attributes(), override.member_id,
-                                       [definition], now)
-        return matches(definition, attributes, now=now, memberships=memberships,
-                       tz=program_timezone())
-    except (SegmentDefinitionError, ValueError):
+        return rules_say_in(override.segment, override.member, now,
+                            memberships={s for s, m in in_now if m == override.member_id})
+    except OverrideError:
         return None
 
 

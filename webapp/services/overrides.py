@@ -99,17 +99,21 @@ def effect_sentence(rules_in: bool, status: str | None, *, note: bool = True) ->
     return sentence
 
 
-def rules_say_in(segment: Segment, member: Member, now: datetime | None = None) -> bool:
-    """What the segment's rules alone say about the member (overrides ignored)."""
+def rules_say_in(segment: Segment, member: Member, now: datetime | None = None, *,
+                 memberships: set[int] | None = None) -> bool:
+    """What the segment's rules alone say about the member (overrides ignored).
+    `memberships`: the segments the member is in, when the caller read them already."""
     from webapp.targeting import SegmentDefinitionError, matches
 
     try:
         definition = segment.definition()
         now = now or utcnow()
         attributes = activities.attach(member.attributes(), member.id, [definition], now)
-        return matches(definition, attributes, now=now,
-                       memberships=_member_segments(member.id), tz=program_timezone())
-    except SegmentDefinitionError as exc:
+        if memberships is None:
+            memberships = _member_segments(member.id)
+        return matches(definition, attributes, now=now, memberships=memberships,
+                       tz=program_timezone())
+    except (SegmentDefinitionError, ValueError) as exc:
         raise OverrideError(f"The rules of segment {segment.name} cannot be evaluated "
                             f"({exc}); fix the segment first.") from exc
 
