@@ -405,7 +405,12 @@ def attach(attributes: dict[str, Any], member_id: str, definitions: Iterable[Any
            now: datetime | None = None) -> dict[str, Any]:
     """The member's attributes with the activities these definitions read, as the core reads
     them (`attributes["activities"]`); unchanged when no definition has activity criteria."""
-    criteria = activity_criteria(definitions)
+    return attach_for(attributes, member_id, activity_criteria(definitions), now)
+
+
+def attach_for(attributes: dict[str, Any], member_id: str, criteria: Sequence[Any],
+               now: datetime | None = None) -> dict[str, Any]:
+    """`attach` for activity criteria already collected (e.g. a catalog's)."""
     if criteria:
         attributes["activities"] = tuple(load([member_id], criteria, now)[member_id])
     return attributes

@@ -482,10 +482,7 @@ def with_activities(catalog: Catalog, member_id: str, attributes: dict[str, Any]
                     now: datetime) -> dict[str, Any]:
     """The member's attributes with the activities the catalog's segments read (as the core
     reads them, `attributes["activities"]`); unchanged when no segment reads any."""
-    criteria = catalog_activity_criteria(catalog)
-    if criteria:
-        attributes["activities"] = tuple(activities.load([member_id], criteria, now)[member_id])
-    return attributes
+    return activities.attach_for(attributes, member_id, catalog_activity_criteria(catalog), now)
 
 
 def member_offers(member: Member, *, now: datetime | None = None,
