@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from webapp.bulk import one_of
 from webapp.extensions import db
 from webapp.models import Activity, Member
 from webapp.services.lookup import _member_tries
@@ -167,11 +168,9 @@ def resolve_members(refs: Iterable[str]) -> dict[str, str]:
             for col, value in _member_tries(ref):
                 if col == column:
                     wanted[value].append(ref)
-        keys = sorted(wanted)
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
+        for among in one_of(members_t.c[column], sorted(wanted)):
             for member_id, value in db.session.execute(sa.select(
-                    members_t.c.id, members_t.c[column]).where(members_t.c[column].in_(chunk))):
+                    members_t.c.id, members_t.c[column]).where(among)):
                 for ref in wanted[value]:
                     found.setdefault(ref, member_id)
     return found

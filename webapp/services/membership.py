@@ -76,6 +76,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from webapp.bulk import one_of
 from webapp.extensions import db
 from webapp.models import (
     JSONType,
@@ -151,11 +152,10 @@ def _chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
 def current_member_ids(segment_id: int, candidates: Sequence[str]) -> set[str]:
     """Which of the candidate members are in the segment now (materialized)."""
     found: set[str] = set()
-    for chunk in _chunks(list(candidates)):
+    for among in one_of(memberships_t.c.member_id, candidates):
         found.update(db.session.scalars(
             select(memberships_t.c.member_id).where(
-                memberships_t.c.segment_id == segment_id,
-                memberships_t.c.member_id.in_(chunk))))
+                memberships_t.c.segment_id == segment_id, among)))
     return found
 
 
@@ -404,9 +404,8 @@ def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: 
     now = now or utcnow()
     condition = desired_condition(segment.id, segment.definition(), now, per_member=True)
     wanted: set[str] = set()
-    for chunk in _chunks(list(member_ids)):
-        wanted.update(db.session.scalars(
-            select(members_t.c.id).where(members_t.c.id.in_(chunk), condition)))
+    for among in one_of(members_t.c.id, member_ids):
+        wanted.update(db.session.scalars(select(members_t.c.id).where(among, condition)))
     present = current_member_ids(segment.id, member_ids)
     return apply_delta(segment, add=sorted(wanted - present),
                        remove=sorted(present - wanted), via="rule", cause=cause)
