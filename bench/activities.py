@@ -55,7 +55,7 @@ ITEMS = ("coffee", "tea", "sandwich", "juice")
 STORES = ("north", "south", "east", "west", "station")
 COLUMNS = ("member_id", "type", "occurred_at", "amount_e4", "properties", "external_id",
            "source", "recorded_at")
-INDEXES = (("ix_activities_member", "member_id, type, occurred_at"),
+INDEXES = (("ix_activities_member", "member_id, type, occurred_at, amount_e4"),
            ("ix_activities_type_time", "type, occurred_at, member_id"))
 COFFEE = [{"field": "properties.item", "operator": "equals", "value": "coffee"}]
 COUNTED = {"kind": "dynamic", "include": [
