@@ -14,8 +14,9 @@ the load). Then, side by side in each round:
   of 10,000 (real HTTP to the app under gunicorn, one keep-alive connection), with three
   dynamic segments whose activity criteria read the recorded types, so every request also
   re-evaluates the members it touched; the reference inserts the same rows (member ids
-  already known) with `webapp.bulk.insert_rows`, a transaction per 10,000 like the API.
-  Rates in activities per second; target >= 0.5x.
+  already known) with `webapp.bulk.insert_rows`, a transaction per 10,000 like the API; the
+  two go first in turn and both keep their rows (so each inserts into a table that grew the
+  same way). Rates in activities per second; target >= 0.5x.
 - `count`: the members with at least 3 coffee purchases and purchases summing to at least 50
   in the last 30 days, counted through `webapp.services.rules.rules_condition` (two activity
   criteria); the reference is one hand-written GROUP BY member_id HAVING over the same rows.
@@ -156,6 +157,9 @@ def _analyze(db) -> None:
     else:
         conn.exec_driver_sql("ANALYZE")
         db.session.commit()
+        # the load's write-ahead log written back now, not by whichever side writes first
+        with db.engine.connect() as raw:
+            raw.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 # --- (b) counting ----------------------------------------------------------------------------
@@ -250,13 +254,6 @@ def _reference_ingest(db, items: list[tuple], now: datetime) -> float:
         db.session.commit()
         seconds += time.perf_counter() - began
     return seconds
-
-
-def _drop_reference_rows(db) -> None:
-    from sqlalchemy import text
-
-    db.session.execute(text("DELETE FROM activities WHERE source = 'ref'"))
-    db.session.commit()
 
 
 def _serve(env: dict, workdir: Path) -> tuple[subprocess.Popen, int]:
@@ -424,10 +421,14 @@ def run(argv: list[str]) -> dict:
             for number in range(options.rounds):
                 items = _ingest_items(gen, per_round, f"api{number}")
                 ref_items = [(*it[:5], "ref-" + it[5]) for it in items]
-                ingest["reference"].append(per_round / _reference_ingest(db, ref_items,
-                                                                         utcnow()))
-                _drop_reference_rows(db)
-                ingest["ours"].append(per_round / _ours_ingest(port, token, items))
+                # Each side in turn goes first, and the reference's rows stay: deleting them
+                # would leave free pages and split index pages for the next round's
+                # reference to refill (SQLite measured it 2x faster from the second round).
+                for side in (("reference", "ours") if number % 2 == 0
+                             else ("ours", "reference")):
+                    took = (_reference_ingest(db, ref_items, utcnow()) if side == "reference"
+                            else _ours_ingest(port, token, items))
+                    ingest[side].append(per_round / took)
             _stop(server)
             server = None
             member_id = _page_setup(db, 1)
