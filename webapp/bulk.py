@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam
+from sqlalchemy import any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
 #: Ids per IN list on SQLite (well within its limit on bound parameters).
@@ -31,16 +31,17 @@ def insert_rows(connection, table: str, columns: Sequence[str],
     connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
 
 
-def one_of(column: Any, ids: Sequence[str], chunk: int = CHUNK) -> Iterable[Any]:
-    """Conditions "`column` is one of `ids`" (text ids), in as few statements as the session's
-    database allows: one `= ANY(array)` on PostgreSQL (a single parameter however many ids,
-    planned as an index scan), IN lists of `chunk` ids on SQLite."""
+def one_of(column: Any, ids: Sequence[Any], chunk: int = CHUNK) -> Iterable[Any]:
+    """Conditions "`column` is one of `ids`", in as few statements as the session's database
+    allows: one `= ANY(array)` on PostgreSQL (a single parameter of the column's type however
+    many ids, planned as an index scan), IN lists of `chunk` ids on SQLite."""
     from webapp.extensions import db
 
     if not ids:
         return
     if db.session.get_bind().dialect.name == "postgresql":
-        yield column == any_(bindparam("ids", list(ids), type_=ARRAY(String), unique=True))
+        yield column == any_(bindparam("ids", list(ids), type_=ARRAY(column.type),
+                                   unique=True))
         return
     ids = list(ids)
     for start in range(0, len(ids), chunk):

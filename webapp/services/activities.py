@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from webapp.bulk import one_of
+from webapp.bulk import CHUNK, one_of
 from webapp.extensions import db
 from webapp.models import Activity, Member
 from webapp.services.lookup import _member_tries
@@ -41,7 +41,6 @@ members_t = Member.__table__
 FIELDS = ("member", "activity_type", "occurred_at", "amount", "properties", "external_id")
 MAX_PROPERTIES_BYTES = 8_000
 MAX_EXTERNAL_ID = 255
-CHUNK = 500
 
 
 @dataclass
@@ -278,11 +277,9 @@ def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api
 
 def _ids_of(external_ids: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
-    for start in range(0, len(external_ids), CHUNK):
-        chunk = external_ids[start:start + CHUNK]
+    for among in one_of(activities_t.c.external_id, external_ids):
         found.update({ext: id_ for ext, id_ in db.session.execute(sa.select(
-            activities_t.c.external_id, activities_t.c.id).where(
-            activities_t.c.external_id.in_(chunk)))})
+            activities_t.c.external_id, activities_t.c.id).where(among))})
     return found
 
 

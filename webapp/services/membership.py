@@ -76,7 +76,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from webapp.bulk import one_of
+from webapp.bulk import CHUNK, one_of
 from webapp.extensions import db
 from webapp.models import (
     JSONType,
@@ -95,7 +95,6 @@ from webapp.targeting.graph import dependency_order
 from webapp.timeutil import utcnow
 
 SOURCES = ("static_list", "upload", "api", "override", "rule", "profile_change", "activity")
-CHUNK = 500
 
 members_t = Member.__table__
 segments_t = Segment.__table__

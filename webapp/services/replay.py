@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
+from webapp.bulk import one_of
 from webapp.extensions import db
 from webapp.models import (
     Audience,
@@ -403,9 +404,9 @@ def _history_changes(start: datetime, end: datetime, *, member_id: str | None = 
     ).all()
     versions = {row.id: (row.op, row.data) for row in rows}
     missing = sorted({row.prev_id for row in rows} - set(versions) - {None})
-    for chunk in range(0, len(missing), 500):
+    for among in one_of(H.c.id, missing):
         versions.update((id_, (op, data)) for id_, op, data in db.session.execute(
-            sa.select(H.c.id, H.c.op, H.c.data).where(H.c.id.in_(missing[chunk:chunk + 500]))))
+            sa.select(H.c.id, H.c.op, H.c.data).where(among)))
     out = []
     for row in rows:
         prev = versions.get(row.prev_id)
