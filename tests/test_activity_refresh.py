@@ -73,3 +73,47 @@ def test_an_activity_dated_in_the_future_is_the_next_change(app):
 def test_no_time_dependent_rule_means_no_next_change(app):
     make_segment("Gold", include=[{"field": "tier", "operator": "equals", "value": "gold"}])
     assert next_refresh_at() is None
+
+
+def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app, monkeypatch):
+    """A member is re-evaluated against a segment only when one of the segment's activity
+    criteria measures one of the new activities: a backfill older than every window, a
+    moment still to come or properties the filter refuses move nobody, and cost nothing."""
+    from webapp.services import membership
+
+    ana = make_member(external_id="ANA")
+    week = make_segment("Bought this week", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase", "window": {"days": 7}}}])
+    coffee = make_segment("Coffee this month", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase", "window": {"days": 30},
+                     "where": [{"field": "properties.item", "operator": "equals",
+                                "value": "coffee"}]}}])
+    calls: list[tuple[str, list[str]]] = []
+    original = membership.refresh_segment_members
+
+    def spy(segment, member_ids, *args, **kwargs):
+        calls.append((segment.name, list(member_ids)))
+        return original(segment, member_ids, *args, **kwargs)
+
+    monkeypatch.setattr(membership, "refresh_segment_members", spy)
+    now = datetime(2026, 5, 20, 9, 0)
+
+    def purchase(ext: str, at: datetime, item: str) -> None:
+        record([{"member": "ANA", "activity_type": "purchase", "external_id": ext,
+                 "occurred_at": at.isoformat() + "Z", "properties": {"item": item}}],
+               actor="test", now=now)
+
+    purchase("old", now - timedelta(days=45), "coffee")    # before every window
+    purchase("later", now + timedelta(hours=2), "coffee")  # not yet
+    assert calls == []
+    purchase("tea", now - timedelta(days=10), "tea")       # inside 30 days, but not coffee
+    assert calls == []
+    purchase("tea2", now - timedelta(days=1), "tea")       # this week: only that segment
+    assert calls == [("Bought this week", [ana.id])]
+    purchase("coffee", now - timedelta(days=1), "coffee")  # both
+    assert calls[1:] == [("Bought this week", [ana.id]), ("Coffee this month", [ana.id])]
+    db.session.expire_all()
+    assert (db.session.get(Segment, week.id).size, db.session.get(Segment, coffee.id).size) \
+        == (1, 1)

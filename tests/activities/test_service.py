@@ -97,7 +97,7 @@ def test_a_failure_while_applying_changes_nothing(tmp_path, ana, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(service.activities, "refresh_after", boom)
+    monkeypatch.setattr(service.activities, "refresh_due", boom)
     item = run(tmp_path, coffee_csv("ANA", 3), apply=True)
     assert item.status == "failed"
     assert "Nothing was recorded." in item.error

@@ -23,11 +23,14 @@ from tests.targeting.test_sql_property import SCALARS, criteria, members
 from webapp.targeting import (
     OPERATORS_BY_TYPE,
     SegmentDefinitionError,
+    behaviour,
     evaluate_segment,
     matches,
     parse_criterion,
 )
-from webapp.targeting.behaviour import amount_problem
+from webapp.targeting.behaviour import amount_problem, measuring_any
+from webapp.targeting.criteria import parse_definition, walk_criteria
+from webapp.targeting.env import make_env
 from webapp.targeting.sql import compile_criteria
 from webapp.targeting.values import start_of_day_utc, zone
 
@@ -416,3 +419,40 @@ def test_the_compiled_predicate_agrees_with_the_test() -> None:
                 "field": f"activity.{measure}", "operator": op, "value": value,
                 "activity": {"type": "purchase"}}))
             assert c.pred(c.get(member, env), env) == c.test(member, env), (measure, op)
+
+
+# --- which new activities can change an answer ------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario=scenarios(), data=st.data())
+def test_new_activities_no_criterion_measures_change_no_answer(scenario: dict[str, Any],
+                                                                data: Any) -> None:
+    """`measuring_any` (what decides which members recording activities re-evaluates) picks a
+    member exactly when one of its activity criteria measures more with the new activities
+    than without; a member it leaves out has every measure, and so the answer, unchanged."""
+    now, tz, definition = scenario["now"], scenario["tz"], scenario["definition"]
+    env = make_env(now, tz)
+    criteria = [c for c in walk_criteria(parse_definition(definition).include
+                                         + parse_definition(definition).exclude)
+                if c.kind == "activity"]
+    new: dict[str, tuple] = {}
+    old: dict[str, tuple] = {}
+    for i, m in enumerate(scenario["people"]):
+        acts = m["activities"]
+        cut = data.draw(st.integers(0, len(acts)))
+        old[str(i)], new[str(i)] = acts[:cut], acts[cut:]
+    due = measuring_any(criteria, new, env)
+
+    def counted(acts: tuple, c: Any) -> int:
+        tests = behaviour._filter_tests(c.activity)
+        return behaviour.measure(acts, c.activity, tests, env).count
+    for i, m in enumerate(scenario["people"]):
+        key = str(i)
+        grew = any(counted(old[key] + new[key], c) > counted(old[key], c) for c in criteria)
+        assert (key in due) == grew
+        if key not in due:
+            before = {**m, "activities": old[key]}
+            after = {**m, "activities": old[key] + new[key]}
+            assert matches(definition, before, now=now, tz=tz, memberships=set()) == \
+                matches(definition, after, now=now, tz=tz, memberships=set())

@@ -3,11 +3,14 @@ the targeting core's activity criteria (semantics in :mod:`webapp.targeting.beha
 
 Recording is one transaction per call: every valid item is written, each invalid one is named
 with what is wrong, and a repeated external id (already stored, or twice in one call) is
-recognised and not counted again. The members whose activities changed are then re-evaluated,
-in the same transaction, against the dynamic segments whose activity criteria read the
-recorded types (and the segments that depend on those), so an activity that moves a member in
-or out of a segment writes that ADD/REMOVE event (source ``activity``) before the request
-answers. Leaving a window as time passes is applied by ``flask segments refresh``.
+recognised and not counted again. Each member with new activities is then re-evaluated, in
+the same transaction, against the dynamic segments with an activity criterion that measures
+one of them (and, through the cascade, the segments that depend on those), so an activity that
+moves a member in or out of a segment writes that ADD/REMOVE event (source ``activity``)
+before the request answers; an activity no criterion measures (a backfill older than every
+window, a moment still to come, a type or properties no rule reads) re-evaluates nothing.
+Leaving a window as time passes, and a future activity's moment coming, are applied by
+``flask segments refresh``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,11 @@ class Outcome:
 
 @dataclass
 class Recorded:
-    """What a call recorded: the per-item outcomes and the membership changes they caused."""
+    """What a call recorded: the per-item outcomes, the activities it wrote (per member id, as
+    the targeting core reads them) and the membership changes they caused."""
 
     outcomes: list[Outcome]
+    new: dict[str, list[behaviour.Activity]] = field(default_factory=dict)
     deltas: list[Any] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -259,17 +264,18 @@ def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api
     rows.sort(key=lambda r: r["external_id"])
     inserted = _insert(rows) if rows else {}
     known = _ids_of([r["external_id"] for r in rows if r["external_id"] not in inserted])
-    changed: dict[str, set[str]] = defaultdict(set)
+    new: dict[str, list[behaviour.Activity]] = defaultdict(list)
     for row in rows:
         out = outcomes[first_of[row["external_id"]]]
         out.id = inserted.get(row["external_id"]) or known.get(row["external_id"])
         if row["external_id"] in inserted:
-            changed[row["member_id"]].add(row["type"])
+            new[row["member_id"]].append((row["type"], row["occurred_at"], row["amount_e4"],
+                                          row["properties"]))
         else:
             out.status = "duplicate"
-    result = Recorded(outcomes)
-    if refresh and changed:
-        result.deltas = refresh_after(changed, actor=actor, source=source, now=now)
+    result = Recorded(outcomes, new=new)
+    if refresh and new:
+        result.deltas = refresh_after(new, actor=actor, source=source, now=now)
     if commit:
         db.session.commit()
     return result
@@ -283,29 +289,61 @@ def _ids_of(external_ids: list[str]) -> dict[str, int]:
     return found
 
 
-def refresh_after(changed: Mapping[str, set[str]], *, actor: str, source: str,
-                  now: datetime) -> list[Any]:
-    """Bring the membership of the members whose activities of these types changed in line
-    with the segments whose activity criteria read those types, in this transaction: each
-    segment set-based over just those members, each member's activities read through its
-    own index (`rules_condition(per_member=True)`); segments that depend on a changed one
-    follow through `apply_delta`'s cascade; a segment re-evaluates only the members with new
-    activities of a type it reads. The changes that moved someone, in order."""
+#: Segment id -> the members whose new activities one of its activity criteria measures.
+Due = dict[int, set[str]]
+
+
+def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
+              into: Due | None = None) -> Due:
+    """Which members recording these new activities (per member id) may move in or out of
+    which dynamic segments: a member is due for a segment when one of its new activities is
+    measured by one of the segment's activity criteria at `now` (its type, inside the
+    window, not in the future, the property filters holding). An activity none measures
+    changes no measure, so no answer: recorded long ago (a backfill), in the future (the
+    refresh at that moment applies it), of a type or with properties no rule reads. Segments
+    that depend on a due one follow it through the cascade. Added to `into` when given."""
+    from webapp.services.membership import segments_reading_activities
+
+    due: Due = into if into is not None else {}
+    types = {a[0] for acts in new.values() for a in acts}
+    env = make_env(now, program_timezone())
+    for segment, criteria in segments_reading_activities(types):
+        members = behaviour.measuring_any(criteria, new, env)
+        if members:
+            due.setdefault(segment.id, set()).update(members)
+    return due
+
+
+def refresh_due(due: Mapping[int, set[str]], types: Iterable[str], *, actor: str,
+                source: str, now: datetime) -> list[Any]:
+    """Bring the membership of the due members (see `due_after`) in line with their segments,
+    in this transaction: each segment set-based over just its due members, each member's
+    activities read through its own index (`rules_condition(per_member=True)`); segments
+    that depend on a changed one follow through `apply_delta`'s cascade. The changes that
+    moved someone, in order."""
     from webapp.services.membership import (
         Cause,
+        dynamic_segments_in_order,
         refresh_segment_members,
-        segments_reading_activities,
     )
 
-    types = set().union(*changed.values())
-    cause = Cause("activity", actor, {"types": sorted(types), "source": source})
+    if not any(due.values()):
+        return []
+    cause = Cause("activity", actor, {"types": sorted(set(types)), "source": source})
     deltas: list[Any] = []
-    for segment, read in segments_reading_activities(types):
-        # only the members with new activities of a type this segment reads
-        member_ids = sorted(m for m, kinds in changed.items() if not kinds.isdisjoint(read))
-        delta = refresh_segment_members(segment, member_ids, cause, now)
-        deltas.extend(d for d in delta.with_cascade() if d.changed)
+    for segment in dynamic_segments_in_order():
+        if due.get(segment.id):
+            delta = refresh_segment_members(segment, sorted(due[segment.id]), cause, now)
+            deltas.extend(d for d in delta.with_cascade() if d.changed)
     return deltas
+
+
+def refresh_after(new: Mapping[str, Sequence[behaviour.Activity]], *, actor: str,
+                  source: str, now: datetime) -> list[Any]:
+    """Re-evaluate the members these new activities (per member id) may move, against the
+    segments they may move them in or out of: `due_after`, then `refresh_due`."""
+    types = {a[0] for acts in new.values() for a in acts}
+    return refresh_due(due_after(new, now), types, actor=actor, source=source, now=now)
 
 
 # --- loading for evaluation -------------------------------------------------------------------

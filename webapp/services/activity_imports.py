@@ -12,7 +12,7 @@ checks an API item, its member looked up and its external id compared with the f
 lines and the stored activities, giving what applying would do: *would record*, *duplicate*,
 *invalid*, and a problem per line ("line 7, amount: amount has at most 4 decimal places").
 `apply` hands the valid lines to `activities.record(..., source="upload", commit=False)` in
-chunks, re-evaluates the segments whose activity criteria read the recorded types once at the
+chunks, re-evaluates the members its activities may move (`activities.due_after`) once at the
 end, and commits once: nothing is half-applied, and a failure changes nothing.
 """
 
@@ -402,8 +402,9 @@ def _check_batch(lines: list[Line], tally: Tally, tz: str) -> None:
 
 
 def _apply_batch(lines: list[Line], tally: Tally, tz: str, actor: str, now: datetime,
-                 changed: dict[str, set[str]]) -> None:
-    """Record a batch's valid lines through `activities.record` (no commit, no refresh)."""
+                 due: activities.Due) -> None:
+    """Record a batch's valid lines through `activities.record` (no commit, no refresh); the
+    members its activities may move added to `due` (see `activities.due_after`)."""
     valid = []
     for line in lines:
         tally.rows += 1
@@ -426,7 +427,7 @@ def _apply_batch(lines: list[Line], tally: Tally, tz: str, actor: str, now: date
         else:
             tally.first_line[ext] = line.number
             tally.recorded(line, outcome.member_id)
-            changed[outcome.member_id].add(str(line.item["activity_type"]).strip())
+    activities.due_after(done.new, now, into=due)
 
 
 def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = None,
@@ -440,7 +441,7 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
     shape, layout = open_file(path)
     progress.set(50)
     tally = Tally(headers={name: layout.header[index] for name, index in layout.columns.items()})
-    changed: dict[str, set[str]] = defaultdict(set)
+    due: activities.Due = {}
     handle = problems_file.open("w", newline="", encoding="utf-8") if problems_file else None
     try:
         if handle is not None:
@@ -450,7 +451,7 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
         for batch in read_lines(path, shape, layout,
                                 progress=lambda f: progress.set(50 + int(f * span))):
             if apply:
-                _apply_batch(batch, tally, tz, actor, now, changed)
+                _apply_batch(batch, tally, tz, actor, now, due)
             else:
                 _check_batch(batch, tally, tz)
             tally.flush()
@@ -462,8 +463,8 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
     report = _report(shape, layout, tally, problems_file)
     if apply:
         progress.set(900)
-        deltas = activities.refresh_after(changed, actor=actor, source="upload",
-                                          now=now) if changed else []
+        deltas = activities.refresh_due(due, tally.types, actor=actor, source="upload",
+                                        now=now)
         report["applied"] = {"counts": dict(tally.counts), "segments": _segments_moved(deltas)}
     progress.set(990)
     return report

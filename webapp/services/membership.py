@@ -828,15 +828,15 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     return [d for d in deltas if d.changed]
 
 
-def segments_reading_activities(types: set[str]) -> list[tuple[Segment, frozenset[str]]]:
+def segments_reading_activities(types: set[str]) -> list[tuple[Segment, list[Any]]]:
     """The dynamic segments whose activity criteria read one of these activity types, each
-    after the segments it depends on, with the ones of these types it reads."""
+    after the segments it depends on, with those of its activity criteria that do."""
     out = []
     for segment in dynamic_segments_in_order():
-        read = frozenset(c.activity.type for c in
-                         activities.activity_criteria([segment.definition()])) & types
-        if read:
-            out.append((segment, read))
+        criteria = [c for c in activities.activity_criteria([segment.definition()])
+                    if c.activity.type in types]
+        if criteria:
+            out.append((segment, criteria))
     return out
 
 

@@ -57,7 +57,7 @@ last 30 days; needs 1 more", "the last visit was 74 days ago").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -346,24 +346,39 @@ def activities_of(member: Any, c: Any) -> Sequence[Activity]:
     return acts
 
 
-def measure(acts: Sequence[Activity], spec: ActivitySpec, tests: Sequence[Callable],
-            env: Any) -> Measured:
-    """Measure the activities of `spec.type` passing the filters, inside the window at `env`."""
+def _measured_by(spec: ActivitySpec, tests: Sequence[Callable], env: Any
+                 ) -> tuple[Callable[[Activity], bool], datetime | None, datetime | None]:
+    """Whether `spec` measures an activity at `env` (its type, inside the window, not in the
+    future, every filter holding), with the window's bounds."""
     start, end = spec.window.bounds(env.now, env.today, env.tz)
     now = env.now
     kind = spec.type
+
+    def measured(activity: Activity) -> bool:
+        a_type, at, _amount, props = activity
+        if a_type != kind or at > now or (start is not None and at < start) or (
+                end is not None and at >= end):
+            return False
+        if tests:
+            holder = {"custom_fields": props if props.__class__ is dict else {}}
+            return all(t(holder, env) for t in tests)
+        return True
+
+    return measured, start, end
+
+
+def measure(acts: Sequence[Activity], spec: ActivitySpec, tests: Sequence[Callable],
+            env: Any) -> Measured:
+    """Measure the activities of `spec.type` passing the filters, inside the window at `env`."""
+    measured, start, end = _measured_by(spec, tests, env)
     count = 0
     total = 0
     lo = hi = None
     first = last = None
-    for a_type, at, amount, props in acts:
-        if a_type != kind or at > now or (start is not None and at < start) or (
-                end is not None and at >= end):
+    for activity in acts:
+        if not measured(activity):
             continue
-        if tests:
-            holder = {"custom_fields": props if props.__class__ is dict else {}}
-            if not all(t(holder, env) for t in tests):
-                continue
+        _, at, amount, _ = activity
         count += 1
         if amount is not None:
             total += amount
@@ -372,6 +387,18 @@ def measure(acts: Sequence[Activity], spec: ActivitySpec, tests: Sequence[Callab
         first = at if first is None or at < first else first
         last = at if last is None or at > last else last
     return Measured(count, total, lo, hi, first, last, start, end)
+
+
+def measuring_any(criteria: Sequence[Any], new: Mapping[str, Sequence[Activity]],
+                  env: Any) -> set[str]:
+    """The members (keys of `new`) of whose new activities at least one is measured by one
+    of these activity criteria at `env`. Only their answers can change by recording them: an
+    activity no criterion measures (another type, outside every window, in the future,
+    filtered out) leaves every measure, and so every answer, as it was."""
+    tests = [_measured_by(c.activity, _filter_tests(c.activity), env)[0]
+             for c in criteria if c.kind == s.ACTIVITY]
+    return {member for member, acts in new.items()
+            if any(t(a) for a in acts for t in tests)}
 
 
 def _compare(op: str, got: Any, want: Any) -> bool:
@@ -666,6 +693,6 @@ def next_change(criteria: Sequence[Any], acts: Sequence[Activity], now: datetime
 __all__ = [
     "AMOUNT_SCALE", "Activity", "ActivitySpec", "FIELD_PREFIX", "MEASURES", "Measured", "Needs",
     "OPERATORS", "Window", "activity_label", "amount_problem", "compile_activity", "from_e4",
-    "holds", "is_activity_field", "measure", "needs", "next_change", "parse_activity_criterion",
-    "summary", "to_e4",
+    "holds", "is_activity_field", "measure", "measuring_any", "needs", "next_change",
+    "parse_activity_criterion", "summary", "to_e4",
 ]
