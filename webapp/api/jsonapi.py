@@ -30,8 +30,13 @@ MAX_DEPTH = 64
 #: in a row or a digit before an exponent (a number beyond 64 bits or infinity), an empty
 #: member name. A body with none of them holds none of those values, so the walk that names
 #: the pointer runs only over the bodies that might (a batch of 10,000 items: 0.4 s saved).
-_SUSPECT = re.compile(rb'\\u0000|\\[uU][dD][89a-fA-F]|\xed[\xa0-\xbf]|[0-9]{19}|[0-9][eE]'
-                      rb'|""\s*:')
+#: Each is searched on its own (one alternation of them all tries every branch at every byte:
+#: 70 ms for 2 MB); the digit patterns in the body mapped to "0" (digits), "e" (exponent
+#: letters) and " " (anything else), where they are substrings.
+_SUSPECT = tuple(re.compile(p) for p in (rb'\\u0000', rb'\\[uU][dD][89a-fA-F]',
+                                         rb'\xed[\xa0-\xbf]', rb'""\s*:'))
+_NUMBER_SHAPES = bytes(48 if 48 <= c <= 57 else 101 if c in b"eE" else 32 for c in range(256))
+_LONG_NUMBER = (b"0" * 19, b"0e")
 _BRACKETS = re.compile(r"^[a-z_]+\[[^\]]*\]$")
 
 
@@ -139,7 +144,12 @@ def read_document() -> dict[str, Any]:
 def may_hold_unstorable(raw: bytes) -> bool:
     """False only when the body cannot hold a value `_check_values` refuses (see _SUSPECT);
     a body in UTF-16 or UTF-32 is always checked."""
-    return not json.detect_encoding(raw).startswith("utf-8") or _SUSPECT.search(raw) is not None
+    if not json.detect_encoding(raw).startswith("utf-8"):
+        return True
+    if any(pattern.search(raw) for pattern in _SUSPECT):
+        return True
+    shapes = raw.translate(_NUMBER_SHAPES)
+    return any(shape in shapes for shape in _LONG_NUMBER)
 
 
 def resource_object(document: dict[str, Any], resource_type: str, *,
