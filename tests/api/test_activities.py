@@ -82,6 +82,22 @@ def test_a_large_batch_with_stored_repeats_gives_each_item_its_own_id(api):
                if r["result"] == "recorded")
 
 
+def test_each_item_gets_its_own_id_whatever_ids_the_database_picks(api):
+    """SQLite picks ids at random once the largest id is 2^63 - 1: the ids the answer gives
+    are still those of each item's own row."""
+    ana = make_member(external_id="ANA")
+    db.session.add(Activity(id=2**63 - 1, member_id=ana.id, type="visit",
+                            occurred_at=utcnow() - timedelta(days=400), external_id="top",
+                            source="api", recorded_at=utcnow()))
+    db.session.commit()
+    meta = api.post("/activities", {"data": [act("ANA", f"r-{i}", amount=i)
+                                             for i in range(50)]}).get_json()["meta"]
+    assert meta["counts"]["recorded"] == 50
+    rows = dict(db.session.execute(select(Activity.external_id, Activity.id)).tuples().all())
+    assert {r["external_id"]: int(r["id"]) for r in meta["results"]} == {
+        f"r-{i}": rows[f"r-{i}"] for i in range(50)}
+
+
 def test_one_more_purchase_moves_the_member_in_within_the_request(api):
     ana = make_member(external_id="ANA")
     segment = coffee_segment(api)
