@@ -117,3 +117,59 @@ def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app
     db.session.expire_all()
     assert (db.session.get(Segment, week.id).size, db.session.get(Segment, coffee.id).size) \
         == (1, 1)
+
+
+def test_members_already_in_stay_where_new_activities_can_only_move_members_in(app,
+                                                                              monkeypatch):
+    """"At least one purchase this week" can only gain members by recording purchases, so
+    those already in are not re-evaluated; "at most one" can lose them, and does."""
+    from webapp.services import membership
+
+    ana = make_member(external_id="ANA")
+    bought = make_segment("Bought this week", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase", "window": {"days": 7}}}])
+    light = make_segment("At most one purchase", include=[{
+        "field": "activity.count", "operator": "<=", "value": 1,
+        "activity": {"type": "purchase", "window": {"days": 7}}}])
+    evaluated: list[tuple[str, bool]] = []
+    original_refresh = membership.refresh_segment_members
+
+    def refresh_spy(segment, member_ids, cause, now=None, *, joins_only=False):
+        evaluated.append((segment.name, joins_only))
+        return original_refresh(segment, member_ids, cause, now, joins_only=joins_only)
+
+    monkeypatch.setattr(membership, "refresh_segment_members", refresh_spy)
+    now = datetime(2026, 5, 20, 9, 0)
+    for n in (1, 2):
+        record([{"member": "ANA", "activity_type": "purchase", "external_id": f"p{n}",
+                 "occurred_at": (now - timedelta(hours=n)).isoformat() + "Z"}], actor="test",
+               now=now)
+    assert evaluated == [("Bought this week", True), ("At most one purchase", False)] * 2
+    db.session.expire_all()
+    events = db.session.scalars(select(MembershipEvent).where(
+        MembershipEvent.member_id == ana.id).order_by(MembershipEvent.id)).all()
+    assert [(e.segment_id, e.action, e.source) for e in events] == [
+        (light.id, "ADD", "rule"), (bought.id, "ADD", "activity"),
+        (light.id, "REMOVE", "activity")]
+
+
+def test_joins_only_leaves_the_members_already_in_unevaluated(app):
+    """refresh_segment_members(joins_only=True) adds who the rules now take and evaluates no
+    member already in (one the rules would drop stays: that is the caller's promise)."""
+    from webapp.services.membership import apply_delta, refresh_segment_members
+
+    ana, ben = make_member(external_id="ANA"), make_member(external_id="BEN")
+    segment = make_segment("Bought ever", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase"}}])
+    apply_delta(segment, add=[ana.id], remove=[], via="rule", cause=Cause("rule", "test"))
+    record([{"member": "BEN", "activity_type": "purchase", "external_id": "b1",
+             "occurred_at": "2026-05-01T10:00:00Z"}], actor="test", refresh=False,
+           now=datetime(2026, 5, 2))
+    now = datetime(2026, 5, 2)
+    delta = refresh_segment_members(segment, [ana.id, ben.id], Cause("rule", "test"), now,
+                                    joins_only=True)
+    assert (delta.added_ids, delta.removed_ids) == ([ben.id], [])
+    delta = refresh_segment_members(segment, [ana.id, ben.id], Cause("rule", "test"), now)
+    assert (delta.added_ids, delta.removed_ids) == ([], [ana.id])

@@ -456,3 +456,83 @@ def test_new_activities_no_criterion_measures_change_no_answer(scenario: dict[st
             after = {**m, "activities": old[key] + new[key]}
             assert matches(definition, before, now=now, tz=tz, memberships=set()) == \
                 matches(definition, after, now=now, tz=tz, memberships=set())
+
+
+@st.composite
+def joining_cases(draw: Any) -> dict[str, Any]:
+    """One member's activities before and after some new ones, and a definition holding one
+    activity criterion (included, excluded or in a `none` group) next to a plain one."""
+    now, tz = draw(NOW), draw(ZONES)
+    person = draw(members(now))
+    old = tuple(draw(activity_lists(now, tz)))
+    new = tuple(draw(activity_lists(now, tz).filter(bool)))
+    person["activities"] = old + new
+    c = draw(activity_criteria([person], now, tz))
+    if draw(st.booleans()):
+        c = {"none": [c]}
+    place = draw(st.sampled_from(["include", "exclude"]))
+    definition = {"kind": "dynamic", "include": [], "exclude": []}
+    definition[place].append(c)
+    if draw(st.booleans()):
+        definition["include"].append(draw(criteria([person])))
+    return {"definition": definition, "person": person, "old": old, "new": new, "now": now,
+            "tz": tz}
+
+
+@settings(max_examples=1500, deadline=None)
+@given(case=st.one_of(joining_cases(), joining_cases(), scenarios()), data=st.data())
+def test_a_definition_that_only_joins_never_loses_a_member(case: dict[str, Any],
+                                                           data: Any) -> None:
+    """When `only_joins` says recording a member's new activities can only move them into a
+    segment, a member in before is in after (so those already in need no re-evaluating)."""
+    now, tz, definition = case["now"], case["tz"], case["definition"]
+    if "person" in case:
+        splits = [(case["person"], case["old"], case["new"])]
+    else:
+        splits = []
+        for m in case["people"]:
+            cut = data.draw(st.integers(0, len(m["activities"])))
+            splits.append((m, m["activities"][:cut], m["activities"][cut:]))
+    parsed = parse_definition(definition)
+    for m, old, new in splits:
+        if not behaviour.only_joins(parsed, new):
+            continue
+        before = matches(definition, {**m, "activities": old}, now=now, tz=tz,
+                         memberships=set())
+        after = matches(definition, {**m, "activities": old + new}, now=now, tz=tz,
+                        memberships=set())
+        assert after or not before
+
+
+def _only_joins(include: list, exclude: list, new: list[tuple]) -> bool:
+    return behaviour.only_joins(parse_definition(
+        {"kind": "dynamic", "include": include, "exclude": exclude}), new)
+
+
+def _on(measure: str, op: str, value: Any, kind: str = "purchase") -> dict[str, Any]:
+    return {"field": f"activity.{measure}", "operator": op, "value": value,
+            "activity": {"type": kind, "window": {"days": 30}}}
+
+
+def test_which_definitions_only_join() -> None:
+    now = datetime(2026, 6, 1, 12, 0)
+    bought = [_purchase(now, 25_000)]
+    refund = [_purchase(now, -25_000)]
+    tier = {"field": "tier", "operator": "equals", "value": "gold"}
+    assert _only_joins([_on("count", ">=", 3), _on("sum", ">=", 50), tier], [], bought)
+    assert _only_joins([_on("max", ">", 10), _on("last", ">=", {"days_ago": 7})], [], bought)
+    assert _only_joins([_on("min", "<=", 5), _on("first", "<", "2026-01-01")], [], bought)
+    assert _only_joins([], [_on("count", "<", 1)], bought)        # "did not buy" excluded
+    assert _only_joins([{"none": [_on("count", "<=", 2)]}], [], bought)
+    assert _only_joins([_on("sum", "<=", 50)], [], refund)         # refunds only lower it
+    assert _only_joins([_on("count", "<=", 2)], [], [("visit", now, None, None)])  # not read
+    assert not _only_joins([_on("count", "<=", 2)], [], bought)   # at most 2: may leave
+    assert not _only_joins([_on("count", "equals", 3)], [], bought)
+    assert not _only_joins([_on("sum", ">=", 50)], [], refund)
+    assert not _only_joins([_on("sum", ">=", 50)], [], bought + refund)
+    assert not _only_joins([_on("max", "<=", 10)], [], bought)    # missing, then true, false
+    assert not _only_joins([_on("min", ">=", 10)], [], bought)
+    assert not _only_joins([], [_on("count", ">=", 1)], bought)
+    assert not _only_joins([{"any": [_on("count", ">=", 1), _on("count", "<", 5)]}], [],
+                           bought)
+    assert not _only_joins([{"field": "segment", "operator": "in", "value": [1]}], [], bought)

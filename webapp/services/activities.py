@@ -318,8 +318,15 @@ def _ids_of(external_ids: list[str]) -> dict[str, int]:
     return found
 
 
-#: Segment id -> the members whose new activities one of its activity criteria measures.
-Due = dict[int, set[str]]
+@dataclass
+class Due:
+    """What recording activities leaves to re-evaluate: per segment id, the members whose new
+    activities one of its activity criteria measures; and the segments those activities may
+    move members out of (for the others, `behaviour.only_joins`, the members already in
+    stay in and are not re-evaluated)."""
+
+    members: dict[int, set[str]] = field(default_factory=dict)
+    may_leave: set[int] = field(default_factory=set)
 
 
 def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
@@ -333,36 +340,41 @@ def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
     that depend on a due one follow it through the cascade. Added to `into` when given."""
     from webapp.services.membership import segments_reading_activities
 
-    due: Due = into if into is not None else {}
+    due = into if into is not None else Due()
     types = {a[0] for acts in new.values() for a in acts}
     env = make_env(now, program_timezone())
     for segment, criteria in segments_reading_activities(types):
         members = behaviour.measuring_any(criteria, new, env)
-        if members:
-            due.setdefault(segment.id, set()).update(members)
+        if not members:
+            continue
+        due.members.setdefault(segment.id, set()).update(members)
+        if not behaviour.only_joins(parse_definition(segment.definition()),
+                                    [a for m in members for a in new[m]]):
+            due.may_leave.add(segment.id)
     return due
 
 
-def refresh_due(due: Mapping[int, set[str]], types: Iterable[str], *, actor: str,
-                source: str, now: datetime) -> list[Any]:
+def refresh_due(due: Due, types: Iterable[str], *, actor: str, source: str,
+                now: datetime) -> list[Any]:
     """Bring the membership of the due members (see `due_after`) in line with their segments,
-    in this transaction: each segment set-based over just its due members, each member's
-    activities read through its own index (`rules_condition(per_member=True)`); segments
-    that depend on a changed one follow through `apply_delta`'s cascade. The changes that
-    moved someone, in order."""
+    in this transaction: each segment set-based over just its due members (those not in yet
+    when nothing recorded can move a member out), each member's activities read through its
+    own index (`rules_condition(per_member=True)`); segments that depend on a changed one
+    follow through `apply_delta`'s cascade. The changes that moved someone, in order."""
     from webapp.services.membership import (
         Cause,
         dynamic_segments_in_order,
         refresh_segment_members,
     )
 
-    if not any(due.values()):
+    if not any(due.members.values()):
         return []
     cause = Cause("activity", actor, {"types": sorted(set(types)), "source": source})
     deltas: list[Any] = []
     for segment in dynamic_segments_in_order():
-        if due.get(segment.id):
-            delta = refresh_segment_members(segment, sorted(due[segment.id]), cause, now)
+        if due.members.get(segment.id):
+            delta = refresh_segment_members(segment, sorted(due.members[segment.id]), cause,
+                                            now, joins_only=segment.id not in due.may_leave)
             deltas.extend(d for d in delta.with_cascade() if d.changed)
     return deltas
 

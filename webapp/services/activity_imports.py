@@ -441,7 +441,7 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
     shape, layout = open_file(path)
     progress.set(50)
     tally = Tally(headers={name: layout.header[index] for name, index in layout.columns.items()})
-    due: activities.Due = {}
+    due = activities.Due()
     handle = problems_file.open("w", newline="", encoding="utf-8") if problems_file else None
     try:
         if handle is not None:

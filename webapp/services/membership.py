@@ -394,20 +394,25 @@ def _cascade(segment: Segment, member_ids: list[str] | None, cause: Cause,
 
 
 def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: Cause,
-                            now: datetime | None = None) -> Delta:
+                            now: datetime | None = None, *, joins_only: bool = False) -> Delta:
     """Bring some members' membership of a dynamic segment in line with its rules (no commit;
-    the segments depending on it follow, through `apply_delta`'s cascade)."""
+    the segments depending on it follow, through `apply_delta`'s cascade). With `joins_only`
+    (the caller knows that what changed can only move members in, e.g.
+    `behaviour.only_joins`), the members already in are left as they are, unevaluated."""
     if segment.kind != "dynamic" or not member_ids:
         return Delta(segment.id)
     lock_segments([segment.id])
     now = now or utcnow()
+    present = current_member_ids(segment.id, member_ids)
+    if joins_only:
+        member_ids = [m for m in member_ids if m not in present]
     condition = desired_condition(segment.id, segment.definition(), now, per_member=True)
     wanted: set[str] = set()
     for among in one_of(members_t.c.id, member_ids):
         wanted.update(db.session.scalars(select(members_t.c.id).where(among, condition)))
-    present = current_member_ids(segment.id, member_ids)
     return apply_delta(segment, add=sorted(wanted - present),
-                       remove=sorted(present - wanted), via="rule", cause=cause)
+                       remove=[] if joins_only else sorted(present - wanted), via="rule",
+                       cause=cause)
 
 
 def _apply_select(segment: Segment, ids: Select, action: str, via: str, cause: Cause,

@@ -629,6 +629,71 @@ def _shown(spec: ActivitySpec, got: Any) -> Any:
     return got
 
 
+# --- which way more activities move an answer ------------------------------------------------
+
+#: How a measure moves when activities are added: up, down, or (sum) as the amounts say.
+_MOVES = {"count": 1, "max": 1, "last": 1, "min": -1, "first": -1}
+#: The measures that have no value for a member with no activities (a comparison on them
+#: fails until one comes).
+_MAY_BE_MISSING = frozenset(("min", "max", "first", "last"))
+
+
+def _criterion_direction(c: Any, signs: Mapping[str, set[int]]) -> int | None:
+    """How one criterion's truth can move when activities (amount signs by type) are added:
+    1 only from false to true, -1 only from true to false, 0 it cannot move, None either."""
+    if c.kind == s.SEGMENT:
+        return None  # another segment's membership may move in the same request
+    if c.kind != s.ACTIVITY:
+        return 0  # member attributes: recording activities leaves them as they are
+    spec: ActivitySpec = c.activity
+    if spec.measure == "sum":
+        seen = signs.get(spec.type, set()) - {0}
+        if not seen:
+            return 0
+        moves = seen.pop() if len(seen) == 1 else None
+    else:
+        moves = _MOVES[spec.measure] if spec.type in signs else 0
+    if moves == 0:
+        return 0
+    if moves is None or c.operator in (s.EQUALS, s.NOT_EQUALS):
+        return None
+    rising = c.operator in (s.GTE, s.GT)   # true from some value upwards
+    if spec.measure in _MAY_BE_MISSING and rising != (moves == 1):
+        return None  # missing (false), then true, then false again as the value moves on
+    return 1 if rising == (moves == 1) else -1
+
+
+def _group_direction(mode: str, directions: list[int | None]) -> int | None:
+    if None in directions or (1 in directions and -1 in directions):
+        return None
+    moved = 1 if 1 in directions else -1 if -1 in directions else 0
+    return -moved if mode == "none" else moved
+
+
+def _direction(item: Any, signs: Mapping[str, set[int]]) -> int | None:
+    from webapp.targeting.criteria import Group
+
+    if isinstance(item, Group):
+        return _group_direction(item.mode, [_direction(i, signs) for i in item.items])
+    return _criterion_direction(item, signs)
+
+
+def only_joins(definition: Any, new: Sequence[Activity]) -> bool:
+    """Whether recording these activities can only move a member into a segment with this
+    (parsed) definition, never out of it: each included item can only turn true and each
+    excluded one only false. A count, a maximum or the last moment only grows with more
+    activities, a minimum or the first moment only shrinks, a sum grows when no new amount
+    of its type is negative; so "at least 3 purchases", "spent at least 50" or "bought in
+    the last 7 days" only join, "at most 2 visits" only leaves, and "exactly 3" either.
+    A criterion on another segment answers no (that segment may move in the same request)."""
+    signs: dict[str, set[int]] = {}
+    for a_type, _at, amount, _props in new:
+        signs.setdefault(a_type, set()).add(0 if not amount else 1 if amount > 0 else -1)
+    include = _group_direction("all", [_direction(i, signs) for i in definition.include])
+    exclude = _group_direction("none", [_direction(i, signs) for i in definition.exclude])
+    return include in (0, 1) and exclude in (0, 1)
+
+
 # --- what the service layer needs to load and when answers change -----------------------------
 
 
@@ -694,5 +759,5 @@ __all__ = [
     "AMOUNT_SCALE", "Activity", "ActivitySpec", "FIELD_PREFIX", "MEASURES", "Measured", "Needs",
     "OPERATORS", "Window", "activity_label", "amount_problem", "compile_activity", "from_e4",
     "holds", "is_activity_field", "measure", "measuring_any", "needs", "next_change",
-    "parse_activity_criterion", "summary", "to_e4",
+    "only_joins", "parse_activity_criterion", "summary", "to_e4",
 ]
