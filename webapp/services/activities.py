@@ -19,7 +19,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +41,7 @@ members_t = Member.__table__
 
 #: An activity's attributes (`activity_type`: JSON:API reserves the member name `type`).
 FIELDS = ("member", "activity_type", "occurred_at", "amount", "properties", "external_id")
+_KNOWN = frozenset(FIELDS)
 MAX_PROPERTIES_BYTES = 8_000
 MAX_EXTERNAL_ID = 255
 
@@ -109,14 +110,15 @@ def _properties_problem(value: Any) -> str | None:
     return None
 
 
-def parse_item(raw: Mapping[str, Any], tz: str) -> tuple[dict[str, Any] | None, dict[str, str]]:
+def parse_item(raw: Mapping[str, Any], tz: str | tzinfo
+               ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """One activity's attributes checked: (the row to write without member_id, errors by key).
 
     `member` stays a reference (member id, external id or email) to resolve in bulk."""
     errors: dict[str, str] = {}
-    unknown = sorted(str(k) for k in raw if k not in FIELDS)
-    for key in unknown:
-        errors[key] = f"unknown attribute {key}; an activity has {', '.join(FIELDS)}"
+    if not _KNOWN.issuperset(raw):
+        for key in sorted(str(k) for k in raw if k not in _KNOWN):
+            errors[key] = f"unknown attribute {key}; an activity has {', '.join(FIELDS)}"
     member = _text(raw.get("member"), "member", errors, 320)
     kind = _text(raw.get("activity_type"), "activity_type", errors, behaviour.MAX_TYPE_LENGTH)
     external_id = _text(raw.get("external_id"), "external_id", errors, MAX_EXTERNAL_ID)
@@ -135,18 +137,16 @@ def parse_item(raw: Mapping[str, Any], tz: str) -> tuple[dict[str, Any] | None, 
             errors["occurred_at"] = (f"occurred_at {when!r} is not an ISO 8601 datetime "
                                      "(2026-12-01T14:00:00Z or with an offset)")
         else:
-            occurred_at = to_utc_naive(parsed, zone(tz))
+            occurred_at = to_utc_naive(parsed, zone(tz))  # (zone() returns a tzinfo as given)
             if not 1900 <= occurred_at.year <= 2999:
                 errors["occurred_at"] = "occurred_at is between the years 1900 and 2999"
     amount_e4 = None
     amount = raw.get("amount")
     if amount is not None:
-        problem = behaviour.amount_problem(amount)
+        amount_e4, problem = behaviour.amount_e4(amount)
         if problem:
             errors["amount"] = f"{problem} (got {amount!r})" if not isinstance(
                 amount, str) else f"{problem}, not the string {amount!r}"
-        else:
-            amount_e4 = behaviour.to_e4(amount)
     props = raw.get("properties")
     if props is not None:
         problem = _properties_problem(props)
@@ -171,11 +171,13 @@ def resolve_members(refs: Iterable[str]) -> dict[str, str]:
             for col, value in _member_tries(ref):
                 if col == column:
                     wanted[value].append(ref)
-        for among in one_of(members_t.c[column], sorted(wanted)):
-            for member_id, value in db.session.execute(sa.select(
-                    members_t.c.id, members_t.c[column]).where(among)):
-                for ref in wanted[value]:
-                    found.setdefault(ref, member_id)
+        if not wanted:
+            continue
+        for member_id, value in db.session.execute(sa.select(
+                members_t.c.id, members_t.c[column]).where(one_of(members_t.c[column],
+                                                                  sorted(wanted)))):
+            for ref in wanted[value]:
+                found.setdefault(ref, member_id)
     return found
 
 
@@ -256,7 +258,7 @@ def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api
            ) -> Recorded:
     """Record activities: an outcome per item, in order; then re-evaluate the members whose
     activities changed (see the module docstring). Commits unless `commit` is false."""
-    tz = program_timezone()
+    tz = zone(program_timezone())
     now = now or utcnow()
     parsed: list[dict[str, Any] | None] = []
     outcomes: list[Outcome] = []
@@ -311,11 +313,11 @@ def record(items: Sequence[Mapping[str, Any]], *, actor: str, source: str = "api
 
 
 def _ids_of(external_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for among in one_of(activities_t.c.external_id, external_ids):
-        found.update({ext: id_ for ext, id_ in db.session.execute(sa.select(
-            activities_t.c.external_id, activities_t.c.id).where(among))})
-    return found
+    if not external_ids:
+        return {}
+    return dict(db.session.execute(sa.select(activities_t.c.external_id, activities_t.c.id)
+                                   .where(one_of(activities_t.c.external_id, external_ids))
+                                   ).tuples().all())
 
 
 @dataclass

@@ -150,12 +150,11 @@ def _chunks(ids: Sequence[str], size: int = CHUNK) -> Iterable[Sequence[str]]:
 
 def current_member_ids(segment_id: int, candidates: Sequence[str]) -> set[str]:
     """Which of the candidate members are in the segment now (materialized)."""
-    found: set[str] = set()
-    for among in one_of(memberships_t.c.member_id, candidates):
-        found.update(db.session.scalars(
-            select(memberships_t.c.member_id).where(
-                memberships_t.c.segment_id == segment_id, among)))
-    return found
+    if not candidates:
+        return set()
+    return set(db.session.scalars(select(memberships_t.c.member_id).where(
+        memberships_t.c.segment_id == segment_id,
+        one_of(memberships_t.c.member_id, candidates))))
 
 
 # --- Write locks ----------------------------------------------------------------------------
@@ -407,9 +406,8 @@ def refresh_segment_members(segment: Segment, member_ids: Sequence[str], cause: 
     if joins_only:
         member_ids = [m for m in member_ids if m not in present]
     condition = desired_condition(segment.id, segment.definition(), now, per_member=True)
-    wanted: set[str] = set()
-    for among in one_of(members_t.c.id, member_ids):
-        wanted.update(db.session.scalars(select(members_t.c.id).where(among, condition)))
+    wanted = set(db.session.scalars(select(members_t.c.id).where(
+        one_of(members_t.c.id, member_ids), condition))) if member_ids else set()
     return apply_delta(segment, add=sorted(wanted - present),
                        remove=[] if joins_only else sorted(present - wanted), via="rule",
                        cause=cause)

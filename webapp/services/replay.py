@@ -404,9 +404,9 @@ def _history_changes(start: datetime, end: datetime, *, member_id: str | None = 
     ).all()
     versions = {row.id: (row.op, row.data) for row in rows}
     missing = sorted({row.prev_id for row in rows} - set(versions) - {None})
-    for among in one_of(H.c.id, missing):
+    if missing:
         versions.update((id_, (op, data)) for id_, op, data in db.session.execute(
-            sa.select(H.c.id, H.c.op, H.c.data).where(among)))
+            sa.select(H.c.id, H.c.op, H.c.data).where(one_of(H.c.id, missing))))
     out = []
     for row in rows:
         prev = versions.get(row.prev_id)

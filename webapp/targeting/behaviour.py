@@ -91,26 +91,42 @@ _MEASURE_WORDS = {"sum": "total amount", "min": "smallest amount", "max": "large
 # --- amounts ---------------------------------------------------------------------------------
 
 
-def amount_problem(value: Any) -> str | None:
-    """Why `value` is not a usable amount (a number, at most 4 decimals, |v| < 10^14), or None."""
+_E4 = Decimal("0.0001")
+
+
+def amount_e4(value: Any) -> tuple[int | None, str | None]:
+    """An amount as whole ten-thousandths (exact), or None and why `value` is not a usable
+    amount (a number, at most 4 decimals, |v| < 10^14)."""
+    if value.__class__ is int:
+        if -MAX_AMOUNT < value < MAX_AMOUNT:
+            return value * AMOUNT_SCALE, None
+        return None, "amount is below 100,000,000,000,000 in size"
     if not is_number(value):
-        return "amount is a number"
+        return None, "amount is a number"
     try:
         d = Decimal(str(value))
     except InvalidOperation:
-        return "amount is a number"
+        return None, "amount is a number"
     if not d.is_finite():
-        return "amount is a finite number"
+        return None, "amount is a finite number"
     if abs(d) >= MAX_AMOUNT:
-        return "amount is below 100,000,000,000,000 in size"
-    if d != d.quantize(Decimal("0.0001")):
-        return "amount has at most 4 decimal places"
-    return None
+        return None, "amount is below 100,000,000,000,000 in size"
+    if d != d.quantize(_E4):
+        return None, "amount has at most 4 decimal places"
+    return int(d * AMOUNT_SCALE), None
+
+
+def amount_problem(value: Any) -> str | None:
+    """Why `value` is not a usable amount (a number, at most 4 decimals, |v| < 10^14), or None."""
+    return amount_e4(value)[1]
 
 
 def to_e4(value: Any) -> int:
     """A valid amount as whole ten-thousandths (exact)."""
-    return int(Decimal(str(value)) * AMOUNT_SCALE)
+    e4, problem = amount_e4(value)
+    if problem:
+        raise ValueError(problem)
+    return e4
 
 
 def from_e4(value: int | None) -> int | float | None:
@@ -757,7 +773,7 @@ def next_change(criteria: Sequence[Any], acts: Sequence[Activity], now: datetime
 
 __all__ = [
     "AMOUNT_SCALE", "Activity", "ActivitySpec", "FIELD_PREFIX", "MEASURES", "Measured", "Needs",
-    "OPERATORS", "Window", "activity_label", "amount_problem", "compile_activity", "from_e4",
-    "holds", "is_activity_field", "measure", "measuring_any", "needs", "next_change",
+    "OPERATORS", "Window", "activity_label", "amount_e4", "amount_problem", "compile_activity",
+    "from_e4", "holds", "is_activity_field", "measure", "measuring_any", "needs", "next_change",
     "only_joins", "parse_activity_criterion", "summary", "to_e4",
 ]
