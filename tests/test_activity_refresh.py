@@ -173,3 +173,25 @@ def test_joins_only_leaves_the_members_already_in_unevaluated(app):
     assert (delta.added_ids, delta.removed_ids) == ([ben.id], [])
     delta = refresh_segment_members(segment, [ana.id, ben.id], Cause("rule", "test"), now)
     assert (delta.added_ids, delta.removed_ids) == ([], [ana.id])
+
+
+def test_re_evaluating_a_few_members_is_planned_without_jit(app):
+    """PostgreSQL compiles plans whose estimate is high (per-member subqueries over a big
+    table) with JIT, ≈25 ms each; the few-member re-evaluation turns it off for its
+    transaction only."""
+    import pytest
+    from sqlalchemy import text
+
+    from webapp.services.membership import refresh_segment_members
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("JIT is PostgreSQL's")
+    ana = make_member(external_id="ANA")
+    segment = make_segment("Bought ever", include=[{
+        "field": "activity.count", "operator": ">=", "value": 1,
+        "activity": {"type": "purchase"}}])
+    default = db.session.execute(text("SHOW jit")).scalar()
+    refresh_segment_members(segment, [ana.id], Cause("rule", "test"))
+    assert db.session.execute(text("SHOW jit")).scalar() == "off"
+    db.session.commit()
+    assert db.session.execute(text("SHOW jit")).scalar() == default
