@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from tests.factories import make_member, make_segment
@@ -75,12 +76,27 @@ def test_no_time_dependent_rule_means_no_next_change(app):
     assert next_refresh_at() is None
 
 
-def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app, monkeypatch):
+@pytest.fixture
+def refreshes(monkeypatch) -> list[tuple[str, list[str], bool]]:
+    """Each re-evaluation recording activities asks for: (segment name, member ids,
+    joins_only), in order."""
+    from webapp.services import membership
+
+    calls: list[tuple[str, list[str], bool]] = []
+    original = membership.refresh_segment_members
+
+    def spy(segment, member_ids, cause, now=None, *, joins_only=False):
+        calls.append((segment.name, list(member_ids), joins_only))
+        return original(segment, member_ids, cause, now, joins_only=joins_only)
+
+    monkeypatch.setattr(membership, "refresh_segment_members", spy)
+    return calls
+
+
+def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app, refreshes):
     """A member is re-evaluated against a segment only when one of the segment's activity
     criteria measures one of the new activities: a backfill older than every window, a
     moment still to come or properties the filter refuses move nobody, and cost nothing."""
-    from webapp.services import membership
-
     ana = make_member(external_id="ANA")
     week = make_segment("Bought this week", include=[{
         "field": "activity.count", "operator": ">=", "value": 1,
@@ -90,15 +106,8 @@ def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app
         "activity": {"type": "purchase", "window": {"days": 30},
                      "where": [{"field": "properties.item", "operator": "equals",
                                 "value": "coffee"}]}}])
-    calls: list[tuple[str, list[str]]] = []
-    original = membership.refresh_segment_members
-
-    def spy(segment, member_ids, *args, **kwargs):
-        calls.append((segment.name, list(member_ids)))
-        return original(segment, member_ids, *args, **kwargs)
-
-    monkeypatch.setattr(membership, "refresh_segment_members", spy)
     now = datetime(2026, 5, 20, 9, 0)
+    calls = refreshes
 
     def purchase(ext: str, at: datetime, item: str) -> None:
         record([{"member": "ANA", "activity_type": "purchase", "external_id": ext,
@@ -111,20 +120,19 @@ def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app
     purchase("tea", now - timedelta(days=10), "tea")       # inside 30 days, but not coffee
     assert calls == []
     purchase("tea2", now - timedelta(days=1), "tea")       # this week: only that segment
-    assert calls == [("Bought this week", [ana.id])]
+    assert [c[:2] for c in calls] == [("Bought this week", [ana.id])]
     purchase("coffee", now - timedelta(days=1), "coffee")  # both
-    assert calls[1:] == [("Bought this week", [ana.id]), ("Coffee this month", [ana.id])]
+    assert [c[:2] for c in calls[1:]] == [("Bought this week", [ana.id]),
+                                          ("Coffee this month", [ana.id])]
     db.session.expire_all()
     assert (db.session.get(Segment, week.id).size, db.session.get(Segment, coffee.id).size) \
         == (1, 1)
 
 
 def test_members_already_in_stay_where_new_activities_can_only_move_members_in(app,
-                                                                              monkeypatch):
+                                                                              refreshes):
     """"At least one purchase this week" can only gain members by recording purchases, so
     those already in are not re-evaluated; "at most one" can lose them, and does."""
-    from webapp.services import membership
-
     ana = make_member(external_id="ANA")
     bought = make_segment("Bought this week", include=[{
         "field": "activity.count", "operator": ">=", "value": 1,
@@ -132,20 +140,13 @@ def test_members_already_in_stay_where_new_activities_can_only_move_members_in(a
     light = make_segment("At most one purchase", include=[{
         "field": "activity.count", "operator": "<=", "value": 1,
         "activity": {"type": "purchase", "window": {"days": 7}}}])
-    evaluated: list[tuple[str, bool]] = []
-    original_refresh = membership.refresh_segment_members
-
-    def refresh_spy(segment, member_ids, cause, now=None, *, joins_only=False):
-        evaluated.append((segment.name, joins_only))
-        return original_refresh(segment, member_ids, cause, now, joins_only=joins_only)
-
-    monkeypatch.setattr(membership, "refresh_segment_members", refresh_spy)
     now = datetime(2026, 5, 20, 9, 0)
     for n in (1, 2):
         record([{"member": "ANA", "activity_type": "purchase", "external_id": f"p{n}",
                  "occurred_at": (now - timedelta(hours=n)).isoformat() + "Z"}], actor="test",
                now=now)
-    assert evaluated == [("Bought this week", True), ("At most one purchase", False)] * 2
+    assert [(name, joins_only) for name, _, joins_only in refreshes] == [
+        ("Bought this week", True), ("At most one purchase", False)] * 2
     db.session.expire_all()
     events = db.session.scalars(select(MembershipEvent).where(
         MembershipEvent.member_id == ana.id).order_by(MembershipEvent.id)).all()
@@ -179,7 +180,6 @@ def test_re_evaluating_a_few_members_is_planned_without_jit(app):
     """PostgreSQL compiles plans whose estimate is high (per-member subqueries over a big
     table) with JIT, ≈25 ms each; the few-member re-evaluation turns it off for its
     transaction only."""
-    import pytest
     from sqlalchemy import text
 
     from webapp.services.membership import refresh_segment_members

@@ -345,13 +345,12 @@ def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
     due = into if into is not None else Due()
     types = {a[0] for acts in new.values() for a in acts}
     env = make_env(now, program_timezone())
-    for segment, criteria in segments_reading_activities(types):
+    for segment, definition, criteria in segments_reading_activities(types):
         members = behaviour.measuring_any(criteria, new, env)
         if not members:
             continue
         due.members.setdefault(segment.id, set()).update(members)
-        if not behaviour.only_joins(parse_definition(segment.definition()),
-                                    [a for m in members for a in new[m]]):
+        if not behaviour.only_joins(definition, [a for m in members for a in new[m]]):
             due.may_leave.add(segment.id)
     return due
 

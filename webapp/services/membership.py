@@ -840,15 +840,24 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     return [d for d in deltas if d.changed]
 
 
-def segments_reading_activities(types: set[str]) -> list[tuple[Segment, list[Any]]]:
+def segments_reading_activities(types: set[str]) -> list[tuple[Segment, Any, list[Any]]]:
     """The dynamic segments whose activity criteria read one of these activity types, each
-    after the segments it depends on, with those of its activity criteria that do."""
+    after the segments it depends on, with its parsed definition and those of its activity
+    criteria that do (a definition that no longer validates is left out: evaluating it
+    reports the problem)."""
+    from webapp.targeting import SegmentDefinitionError
+    from webapp.targeting.criteria import parse_definition
+
     out = []
     for segment in dynamic_segments_in_order():
-        criteria = [c for c in activities.activity_criteria([segment.definition()])
+        try:
+            definition = parse_definition(segment.definition())
+        except SegmentDefinitionError:
+            continue
+        criteria = [c for c in activities.activity_criteria([definition])
                     if c.activity.type in types]
         if criteria:
-            out.append((segment, criteria))
+            out.append((segment, definition, criteria))
     return out
 
 
