@@ -59,6 +59,20 @@ def make_member(**kw: Any) -> Member:
     return member
 
 
+def activity_rule(measure: str = "count", operator: str = ">=", value: Any = 1,
+                  kind: str = "purchase", days: int | None = None,
+                  item: str | None = None) -> dict[str, Any]:
+    """An activity criterion: `measure` of the member's `kind` activities (over the last
+    `days`, those whose properties.item equals `item`) compared with `value`."""
+    activity: dict[str, Any] = {"type": kind}
+    if days is not None:
+        activity["window"] = {"days": days}
+    if item is not None:
+        activity["where"] = [{"field": "properties.item", "operator": "equals", "value": item}]
+    return {"field": f"activity.{measure}", "operator": operator, "value": value,
+            "activity": activity}
+
+
 def make_segment(name: str | None = None, kind: str = "dynamic", include=None, exclude=None,
                  refresh: bool = True, **kw: Any) -> Segment:
     """A segment; dynamic ones are materialized through the membership service."""

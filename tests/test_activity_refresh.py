@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from tests.factories import make_member, make_segment
+from tests.factories import activity_rule, make_member, make_segment
 from webapp.extensions import db
 from webapp.models import MembershipEvent, Segment
 from webapp.services.activities import record
@@ -98,14 +98,8 @@ def test_recording_re_evaluates_only_where_a_criterion_measures_the_activity(app
     criteria measures one of the new activities: a backfill older than every window, a
     moment still to come or properties the filter refuses move nobody, and cost nothing."""
     ana = make_member(external_id="ANA")
-    week = make_segment("Bought this week", include=[{
-        "field": "activity.count", "operator": ">=", "value": 1,
-        "activity": {"type": "purchase", "window": {"days": 7}}}])
-    coffee = make_segment("Coffee this month", include=[{
-        "field": "activity.count", "operator": ">=", "value": 1,
-        "activity": {"type": "purchase", "window": {"days": 30},
-                     "where": [{"field": "properties.item", "operator": "equals",
-                                "value": "coffee"}]}}])
+    week = make_segment("Bought this week", include=[activity_rule(days=7)])
+    coffee = make_segment("Coffee this month", include=[activity_rule(days=30, item="coffee")])
     now = datetime(2026, 5, 20, 9, 0)
     calls = refreshes
 
@@ -134,12 +128,8 @@ def test_members_already_in_stay_where_new_activities_can_only_move_members_in(a
     """"At least one purchase this week" can only gain members by recording purchases, so
     those already in are not re-evaluated; "at most one" can lose them, and does."""
     ana = make_member(external_id="ANA")
-    bought = make_segment("Bought this week", include=[{
-        "field": "activity.count", "operator": ">=", "value": 1,
-        "activity": {"type": "purchase", "window": {"days": 7}}}])
-    light = make_segment("At most one purchase", include=[{
-        "field": "activity.count", "operator": "<=", "value": 1,
-        "activity": {"type": "purchase", "window": {"days": 7}}}])
+    bought = make_segment("Bought this week", include=[activity_rule(days=7)])
+    light = make_segment("At most one purchase", include=[activity_rule(operator="<=", days=7)])
     now = datetime(2026, 5, 20, 9, 0)
     for n in (1, 2):
         record([{"member": "ANA", "activity_type": "purchase", "external_id": f"p{n}",
@@ -161,9 +151,7 @@ def test_joins_only_leaves_the_members_already_in_unevaluated(app):
     from webapp.services.membership import apply_delta, refresh_segment_members
 
     ana, ben = make_member(external_id="ANA"), make_member(external_id="BEN")
-    segment = make_segment("Bought ever", include=[{
-        "field": "activity.count", "operator": ">=", "value": 1,
-        "activity": {"type": "purchase"}}])
+    segment = make_segment("Bought ever", include=[activity_rule()])
     apply_delta(segment, add=[ana.id], remove=[], via="rule", cause=Cause("rule", "test"))
     record([{"member": "BEN", "activity_type": "purchase", "external_id": "b1",
              "occurred_at": "2026-05-01T10:00:00Z"}], actor="test", refresh=False,
@@ -187,9 +175,7 @@ def test_re_evaluating_a_few_members_is_planned_without_jit(app):
     if db.engine.dialect.name != "postgresql":
         pytest.skip("JIT is PostgreSQL's")
     ana = make_member(external_id="ANA")
-    segment = make_segment("Bought ever", include=[{
-        "field": "activity.count", "operator": ">=", "value": 1,
-        "activity": {"type": "purchase"}}])
+    segment = make_segment("Bought ever", include=[activity_rule()])
     default = db.session.execute(text("SHOW jit")).scalar()
     refresh_segment_members(segment, [ana.id], Cause("rule", "test"))
     assert db.session.execute(text("SHOW jit")).scalar() == "off"

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.factories import make_member, make_offer, make_reward, make_segment
+from tests.factories import activity_rule, make_member, make_offer, make_reward, make_segment
 from webapp.api.serializers import decision_attributes, offer_attributes, reward_attributes
 from webapp.extensions import db
 from webapp.models import Upload
@@ -456,14 +456,9 @@ def test_cached_answers_follow_activities_and_their_windows(app, api, clock, mon
     ana = make_member(external_id="ANA")
     ben = make_member(external_id="BEN")
     members = [ana, ben]
-    regulars = make_segment("Regulars", include=[{
-        "field": "activity.count", "operator": ">=", "value": 2,
-        "activity": {"type": "purchase", "window": {"days": 2}}}])
-    spenders = make_segment("Spenders", include=[{
-        "field": "activity.sum", "operator": ">=", "value": 10,
-        "activity": {"type": "purchase", "window": {"days": 2},
-                     "where": [{"field": "properties.item", "operator": "equals",
-                                "value": "coffee"}]}}])
+    regulars = make_segment("Regulars", include=[activity_rule(value=2, days=2)])
+    spenders = make_segment("Spenders", include=[activity_rule("sum", value=10, days=2,
+                                                               item="coffee")])
     make_offer("Regulars' treat", audiences=[("in_any_segment", {"segments": [regulars.id]})])
     make_reward("Spenders' mug", required=[spenders])
     stats = {"hits": 0, "checks": 0}

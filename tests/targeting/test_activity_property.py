@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.factories import activity_rule
 from tests.targeting.tables import MemberDB, member_row
 from tests.targeting.test_sql_property import SCALARS, criteria, members
 from webapp.targeting import (
@@ -509,9 +510,8 @@ def _only_joins(include: list, exclude: list, new: list[tuple]) -> bool:
         {"kind": "dynamic", "include": include, "exclude": exclude}), new)
 
 
-def _on(measure: str, op: str, value: Any, kind: str = "purchase") -> dict[str, Any]:
-    return {"field": f"activity.{measure}", "operator": op, "value": value,
-            "activity": {"type": kind, "window": {"days": 30}}}
+def _on(measure: str, op: str, value: Any) -> dict[str, Any]:
+    return activity_rule(measure, op, value, days=30)
 
 
 def test_which_definitions_only_join() -> None:

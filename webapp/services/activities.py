@@ -137,7 +137,7 @@ def parse_item(raw: Mapping[str, Any], tz: str | tzinfo
             errors["occurred_at"] = (f"occurred_at {when!r} is not an ISO 8601 datetime "
                                      "(2026-12-01T14:00:00Z or with an offset)")
         else:
-            occurred_at = to_utc_naive(parsed, zone(tz))  # (zone() returns a tzinfo as given)
+            occurred_at = to_utc_naive(parsed, zone(tz))
             if not 1900 <= occurred_at.year <= 2999:
                 errors["occurred_at"] = "occurred_at is between the years 1900 and 2999"
     amount_e4 = None
@@ -322,13 +322,16 @@ def _ids_of(external_ids: list[str]) -> dict[str, int]:
 
 @dataclass
 class Due:
-    """What recording activities leaves to re-evaluate: per segment id, the members whose new
-    activities one of its activity criteria measures; and the segments those activities may
-    move members out of (for the others, `behaviour.only_joins`, the members already in
-    stay in and are not re-evaluated)."""
+    """What recording activities leaves to re-evaluate: per segment id, the segment (with its
+    rank in the order segments are evaluated, each after those it depends on) and the members
+    whose new activities one of its activity criteria measures; the segments those activities
+    may move members out of (for the others, `behaviour.only_joins`, the members already in
+    stay in and are not re-evaluated); the types recorded."""
 
+    segments: dict[int, tuple[int, Any]] = field(default_factory=dict)
     members: dict[int, set[str]] = field(default_factory=dict)
     may_leave: set[int] = field(default_factory=set)
+    types: set[str] = field(default_factory=set)
 
 
 def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
@@ -344,39 +347,35 @@ def due_after(new: Mapping[str, Sequence[behaviour.Activity]], now: datetime,
 
     due = into if into is not None else Due()
     types = {a[0] for acts in new.values() for a in acts}
+    due.types |= types
     env = make_env(now, program_timezone())
-    for segment, definition, criteria in segments_reading_activities(types):
+    for rank, segment, definition, criteria in segments_reading_activities(types):
         members = behaviour.measuring_any(criteria, new, env)
         if not members:
             continue
+        due.segments[segment.id] = (rank, segment)
         due.members.setdefault(segment.id, set()).update(members)
         if not behaviour.only_joins(definition, [a for m in members for a in new[m]]):
             due.may_leave.add(segment.id)
     return due
 
 
-def refresh_due(due: Due, types: Iterable[str], *, actor: str, source: str,
-                now: datetime) -> list[Any]:
+def refresh_due(due: Due, *, actor: str, source: str, now: datetime) -> list[Any]:
     """Bring the membership of the due members (see `due_after`) in line with their segments,
     in this transaction: each segment set-based over just its due members (those not in yet
     when nothing recorded can move a member out), each member's activities read through its
     own index (`rules_condition(per_member=True)`); segments that depend on a changed one
     follow through `apply_delta`'s cascade. The changes that moved someone, in order."""
-    from webapp.services.membership import (
-        Cause,
-        dynamic_segments_in_order,
-        refresh_segment_members,
-    )
+    from webapp.services.membership import Cause, refresh_segment_members
 
-    if not any(due.members.values()):
+    if not due.segments:
         return []
-    cause = Cause("activity", actor, {"types": sorted(set(types)), "source": source})
+    cause = Cause("activity", actor, {"types": sorted(due.types), "source": source})
     deltas: list[Any] = []
-    for segment in dynamic_segments_in_order():
-        if due.members.get(segment.id):
-            delta = refresh_segment_members(segment, sorted(due.members[segment.id]), cause,
-                                            now, joins_only=segment.id not in due.may_leave)
-            deltas.extend(d for d in delta.with_cascade() if d.changed)
+    for _, segment in sorted(due.segments.values(), key=lambda ranked: ranked[0]):
+        delta = refresh_segment_members(segment, sorted(due.members[segment.id]), cause, now,
+                                        joins_only=segment.id not in due.may_leave)
+        deltas.extend(d for d in delta.with_cascade() if d.changed)
     return deltas
 
 
@@ -384,8 +383,7 @@ def refresh_after(new: Mapping[str, Sequence[behaviour.Activity]], *, actor: str
                   source: str, now: datetime) -> list[Any]:
     """Re-evaluate the members these new activities (per member id) may move, against the
     segments they may move them in or out of: `due_after`, then `refresh_due`."""
-    types = {a[0] for acts in new.values() for a in acts}
-    return refresh_due(due_after(new, now), types, actor=actor, source=source, now=now)
+    return refresh_due(due_after(new, now), actor=actor, source=source, now=now)
 
 
 # --- loading for evaluation -------------------------------------------------------------------

@@ -463,8 +463,7 @@ def process(path: Path, *, apply: bool, actor: str, progress: Progress | None = 
     report = _report(shape, layout, tally, problems_file)
     if apply:
         progress.set(900)
-        deltas = activities.refresh_due(due, tally.types, actor=actor, source="upload",
-                                        now=now)
+        deltas = activities.refresh_due(due, actor=actor, source="upload", now=now)
         report["applied"] = {"counts": dict(tally.counts), "segments": _segments_moved(deltas)}
     progress.set(990)
     return report

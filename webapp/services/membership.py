@@ -840,16 +840,16 @@ def refresh_members(members: Sequence[Member], cause: Cause,
     return [d for d in deltas if d.changed]
 
 
-def segments_reading_activities(types: set[str]) -> list[tuple[Segment, Any, list[Any]]]:
+def segments_reading_activities(types: set[str]) -> list[tuple[int, Segment, Any, list[Any]]]:
     """The dynamic segments whose activity criteria read one of these activity types, each
-    after the segments it depends on, with its parsed definition and those of its activity
-    criteria that do (a definition that no longer validates is left out: evaluating it
-    reports the problem)."""
+    after the segments it depends on: (its rank in that order among all dynamic segments,
+    the segment, its parsed definition, those of its activity criteria that do). A
+    definition that no longer validates is left out (evaluating it reports the problem)."""
     from webapp.targeting import SegmentDefinitionError
     from webapp.targeting.criteria import parse_definition
 
     out = []
-    for segment in dynamic_segments_in_order():
+    for rank, segment in enumerate(dynamic_segments_in_order()):
         try:
             definition = parse_definition(segment.definition())
         except SegmentDefinitionError:
@@ -857,7 +857,7 @@ def segments_reading_activities(types: set[str]) -> list[tuple[Segment, Any, lis
         criteria = [c for c in activities.activity_criteria([definition])
                     if c.activity.type in types]
         if criteria:
-            out.append((segment, definition, criteria))
+            out.append((rank, segment, definition, criteria))
     return out
 
 
